@@ -1,0 +1,33 @@
+#include "blas.h"
+
+#if defined(CMO_USE_ACCELERATE)
+#define ACCELERATE_NEW_LAPACK 1
+#include <Accelerate/Accelerate.h>
+#elif defined(CMO_USE_OPENBLAS)
+#include <cblas.h>
+#endif
+
+namespace cmo::linalg {
+
+const char* blas_backend_name() {
+#if defined(CMO_USE_ACCELERATE)
+  return "accelerate";
+#elif defined(CMO_USE_OPENBLAS)
+  return "openblas";
+#else
+  return "portable";
+#endif
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
+              static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+#else
+  sgemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+}  // namespace cmo::linalg

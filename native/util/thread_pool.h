@@ -1,0 +1,54 @@
+// A process-wide worker pool with a caller-participating parallel_for.
+// Why our own pool: kernels run inside libuv worker threads, several jobs may run at once, and the
+// size must be settable from JS (`setThreads`). The caller always works too, so nested calls and a
+// pool of size 1 cannot deadlock.
+#pragma once
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace cmo {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(unsigned threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Total threads that work on a parallel_for, caller included (>= 1).
+  unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()) + 1; }
+
+  // Runs body(i) for i in [0, count), at most `max_threads` at a time (0 = all), in chunks of `grain`.
+  // Returns when every index has run. The first exception thrown by a body is rethrown here.
+  void parallel_for(size_t count, const std::function<void(size_t)>& body, size_t grain = 1,
+                    unsigned max_threads = 0);
+
+  // The shared pool. resize() replaces it; callers in flight keep the old one alive until done.
+  static std::shared_ptr<ThreadPool> global();
+  static void resize_global(unsigned threads);
+  static unsigned default_threads();
+
+ private:
+  void worker_loop();
+  void submit(std::function<void()> task);
+
+  std::vector<std::thread> workers_;
+  std::deque<std::function<void()>> queue_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+};
+
+// Convenience: global()->parallel_for (the shared_ptr keeps the pool alive across a resize), with `threads` (0 = pool size) limiting the fan-out.
+inline void parallel_for(size_t count, const std::function<void(size_t)>& body, size_t grain = 1,
+                         unsigned threads = 0) {
+  ThreadPool::global()->parallel_for(count, body, grain, threads);
+}
+
+}  // namespace cmo

@@ -1,0 +1,48 @@
+// `npm install` hook: use a prebuild or an existing local build when one loads; otherwise compile
+// from source with cmake-js, falling back to node-gyp. Set COREML_OPTIMIZE_BUILD_FROM_SOURCE=1 (or
+// `npm install --build-from-source`) to always compile.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const fromSource = process.env.COREML_OPTIMIZE_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
+
+function loads() {
+  try {
+    require('node-gyp-build')(root);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(cmd, args) {
+  console.log(`coreml-optimize: ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  return r.status === 0;
+}
+
+if (!fromSource && loads()) {
+  console.log('coreml-optimize: native addon found (prebuild or local build)');
+  process.exit(0);
+}
+if (run(process.execPath, [require.resolve('cmake-js/bin/cmake-js'), 'compile', '--CDCMAKE_BUILD_TYPE=Release']) && loads()) process.exit(0);
+console.warn('coreml-optimize: cmake-js build failed; trying node-gyp');
+// npm ships node-gyp and tells scripts where it is; a dev checkout also has it in node_modules.
+let nodeGyp = process.env.npm_config_node_gyp;
+if (!nodeGyp) {
+  try {
+    nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    nodeGyp = undefined;
+  }
+}
+if (nodeGyp && run(process.execPath, [nodeGyp, 'rebuild']) && loads()) process.exit(0);
+console.error(
+  'coreml-optimize: could not build the native addon. Install a C++17 compiler and CMake ' +
+    '(Debian/Ubuntu: apt-get install build-essential cmake libopenblas-dev; macOS: xcode-select --install), then run `npm rebuild coreml-optimize`.',
+);
+process.exit(1);

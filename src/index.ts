@@ -1,0 +1,4 @@
+/** Public API of coreml-optimize. Everything a user imports comes from here. */
+export * from './errors.js';
+export { buildInfo, setThreads, getThreads } from './native.js';
+export type { BuildInfo, ProgressCallback } from './native.js';

@@ -1,0 +1,93 @@
+/**
+ * Loads the native addon (prebuild from prebuilds/ or the local build/Release) and types the
+ * process-wide part of its surface. Area-specific bindings (blob storage, kernels, executor) are
+ * typed in their own modules next to the TS code that uses them, via `nativeAddon()`.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { AbortError, NativeLoadError } from './errors.js';
+
+export interface BuildInfo {
+  blas: 'accelerate' | 'openblas' | 'portable';
+  threads: number;
+  defaultThreads: number;
+  simd: string;
+  coreml: boolean;
+  buildSystem?: string;
+  compiler: string;
+  modules: string[];
+}
+
+/** Opaque cancel token created by the addon; passed to native jobs. */
+export type CancelToken = { readonly __cancelToken: unique symbol };
+
+export interface NativeCore {
+  createCancelToken(): CancelToken;
+  cancel(token: CancelToken): void;
+  setThreads(n: number): number;
+  getThreads(): number;
+  buildInfo(): BuildInfo;
+}
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+let cached: (NativeCore & Record<string, unknown>) | undefined;
+
+/** The raw addon. Throws NativeLoadError explaining what to run when it cannot be loaded. */
+export function nativeAddon<T = Record<string, unknown>>(): NativeCore & T {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    try {
+      // COREML_OPTIMIZE_ADDON points at a specific .node (sanitizer builds, side-by-side builds).
+      const override = process.env.COREML_OPTIMIZE_ADDON;
+      const load = require('node-gyp-build') as (dir: string) => unknown;
+      cached = (override ? require(path.resolve(override)) : load(packageRoot)) as NativeCore & Record<string, unknown>;
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+      throw new NativeLoadError(
+        `The coreml-optimize native addon could not be loaded (${reason}). ` +
+          `No prebuild matches ${process.platform}-${process.arch} (Node ${process.versions.node}, N-API ${process.versions.napi}) ` +
+          `and no local build was found. Build it from source: \`npm rebuild coreml-optimize\` ` +
+          `(needs a C++17 compiler and CMake; Debian/Ubuntu: apt-get install build-essential cmake libopenblas-dev; macOS: xcode-select --install).`,
+        { cause },
+      );
+    }
+  }
+  return cached as NativeCore & T;
+}
+
+/** Size the native thread pool (0 = all cores). Returns the size in effect. */
+export function setThreads(n: number): number {
+  return nativeAddon().setThreads(n);
+}
+
+export function getThreads(): number {
+  return nativeAddon().getThreads();
+}
+
+export function buildInfo(): BuildInfo {
+  return nativeAddon().buildInfo();
+}
+
+/** Progress callback of long operations: `done` of `total` units (bytes, weights or steps). */
+export type ProgressCallback = (done: number, total: number) => void;
+
+/**
+ * Runs a native job with a cancel token wired to `signal`. The job function receives the token to
+ * pass to the addon. Native cancellation rejects with code ABORT_ERR; we rethrow our AbortError.
+ */
+export async function withCancel<T>(signal: AbortSignal | undefined, job: (token: CancelToken) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw new AbortError();
+  const addon = nativeAddon();
+  const token = addon.createCancelToken();
+  const onAbort = () => addon.cancel(token);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await job(token);
+  } catch (err) {
+    if ((err as { code?: string })?.code === 'ABORT_ERR') throw new AbortError();
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
