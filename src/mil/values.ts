@@ -126,7 +126,8 @@ export function decodeImmediateTensor(v: ValueMsg, what = 'value'): TensorData {
     if (isSubByte(dtype)) return unpackBits(raw, dtypeBits(dtype), n, isSigned(dtype));
     const width = dtypeBits(dtype) / 8;
     if (raw.length !== n * width) throw new ModelFormatError(`${what}: immediate ${dtype} bytes hold ${raw.length} bytes, type needs ${n * width}`);
-    const copy = raw.slice();
+    // protobufjs hands out Buffer views into a shared pool; copy into an own, aligned buffer.
+    const copy = new Uint8Array(raw);
     switch (dtype) {
       case 'fp16': case 'bf16': return new Uint16Array(copy.buffer, 0, n);
       case 'int8': return new Int8Array(copy.buffer, 0, n);
