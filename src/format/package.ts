@@ -128,19 +128,22 @@ function readRootModel(file: string): Uint8Array {
   return bytes;
 }
 
-/** True when `p` exists; throws when it exists but resolves (via symlinks) outside the package. */
+/**
+ * True when `p` exists. Throws when `p`, or the deepest existing directory on its way (a symlinked
+ * `Data/` for instance), resolves through symlinks to somewhere outside the package.
+ */
 function existsInside(p: string, realPkg: string, manifestPath: string, id: string): boolean {
-  let real: string;
-  try {
-    real = fs.realpathSync(p);
-  } catch {
-    // Dangling symlinks are reported as missing; a link that points out is still rejected below.
-    return false;
+  let probe = p;
+  let real = safeRealpath(probe);
+  while (real === undefined && path.dirname(probe) !== probe) {
+    probe = path.dirname(probe);
+    real = safeRealpath(probe);
   }
-  if (!isInside(real, realPkg)) {
+  if (real !== undefined && !isInside(real, realPkg)) {
     throw new ModelFormatError(`manifest item "${id}" resolves outside the package (${real})`, { file: manifestPath });
   }
-  return true;
+  // Dangling symlinks count as missing: they are never followed.
+  return probe === p && real !== undefined;
 }
 
 function isInside(child: string, parent: string): boolean {
