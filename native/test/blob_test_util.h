@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -15,13 +14,14 @@
 
 namespace cmo::test {
 
-inline std::string temp_dir() {
-  static std::string dir = [] {
+// Leaked on purpose: it must outlive the static TempDirCleanup that removes it at exit.
+inline const std::string& temp_dir() {
+  static const std::string* dir = [] {
     std::string tmpl = (std::filesystem::temp_directory_path() / "cmo-blob-XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) std::abort();
-    return tmpl;
+    return new std::string(tmpl);
   }();
-  return dir;
+  return *dir;
 }
 
 // Removes the temp dir at exit (tests create their files under it).
@@ -35,8 +35,11 @@ struct TempDirCleanup {
 inline std::string temp_path(const std::string& name) { return temp_dir() + "/" + name; }
 
 inline std::vector<uint8_t> read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::vector<uint8_t> bytes(in ? static_cast<size_t>(in.tellg()) : 0);
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
 }
 
 inline void write_all(const std::string& path, const std::vector<uint8_t>& bytes) {
