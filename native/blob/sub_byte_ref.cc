@@ -40,7 +40,7 @@ void pack_sub_byte_ref(DType dtype, const uint8_t* values, uint64_t n, uint8_t* 
   unsigned bits = packable_bits(dtype, "pack");
   check_sub_byte_range(dtype, values, n);
   uint64_t bytes = packed_size(dtype, n);
-  std::memset(out, 0, bytes);
+  if (bytes) std::memset(out, 0, bytes);
   uint64_t pos = 0;
   for (uint64_t i = 0; i < n; ++i) {
     for (unsigned b = 0; b < bits; ++b, ++pos) {
