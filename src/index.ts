@@ -2,3 +2,28 @@
 export * from './errors.js';
 export { buildInfo, setThreads, getThreads } from './native.js';
 export type { BuildInfo, ProgressCallback } from './native.js';
+// Core ML file format layer (format helper)
+export { Model, loadModel, loadModelSync, modelTypeOf } from './model.js';
+export type { SaveOptions, DeriveOptions, FromSpecOptions } from './model.js';
+export { decodeModel, encodeModel, protoRoot, specType, milType } from './format/proto.js';
+export {
+  parseManifest,
+  serializeManifest,
+  validateManifest,
+  createManifest,
+  newItemIdentifier,
+  findWeightsItem,
+  withNewIdentifiers,
+} from './format/manifest.js';
+export type { Manifest, ManifestItem } from './format/manifest.js';
+export { readModelFiles, writePackage, writeModelFile, resolveWeightFile } from './format/package.js';
+export type { PackageContents, WeightFileSource, WritePackageOptions, ModelFileFormat } from './format/package.js';
+export { listNeuralNetworkWeights } from './format/neural-network.js';
+export type { NeuralNetworkWeightInfo } from './format/neural-network.js';
+export { referencedBlobFileNames } from './format/blob-references.js';
+export type * from './format/spec-types.js';
+export * from './optimize/config.js';
+export {
+  checkPlanTarget, compressPlanFromData, compressPlanToData, loadCompressPlan, normalizeApiName,
+  type CompressPlan, type CompressStep,
+} from './optimize/steps.js';
