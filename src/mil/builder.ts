@@ -6,6 +6,10 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { BlobFileWriter } from './blob-io.js';
+import { Model } from '../model.js';
+import type { WeightFileSource } from '../format/package.js';
+import type { ModelSpec } from '../format/spec-types.js';
 import { makeConstexprOp, makeConstOp, makeOp, Program, type BlobResolver, type OperationMsg, type ProgramMsg } from './program.js';
 import {
   blobDTypeOf, dtypeBits, elementCountOf, isSubByte, OPSET_OF_SPEC, tensorDType, tensorShape, tensorType,
@@ -25,7 +29,7 @@ export interface ProgramBuilderOptions {
   specVersion: 6 | 7 | 8 | 9 | 10;
   /** Where weight.bin is written (created on the first blob). */
   weightsPath?: string;
-  /** Opens the writer for weightsPath; default format/blob.ts BlobWriter.create. */
+  /** Opens the writer for weightsPath; default BlobFileWriter.create (./blob-io.ts). */
   openWeightSink?: (path: string) => WeightSink;
   /** Extra `Metadata.userDefined` entries. */
   metadata?: Record<string, string>;
@@ -241,12 +245,22 @@ export class ProgramBuilder {
     return { spec, weightsFile, program };
   }
 
+  /**
+   * Build and save as a .mlpackage at `dest` (Manifest, model.mlmodel, weights/weight.bin) through
+   * the format layer. The weight file written at weightsPath is moved into the package unless
+   * `keepWeightsFile` is set.
+   */
+  async save(dest: string, options: { keepWeightsFile?: boolean } = {}): Promise<Model> {
+    const { spec, weightsFile } = this.build();
+    const weightFiles: WeightFileSource[] = weightsFile ? [{ name: 'weight.bin', from: weightsFile, move: !options.keepWeightsFile }] : [];
+    return Model.fromSpec(spec as unknown as ModelSpec, { weightFiles }).save(dest);
+  }
+
   private weightSink(): WeightSink {
     if (!this.sink) {
       const p = this.options.weightsPath;
       if (!p) throw new ConfigError('this program needs a weight file (a constant has ≥ 10 elements): pass weightsPath');
-      const open = this.options.openWeightSink;
-      if (!open) throw new ConfigError('no weight-file writer: pass openWeightSink (format/blob.ts BlobWriter.create)');
+      const open = this.options.openWeightSink ?? ((f: string) => BlobFileWriter.create(f));
       this.sink = open(path.resolve(p));
     }
     return this.sink;

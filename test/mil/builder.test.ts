@@ -137,3 +137,36 @@ describe('ProgramBuilder', () => {
     expect(() => new ProgramBuilder({ specVersion: 5 as 6 })).toThrow(/6 to 10/);
   });
 });
+
+describe('ProgramBuilder.save', () => {
+  it('writes a package that loadModel reads back with the same program and weights', async () => {
+    const { loadModel } = await import('../../src/model.js');
+    const { BlobFileReader } = await import('../../src/mil/blob-io.js');
+    const dir = tmp();
+    const b = new ProgramBuilder({ specVersion: 8, weightsPath: path.join(dir, 'tmp-weight.bin') });
+    const x = b.input('x', 'fp16', [2, 32]);
+    const wvals = Float32Array.from({ length: 16 * 32 }, (_, i) => ((i * 7919) % 101) / 101 - 0.5);
+    const w = b.const('w', wvals, [16, 32], 'fp16');
+    const bias = b.const('bias', new Float32Array(16).fill(0.125), [16], 'fp16');
+    const y = b.op('linear', { x, weight: w, bias }, { name: 'y' });
+    b.output(y);
+    const saved = await b.save(path.join(dir, 'm.mlpackage'));
+    expect(fs.existsSync(path.join(dir, 'tmp-weight.bin'))).toBe(false);
+    const m = await loadModel(path.join(dir, 'm.mlpackage'));
+    expect(m.specificationVersion).toBe(8);
+    expect(m.modelType).toBe('mlProgram');
+    expect(m.weightsMissing).toBe(false);
+    const desc = m.spec.description!;
+    expect(desc.input!.map(i => i.name)).toEqual(['x']);
+    expect(desc.output!.map(i => i.name)).toEqual(['y']);
+    expect(desc.metadata!.userDefined!['com.github.apple.coremltools.source']).toBe('coreml-optimize');
+    const reader = BlobFileReader.open(m.weightFilePath('@model_path/weights/weight.bin'));
+    const program = new Program(m.program as never, { blobs: () => reader });
+    expect(program.main.opset).toBe('CoreML7');
+    expect(Array.from(program.main.producerOf('w')!.constValue().data() as Uint16Array)).toEqual(Array.from(wvals, floatToHalfBits));
+    expect(program.main.producerOf('bias')!.constValue().kind).toBe('blob');
+    expect(listWeights(program).map(w => [w.name, w.consumers[0]])).toEqual([['w', 'y.weight'], ['bias', 'y.bias']]);
+    reader.close();
+    expect(saved.path).toBe(path.join(dir, 'm.mlpackage'));
+  });
+});
