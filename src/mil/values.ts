@@ -123,7 +123,10 @@ export function decodeImmediateTensor(v: ValueMsg, what = 'value'): TensorData {
   };
   if (tv.bytes) {
     const raw = tv.bytes.values ?? new Uint8Array(0);
-    if (isSubByte(dtype)) return unpackBits(raw, dtypeBits(dtype), n, isSigned(dtype));
+    if (isSubByte(dtype)) {
+      if (raw.length !== Math.ceil((n * dtypeBits(dtype)) / 8)) throw new ModelFormatError(`${what}: immediate ${dtype} bytes hold ${raw.length} bytes, type needs ${Math.ceil((n * dtypeBits(dtype)) / 8)}`);
+      return unpackBits(raw, dtypeBits(dtype), n, isSigned(dtype));
+    }
     const width = dtypeBits(dtype) / 8;
     if (raw.length !== n * width) throw new ModelFormatError(`${what}: immediate ${dtype} bytes hold ${raw.length} bytes, type needs ${n * width}`);
     // protobufjs hands out Buffer views into a shared pool; copy into an own, aligned buffer.
