@@ -116,7 +116,10 @@ function shapeCount(type: ValueTypeMsg | null | undefined, what: string): number
 export function decodeImmediateTensor(v: ValueMsg, what = 'value'): TensorData {
   const tv = v.immediateValue?.tensor;
   if (!tv) throw new ModelFormatError(`${what}: not an immediate tensor`);
-  const dtype = dtypeFromCode(v.type?.tensorType?.dataType ?? 0);
+  const tt = v.type?.tensorType;
+  if (!tt) throw new ModelFormatError(`${what}: immediate tensor value without a tensor type`);
+  let dtype: MilDType;
+  try { dtype = dtypeFromCode(tt.dataType ?? 0); } catch { throw new ModelFormatError(`${what}: unknown MIL DataType ${tt.dataType ?? 0}`); }
   const n = shapeCount(v.type, what);
   const check = (len: number) => {
     if (len !== n) throw new ModelFormatError(`${what}: immediate ${dtype} holds ${len} elements, type says ${n}`);

@@ -187,7 +187,8 @@ function describeWeight(fn: MilFunction, op: Operation, name: string, dtype: Mil
   }
   for (const c of chainOps) {
     for (const key of c.paramNames) {
-      const p = c.param(key)!;
+      const p = c.param(key);
+      if (!p) continue;
       if (p.kind === 'var') {
         const from = fn.producerOf(p.name);
         inputs.push({ op: c.name, opType: c.type, input: key, fromOp: from?.name, fromVar: p.name, bytes: 0 });

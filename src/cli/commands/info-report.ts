@@ -4,6 +4,7 @@
  * compression), NeuralNetworks (layer counts and weights) and pipelines (each sub-model).
  */
 import type { Model } from '../../model.js';
+import { WeightFileError } from '../../errors.js';
 import type { ModelSpec, FeatureDescriptionSpec, FeatureTypeSpec, ArrayFeatureTypeSpec, SizeRangeSpec, Int64 } from '../../format/spec-types.js';
 import { listNeuralNetworkWeights, type NeuralNetworkWeightInfo } from '../../format/neural-network.js';
 import { Program, type BlobSource, type ProgramMsg } from '../../mil/program.js';
@@ -237,7 +238,15 @@ function describeProgram(msg: ProgramMsg, options: DescribeOptions, notes: strin
       opCounts: Object.fromEntries(sortedOpCounts(program, fn.name)),
     }));
     if (!weightsAvailable) notes.push(missing.length ? `weight file(s) missing: ${missing.join(', ')}; weights are described from the program only` : 'weights are described from the program only');
-    const weights = listWeights(program, { readData: weightsAvailable });
+    let weights: WeightInfo[];
+    try {
+      weights = listWeights(program, { readData: weightsAvailable });
+    } catch (e) {
+      // A damaged weight file must not hide what the program itself says.
+      if (!(e instanceof WeightFileError)) throw e;
+      notes.push(`weight data could not be read (${e.message}); facts that need it are left out`);
+      weights = listWeights(program, { readData: false });
+    }
     const c = constantBytes(program);
     return {
       functions,
