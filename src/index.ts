@@ -39,7 +39,7 @@ export type { MilDType, Dim, ValueTypeMsg } from './mil/types.js';
 export { encodeImmediateTensor, decodeImmediateTensor, packBits, unpackBits, floatToHalfBits, halfBitsToFloat, halfBitsToFloatArray, stringScalar } from './mil/values.js';
 export type { TensorData, ValueMsg } from './mil/values.js';
 export { walkProgram, sortedOpCounts, totalOps } from './mil/walk.js';
-export { listWeights, constantBytes, popcount } from './mil/weights.js';
+export { listWeights, constantBytes, popcount, weightValueStats } from './mil/weights.js';
 export type { WeightInfo, WeightInputInfo, CompressionInfo, PalettizationInfo, QuantizationInfo, SparsityInfo, PerChannelScaleInfo, CastInfo, ListWeightsOptions } from './mil/weights.js';
 export { ProgramBuilder, tensor, inferOutputs, weightsDirResolver } from './mil/builder.js';
 export type { ProgramBuilderOptions, Var, TensorLiteral, OpInput, OpOptions, WeightSink, BuiltSpec } from './mil/builder.js';
