@@ -70,6 +70,9 @@ export interface ModelInfoReport {
   inputs: FeatureInfo[];
   outputs: FeatureInfo[];
   states: FeatureInfo[];
+  /** Multi-function models (spec ≥ 9): each function's own description. */
+  functionDescriptions?: { name: string; inputs: FeatureInfo[]; outputs: FeatureInfo[]; states: FeatureInfo[] }[];
+  defaultFunctionName?: string;
   predictedFeatureName?: string;
   predictedProbabilitiesName?: string;
   metadata: { author?: string; license?: string; shortDescription?: string; versionString?: string; userDefined: Record<string, string> };
@@ -177,6 +180,8 @@ export function describeModel(spec: ModelSpec, options: DescribeOptions = {}): M
     inputs: features(d.input),
     outputs: features(d.output),
     states: features(d.state),
+    ...(d.functions?.length ? { functionDescriptions: d.functions.map(f => ({ name: f.name ?? '', inputs: features(f.input), outputs: features(f.output), states: features(f.state) })) } : {}),
+    ...(d.defaultFunctionName ? { defaultFunctionName: d.defaultFunctionName } : {}),
     ...(d.predictedFeatureName ? { predictedFeatureName: d.predictedFeatureName } : {}),
     ...(d.predictedProbabilitiesName ? { predictedProbabilitiesName: d.predictedProbabilitiesName } : {}),
     metadata: {
@@ -323,6 +328,12 @@ export function formatReport(r: ModelInfoReport, indent = ''): string {
   featureTable('Inputs', r.inputs);
   featureTable('Outputs', r.outputs);
   featureTable('States', r.states);
+  for (const f of r.functionDescriptions ?? []) {
+    const tag = f.name === r.defaultFunctionName ? ' (default)' : '';
+    featureTable(`Function ${f.name}${tag} inputs`, f.inputs);
+    featureTable(`Function ${f.name}${tag} outputs`, f.outputs);
+    featureTable(`Function ${f.name}${tag} states`, f.states);
+  }
 
   if (r.program) {
     const p = r.program;
