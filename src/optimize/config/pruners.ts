@@ -1,5 +1,5 @@
 /** OpThresholdPrunerConfig and OpMagnitudePrunerConfig (spec §5.3). */
-import { checkKeys, checkWeightThreshold, configError, requireFloat, requireInt, show } from './common.js';
+import { checkKeys, dropOwnConfigType, checkWeightThreshold, configError, requireFloat, requireInt, show } from './common.js';
 
 export interface OpThresholdPrunerConfigOptions {
   threshold?: number;
@@ -41,6 +41,7 @@ export class OpThresholdPrunerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpThresholdPrunerConfig {
+    d = dropOwnConfigType(d, 'OpThresholdPrunerConfig');
     checkKeys(d, THRESHOLD_PRUNER_DICT_KEYS, 'OpThresholdPrunerConfig');
     return new OpThresholdPrunerConfig(d as OpThresholdPrunerConfigOptions);
   }
@@ -151,6 +152,7 @@ export class OpMagnitudePrunerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpMagnitudePrunerConfig {
+    d = dropOwnConfigType(d, 'OpMagnitudePrunerConfig');
     checkKeys(d, MAGNITUDE_PRUNER_DICT_KEYS, 'OpMagnitudePrunerConfig');
     return new OpMagnitudePrunerConfig(d as OpMagnitudePrunerConfigOptions);
   }

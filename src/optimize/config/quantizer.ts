@@ -1,6 +1,6 @@
 /** OpLinearQuantizerConfig: coremltools.optimize.coreml.OpLinearQuantizerConfig as plain data (spec §5.4). */
 import {
-  checkKeys, checkWeightThreshold, configError, normalizeGranularity, pyTuple, requireString, show, type Granularity,
+  checkKeys, dropOwnConfigType, checkWeightThreshold, configError, normalizeGranularity, pyTuple, requireString, show, type Granularity,
 } from './common.js';
 
 export type QuantizationMode = 'LINEAR_SYMMETRIC' | 'LINEAR';
@@ -129,6 +129,7 @@ export class OpLinearQuantizerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpLinearQuantizerConfig {
+    d = dropOwnConfigType(d, 'OpLinearQuantizerConfig');
     checkKeys(d, QUANTIZER_DICT_KEYS, 'OpLinearQuantizerConfig');
     return new OpLinearQuantizerConfig(d as OpLinearQuantizerConfigOptions);
   }
