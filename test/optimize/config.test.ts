@@ -568,6 +568,9 @@ describe('config files', () => {
     const p = write('q.json', JSON.stringify(golden));
     expect(loadConfigFile(p).toDict()).toEqual(golden);
     expect(OptimizationConfig.fromJson(JSON.stringify(golden)).toDict()).toEqual(golden);
+    // YAML 1.1 like PyYAML: yes is a boolean.
+    const pcs = write('pcs.yaml', 'config_type: OpPalettizerConfig\nglobal_config: {nbits: 4, enable_per_channel_scale: yes}\n');
+    expect((loadConfigFile(pcs).global_config as OpPalettizerConfig).enable_per_channel_scale).toBe(true);
     const y = write('prune.yml', 'config_type: OpMagnitudePrunerConfig\nglobal_config:\n  n_m_ratio: [2, 4]\n');
     expect((loadConfigFile(y).global_config as OpMagnitudePrunerConfig).n_m_ratio).toEqual([2, 4]);
   });
