@@ -360,6 +360,7 @@ describe('channel axes and block sizes', () => {
     expect(eligibleWeightInputs('gather')).toBe('any');
     expect(eligibleWeightInputs('conv', { structuredPruning: true })).toEqual(['weight']);
     expect(eligibleWeightInputs('matmul', { structuredPruning: true })).toEqual([]);
+    expect(eligibleWeightInputs('toString', { structuredPruning: true })).toEqual([]);
     expect(eligibleWeightInputs('const')).toEqual([]);
     expect(eligibleWeightInputs('constexpr_lut_to_dense', { api: 'quantize' })).toEqual([]);
     expect(eligibleWeightInputs('constexpr_lut_to_dense', { api: 'quantize', jointCompression: true })).toEqual(['lut']);
@@ -509,6 +510,7 @@ describe('OptimizationConfig.fromDict rules', () => {
     ['structured pruning op type', { config_type: 'OpMagnitudePrunerConfig', op_type_configs: { matmul: { n_m_ratio: [2, 4] } } }, 'op_type_configs', /^block sparsity or n:m pruning does not support op type matmul\.$/],
     ['lut_function through a dict', { config_type: 'OpPalettizerConfig', global_config: { mode: 'custom', lut_function: 'f' } }, 'lut_function', /_from_dict method does not support lut_function/],
     ['not a mapping', 'nbits: 4', 'config', /must be a mapping/],
+    ['prototype name as config_type', { config_type: 'toString', global_config: {} }, 'config_type', /Invalid config_type toString/],
   ];
   for (const [title, d, key, message] of bad) {
     it(`rejects: ${title}`, () => {
@@ -677,6 +679,7 @@ describe('CLI flags', () => {
     ['sparsity out of range', 'prune', { 'target-sparsity': '1.5' }, /^--target-sparsity: Invalid value of "target_sparsity": 1\.5/],
     ['bad dtype', 'quantize', { dtype: 'int2' }, /^--dtype: Invalid dtype int2\. Only support int8\/uint8\/int4\/uint4\./],
     ['bad granularity', 'quantize', { granularity: 'per_grouped_channel' }, /^--granularity: "granularity" must be one of per_tensor, per_channel, per_block/],
+    ['prototype name as flag', 'quantize', { constructor: 'x' }, /^--constructor is not an option of quantize/],
     ['bad weight threshold', 'quantize', { 'weight-threshold': '1e3' }, /^--weight-threshold "1e3": expected an integer\.$/],
   ];
   for (const [title, kind, flags, message] of bad) {

@@ -135,7 +135,7 @@ export class OpMagnitudePrunerConfig {
 
   /** coremltools' _validate_op_type, run for every op_type_configs entry. */
   validateOpType(opType: string): void {
-    if (this.isStructural() && !(opType in STRUCTURAL_PRUNING_INPUTS)) {
+    if (this.isStructural() && !Object.hasOwn(STRUCTURAL_PRUNING_INPUTS, opType)) {
       throw configError('op_type_configs', `block sparsity or n:m pruning does not support op type ${opType}.`);
     }
   }

@@ -34,7 +34,7 @@ export function normalizeQuantizationDtype(value: unknown): QuantizationDtype {
   if (cls) name = cls[1]!;
   const numpy = /^(?:np|numpy)\.(\w+)$/.exec(name);
   if (numpy) {
-    const mil = NUMPY_INT_TO_MIL[numpy[1]!];
+    const mil = Object.hasOwn(NUMPY_INT_TO_MIL, numpy[1]!) ? NUMPY_INT_TO_MIL[numpy[1]!] : undefined;
     if (mil === undefined) {
       throw configError('dtype', `dtype=${value} is unsupported for OpLinearQuantizerConfig. Only support int8/uint8/int4/uint4.`);
     }
