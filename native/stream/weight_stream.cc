@@ -45,15 +45,16 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
     check_cancel();
     for (size_t i = begin; i < end; ++i) {
       EntryResult& r = results[i];
-      if (!entries[i].transform) {
+      TransformOutput* out = entries[i].transform ? &outputs[i - begin] : nullptr;
+      if (!out || !out->skipped.empty()) {
         EntryOutput o;
         o.offset = output.copy_record(input, records[i]);
         o.dtype = records[i].dtype;
         o.element_count = records[i].element_count;
         r.outputs.push_back(std::move(o));
+        if (out) r.skipped = std::move(out->skipped);
       } else {
-        TransformOutput& out = outputs[i - begin];
-        for (OutputBlob& b : out.blobs) {
+        for (OutputBlob& b : out->blobs) {
           EntryOutput o;
           o.dtype = b.dtype;
           o.element_count = b.element_count;
@@ -65,9 +66,9 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
           }
           r.outputs.push_back(std::move(o));
         }
-        r.stats = std::move(out.stats);
-        out = TransformOutput();  // free the window's memory as we go
+        r.info = std::move(out->info);
       }
+      if (out) *out = TransformOutput();  // free the window's memory as we go
       input.file().release(records[i].data_offset, records[i].size_in_bytes);
       done += static_cast<double>(records[i].size_in_bytes);
       if (options.progress) options.progress(done, total);

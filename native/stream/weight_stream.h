@@ -25,11 +25,15 @@ struct OutputBlob {
 
 constexpr uint64_t kBlobMinElements = 10;
 
-// What a transform produced for one entry: blobs to append (in order) and free-form numbers
-// (e.g. squared error, SQNR, sparsity) handed back to JS.
+// Named numbers a transform hands back to JS (shapes, nbits, squared error, sparsity, ...).
+using Info = std::vector<std::pair<std::string, std::vector<double>>>;
+
+// What a transform produced for one entry: blobs to append (in order) and info. A non-empty
+// `skipped` means "leave this weight as it was": the input record is copied verbatim.
 struct TransformOutput {
   std::vector<OutputBlob> blobs;
-  std::vector<double> stats;
+  Info info;
+  std::string skipped;
 };
 
 // A transform reads one input record (a view into the mapping) and returns its compressed form.
@@ -51,7 +55,8 @@ struct EntryOutput {
 
 struct EntryResult {
   std::vector<EntryOutput> outputs;  // one per OutputBlob (a copied entry has one, in the file)
-  std::vector<double> stats;
+  Info info;
+  std::string skipped;
 };
 
 struct StreamOptions {

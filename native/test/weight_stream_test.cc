@@ -55,7 +55,7 @@ TEST(copies_and_transforms_in_entry_order) {
     big.inline_if_small = true;  // 64 elements: stays in the file
     t.blobs.push_back(small);
     t.blobs.push_back(big);
-    t.stats.push_back(42.0);
+    t.info.push_back({"answer", {42.0}});
     return t;
   };
   entries[2].source_offset = offsets[0];
@@ -73,7 +73,7 @@ TEST(copies_and_transforms_in_entry_order) {
   CHECK(!results[1].outputs[0].in_file);
   CHECK(results[1].outputs[0].bytes == std::vector<uint8_t>({1, 2, 3}));
   CHECK(results[1].outputs[1].in_file);
-  CHECK_EQ(results[1].stats[0], 42.0);
+  CHECK_EQ(results[1].info[0].second[0], 42.0);
   CHECK_EQ(last_done, last_total);
 
   blob::StorageReader check(out_path);
