@@ -145,10 +145,11 @@ export class Model {
    */
   weightFilePath(fileName: string): string {
     const base = baseName(fileName);
-    const pending = this.pendingWeightFiles?.find((w) => w.name === base);
-    if (pending) return path.resolve(pending.from);
-    if (this.pendingWeightFiles && this.pendingWeightFiles.length > 0 && !this.weightsDir) {
-      throw new WeightFileError(`weight file "${fileName}" is not among the model's weight files`, { file: this.path ?? fileName });
+    if (this.pendingWeightFiles) {
+      // A derived / new model's weight files are exactly the pending set.
+      const pending = this.pendingWeightFiles.find((w) => w.name === base);
+      if (pending && base !== '..' && base !== '.') return path.resolve(pending.from);
+      throw new WeightFileError(`weight file "${fileName}" is not among the model's weight files`, { file: this.path ?? '(unsaved model)' });
     }
     if (!this.weightsDir) {
       const where = this.path ?? '(unsaved model)';
