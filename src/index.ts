@@ -22,3 +22,8 @@ export { listNeuralNetworkWeights } from './format/neural-network.js';
 export type { NeuralNetworkWeightInfo } from './format/neural-network.js';
 export { referencedBlobFileNames } from './format/blob-references.js';
 export type * from './format/spec-types.js';
+export * from './optimize/config.js';
+export {
+  checkPlanTarget, compressPlanFromData, compressPlanToData, loadCompressPlan, normalizeApiName,
+  type CompressPlan, type CompressStep,
+} from './optimize/steps.js';
