@@ -3,7 +3,7 @@ export * from './errors.js';
 export { buildInfo, setThreads, getThreads } from './native.js';
 export type { BuildInfo, ProgressCallback } from './native.js';
 // Core ML file format layer (format helper)
-export { Model, loadModel, loadModelSync, modelTypeOf } from './model.js';
+export { Model, loadModel, loadModelSync, modelTypeOf, cloneSpecWith } from './model.js';
 export type { SaveOptions, DeriveOptions, FromSpecOptions } from './model.js';
 export { decodeModel, encodeModel, protoRoot, specType, milType } from './format/proto.js';
 export {
