@@ -27,3 +27,9 @@ export {
   checkPlanTarget, compressPlanFromData, compressPlanToData, loadCompressPlan, normalizeApiName,
   type CompressPlan, type CompressStep,
 } from './optimize/steps.js';
+// MIL blob storage files (blob helper)
+export {
+  BlobFile, BlobWriter, BLOB_DTYPES, isBlobDType, isSubByteDType, blobDTypeBits, blobDTypeCode, blobPackedSize,
+  blobDTypeFromMilDataType, milDataTypeFromBlobDType, packSubByte, unpackSubByte,
+} from './format/blob.js';
+export type { BlobDType, SubByteDType, BlobRecord, BlobTypedArray, BlobValues } from './format/blob.js';
