@@ -30,6 +30,6 @@ export {
 // MIL blob storage files (blob helper)
 export {
   BlobFile, BlobWriter, BLOB_DTYPES, isBlobDType, isSubByteDType, blobDTypeBits, blobDTypeCode, blobPackedSize,
-  blobDTypeFromMilDataType, milDataTypeFromBlobDType, packSubByte, unpackSubByte,
+  blobDTypeFromMilDataType, milDataTypeFromBlobDType, packSubByte, unpackSubByte, copyRecords,
 } from './format/blob.js';
-export type { BlobDType, SubByteDType, BlobRecord, BlobTypedArray, BlobValues } from './format/blob.js';
+export type { BlobDType, SubByteDType, BlobRecord, BlobTypedArray, BlobValues, CopyRecordsOptions } from './format/blob.js';

@@ -8,6 +8,7 @@
 #include "../blob/blob.h"
 #include "../util/error.h"
 #include "../util/fp16.h"
+#include "async_job.h"
 #include "blob_handles.h"
 #include "module_registry.h"
 
@@ -339,7 +340,59 @@ Napi::Value UnpackSubByte(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// blobCopyRecords(file, writer, offsets | undefined, onProgress?, cancelToken?) -> Promise<number[]>
+// Copies records (all of them, in file order, when offsets is undefined) from the mapped source
+// into the writer on a worker thread; resolves with the new metadata offsets. Pages of the source
+// are released as they are copied so resident memory stays bounded on multi-GB files.
+Napi::Value CopyRecords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto reader = reader_from(info[0]);
+  auto writer = writer_from(info[1]);
+  std::vector<uint64_t> offsets;
+  bool all = info[2].IsUndefined() || info[2].IsNull();
+  if (!all) {
+    if (!info[2].IsArray()) throw Napi::TypeError::New(env, "offsets must be an array of numbers or undefined");
+    Napi::Array arr = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value v = arr.Get(i);
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+        throw Napi::TypeError::New(env, "offsets[" + std::to_string(i) + "] must be a non-negative integer");
+      offsets.push_back(static_cast<uint64_t>(d));
+    }
+  }
+  return run_job<std::vector<uint64_t>>(
+      env, info[3], info[4],
+      [reader, writer, offsets, all](JobContext& ctx) {
+        std::vector<Record> records;
+        if (all) {
+          records = reader->records();
+        } else {
+          for (uint64_t off : offsets) records.push_back(reader->record(off));
+        }
+        double total = 0, done = 0;
+        for (const Record& r : records) total += static_cast<double>(r.size_in_bytes);
+        std::vector<uint64_t> out;
+        out.reserve(records.size());
+        for (const Record& r : records) {
+          ctx.check_cancelled();
+          reader->file().advise_sequential(r.data_offset, r.size_in_bytes);
+          out.push_back(writer->copy_record(*reader, r));
+          reader->file().release(r.data_offset, r.size_in_bytes);
+          done += static_cast<double>(r.size_in_bytes);
+          ctx.progress(done, total);
+        }
+        return out;
+      },
+      [](Napi::Env env, std::vector<uint64_t>& out) -> Napi::Value {
+        Napi::Array arr = Napi::Array::New(env, out.size());
+        for (uint32_t i = 0; i < out.size(); ++i) arr.Set(i, Napi::Number::New(env, static_cast<double>(out[i])));
+        return arr;
+      });
+}
+
 void InitBlob(Napi::Env env, Napi::Object exports) {
+  exports.Set("blobCopyRecords", Napi::Function::New(env, CopyRecords, "blobCopyRecords"));
   exports.Set("BlobFile", BlobFileWrap::Define(env));
   exports.Set("BlobWriter", BlobWriterWrap::Define(env));
   exports.Set("blobPackSubByte", Napi::Function::New(env, PackSubByte, "blobPackSubByte"));

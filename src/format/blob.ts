@@ -8,7 +8,7 @@
  * immediates (spec §3.5).
  */
 import { CoreMLOptimizeError, WeightFileError } from '../errors.js';
-import { nativeAddon } from '../native.js';
+import { nativeAddon, withCancel, type CancelToken, type ProgressCallback } from '../native.js';
 
 export type BlobDType =
   | 'float16' | 'float32' | 'uint8' | 'int8' | 'bfloat16' | 'int16' | 'uint16' | 'int32' | 'uint32'
@@ -171,6 +171,10 @@ export interface BlobAddon {
   BlobWriter: new (path: string) => NativeBlobWriter;
   blobPackSubByte(dtype: BlobDType, values: Uint8Array | Int8Array): Buffer;
   blobUnpackSubByte(dtype: BlobDType, bytes: Uint8Array, n: number): Uint8Array | Int8Array;
+  blobCopyRecords(
+    file: NativeBlobFile, writer: NativeBlobWriter, offsets: number[] | undefined,
+    onProgress: ProgressCallback | undefined, cancel: CancelToken,
+  ): Promise<number[]>;
 }
 
 function addon(): BlobAddon {
@@ -306,5 +310,30 @@ export class BlobWriter {
   /** Flushes, writes the final header and fsyncs. Idempotent. */
   close(): void {
     guard(this.path, () => this.nativeHandle.close());
+  }
+}
+
+export interface CopyRecordsOptions {
+  /** Metadata offsets to copy, in this order (default: every record in file order). */
+  offsets?: number[];
+  /** Called with bytes copied / total bytes. */
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+/**
+ * Copies records from `source` into `writer` on a native worker thread, streaming from the mapping
+ * (no JS copies). Resolves with the new metadata offsets, one per copied record. Closing either JS
+ * handle meanwhile does not disturb the copy of `source`; closing the writer makes it fail.
+ */
+export async function copyRecords(source: BlobFile, writer: BlobWriter, options: CopyRecordsOptions = {}): Promise<number[]> {
+  const native = addon();
+  try {
+    return await withCancel(options.signal, (token) =>
+      native.blobCopyRecords(source.nativeHandle, writer.nativeHandle, options.offsets, options.onProgress, token),
+    );
+  } catch (err) {
+    const message = (err as Error)?.message ?? '';
+    throw convert(err, message.startsWith(`${source.path}: `) ? source.path : writer.path);
   }
 }

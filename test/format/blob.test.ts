@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BLOB_DTYPES, BlobFile, BlobWriter, WeightFileError, blobDTypeBits, blobDTypeFromMilDataType, blobPackedSize,
+  AbortError, BLOB_DTYPES, BlobFile, BlobWriter, WeightFileError, copyRecords, blobDTypeBits, blobDTypeFromMilDataType, blobPackedSize,
   milDataTypeFromBlobDType, packSubByte, unpackSubByte, type BlobDType,
 } from '../../src/index.js';
 import { type BlobAddon } from '../../src/format/blob.js';
@@ -446,5 +446,61 @@ describe('dtype mapping', () => {
     const mil: MilDType[] = ['fp16', 'fp32', 'bf16', 'int4', 'int8', 'int16', 'int32', 'uint1', 'uint2', 'uint3', 'uint4',
       'uint6', 'uint8', 'uint16', 'uint32', 'fp8e4m3fn', 'fp8e5m2', 'int64', 'bool'];
     for (const d of mil) expect(blobDTypeFromMilDataType(dtypeCode(d))).toBe(blobDTypeOf(d));
+  });
+});
+
+describe('copyRecords (native job)', () => {
+  const golden = path.join(FIXTURES, 'coremltools-golden', 'joint_prune50_pal4gs16_ios18.mlpackage', 'Data', 'com.apple.CoreML', 'weights', 'weight.bin');
+
+  it.skipIf(!fs.existsSync(golden))('copies a whole file off the JS thread, even when the source handle is closed meanwhile', async () => {
+    const src = BlobFile.open(golden);
+    const expected = src.records().map((r) => r.metadataOffset);
+    const out = tmpFile('job-copy.bin');
+    const w = BlobWriter.create(out);
+    const progress: [number, number][] = [];
+    const pending = copyRecords(src, w, { onProgress: (d, t) => progress.push([d, t]) });
+    src.close();  // the job holds its own reference to the mapping
+    expect(await pending).toEqual(expected);
+    w.close();
+    expect(sha256(fs.readFileSync(out))).toBe(sha256(fs.readFileSync(golden)));
+    const last = progress[progress.length - 1]!;
+    expect(last[0]).toBe(last[1]);
+    expect(last[1]).toBeGreaterThan(0);
+  });
+
+  it.skipIf(!fs.existsSync(golden))('copies selected records in the given order, and reports bad offsets and aborts', async () => {
+    const src = BlobFile.open(golden);
+    const recs = src.records().slice(0, 3).reverse();
+    const out = tmpFile('job-some.bin');
+    const w = BlobWriter.create(out);
+    const offsets = await copyRecords(src, w, { offsets: recs.map((r) => r.metadataOffset) });
+    w.close();
+    const copy = BlobFile.open(out);
+    expect(offsets[0]).toBe(64);
+    recs.forEach((r, i) => {
+      expect(copy.record(offsets[i]!).dtype).toBe(r.dtype);
+      expect(copy.readRaw(offsets[i]!).equals(src.readRaw(r.metadataOffset))).toBe(true);
+    });
+    copy.close();
+
+    // Native modules accept the TS wrappers too (reader_from/writer_from look at nativeHandle).
+    const w3 = BlobWriter.create(tmpFile('job-wrapped.bin'));
+    const addon = nativeAddon<BlobAddon>();
+    const viaWrappers = await addon.blobCopyRecords(
+      src as never, w3 as never, [recs[0]!.metadataOffset], undefined, addon.createCancelToken(),
+    );
+    expect(viaWrappers).toEqual([64]);
+    w3.close();
+
+    const w2 = BlobWriter.create(tmpFile('job-bad.bin'));
+    const err = await copyRecords(src, w2, { offsets: [65] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WeightFileError);
+    expect((err as WeightFileError).file).toBe(golden);
+    expect((err as Error).message).toMatch(/offset 65: no blob metadata/);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(copyRecords(src, w2, { signal: ac.signal })).rejects.toBeInstanceOf(AbortError);
+    w2.close();
+    src.close();
   });
 });
