@@ -42,3 +42,9 @@ export {
   checkPlanTarget, compressPlanFromData, compressPlanToData, loadCompressPlan, normalizeApiName,
   type CompressPlan, type CompressStep, type PlanTargetError,
 } from './optimize/steps.js';
+// MIL blob storage files (blob helper)
+export {
+  BlobFile, BlobWriter, BLOB_DTYPES, isBlobDType, isSubByteDType, blobDTypeBits, blobDTypeCode, blobPackedSize,
+  blobDTypeFromMilDataType, milDataTypeFromBlobDType, packSubByte, unpackSubByte, copyRecords,
+} from './format/blob.js';
+export type { BlobDType, SubByteDType, BlobRecord, BlobTypedArray, BlobValues, CopyRecordsOptions } from './format/blob.js';
