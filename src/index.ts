@@ -48,3 +48,11 @@ export {
   blobDTypeFromMilDataType, milDataTypeFromBlobDType, packSubByte, unpackSubByte, copyRecords,
 } from './format/blob.js';
 export type { BlobDType, SubByteDType, BlobRecord, BlobTypedArray, BlobValues, CopyRecordsOptions } from './format/blob.js';
+export { decompressOp, asKernelTensor } from './kernels/decompress.js';
+export type {
+  KernelDType, KernelTensor, CompressionOpType, DecompressRequest, DecompressedTensor, DecompressResult, KernelJobOptions,
+} from './kernels/decompress.js';
+export { quantizeTensor } from './kernels/quantize.js';
+export type { QuantMode, QuantDType, QuantGranularity, QuantizeRequest, QuantizeResult } from './kernels/quantize.js';
+export { pruneTensor } from './kernels/prune.js';
+export type { PruneKind, PruneRequest, PruneResult } from './kernels/prune.js';
