@@ -56,3 +56,24 @@ export { quantizeTensor } from './kernels/quantize.js';
 export type { QuantMode, QuantDType, QuantGranularity, QuantizeRequest, QuantizeResult } from './kernels/quantize.js';
 export { pruneTensor } from './kernels/prune.js';
 export type { PruneKind, PruneRequest, PruneResult } from './kernels/prune.js';
+// ML Program model, weights inspection and builder (mil helper)
+export { Program, MilFunction, Block, Operation, ConstValue, makeConstOp, makeOp, makeConstexprOp, isConstexprType } from './mil/program.js';
+export type { ProgramMsg, FunctionMsg, BlockMsg, OperationMsg, ArgumentMsg, BindingMsg, NamedValueTypeMsg, Binding, Param, BlobSource, BlobResolver, ProgramOptions } from './mil/program.js';
+export { decodeProgram, encodeProgram, scanModelBytes } from './mil/proto.js';
+export {
+  DataType, dtypeFromCode, dtypeCode, dtypeBits, blobDTypeOf, dtypeFromBlob, isSubByte, tensorType, tensorDType, tensorShape, tensorRank,
+  elementCountOf, formatValueType, OPSET_OF_SPEC, iosOfOpset,
+} from './mil/types.js';
+export type { MilDType, Dim, ValueTypeMsg } from './mil/types.js';
+export { encodeImmediateTensor, decodeImmediateTensor, packBits, unpackBits, floatToHalfBits, halfBitsToFloat, halfBitsToFloatArray, stringScalar } from './mil/values.js';
+export type { TensorData, ValueMsg } from './mil/values.js';
+export { walkProgram, sortedOpCounts, totalOps } from './mil/walk.js';
+export { listWeights, constantBytes, popcount } from './mil/weights.js';
+export type { WeightInfo, WeightInputInfo, CompressionInfo, PalettizationInfo, QuantizationInfo, SparsityInfo, PerChannelScaleInfo, CastInfo, ListWeightsOptions } from './mil/weights.js';
+export { ProgramBuilder, tensor, inferOutputs, weightsDirResolver } from './mil/builder.js';
+export type { ProgramBuilderOptions, Var, TensorLiteral, OpInput, OpOptions, WeightSink, BuiltSpec } from './mil/builder.js';
+export { BlobFileReader, BlobFileWriter } from './mil/blob-io.js';
+export { openProgram } from './mil/from-model.js';
+export type { OpenedProgram } from './mil/from-model.js';
+export { describeModel, describeLoadedModel, formatReport } from './cli/commands/info-report.js';
+export type { ModelInfoReport } from './cli/commands/info-report.js';
