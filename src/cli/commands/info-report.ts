@@ -83,7 +83,7 @@ export interface ModelInfoReport {
 }
 
 const n = (v: Int64 | undefined | null): number => (v === undefined || v === null ? 0 : typeof v === 'number' ? v : v.toNumber());
-const shapeOf = (s: Int64[] | undefined) => (s ?? []).map(n);
+const shapeOf = (s: Int64[] | null | undefined) => (s ?? []).map(n);
 const range = (r: SizeRangeSpec | null | undefined) => ({ lower: n(r?.lowerBound), upper: n(r?.upperBound) });
 const rangeText = (r: { lower: number; upper: number }) => (r.lower === r.upper ? `${r.lower}` : `${r.lower}..${r.upper < 0 ? '∞' : r.upper}`);
 
@@ -142,7 +142,7 @@ export function describeFeatureType(t: FeatureTypeSpec | null | undefined): { te
   return { text: 'unknown', detail: { kind: 'unknown' } };
 }
 
-function features(list: FeatureDescriptionSpec[] | undefined): FeatureInfo[] {
+function features(list: FeatureDescriptionSpec[] | null | undefined): FeatureInfo[] {
   return (list ?? []).map(f => {
     const t = describeFeatureType(f.type);
     return { name: f.name ?? '', type: t.text, ...(f.shortDescription ? { shortDescription: f.shortDescription } : {}), ...(f.type?.isOptional ? { optional: true } : {}), detail: t.detail };
