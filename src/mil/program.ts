@@ -209,8 +209,9 @@ export class Block {
   }
   /** Where a var is defined, searching this block, then enclosing blocks, then the function inputs. */
   lookupVar(name: string): { name: string; type: ValueTypeMsg | null | undefined; producer?: Operation; blockInput?: Block } | undefined {
+    const producer = this.fn.producerOf(name);
     for (let b: Block | undefined = this; b; b = b.parent) {
-      for (const op of b.operations) for (const o of op.outputs) if (o.name === name) return { name, type: o.type, producer: op };
+      if (producer && producer.block === b) return { name, type: producer.outputs.find(o => o.name === name)!.type, producer };
       for (const i of b.inputs) if (i.name === name) return { name, type: i.type, blockInput: b };
     }
     const fi = this.fn.inputs.find(i => i.name === name);
@@ -293,7 +294,17 @@ export class MilFunction {
       for (const b of op.blocks) yield* this.walk(b);
     }
   }
-  invalidate(): void { this.uses = undefined; this.producers = undefined; }
+  invalidate(): void { this.uses = undefined; this.producers = undefined; this.order = undefined; }
+  private order: Map<Operation, number> | undefined;
+  /** Position of an op in walk() order (for sorting ops topologically). */
+  positionOf(op: Operation): number {
+    if (!this.order) {
+      this.order = new Map();
+      let i = 0;
+      for (const o of this.walk()) this.order.set(o, i++);
+    }
+    return this.order.get(op) ?? -1;
+  }
   private index(): void {
     this.uses = new Map();
     this.producers = new Map();

@@ -236,10 +236,7 @@ function collectChain(fn: MilFunction, op: Operation): Operation[] {
     }
   };
   visit(op);
-  const order = new Map<Operation, number>();
-  let i = 0;
-  for (const o of fn.walk()) order.set(o, i++);
-  return [...found].sort((a, b) => order.get(a)! - order.get(b)!);
+  return [...found].sort((a, b) => fn.positionOf(a) - fn.positionOf(b));
 }
 
 /* ---- per-op compression facts ---- */
