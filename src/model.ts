@@ -119,6 +119,14 @@ export class Model {
     });
   }
 
+  /**
+   * derive() with a new ML Program message (e.g. `program.toMessage()` of an edited src/mil
+   * Program) and, optionally, other top-level fields changed; everything else of the spec is kept.
+   */
+  withProgram(program: MilProgram, options: DeriveOptions & { changes?: Partial<ModelSpec> } = {}): Model {
+    return this.derive(cloneSpecWith(this.spec, { ...options.changes, mlProgram: program }), options);
+  }
+
   get specificationVersion(): number {
     return this.spec.specificationVersion ?? 0;
   }
@@ -145,10 +153,11 @@ export class Model {
    */
   weightFilePath(fileName: string): string {
     const base = baseName(fileName);
-    const pending = this.pendingWeightFiles?.find((w) => w.name === base);
-    if (pending) return path.resolve(pending.from);
-    if (this.pendingWeightFiles && this.pendingWeightFiles.length > 0 && !this.weightsDir) {
-      throw new WeightFileError(`weight file "${fileName}" is not among the model's weight files`, { file: this.path ?? fileName });
+    if (this.pendingWeightFiles) {
+      // A derived / new model's weight files are exactly the pending set.
+      const pending = this.pendingWeightFiles.find((w) => w.name === base);
+      if (pending && base !== '..' && base !== '.') return path.resolve(pending.from);
+      throw new WeightFileError(`weight file "${fileName}" is not among the model's weight files`, { file: this.path ?? '(unsaved model)' });
     }
     if (!this.weightsDir) {
       const where = this.path ?? '(unsaved model)';
@@ -195,6 +204,22 @@ export class Model {
     await writePackage(target, { specBytes, manifest, weightFiles, copyItems, createWeightsDir, signal: options.signal });
     return loadModelSync(target);
   }
+}
+
+/**
+ * Shallow copy of a decoded Model with some top-level fields replaced. Keeps the protobufjs
+ * prototype (defaults) and preserved unknown fields; the original message is not modified.
+ */
+export function cloneSpecWith(spec: ModelSpec, changes: Partial<ModelSpec>): ModelSpec {
+  const copy = Object.create(Object.getPrototypeOf(spec) as object) as ModelSpec;
+  for (const key of Object.getOwnPropertyNames(spec)) {
+    Object.defineProperty(copy, key, Object.getOwnPropertyDescriptor(spec, key)!);
+  }
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === undefined) delete copy[key];
+    else copy[key] = value;
+  }
+  return copy;
 }
 
 /** Name of the set member of Model's `Type` oneof. */

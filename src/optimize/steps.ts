@@ -11,6 +11,7 @@ import {
 } from './config/optimization-config.js';
 import { readDataFile, withFile } from './config/parse.js';
 import { checkTarget, type ModelTarget } from './config/target.js';
+import type { TargetError } from './config/common.js';
 
 export interface CompressStep {
   readonly api: CompressionApi;
@@ -18,6 +19,9 @@ export interface CompressStep {
   /** coremltools' joint_compression argument: compress what earlier steps produced (iOS18). */
   readonly joint_compression: boolean;
 }
+
+/** What checkPlanTarget throws: an UnsupportedError with coremltools' message and the failing step. */
+export type PlanTargetError = TargetError & { readonly stepIndex: number };
 
 export interface CompressPlan {
   readonly steps: readonly CompressStep[];

@@ -141,6 +141,10 @@ describe('saving changed and new models', () => {
     const derived = m.derive(spec, { weightFiles: [{ name: 'weight.bin', from: newWeights, move: true }] });
     expect(derived.path).toBeUndefined();
     expect(derived.weightFilePath('@model_path/weights/weight.bin')).toBe(newWeights);
+    // The new set is complete: other names do not fall back to the source's weights directory.
+    expect(() => derived.weightFilePath('@model_path/weights/weight_1.bin')).toThrow(WeightFileError);
+    // derive() without weightFiles keeps the source's weight files.
+    expect(m.derive(spec).weightFilePath('@model_path/weights/weight.bin')).toBe(path.join(m.weightsDir!, 'weight.bin'));
     const dest = path.join(tmp, 'derived.mlpackage');
     const saved = await derived.save(dest);
     expect(fs.existsSync(newWeights)).toBe(false);

@@ -93,3 +93,55 @@ export function loadProgramFixture(modelFile: string): { program: Program; specV
   });
   return { program, specVersion: specificationVersion, programBytes: mlProgram, weightsDir, readers };
 }
+
+const BLOB_CODES: Record<string, [number, number]> = {
+  float16: [1, 16], float32: [2, 32], uint8: [3, 8], int8: [4, 8], bfloat16: [5, 16], int16: [6, 16], uint16: [7, 16],
+  int4: [8, 4], uint1: [9, 1], uint2: [10, 2], uint4: [11, 4], uint3: [12, 3], uint6: [13, 6], int32: [14, 32], uint32: [15, 32],
+};
+
+/** Minimal spec §3.3 writer (test oracle / stand-in for format/blob.ts BlobWriter). */
+export class TestBlobWriter {
+  private fd: number;
+  private size = 64;
+  private count = 0;
+  constructor(readonly file: string) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.fd = fs.openSync(file, 'w');
+    this.header();
+  }
+  private header() {
+    const h = Buffer.alloc(64);
+    h.writeUInt32LE(this.count, 0);
+    h.writeUInt32LE(2, 4);
+    fs.writeSync(this.fd, h, 0, 64, 0);
+  }
+  append(dtype: string, data: ArrayBufferView, elementCount?: number): number {
+    const [code, bits] = BLOB_CODES[dtype]!;
+    let bytes: Uint8Array;
+    if (bits < 8) bytes = packBitsLsb(data as Uint8Array, bits);
+    else bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const n = elementCount ?? (bits < 8 ? (data as Uint8Array).length : data.byteLength / (bits / 8));
+    const meta = Math.ceil(this.size / 64) * 64;
+    const m = Buffer.alloc(64);
+    m.writeUInt32LE(0xdeadbeef, 0);
+    m.writeUInt32LE(code, 4);
+    m.writeBigUInt64LE(BigInt(bytes.length), 8);
+    m.writeBigUInt64LE(BigInt(meta + 64), 16);
+    m.writeBigUInt64LE(BigInt(bits < 8 ? (8 - ((n * bits) % 8)) % 8 : 0), 24);
+    if (meta > this.size) fs.writeSync(this.fd, Buffer.alloc(meta - this.size), 0, meta - this.size, this.size);
+    fs.writeSync(this.fd, m, 0, 64, meta);
+    fs.writeSync(this.fd, bytes, 0, bytes.length, meta + 64);
+    this.size = meta + 64 + bytes.length;
+    this.count++;
+    this.header();
+    return meta;
+  }
+  close(): void { fs.closeSync(this.fd); }
+}
+
+function packBitsLsb(values: Uint8Array, bits: number): Uint8Array {
+  const out = new Uint8Array(Math.ceil((values.length * bits) / 8));
+  let bit = 0;
+  for (const v of values) for (let b = 0; b < bits; b++, bit++) if ((v >> b) & 1) out[bit >> 3]! |= 1 << (bit & 7);
+  return out;
+}

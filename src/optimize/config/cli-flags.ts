@@ -78,7 +78,7 @@ export function configFromCliFlags(kind: CompressionApi, flags: CliFlags): Optim
   for (const [name, raw] of Object.entries(flags)) {
     if (raw === undefined) continue;
     const key = flagToKey(name);
-    const parse = parsers[key];
+    const parse = Object.hasOwn(parsers, key) ? parsers[key] : undefined;
     if (!parse) {
       throw configError(key, `${toFlag(key)} is not an option of ${kind}. Options: ${Object.keys(parsers).map(toFlag).join(', ')}.`);
     }

@@ -120,3 +120,13 @@ export function normalizeGranularity<G extends Granularity>(value: unknown, allo
   }
   return value as G;
 }
+
+/** A dict written by toDict carries its own config_type; accept it when it names this class. */
+export function dropOwnConfigType(d: Record<string, unknown>, className: string): Record<string, unknown> {
+  if (!('config_type' in d)) return d;
+  const { config_type: type, ...rest } = d;
+  if (type !== className) {
+    throw configError('config_type', `config_type ${show(type)} does not match ${className}.`);
+  }
+  return rest;
+}

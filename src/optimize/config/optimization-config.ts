@@ -32,7 +32,7 @@ export function opConfigFromDict(defaultType: string, d: unknown, where: string)
   }
   const { config_type: ownType, ...fields } = d;
   const type = ownType ?? defaultType;
-  if (typeof type !== 'string' || !(type in OP_CONFIG_CLASSES)) {
+  if (typeof type !== 'string' || !Object.hasOwn(OP_CONFIG_CLASSES, type)) {
     throw configError('config_type', `Invalid config_type ${show(type)} in ${where}. Supported config types are ${pyTuple(OP_CONFIG_TYPES)}.`);
   }
   const cls = OP_CONFIG_CLASSES[type as OpConfigType];

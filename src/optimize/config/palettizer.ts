@@ -1,6 +1,6 @@
 /** OpPalettizerConfig: coremltools.optimize.coreml.OpPalettizerConfig as plain data (spec §5.2). */
 import {
-  checkKeys, checkWeightThreshold, configError, normalizeGranularity, pyTuple, requireBool, requireInt,
+  checkKeys, dropOwnConfigType, checkWeightThreshold, configError, normalizeGranularity, pyTuple, requireBool, requireInt,
   requireString, show, type Granularity,
 } from './common.js';
 
@@ -157,6 +157,7 @@ export class OpPalettizerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpPalettizerConfig {
+    d = dropOwnConfigType(d, 'OpPalettizerConfig');
     if ('lut_function' in d || 'lutFunction' in d) {
       throw configError('lut_function', '_from_dict method does not support lut_function. Please create the OpPalettizerConfig from scratch.');
     }

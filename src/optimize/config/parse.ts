@@ -7,8 +7,8 @@ import { ConfigError, CoreMLOptimizeError } from '../../errors.js';
 /** Parses YAML text (or JSON, a YAML subset) into plain data; `file` only labels errors. */
 export function parseYamlText(text: string, file?: string): unknown {
   try {
-    // PyYAML safe_load semantics for what configs use: maps, lists, scalars; no custom tags.
-    return parseYaml(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
+    // YAML 1.1 like PyYAML's safe_load (coremltools' from_yaml): yes/no are booleans, ~ is null.
+    return parseYaml(text, { version: '1.1', uniqueKeys: true, prettyErrors: false });
   } catch (e) {
     throw new ConfigError(`invalid YAML: ${(e as Error).message}`, file !== undefined ? { file, cause: e } : { cause: e });
   }

@@ -1,5 +1,5 @@
 /** OpThresholdPrunerConfig and OpMagnitudePrunerConfig (spec §5.3). */
-import { checkKeys, checkWeightThreshold, configError, requireFloat, requireInt, show } from './common.js';
+import { checkKeys, dropOwnConfigType, checkWeightThreshold, configError, requireFloat, requireInt, show } from './common.js';
 
 export interface OpThresholdPrunerConfigOptions {
   threshold?: number;
@@ -41,6 +41,7 @@ export class OpThresholdPrunerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpThresholdPrunerConfig {
+    d = dropOwnConfigType(d, 'OpThresholdPrunerConfig');
     checkKeys(d, THRESHOLD_PRUNER_DICT_KEYS, 'OpThresholdPrunerConfig');
     return new OpThresholdPrunerConfig(d as OpThresholdPrunerConfigOptions);
   }
@@ -134,7 +135,7 @@ export class OpMagnitudePrunerConfig {
 
   /** coremltools' _validate_op_type, run for every op_type_configs entry. */
   validateOpType(opType: string): void {
-    if (this.isStructural() && !(opType in STRUCTURAL_PRUNING_INPUTS)) {
+    if (this.isStructural() && !Object.hasOwn(STRUCTURAL_PRUNING_INPUTS, opType)) {
       throw configError('op_type_configs', `block sparsity or n:m pruning does not support op type ${opType}.`);
     }
   }
@@ -151,6 +152,7 @@ export class OpMagnitudePrunerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpMagnitudePrunerConfig {
+    d = dropOwnConfigType(d, 'OpMagnitudePrunerConfig');
     checkKeys(d, MAGNITUDE_PRUNER_DICT_KEYS, 'OpMagnitudePrunerConfig');
     return new OpMagnitudePrunerConfig(d as OpMagnitudePrunerConfigOptions);
   }

@@ -1,6 +1,6 @@
 /** OpLinearQuantizerConfig: coremltools.optimize.coreml.OpLinearQuantizerConfig as plain data (spec §5.4). */
 import {
-  checkKeys, checkWeightThreshold, configError, normalizeGranularity, pyTuple, requireString, show, type Granularity,
+  checkKeys, dropOwnConfigType, checkWeightThreshold, configError, normalizeGranularity, pyTuple, requireString, show, type Granularity,
 } from './common.js';
 
 export type QuantizationMode = 'LINEAR_SYMMETRIC' | 'LINEAR';
@@ -34,7 +34,7 @@ export function normalizeQuantizationDtype(value: unknown): QuantizationDtype {
   if (cls) name = cls[1]!;
   const numpy = /^(?:np|numpy)\.(\w+)$/.exec(name);
   if (numpy) {
-    const mil = NUMPY_INT_TO_MIL[numpy[1]!];
+    const mil = Object.hasOwn(NUMPY_INT_TO_MIL, numpy[1]!) ? NUMPY_INT_TO_MIL[numpy[1]!] : undefined;
     if (mil === undefined) {
       throw configError('dtype', `dtype=${value} is unsupported for OpLinearQuantizerConfig. Only support int8/uint8/int4/uint4.`);
     }
@@ -129,6 +129,7 @@ export class OpLinearQuantizerConfig {
   }
 
   static fromDict(d: Record<string, unknown>): OpLinearQuantizerConfig {
+    d = dropOwnConfigType(d, 'OpLinearQuantizerConfig');
     checkKeys(d, QUANTIZER_DICT_KEYS, 'OpLinearQuantizerConfig');
     return new OpLinearQuantizerConfig(d as OpLinearQuantizerConfigOptions);
   }

@@ -91,7 +91,7 @@ export function eligibleWeightInputs(
     }
     return [];
   }
-  if (options.structuredPruning) return STRUCTURAL_PRUNING_INPUTS[opType] ?? [];
+  if (options.structuredPruning) return Object.hasOwn(STRUCTURAL_PRUNING_INPUTS, opType) ? STRUCTURAL_PRUNING_INPUTS[opType]! : [];
   return 'any';
 }
 
