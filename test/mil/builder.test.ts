@@ -170,3 +170,28 @@ describe('ProgramBuilder.save', () => {
     expect(saved.path).toBe(path.join(dir, 'm.mlpackage'));
   });
 });
+
+describe('ProgramBuilder: consts feeding constexpr ops', () => {
+  it('are inlined (iOS18 value bindings, iOS16 attributes) and not emitted when used only there', () => {
+    for (const [spec, where] of [[9, 'inputs'], [7, 'attributes']] as const) {
+      const b = new ProgramBuilder({ specVersion: spec });
+      const x = b.input('x', 'fp16', [1, 4]);
+      const nz = b.const('nz', [1, 2], [2], 'fp16');
+      const mask = b.const('mask', spec === 9 ? [1, 0, 0, 1] : [0b1001], spec === 9 ? [1, 4] : [1], spec === 9 ? 'uint1' : 'uint8');
+      const shape = spec === 7 ? b.const('shape', [1, 4], [2], 'uint32') : undefined;
+      const w = b.op('constexpr_sparse_to_dense', { nonzero_data: nz, mask, shape }, { name: 'w_sparsified' });
+      const y = b.op('mul', { x, y: w }, { name: 'y' });
+      b.output(y);
+      b.output(nz); // nz is also used by name, so its const op stays
+      const { program } = b.buildProgram();
+      const ops = [...program.main.walk()];
+      expect(ops.map(o => o.name)).toEqual(['nz', 'w_sparsified', 'y']);
+      const sp = ops[1]!;
+      if (where === 'inputs') expect(sp.inputNames.sort()).toEqual(['mask', 'nonzero_data']);
+      else expect(Object.keys(sp.attributes).sort()).toEqual(['mask', 'name', 'nonzero_data', 'shape']);
+      const m = sp.param('mask');
+      expect(m?.kind).toBe('value');
+      expect(listWeights(program).find(v => v.name === 'w_sparsified')!.compression[0]).toMatchObject({ kind: 'sparsity', nonzeroCount: 2, elementCount: 4 });
+    }
+  });
+});
