@@ -156,3 +156,13 @@ describe.skipIf(!hasFixtures)('info on damaged packages', () => {
     expect(r.stderr).toMatch(/model\.mlmodel/);
   });
 });
+
+describe.skipIf(!hasFixtures)('info --no-weights', () => {
+  it('keeps totals, drops the list', async () => {
+    const r = await runInfo([path.join(GOLDEN, 'pal_n4_gs16_ios18.mlpackage'), '--json', '--no-weights']);
+    const j = JSON.parse(r.stdout) as ModelInfoReport;
+    expect(j.program!.weights).toEqual([]);
+    expect(j.program!.totals.weights).toBe(13);
+    expect(j.program!.totals.compressedWeights).toBe(7);
+  });
+});
