@@ -72,7 +72,6 @@ export { listWeights, constantBytes, popcount, weightValueStats } from './mil/we
 export type { WeightInfo, WeightInputInfo, CompressionInfo, PalettizationInfo, QuantizationInfo, SparsityInfo, PerChannelScaleInfo, CastInfo, ListWeightsOptions } from './mil/weights.js';
 export { ProgramBuilder, tensor, inferOutputs, weightsDirResolver } from './mil/builder.js';
 export type { ProgramBuilderOptions, Var, TensorLiteral, OpInput, OpOptions, WeightSink, BuiltSpec } from './mil/builder.js';
-export { BlobFileReader, BlobFileWriter } from './mil/blob-io.js';
 export { openProgram } from './mil/from-model.js';
 export type { OpenedProgram } from './mil/from-model.js';
 export { describeModel, describeLoadedModel, formatReport } from './cli/commands/info-report.js';

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { BlobFileWriter } from './blob-io.js';
+import { BlobWriter, type BlobDType, type BlobValues } from '../format/blob.js';
 import { Model } from '../model.js';
 import type { WeightFileSource } from '../format/package.js';
 import type { ModelSpec } from '../format/spec-types.js';
@@ -29,7 +29,7 @@ export interface ProgramBuilderOptions {
   specVersion: 6 | 7 | 8 | 9 | 10;
   /** Where weight.bin is written (created on the first blob). */
   weightsPath?: string;
-  /** Opens the writer for weightsPath; default BlobFileWriter.create (./blob-io.ts). */
+  /** Opens the writer for weightsPath; default the native BlobWriter (format/blob.ts). */
   openWeightSink?: (path: string) => WeightSink;
   /** Extra `Metadata.userDefined` entries. */
   metadata?: Record<string, string>;
@@ -279,7 +279,7 @@ export class ProgramBuilder {
     if (!this.sink) {
       const p = this.options.weightsPath;
       if (!p) throw new ConfigError('this program needs a weight file (a constant has ≥ 10 elements): pass weightsPath');
-      const open = this.options.openWeightSink ?? ((f: string) => BlobFileWriter.create(f));
+      const open = this.options.openWeightSink ?? ((f: string) => nativeSink(BlobWriter.create(f)));
       this.sink = open(path.resolve(p));
     }
     return this.sink;
@@ -563,4 +563,12 @@ export function inferOutputs(type: string, ins: In): OutT | undefined {
     default:
       return undefined;
   }
+}
+
+/** Adapts the native BlobWriter to the builder's WeightSink (dtype names are blob dtype names). */
+function nativeSink(writer: BlobWriter): WeightSink {
+  return {
+    append: (dtype, data, elementCount) => writer.append(dtype as BlobDType, data as BlobValues, elementCount),
+    close: () => writer.close(),
+  };
 }

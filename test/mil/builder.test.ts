@@ -141,7 +141,7 @@ describe('ProgramBuilder', () => {
 describe('ProgramBuilder.save', () => {
   it('writes a package that loadModel reads back with the same program and weights', async () => {
     const { loadModel } = await import('../../src/model.js');
-    const { BlobFileReader } = await import('../../src/mil/blob-io.js');
+    const { BlobFile } = await import('../../src/format/blob.js');
     const dir = tmp();
     const b = new ProgramBuilder({ specVersion: 8, weightsPath: path.join(dir, 'tmp-weight.bin') });
     const x = b.input('x', 'fp16', [2, 32]);
@@ -160,7 +160,7 @@ describe('ProgramBuilder.save', () => {
     expect(desc.input!.map(i => i.name)).toEqual(['x']);
     expect(desc.output!.map(i => i.name)).toEqual(['y']);
     expect(desc.metadata!.userDefined!['com.github.apple.coremltools.source']).toBe('coreml-optimize');
-    const reader = BlobFileReader.open(m.weightFilePath('@model_path/weights/weight.bin'));
+    const reader = BlobFile.open(m.weightFilePath('@model_path/weights/weight.bin'));
     const program = new Program(m.program as never, { blobs: () => reader });
     expect(program.main.opset).toBe('CoreML7');
     expect(Array.from(program.main.producerOf('w')!.constValue().data() as Uint16Array)).toEqual(Array.from(wvals, floatToHalfBits));

@@ -8,7 +8,7 @@ import { WeightFileError } from '../../errors.js';
 import type { ModelSpec, FeatureDescriptionSpec, FeatureTypeSpec, ArrayFeatureTypeSpec, SizeRangeSpec, Int64 } from '../../format/spec-types.js';
 import { listNeuralNetworkWeights, type NeuralNetworkWeightInfo } from '../../format/neural-network.js';
 import { Program, type BlobSource, type ProgramMsg } from '../../mil/program.js';
-import { BlobFileReader } from '../../mil/blob-io.js';
+import { BlobFile } from '../../format/blob.js';
 import { formatValueType } from '../../mil/types.js';
 import { sortedOpCounts, totalOps } from '../../mil/walk.js';
 import { constantBytes, listWeights, type CompressionInfo, type WeightInfo } from '../../mil/weights.js';
@@ -159,7 +159,7 @@ export interface DescribeOptions {
   /** Resolves BlobFileValue file names to paths; absent or throwing = weights unavailable. */
   weightFilePath?: (fileName: string) => string;
   missingWeightFiles?: readonly string[];
-  /** Open a weight file (default: BlobFileReader). */
+  /** Open a weight file (default: the memory-mapped BlobFile). */
   openBlob?: (path: string) => BlobSource & { close?(): void };
 }
 
@@ -222,7 +222,7 @@ function sortCounts(c: Record<string, number>): Record<string, number> {
 function describeProgram(msg: ProgramMsg, options: DescribeOptions, notes: string[]): ProgramInfo {
   const missing = [...(options.missingWeightFiles ?? [])];
   const readers = new Map<string, BlobSource & { close?(): void }>();
-  const open = options.openBlob ?? ((p: string) => BlobFileReader.open(p));
+  const open = options.openBlob ?? ((p: string) => BlobFile.open(p));
   const weightsAvailable = Boolean(options.weightFilePath) && missing.length === 0;
   const program = new Program(msg, {
     file: options.file,
