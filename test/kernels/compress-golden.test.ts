@@ -1,0 +1,135 @@
+/**
+ * Quantizing / pruning the golden sources with each golden config reproduces what coremltools 9.0
+ * stored (quantized data, scale, offset/zero point; packed mask and non-zero values) bit for bit.
+ */
+import { readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { KernelTensor } from '../../src/kernels/decompress.js';
+import { pruneTensor, type PruneRequest } from '../../src/kernels/prune.js';
+import { quantizeTensor, type QuantDType } from '../../src/kernels/quantize.js';
+import { bytesOf, goldenDir, loadGoldenPackage, loadSidecar, unpackLsb, type GoldenPackage } from './golden-package.js';
+
+const names = readdirSync(goldenDir).filter((f) => f.endsWith('.mlpackage')).map((f) => f.replace(/\.mlpackage$/, ''));
+const qPackages = names.filter((n) => n.startsWith('q_')).sort();
+const prunePackages = names.filter((n) => n.startsWith('prune_')).sort();
+
+const sources = new Map<string, GoldenPackage>();
+function source(pkgName: string): GoldenPackage {
+  const src = (loadSidecar(pkgName) as unknown as { source: string }).source.replace(/\.mlpackage$/, '');
+  if (!sources.has(src)) sources.set(src, loadGoldenPackage(src));
+  return sources.get(src)!;
+}
+
+function weightData(t: KernelTensor): Float32Array | Uint16Array {
+  const b = bytesOf(t);
+  const copy = b.slice();
+  return t.dtype === 'fp16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer);
+}
+
+/** Integer values of a (possibly packed sub-byte) golden parameter. */
+function intValues(t: KernelTensor): Int32Array {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  const b = bytesOf(t);
+  const bits = { int4: 4, uint4: 4, int8: 8, uint8: 8 }[t.dtype as 'int4'];
+  if (bits === 4 && b.length !== n) return unpackLsb(b, n, 4, t.dtype === 'int4');
+  return t.dtype === 'int8' ? Int32Array.from(new Int8Array(b.buffer, b.byteOffset, b.length)) : Int32Array.from(b);
+}
+
+/** Element-wise equality with a short message (a toEqual diff of 100k elements takes minutes). */
+function expectSame(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string): void {
+  let bad = 0;
+  let first = -1;
+  const n = Math.max(actual.length, expected.length);
+  for (let i = 0; i < n; i++) {
+    if (actual[i] !== expected[i]) {
+      bad++;
+      if (first < 0) first = i;
+    }
+  }
+  const msg = bad === 0 && actual.length === expected.length ? 'same'
+    : `${bad} of ${n} differ (lengths ${actual.length}/${expected.length}); first at ${first}: ${actual[first]} vs ${expected[first]}`;
+  expect(msg, label).toBe('same');
+}
+
+function bytesOfArray(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Output-channel axis from the consumer (spec §4.3): matmul `y` → -1, everything else here → 0. */
+function outputAxis(pkgName: string, weightName: string): number {
+  const w = loadSidecar(pkgName).weights.find((x) => x.name === weightName);
+  return w?.consumers.some((c) => c.startsWith('mm') && c.endsWith('.y')) ? -1 : 0;
+}
+
+describe('quantizeTensor reproduces the golden q_* packages', () => {
+  for (const pkgName of qPackages) {
+    it(pkgName, async () => {
+      const cfg = loadSidecar(pkgName).steps[0]!.config.global_config;
+      const pkg = loadGoldenPackage(pkgName);
+      const src = source(pkgName);
+      let checked = 0;
+      for (const op of pkg.ops) {
+        const constName = op.name.replace(/_quantized$/, '');
+        const w = src.consts.get(constName);
+        expect(w, `${pkgName}: source const ${constName}`).toBeDefined();
+        const r = await quantizeTensor({
+          data: weightData(w!), shape: w!.shape,
+          mode: cfg.mode.toLowerCase(), quantDtype: cfg.dtype as QuantDType, granularity: cfg.granularity,
+          blockSize: cfg.block_size, axis: outputAxis(pkgName, op.outputs[0]!),
+        });
+        const p = op.params as Record<string, KernelTensor>;
+        const data = p.data ?? p.quantized_data!;
+        expectSame(r.quantized, intValues(data), `${pkgName} ${op.name} data`);
+        expectSame(bytesOfArray(r.scale), bytesOf(p.scale!), `${pkgName} ${op.name} scale`);
+        if (op.type === 'constexpr_blockwise_shift_scale') {
+          expect(r.scaleShape).toEqual(p.scale!.shape);
+          if (p.offset) expectSame(r.zeroPoint!, intValues(p.offset), `${pkgName} ${op.name} offset`);
+          else expect(r.zeroPoint).toBeUndefined();
+        } else {
+          // iOS16 always stores a zero point; symmetric int8 gets zeros.
+          const zp = r.zeroPoint ? Array.from(r.zeroPoint) : new Array(intValues(p.zero_point!).length).fill(0);
+          expectSame(zp, intValues(p.zero_point!), `${pkgName} ${op.name} zero_point`);
+        }
+        checked++;
+      }
+      expect(checked).toBe(7);
+    });
+  }
+});
+
+describe('pruneTensor reproduces the golden prune_* packages', () => {
+  for (const pkgName of prunePackages) {
+    it(pkgName, async () => {
+      const cfg = loadSidecar(pkgName).steps[0]!.config.global_config;
+      const pkg = loadGoldenPackage(pkgName);
+      const src = source(pkgName);
+      let checked = 0;
+      for (const op of pkg.ops) {
+        const constName = op.name.replace(/_sparsified$/, '');
+        const w = src.consts.get(constName)!;
+        const base = { data: weightData(w), shape: w.shape };
+        let req: PruneRequest;
+        if (cfg.threshold !== undefined) req = { ...base, kind: 'threshold', threshold: cfg.threshold, minimumSparsity: cfg.minimum_sparsity_percentile };
+        else if (cfg.n_m_ratio) req = { ...base, kind: 'nm', n: cfg.n_m_ratio[0], m: cfg.n_m_ratio[1], dim: cfg.dim };
+        else if (cfg.block_size) req = { ...base, kind: 'block', targetSparsity: cfg.target_sparsity, blockSize: cfg.block_size, dim: cfg.dim };
+        else req = { ...base, kind: 'magnitude', targetSparsity: cfg.target_sparsity };
+        const r = await pruneTensor(req);
+        expect(r.skipped).toBeUndefined();
+        const p = op.params as Record<string, KernelTensor>;
+        expectSame(r.maskPackedLsb, bytesOf(p.mask!), `${pkgName} ${op.name} mask`);
+        expectSame(bytesOfArray(r.nonzero), bytesOf(p.nonzero_data!), `${pkgName} ${op.name} nonzero_data`);
+        checked++;
+      }
+      expect(checked).toBeGreaterThan(0);
+    });
+  }
+
+  it('threshold pruning reports the weights coremltools left dense as skipped (sparsity < 0.5)', async () => {
+    const src = source('prune_thr001_ios18');
+    for (const name of ['conv1_weight_to_fp16', 'fc3_weight_to_fp16', 'mm_y_to_fp16']) {
+      const w = src.consts.get(name)!;
+      const r = await pruneTensor({ data: weightData(w), shape: w.shape, kind: 'threshold', threshold: 0.01 });
+      expect(r.skipped, name).toMatch(/minimum_sparsity_percentile/);
+    }
+  });
+});
