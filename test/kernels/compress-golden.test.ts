@@ -124,6 +124,21 @@ describe('pruneTensor reproduces the golden prune_* packages', () => {
     });
   }
 
+  it('n:m ties occur in the golden data and follow numpy argsort order (stable for m <= 16)', () => {
+    // conv2_weight has only 16 distinct values, so many 2:4 groups tie at the keep/prune boundary
+    // (2nd and 3rd smallest magnitude equal). numpy 1.24's argsort on 4 elements is an insertion
+    // sort, i.e. stable: the earlier element of a tie is pruned. The prune_nm24_* cases above match
+    // bit for bit with that order; this counts the boundary ties to show the rule is exercised.
+    const w = source('prune_nm24_ios18').consts.get('conv2_weight_to_fp16')!;
+    const bits = weightData(w) as Uint16Array;
+    let ties = 0;
+    for (let g = 0; g < bits.length; g += 4) {
+      const mags = Array.from(bits.subarray(g, g + 4), (b) => b & 0x7fff).sort((a, b) => a - b);
+      if (mags[1] === mags[2]) ties++;
+    }
+    expect(ties).toBeGreaterThan(100);
+  });
+
   it('threshold pruning reports the weights coremltools left dense as skipped (sparsity < 0.5)', async () => {
     const src = source('prune_thr001_ios18');
     for (const name of ['conv1_weight_to_fp16', 'fc3_weight_to_fp16', 'mm_y_to_fp16']) {
