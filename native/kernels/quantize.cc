@@ -176,6 +176,29 @@ QuantizeResult quantize_linear(const TensorData& w, const QuantizeOptions& o) {
     }
   };
 
+  if (nblocks == 1) {  // per tensor: one block, so split the element range instead
+    const size_t n = static_cast<size_t>(w.numel()), chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
+    std::vector<float> mns(chunks, INFINITY), mxs(chunks, -INFINITY);
+    parallel_for(chunks, [&](size_t c) {
+      for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i) {
+        const float v = w.get_float(i);
+        mns[c] = std::min(mns[c], v);
+        mxs[c] = std::max(mxs[c], v);
+      }
+    });
+    const float mn = *std::min_element(mns.begin(), mns.end()), mx = *std::max_element(mxs.begin(), mxs.end());
+    if (!std::isfinite(mn) || !std::isfinite(mx))
+      throw Error("EINVAL", "quantize: weight contains inf or NaN (coremltools skips such weights)");
+    const BlockParams bp = block_params(mn, mx, p, o.mode, o.dtype);
+    r.scale.set_float(0, bp.scale);
+    if (r.zero_point) r.zero_point->set_float(0, bp.zero_point);
+    parallel_for(chunks, [&](size_t c) {
+      for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i)
+        r.quantized.set_float(i, static_cast<float>(quantize_value(w.get_float(i), bp, p)));
+    });
+    return r;
+  }
+
   parallel_for(static_cast<size_t>(nblocks), [&](size_t bi) {
     const int64_t b = static_cast<int64_t>(bi);
     float mn = INFINITY, mx = -INFINITY;

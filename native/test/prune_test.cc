@@ -107,4 +107,25 @@ TEST(nm_fast_matches_reference_random_with_ties) {
   CHECK_THROWS(nm_prune_mask(small.view(), 2, 4, 1));  // m > C/2
 }
 
+TEST(magnitude_and_block_fast_match_reference_random) {
+  std::mt19937 rng(5);
+  for (int iter = 0; iter < 80; ++iter) {
+    const size_t rank = 2 + rng() % 3;
+    std::vector<int64_t> shape(rank);
+    for (auto& d : shape) d = 1 + rng() % 9;
+    shape[0] = std::max<int64_t>(shape[0], 4);
+    shape[1] = std::max<int64_t>(shape[1], 4);
+    const DType dt = rng() % 2 ? DType::Float16 : DType::Float32;
+    Tensor w(dt, shape);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    // Coarse values → many magnitude ties.
+    for (size_t i = 0; i < static_cast<size_t>(w.numel()); ++i) w.set_float(i, std::round(nd(rng) * 8.0f) / 8.0f);
+    const double target = static_cast<double>(rng() % 101) / 100.0;
+    CHECK(magnitude_prune_mask(w.view(), target) == magnitude_prune_mask_ref(w.view(), target));
+    const int64_t dim = rng() % 2, bs = 2 + rng() % 2;
+    if (block_prune_skip_reason(shape, bs, dim).empty())
+      CHECK(block_prune_mask(w.view(), target, bs, dim) == block_prune_mask_ref(w.view(), target, bs, dim));
+  }
+}
+
 CMO_TEST_MAIN()
