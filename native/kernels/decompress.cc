@@ -203,6 +203,8 @@ Tensor ios16_mask(const TensorData& packed, const TensorData& shape, const std::
   if (packed.numel() != static_cast<int64_t>(packed_size_bytes(count, 1)))
     bad_param(where, "mask holds " + std::to_string(packed.numel()) + " bytes, expected " +
                          std::to_string(packed_size_bytes(count, 1)) + " for shape " + shape_string(out_shape));
+  if (count % 8 != 0 && (packed.data[packed.numel() - 1] >> (count % 8)) != 0)
+    bad_param(where, "mask padding bits after the last element must be 0");
   Tensor m;
   m.dtype = DType::UInt1;
   m.shape = out_shape;

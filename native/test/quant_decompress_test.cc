@@ -111,6 +111,9 @@ TEST(sparse_to_dense_ios16_and_ios18) {
   std::memcpy(shape.bytes.data(), &five, 4);
   auto a = decompress_op("constexpr_sparse_to_dense", Opset::IOS16, {{"nonzero_data", nz.view()}, {"mask", mask.view()}, {"shape", shape.view()}});
   CHECK(to_float32(a[0].view()) == (std::vector<float>{0, 0, 3, -4, 0}));
+  Tensor dirty(DType::UInt8, {1});
+  dirty.bytes = {0x2c};  // bit 5 lies past the 5 elements
+  CHECK_THROWS(decompress_op("constexpr_sparse_to_dense", Opset::IOS16, {{"nonzero_data", nz.view()}, {"mask", dirty.view()}, {"shape", shape.view()}}));
   Tensor m1 = make(DType::UInt1, {5}, {0, 0, 1, 1, 0});
   auto b = decompress_op("constexpr_sparse_to_dense", Opset::IOS18, {{"nonzero_data", nz.view()}, {"mask", m1.view()}});
   CHECK(same(a[0], b[0]));
@@ -260,6 +263,55 @@ TEST(rejects_bad_parameters_with_errors) {
     CHECK(std::string(e.what()).find("model.mlpackage:w_quantized") != std::string::npos);
     CHECK(std::string(e.what()).find("scale") != std::string::npos);
   }
+}
+
+// Random, mostly malformed parameter sets: every call must either succeed or throw cmo::Error (run
+// under ASan/UBSan in CI, so an out-of-bounds read fails the test).
+TEST(random_malformed_params_only_raise_errors) {
+  std::mt19937 rng(99);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> ops = {
+      {"constexpr_lut_to_dense", {"indices", "lut", "shape", "vector_axis"}},
+      {"constexpr_sparse_to_dense", {"nonzero_data", "mask", "shape"}},
+      {"constexpr_affine_dequantize", {"quantized_data", "zero_point", "scale", "axis"}},
+      {"constexpr_cast", {"source_val"}},
+      {"constexpr_blockwise_shift_scale", {"data", "scale", "offset"}},
+      {"constexpr_lut_to_sparse", {"indices_mask", "indices_nonzero_data", "lut", "vector_axis"}},
+      {"constexpr_sparse_blockwise_shift_scale", {"data_mask", "nonzero_data", "scale", "offset"}},
+  };
+  const std::vector<DType> dtypes = {DType::Float16, DType::Float32, DType::UInt8, DType::Int8, DType::Int4, DType::UInt1,
+                                     DType::UInt2, DType::UInt3, DType::UInt4, DType::UInt6, DType::Int32, DType::UInt32};
+  int ok = 0, rejected = 0;
+  for (int iter = 0; iter < 4000; ++iter) {
+    const auto& [op, names] = ops[rng() % ops.size()];
+    std::vector<Tensor> store;
+    store.reserve(names.size());
+    ParamMap p;
+    for (const auto& name : names) {
+      if (rng() % 6 == 0) continue;  // sometimes missing
+      std::vector<int64_t> shape(rng() % 4);
+      for (auto& d : shape) d = rng() % 5;
+      if (name == "axis" || name == "vector_axis") shape.clear();
+      Tensor t(dtypes[rng() % dtypes.size()], shape);
+      if (name == "axis" || name == "vector_axis") t = Tensor(DType::Int32, {});
+      for (auto& b : t.bytes) b = static_cast<uint8_t>(rng() % 4 == 0 ? rng() : rng() % 4);
+      store.push_back(std::move(t));
+      TensorData v = store.back().view();
+      if (rng() % 10 == 0 && v.byte_size > 0) v.byte_size -= 1;  // truncated data
+      p[name] = v;
+    }
+    const Opset opset = rng() % 2 ? Opset::IOS16 : Opset::IOS18;
+    try {
+      auto a = decompress_op(op, opset, p, "fuzz");
+      auto b = decompress_op_ref(op, opset, p, "fuzz");
+      CHECK(a.size() == b.size());
+      for (size_t i = 0; i < a.size() && i < b.size(); ++i) CHECK(same(a[i], b[i]));
+      ++ok;
+    } catch (const cmo::Error&) {
+      ++rejected;
+    }
+  }
+  CHECK(ok > 0);
+  CHECK(rejected > 0);
 }
 
 CMO_TEST_MAIN()

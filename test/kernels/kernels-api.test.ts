@@ -105,6 +105,22 @@ describe('decompressOp', () => {
     expect(Array.from(dense.values)).toEqual([1, 0, -2, 0, 1.5, 2]);
   });
 
+  it('constexpr_cast fp16 → fp32 and iOS16 affine_dequantize along a negative axis', async () => {
+    const cast = await decompressOp({ type: 'constexpr_cast', opset: 'ios16', params: { source_val: { dtype: 'fp16', shape: [3], data: Uint16Array.of(0x3c00, 0xc000, 0x3555) } } });
+    expect(cast.dtype).toBe('fp32');
+    expect(Array.from(cast.values)).toEqual([1, -2, 0.333251953125]);
+    const aff = await decompressOp({
+      type: 'constexpr_affine_dequantize', opset: 'ios16',
+      params: {
+        quantized_data: { dtype: 'uint8', shape: [2, 2], data: Uint8Array.of(0, 128, 255, 3) },
+        zero_point: { dtype: 'uint8', shape: [2], data: Uint8Array.of(128, 0) },
+        scale: { dtype: 'fp32', shape: [2], data: Float32Array.of(0.5, 2) },
+        axis: { dtype: 'int32', shape: [], data: Int32Array.of(-1) },
+      },
+    });
+    expect(Array.from(aff.values)).toEqual([-64, 256, 63.5, 6]);
+  });
+
   it('names the op and the problem in errors', async () => {
     await expect(decompressOp({
       type: 'constexpr_blockwise_shift_scale', name: 'model.mlpackage:w_quantized',
