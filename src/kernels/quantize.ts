@@ -9,10 +9,14 @@ export type QuantGranularity = 'per_tensor' | 'per_channel' | 'per_block';
 export interface QuantizeRequest {
   /** fp32 values (Float32Array) or fp16 bits (Uint16Array); or give `dtype`. */
   data: Float32Array | Uint16Array;
-  dtype?: 'fp16' | 'fp32';
+  /**
+   * Weight type ('fp16' | 'fp32'; inferred from the array when absent), or — as a shorthand — the
+   * target integer type when `quantDtype` is not given.
+   */
+  dtype?: 'fp16' | 'fp32' | QuantDType;
   shape: number[];
   mode?: QuantMode;
-  /** Target integer type (default int8). */
+  /** Target integer type (default: `dtype` if it is an integer type, else int8). */
   quantDtype?: QuantDType;
   granularity?: QuantGranularity;
   /** per_block: elements per block along the input axis (default 32). */

@@ -30,6 +30,12 @@ describe('quantizeTensor', () => {
     expect(Array.from(r.quantized.subarray(0, 3))).toEqual([7, 7, 7]);
   });
 
+  it('accepts the target type in `dtype` (weight type inferred from the array)', async () => {
+    const r = await quantizeTensor({ data: Float32Array.of(-2, -10, 6, -3), shape: [4], mode: 'linear', dtype: 'int4', granularity: 'per_tensor' });
+    expect(Array.from(r.quantized)).toEqual([-1, -8, 7, -2]);
+    expect(r.quantizedDtype).toBe('int4');
+  });
+
   it('rejects bad requests', async () => {
     await expect(quantizeTensor({ data: new Float32Array(3), shape: [2, 2] })).rejects.toThrow(/bytes do not match/);
     await expect(quantizeTensor({ data: new Float32Array(4), shape: [4], quantDtype: 'int2' as never })).rejects.toThrow(/quantDtype/);
