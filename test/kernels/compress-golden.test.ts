@@ -148,3 +148,46 @@ describe('pruneTensor reproduces the golden prune_* packages', () => {
     }
   });
 });
+
+describe('joint chains: the kernels compose to what coremltools stored', () => {
+  it('joint_pal4_q8lut_ios18: per-tensor int8 quantization of the fp16 k-means LUT', async () => {
+    const joint = loadGoldenPackage('joint_pal4_q8lut_ios18');
+    const pal = loadGoldenPackage('pal_n4_pertensor_ios18');
+    let checked = 0;
+    for (const op of joint.ops.filter((o) => o.type === 'constexpr_blockwise_shift_scale')) {
+      const palOp = pal.ops.find((o) => o.name === op.name.replace(/_lut_0_quantized$/, ''))!;
+      const lut = palOp.params.lut as KernelTensor;
+      const r = await quantizeTensor({
+        data: weightData(lut), shape: lut.shape, quantDtype: 'int8', granularity: 'per_tensor',
+      });
+      const p = op.params as Record<string, KernelTensor>;
+      expectSame(r.quantized, intValues(p.data!), `${op.name} data`);
+      expectSame(bytesOfArray(r.scale), bytesOf(p.scale!), `${op.name} scale`);
+      expect(r.scaleShape).toEqual(p.scale!.shape);
+      checked++;
+    }
+    expect(checked).toBe(7);
+  });
+
+  it('joint_prune50_q8_ios18: int8 per-channel quantization of the pruned dense weight, kept at the mask', async () => {
+    const joint = loadGoldenPackage('joint_prune50_q8_ios18');
+    const src = source('joint_prune50_q8_ios18');
+    let checked = 0;
+    for (const op of joint.ops.filter((o) => o.type === 'constexpr_sparse_blockwise_shift_scale')) {
+      const constName = op.name.replace(/_sparsified_nonzero_data_0_quantized$/, '');
+      const w = src.consts.get(constName)!;
+      const dense = weightData(w) as Uint16Array;
+      const pr = await pruneTensor({ data: dense, shape: w.shape, kind: 'magnitude', targetSparsity: 0.5 });
+      const p = op.params as Record<string, KernelTensor>;
+      expectSame(pr.maskPackedLsb, bytesOf(p.data_mask!), `${op.name} mask`);
+      const pruned = dense.map((v, i) => (pr.mask[i] ? v : 0));
+      const axis = outputAxis('joint_prune50_q8_ios18', `${constName}_sparsified`);
+      const r = await quantizeTensor({ data: pruned, shape: w.shape, quantDtype: 'int8', granularity: 'per_channel', axis });
+      const kept = Int32Array.from(r.quantized.filter((_, i) => pr.mask[i] === 1));
+      expectSame(kept, intValues(p.nonzero_data!), `${op.name} nonzero_data`);
+      expectSame(bytesOfArray(r.scale), bytesOf(p.scale!), `${op.name} scale`);
+      checked++;
+    }
+    expect(checked).toBe(7);
+  });
+});
