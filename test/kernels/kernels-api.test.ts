@@ -97,6 +97,13 @@ describe('decompressOp', () => {
     });
     expect(Array.from(r.values)).toEqual([9, 13, 13, 1, 5, 1, 26, 2, 18, 10, 2, 26]);
     expect(r.shape).toEqual([6, 2]);
+    expect(r.data).toBeInstanceOf(Float32Array);
+    const onlyData = await decompressOp({
+      type: 'constexpr_lut_to_dense', values: false,
+      params: { indices: { dtype: 'uint2', shape: [6, 2], data: packed }, lut: { dtype: 'fp32', shape: [2, 1, 4, 1], data: lut } },
+    });
+    expect(onlyData.values).toHaveLength(0);
+    expect(Array.from(onlyData.data)).toEqual([9, 13, 13, 1, 5, 1, 26, 2, 18, 10, 2, 26]);
   });
 
   it('chains: prune → quantize (sparse_blockwise_shift_scale → sparse_to_dense)', async () => {
