@@ -111,6 +111,10 @@ TEST(all_zero_block_and_non_finite) {
   CHECK_EQ(r.quantized.view().get_int(0), r.zero_point->view().get_int(0));
   Tensor inf = make(DType::Float32, {2}, {1, INFINITY});
   CHECK_THROWS(quantize_linear(inf.view(), {QuantMode::Linear, DType::Int8, {0}}));
+  Tensor nan = make(DType::Float16, {2, 3}, {1, 2, 3, 4, NAN, 6});
+  CHECK_THROWS(quantize_linear(nan.view(), {QuantMode::Linear, DType::Int8, {0, 0}}));
+  CHECK_THROWS(quantize_linear(nan.view(), {QuantMode::Linear, DType::Int8, {1, 0}}));
+  CHECK_THROWS(quantize_linear_ref(nan.view(), {QuantMode::Linear, DType::Int8, {1, 0}}));
   Tensor ints8(DType::Int8, {2});
   CHECK_THROWS(quantize_linear(ints8.view(), {QuantMode::Linear, DType::Int8, {0}}));
 }
