@@ -13,6 +13,9 @@ namespace cmo::kernels {
 double numpy_percentile(std::vector<float> v, double q, DType dtype) {
   const size_t n = v.size();
   if (n == 0) throw Error("EINVAL", "percentile of an empty tensor");
+  // NaN breaks the ordering nth_element relies on (and numpy would prune nothing): reject.
+  for (float x : v)
+    if (std::isnan(x)) throw Error("EINVAL", "pruning: weight contains NaN");
   // numpy: quantiles = q / 100; virtual index = (n - 1) * quantiles (float64).
   const double quantile = q / 100.0;
   const double virt = static_cast<double>(n - 1) * quantile;
@@ -127,6 +130,8 @@ std::vector<uint8_t> block_prune_mask(const TensorData& w, double target, int64_
 namespace {
 // numpy percentile by full sort (oracle for the nth_element version).
 double percentile_by_sort(std::vector<float> v, double q, DType dtype) {
+  for (float x : v)
+    if (std::isnan(x)) throw Error("EINVAL", "pruning: weight contains NaN");
   std::sort(v.begin(), v.end());
   const double virt = static_cast<double>(v.size() - 1) * (q / 100.0);
   if (virt >= static_cast<double>(v.size() - 1)) return v.back();

@@ -1,5 +1,6 @@
 // Pruning: spec §8.7 known answers, numpy percentile semantics, ties, n:m fast vs reference.
 // Bit-exactness against coremltools is tested end to end in test/kernels/compress-golden.test.ts.
+#include <cmath>
 #include <random>
 
 #include "../kernels/decompress.h"
@@ -60,6 +61,9 @@ TEST(magnitude_ties_are_all_pruned) {
   CHECK(magnitude_prune_mask(w.view(), 1.0) == std::vector<uint8_t>(6, 0));
   CHECK(magnitude_prune_mask(w.view(), 0.0) == std::vector<uint8_t>(6, 1));
   CHECK_THROWS(magnitude_prune_mask(w.view(), 1.5));
+  Tensor nan = make(DType::Float32, {3}, {1, NAN, 2});
+  CHECK_THROWS(magnitude_prune_mask(nan.view(), 0.5));
+  CHECK_THROWS(magnitude_prune_mask_ref(nan.view(), 0.5));
 }
 
 TEST(existing_zeros_are_not_stored) {
