@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { KernelTensor } from '../../src/kernels/decompress.js';
 import { pruneTensor, type PruneRequest } from '../../src/kernels/prune.js';
-import { quantizeTensor, type QuantDType } from '../../src/kernels/quantize.js';
+import { quantizeTensor, toAffineDequantizeParams, type QuantDType } from '../../src/kernels/quantize.js';
 import { bytesOf, goldenDir, loadGoldenPackage, loadSidecar, unpackLsb, type GoldenPackage } from './golden-package.js';
 
 const names = readdirSync(goldenDir).filter((f) => f.endsWith('.mlpackage')).map((f) => f.replace(/\.mlpackage$/, ''));
@@ -86,9 +86,12 @@ describe('quantizeTensor reproduces the golden q_* packages', () => {
           if (p.offset) expectSame(r.zeroPoint!, intValues(p.offset), `${pkgName} ${op.name} offset`);
           else expect(r.zeroPoint).toBeUndefined();
         } else {
-          // iOS16 always stores a zero point; symmetric int8 gets zeros.
-          const zp = r.zeroPoint ? Array.from(r.zeroPoint) : new Array(intValues(p.zero_point!).length).fill(0);
-          expectSame(zp, intValues(p.zero_point!), `${pkgName} ${op.name} zero_point`);
+          // iOS16 always stores a zero point (zeros for symmetric int8), rank 0/1, axis non-negative.
+          const a = toAffineDequantizeParams(r);
+          expectSame(a.zeroPoint, intValues(p.zero_point!), `${pkgName} ${op.name} zero_point`);
+          expect(a.paramShape).toEqual(p.scale!.shape);
+          expect(a.paramShape).toEqual(p.zero_point!.shape);
+          expect(a.axis).toBe(new Int32Array(bytesOf(p.axis!).slice().buffer)[0]);
         }
         checked++;
       }
