@@ -52,8 +52,8 @@ export { decompressOp, asKernelTensor } from './kernels/decompress.js';
 export type {
   KernelDType, KernelTensor, CompressionOpType, DecompressRequest, DecompressedTensor, DecompressResult, KernelJobOptions,
 } from './kernels/decompress.js';
-export { quantizeTensor } from './kernels/quantize.js';
-export type { QuantMode, QuantDType, QuantGranularity, QuantizeRequest, QuantizeResult } from './kernels/quantize.js';
+export { quantizeTensor, toAffineDequantizeParams } from './kernels/quantize.js';
+export type { QuantMode, QuantDType, QuantGranularity, QuantizeRequest, QuantizeResult, AffineDequantizeParams } from './kernels/quantize.js';
 export { pruneTensor } from './kernels/prune.js';
 export type { PruneKind, PruneRequest, PruneResult } from './kernels/prune.js';
 // ML Program model, weights inspection and builder (mil helper)
