@@ -18,7 +18,7 @@ import { setThreads, getThreads, type ProgressCallback } from '../native.js';
 import { selectWeights, type WeightCandidate } from './select.js';
 import { runCompressJob, type CompressEntry, type CompressResult } from './native-compress.js';
 import { WEIGHT_FILE_NAME } from './values.js';
-import type { CompressionApi, OptimizationConfig } from './config.js';
+import { TARGET_MESSAGES, isIos18OrLater, targetError, type CompressionApi, type OptimizationConfig } from './config.js';
 
 export interface PassOptions {
   /** Native threads for this run (default: the pool's current size). */
@@ -55,8 +55,12 @@ export interface CompressionReport {
 /** A compressed, not yet saved model and what was done to it. */
 export type CompressedModel = Model & { readonly compression: CompressionReport };
 
-/** A native entry without its source offset (the driver adds it). */
-export type PlannedEntry = { kind: string } & Record<string, unknown>;
+/**
+ * A native entry without its source offset (the driver adds it). `extraValues`: further blob values
+ * of the candidate's op the transform reads (joint compression); the driver turns them into
+ * `extraSources` and they are no longer copied on their own.
+ */
+export type PlannedEntry = { kind: string; extraValues?: ValueMsg[] } & Record<string, unknown>;
 
 /** What the driver gives a handler while planning and rewriting. */
 export interface PassContext {
@@ -139,6 +143,8 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
   const program = new Program(spec.mlProgram!, { file: where });
   if (program.functions.size > 1) throw new UnsupportedError(`${handler.api}: multi-function models are not supported (coremltools rejects them too)`, { file: where });
   const specVersion = spec.specificationVersion ?? 7;
+  // coremltools checks this before looking at any weight.
+  if (options.jointCompression && !isIos18OrLater({ specVersion, opset: program.main.opset })) throw targetError('ValueError', TARGET_MESSAGES.joint);
   const ctx: PassContext = {
     opset: (fn) => fn.opset,
     ios: (fn) => fn.iosVersion,
@@ -146,7 +152,7 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
     jointCompression: options.jointCompression ?? false,
   };
 
-  const { candidates, skipped } = selectWeights(program, config);
+  const { candidates, skipped } = selectWeights(program, config, { api: handler.api, jointCompression: ctx.jointCompression });
   const byOp = new Map<Operation['msg'], WeightCandidate>(candidates.map((c) => [c.op.msg, c]));
   const reports: WeightReport[] = skipped.map((s) => ({ name: s.name, shape: [], dtype: 'fp16' as MilDType, status: 'skipped', detail: s.reason, bytesBefore: 0, bytesAfter: 0 }));
 
@@ -154,11 +160,11 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
   const entries: CompressEntry[] = [];
   const copyIndex = new Map<number, number>(); // source offset → entry index (shared blobs copied once)
   const copiedValues: { value: ValueMsg; entry: number }[] = [];
-  const planned: { candidate: WeightCandidate; entry: number }[] = [];
+  const planned: { candidate: WeightCandidate; entry: number; values: ValueMsg[] }[] = [];
   let inputFile: string | undefined;
   for (const fn of program.functions.values()) {
     for (const op of fn.walk()) {
-      const values = blobValuesOf(op);
+      let values = blobValuesOf(op);
       if (values.length === 0) continue;
       for (const v of values) {
         const file = model.weightFilePath(v.blobFileValue!.fileName ?? '');
@@ -169,11 +175,16 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
       if (candidate) {
         const plan = handler.plan(candidate, ctx);
         if (typeof plan['skip'] !== 'string') {
-          planned.push({ candidate, entry: entries.length });
-          entries.push({ ...plan, source: candidate.offset } as CompressEntry);
-          continue;
+          const { extraValues, ...entry } = plan as PlannedEntry;
+          const primary = candidate.joint ? candidate.joint.value : candidate.op.constValue().msg;
+          const used = [primary, ...(extraValues ?? [])];
+          planned.push({ candidate, entry: entries.length, values: used });
+          entries.push({ ...entry, source: candidate.offset, ...(extraValues?.length ? { extraSources: extraValues.map(offsetOf) } : {}) } as CompressEntry);
+          values = values.filter((v) => !used.includes(v));
+          if (values.length === 0) continue;
+        } else {
+          reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
         }
-        reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
       }
       for (const v of values) {
         const source = offsetOf(v);
@@ -210,13 +221,12 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
   for (const { value, entry } of copiedValues) {
     value.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: results[entry]!.outputs[0]!.offset! };
   }
-  for (const { candidate, entry } of planned) {
+  for (const { candidate, entry, values } of planned) {
     const result = results[entry]!;
     const bytesBefore = storedBytes(candidate.dtype, candidate.elementCount);
-    const source = candidate.op.constValue().msg;
     if (result.skipped) {
-      // The record was copied verbatim: keep the const, pointing at its new offset.
-      source.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: result.outputs[0]!.offset! };
+      // The records were copied verbatim: keep the op, pointing at the new offsets.
+      values.forEach((v, i) => { v.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: result.outputs[i]!.offset! }; });
       reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: result.skipped, bytesBefore, bytesAfter: bytesBefore });
       continue;
     }
