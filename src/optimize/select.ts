@@ -197,7 +197,7 @@ function jointCandidate(fn: MilFunction, op: Operation, config: OptimizationConf
     }));
     return {
       fn, op, name, dtype, shape, elementCount,
-      fileName: value.blobFileValue.fileName ?? '', offset: Number(value.blobFileValue.offset ?? 0),
+      fileName: value.blobFileValue!.fileName ?? '', offset: Number(value.blobFileValue!.offset ?? 0),
       consumers, config: opConfig,
       axes: channelAxesForConsumers(weightConsumers, denseShape.length),
       namedInConfig: config.op_name_configs.has(name),
