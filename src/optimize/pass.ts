@@ -83,7 +83,8 @@ export interface PassHandler {
 
 const pendingTempDirs = new Set<string>();
 let cleanupInstalled = false;
-function tempDir(): string {
+/** A temporary directory for an unsaved model's weight.bin (removed at exit unless saved). */
+export function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-'));
   pendingTempDirs.add(dir);
   if (!cleanupInstalled) {
@@ -96,20 +97,25 @@ function tempDir(): string {
   return dir;
 }
 
+export function discardTempDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  pendingTempDirs.delete(dir);
+}
+
 /** Every BlobFileValue of an op, in the order coremltools writes them (its parameters in order). */
-function blobValuesOf(op: Operation): ValueMsg[] {
+export function blobValuesOf(op: Operation): ValueMsg[] {
   const out: ValueMsg[] = [];
   for (const v of Object.values(op.msg.attributes ?? {})) if (v.blobFileValue) out.push(v);
   for (const arg of Object.values(op.msg.inputs ?? {})) for (const b of arg.arguments ?? []) if (b.value?.blobFileValue) out.push(b.value);
   return out;
 }
 
-function offsetOf(v: ValueMsg): number {
+export function offsetOf(v: ValueMsg): number {
   return Number(v.blobFileValue!.offset ?? 0);
 }
 
 /** Floor to spec 7 (compression ops need iOS16), renaming each function's opset like coremltools. */
-function floorSpecVersion(spec: ModelSpec): void {
+export function floorSpecVersion(spec: ModelSpec): void {
   if ((spec.specificationVersion ?? 0) >= 7) return;
   spec.specificationVersion = 7;
   const newOpset = OPSET_OF_SPEC[7]!;
@@ -211,8 +217,7 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    pendingTempDirs.delete(dir);
+    discardTempDir(dir);
     throw err;
   } finally {
     if (previousThreads !== undefined) setThreads(previousThreads);
