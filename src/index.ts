@@ -76,3 +76,10 @@ export { openProgram } from './mil/from-model.js';
 export type { OpenedProgram } from './mil/from-model.js';
 export { describeModel, describeLoadedModel, formatReport } from './cli/commands/info-report.js';
 export type { ModelInfoReport } from './cli/commands/info-report.js';
+// Pruning, linear quantization, joint compression, multi-step plans and decompression (passes helper)
+export { pruneWeights, pruneHandler } from './optimize/prune.js';
+export type { PruneOptions } from './optimize/prune.js';
+export { linearQuantizeWeights, quantizeHandler } from './optimize/quantize.js';
+export type { QuantizeOptions } from './optimize/quantize.js';
+export { compressModel, decompressWeights } from './optimize/compress.js';
+export type { CompressModelOptions, MultiStepModel, DecompressReport, DecompressedModel } from './optimize/compress.js';

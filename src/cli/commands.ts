@@ -4,10 +4,18 @@ import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerPalettize } from './commands/palettize.js';
 import { registerInfo } from './commands/info.js';
+import { registerPrune } from './commands/prune.js';
+import { registerQuantize } from './commands/quantize.js';
+import { registerCompress } from './commands/compress.js';
+import { registerDecompress } from './commands/decompress.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
   registerDoctor(program);
   registerPalettize(program);
   registerInfo(program);
+  registerPrune(program);
+  registerQuantize(program);
+  registerCompress(program);
+  registerDecompress(program);
 }
