@@ -2,7 +2,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const root = path.join(__dirname, '..');
-const dirs = ['native/util', 'native/blob', 'native/kernels', 'native/linalg', 'native/executor', 'native/addon'];
+const dirs = ['native/util', 'native/blob', 'native/kernels', 'native/linalg', 'native/executor', 'native/stream', 'native/addon'];
 const out = [];
 function walk(dir) {
   const abs = path.join(root, dir);

@@ -1,7 +1,13 @@
 /** The list of CLI commands. One file per command in ./commands/. */
 import type { Command } from 'commander';
+import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerPalettize } from './commands/palettize.js';
+import { registerInfo } from './commands/info.js';
 
 export function registerCommands(program: Command): void {
+  registerDemo(program);
   registerDoctor(program);
+  registerPalettize(program);
+  registerInfo(program);
 }

@@ -1,0 +1,237 @@
+#include "prune.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "../util/thread_pool.h"
+#include "decompress.h"
+
+namespace cmo::kernels {
+
+double numpy_percentile(std::vector<float> v, double q, DType dtype) {
+  const size_t n = v.size();
+  if (n == 0) throw Error("EINVAL", "percentile of an empty tensor");
+  // numpy: quantiles = q / 100; virtual index = (n - 1) * quantiles (float64).
+  const double quantile = q / 100.0;
+  const double virt = static_cast<double>(n - 1) * quantile;
+  size_t prev, next;
+  double gamma;
+  if (virt >= static_cast<double>(n - 1)) {
+    prev = next = n - 1;
+    gamma = 0;
+  } else if (virt < 0) {
+    prev = next = 0;
+    gamma = 0;
+  } else {
+    prev = static_cast<size_t>(std::floor(virt));
+    next = prev + 1;
+    gamma = virt - static_cast<double>(prev);
+  }
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(prev), v.end());
+  const float a = v[prev];
+  float b = a;
+  if (next != prev) b = *std::min_element(v.begin() + static_cast<long>(prev) + 1, v.end());
+  // _lerp: diff = b - a in the array dtype; a + diff*t (t < 0.5) or b - diff*(1-t) (t >= 0.5) in float64.
+  const double diff = round_to(dtype, b - a);
+  return gamma >= 0.5 ? static_cast<double>(b) - diff * (1.0 - gamma) : static_cast<double>(a) + diff * gamma;
+}
+
+namespace {
+
+// numpy 1.x compares an fp16/fp32 array with a float64 scalar in the array's dtype.
+float threshold_in(DType dtype, double thr) {
+  return round_to(dtype, static_cast<float>(thr));
+}
+
+std::vector<uint8_t> percentile_mask(const std::vector<float>& mag, double target, DType dtype) {
+  std::vector<uint8_t> keep(mag.size(), 1);
+  const double q = target * 100.0;
+  if (q == 100.0) {
+    std::fill(keep.begin(), keep.end(), 0);
+  } else if (q != 0.0) {
+    const float thr = threshold_in(dtype, numpy_percentile(mag, q, dtype));
+    parallel_for((mag.size() + 65535) / 65536, [&](size_t c) {
+      for (size_t i = c * 65536, e = std::min(mag.size(), (c + 1) * 65536); i < e; ++i) keep[i] = !(mag[i] <= thr);
+    });
+  }
+  return keep;
+}
+
+void check_target(double t) {
+  if (!(t >= 0.0 && t <= 1.0)) throw Error("EINVAL", "target_sparsity must be in [0, 1], got " + std::to_string(t));
+}
+
+void check_float(const TensorData& w, const char* what) {
+  w.validate(what);
+  if (w.dtype != DType::Float16 && w.dtype != DType::Float32)
+    throw Error("EINVAL", std::string(what) + ": weight must be fp16 or fp32, got " + dtype_name(w.dtype));
+}
+
+}  // namespace
+
+std::vector<uint8_t> magnitude_prune_mask(const TensorData& w, double target) {
+  check_float(w, "magnitude pruning");
+  check_target(target);
+  std::vector<float> mag(static_cast<size_t>(w.numel()));
+  for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::fabs(w.get_float(i));
+  return percentile_mask(mag, target, w.dtype);
+}
+
+std::string block_prune_skip_reason(const std::vector<int64_t>& shape, int64_t bs, int64_t dim) {
+  if (shape.size() < 2 || shape.size() > 5) return "weight rank must be 2..5 for structured pruning";
+  if (dim != 0 && dim != 1) return "dim must be 0 or 1";
+  if (bs <= 1) return "block_size must be > 1";
+  const int64_t c = shape[static_cast<size_t>(dim)];
+  if (bs > c / 2) return "block_size " + std::to_string(bs) + " > channels/2 (" + std::to_string(c) + "/2)";
+  return {};
+}
+
+std::vector<uint8_t> block_prune_mask(const TensorData& w, double target, int64_t bs, int64_t dim) {
+  check_float(w, "block pruning");
+  check_target(target);
+  std::string why = block_prune_skip_reason(w.shape, bs, dim);
+  if (!why.empty()) throw Error("ESKIP", "block pruning not applicable: " + why);
+  // Element (i0, i1, rest): channel c = i_dim, block = c / bs. Norm over the block members at the
+  // same position in the other axes, numpy fp16 style: squares rounded, sum accumulated then
+  // rounded, sqrt rounded (exact numpy order for block_size 2; sums of >2 squares may differ by an ulp).
+  const DType t = w.dtype;
+  const int64_t d0 = w.shape[0], d1 = w.shape[1];
+  int64_t rest = 1;
+  for (size_t k = 2; k < w.shape.size(); ++k) rest *= w.shape[k];
+  const int64_t C = dim == 0 ? d0 : d1;
+  const int64_t nblk = (C + bs - 1) / bs;  // zero-padded tail block
+  auto flat = [&](int64_t c, int64_t other, int64_t r) {
+    const int64_t i0 = dim == 0 ? c : other, i1 = dim == 0 ? other : c;
+    return (i0 * d1 + i1) * rest + r;
+  };
+  const int64_t O = dim == 0 ? d1 : d0;
+  std::vector<float> mag(static_cast<size_t>(w.numel()));
+  parallel_for(static_cast<size_t>(nblk), [&](size_t bi) {
+    const int64_t b = static_cast<int64_t>(bi);
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t r = 0; r < rest; ++r) {
+        float acc = 0;
+        for (int64_t c = b * bs; c < std::min(C, (b + 1) * bs); ++c) {
+          const float v = w.get_float(static_cast<size_t>(flat(c, o, r)));
+          acc += round_to(t, v * v);
+        }
+        const float norm = round_to(t, std::sqrt(round_to(t, acc)));
+        for (int64_t c = b * bs; c < std::min(C, (b + 1) * bs); ++c) mag[static_cast<size_t>(flat(c, o, r))] = norm;
+      }
+  });
+  return percentile_mask(mag, target, t);
+}
+
+std::string nm_prune_skip_reason(const std::vector<int64_t>& shape, int64_t m, int64_t dim) {
+  if (shape.size() < 2 || shape.size() > 5) return "weight rank must be 2..5 for structured pruning";
+  if (dim != 0 && dim != 1) return "dim must be 0 or 1";
+  const int64_t c = shape[static_cast<size_t>(dim)];
+  if (m > c / 2) return "m " + std::to_string(m) + " > channels/2 (" + std::to_string(c) + "/2)";
+  return {};
+}
+
+namespace {
+void check_nm(const TensorData& w, int64_t n, int64_t m, int64_t dim) {
+  check_float(w, "n:m pruning");
+  if (m <= 0 || n < 0 || n > m) throw Error("EINVAL", "n:m ratio must satisfy 0 <= n <= m, m > 0");
+  std::string why = nm_prune_skip_reason(w.shape, m, dim);
+  if (!why.empty()) throw Error("ESKIP", "n:m pruning not applicable: " + why);
+}
+}  // namespace
+
+// Groups: for every kernel position r and the other channel o, the chosen axis is split into runs
+// of m (the last run zero-padded; padding zeros have magnitude 0 and are pruned first).
+std::vector<uint8_t> nm_prune_mask(const TensorData& w, int64_t n, int64_t m, int64_t dim) {
+  check_nm(w, n, m, dim);
+  const int64_t d0 = w.shape[0], d1 = w.shape[1];
+  int64_t rest = 1;
+  for (size_t k = 2; k < w.shape.size(); ++k) rest *= w.shape[k];
+  const int64_t C = dim == 0 ? d0 : d1, O = dim == 0 ? d1 : d0;
+  const int64_t groups = (C + m - 1) / m;
+  std::vector<uint8_t> keep(static_cast<size_t>(w.numel()), 1);
+  parallel_for(static_cast<size_t>(rest * O), [&](size_t line) {
+    const int64_t r = static_cast<int64_t>(line) / O, o = static_cast<int64_t>(line) % O;
+    std::vector<float> mag(static_cast<size_t>(m));
+    std::vector<int64_t> order(static_cast<size_t>(m)), pos(static_cast<size_t>(m));
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t c = g * m + j;
+        const int64_t i0 = dim == 0 ? c : o, i1 = dim == 0 ? o : c;
+        pos[static_cast<size_t>(j)] = c < C ? (i0 * d1 + i1) * rest + r : -1;
+        mag[static_cast<size_t>(j)] = c < C ? std::fabs(w.get_float(static_cast<size_t>(pos[static_cast<size_t>(j)]))) : 0.0f;
+      }
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return mag[static_cast<size_t>(a)] < mag[static_cast<size_t>(b)]; });
+      for (int64_t k = 0; k < n; ++k) {
+        const int64_t p = pos[static_cast<size_t>(order[static_cast<size_t>(k)])];
+        if (p >= 0) keep[static_cast<size_t>(p)] = 0;
+      }
+    }
+  }, 16);
+  return keep;
+}
+
+// Reference: literally permute to [*K, other, chosen] rows, pad, and select by repeated minimum
+// search (first minimum wins = stable order).
+std::vector<uint8_t> nm_prune_mask_ref(const TensorData& w, int64_t n, int64_t m, int64_t dim) {
+  check_nm(w, n, m, dim);
+  const int64_t d0 = w.shape[0], d1 = w.shape[1];
+  int64_t rest = 1;
+  for (size_t k = 2; k < w.shape.size(); ++k) rest *= w.shape[k];
+  const int64_t C = dim == 0 ? d0 : d1, O = dim == 0 ? d1 : d0;
+  const int64_t padded = (C + m - 1) / m * m;
+  std::vector<uint8_t> keep(static_cast<size_t>(w.numel()), 1);
+  for (int64_t r = 0; r < rest; ++r)
+    for (int64_t o = 0; o < O; ++o) {
+      std::vector<float> row(static_cast<size_t>(padded), 0.0f);
+      std::vector<int64_t> src(static_cast<size_t>(padded), -1);
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t idx = ((dim == 0 ? c : o) * d1 + (dim == 0 ? o : c)) * rest + r;
+        src[static_cast<size_t>(c)] = idx;
+        row[static_cast<size_t>(c)] = std::fabs(w.get_float(static_cast<size_t>(idx)));
+      }
+      for (int64_t g = 0; g < padded; g += m) {
+        std::vector<bool> taken(static_cast<size_t>(m), false);
+        for (int64_t k = 0; k < n; ++k) {
+          int64_t best = -1;
+          for (int64_t j = 0; j < m; ++j)
+            if (!taken[static_cast<size_t>(j)] && (best < 0 || row[static_cast<size_t>(g + j)] < row[static_cast<size_t>(g + best)])) best = j;
+          taken[static_cast<size_t>(best)] = true;
+          if (src[static_cast<size_t>(g + best)] >= 0) keep[static_cast<size_t>(src[static_cast<size_t>(g + best)])] = 0;
+        }
+      }
+    }
+  return keep;
+}
+
+std::vector<uint8_t> threshold_prune_mask(const TensorData& w, double threshold) {
+  check_float(w, "threshold pruning");
+  if (!(threshold >= 0)) throw Error("EINVAL", "threshold must be >= 0");
+  // numpy: np.abs(w) <= threshold with a Python float → compared in the weight dtype.
+  const float thr = threshold_in(w.dtype, threshold);
+  std::vector<uint8_t> keep(static_cast<size_t>(w.numel()));
+  for (size_t i = 0; i < keep.size(); ++i) keep[i] = !(std::fabs(w.get_float(i)) <= thr);
+  return keep;
+}
+
+PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) {
+  w.validate("prune");
+  if (keep.size() != static_cast<size_t>(w.numel())) throw Error("EINVAL", "prune: mask size differs from the weight");
+  PruneResult r;
+  r.mask.resize(keep.size());
+  size_t nz = 0;
+  for (size_t i = 0; i < keep.size(); ++i) {
+    r.mask[i] = keep[i] && w.get_float(i) != 0.0f;
+    nz += r.mask[i];
+  }
+  r.nonzero = Tensor(w.dtype, {static_cast<int64_t>(nz)});
+  const size_t es = dtype_unpacked_size(w.dtype);
+  for (size_t i = 0, j = 0; i < keep.size(); ++i)
+    if (r.mask[i]) std::memcpy(r.nonzero.bytes.data() + es * j++, w.data + es * i, es);
+  r.sparsity = keep.empty() ? 0.0 : 1.0 - static_cast<double>(nz) / static_cast<double>(keep.size());
+  return r;
+}
+
+}  // namespace cmo::kernels

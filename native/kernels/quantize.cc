@@ -1,0 +1,234 @@
+#include "quantize.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../util/thread_pool.h"
+#include "decompress.h"
+
+namespace cmo::kernels {
+
+std::pair<int, int> quant_range(DType dtype, QuantMode mode) {
+  const bool sym = mode == QuantMode::LinearSymmetric;
+  switch (dtype) {
+    case DType::Int8: return {sym ? -127 : -128, 127};
+    case DType::UInt8: return {0, sym ? 254 : 255};
+    case DType::Int4: return {sym ? -7 : -8, 7};
+    case DType::UInt4: return {0, sym ? 14 : 15};
+    default: throw Error("EINVAL", std::string("quantization dtype must be int8, uint8, int4 or uint4, got ") + dtype_name(dtype));
+  }
+}
+
+static int64_t norm_axis(int64_t a, size_t rank, const char* what) {
+  const int64_t r = static_cast<int64_t>(rank);
+  if (a < -r || a >= r) throw Error("EINVAL", std::string(what) + " " + std::to_string(a) + " out of range for rank " + std::to_string(r));
+  return a < 0 ? a + r : a;
+}
+
+int64_t default_input_axis(int64_t output_axis, size_t rank) {
+  const int64_t r = static_cast<int64_t>(rank);
+  if (r < 2) return 0;
+  int64_t a = output_axis < 0 ? output_axis + r : output_axis;
+  if (a == 0) return 1;
+  if (a == r - 1) return r - 2;
+  if (a == r - 2) return r - 1;
+  return 0;
+}
+
+std::vector<int64_t> quant_block_sizes(QuantGranularity g, const std::vector<int64_t>& shape, int64_t output_axis,
+                                       int64_t input_axis, int64_t block_size) {
+  std::vector<int64_t> b(shape.size(), 0);
+  if (g == QuantGranularity::PerTensor) return b;
+  b[static_cast<size_t>(norm_axis(output_axis, shape.size(), "axis"))] = 1;
+  if (g == QuantGranularity::PerBlock) {
+    if (block_size < 0) throw Error("EINVAL", "block_size must be >= 0");
+    int64_t in = norm_axis(input_axis, shape.size(), "input axis");
+    if (in == norm_axis(output_axis, shape.size(), "axis")) throw Error("EINVAL", "input axis equals the output axis");
+    b[static_cast<size_t>(in)] = block_size;
+  }
+  return b;
+}
+
+std::string check_block_sizes(const std::vector<int64_t>& shape, const std::vector<int64_t>& bs) {
+  if (bs.size() != shape.size())
+    return "block_sizes has " + std::to_string(bs.size()) + " entries but the weight has rank " + std::to_string(shape.size());
+  for (size_t k = 0; k < shape.size(); ++k) {
+    if (bs[k] < 0) return "negative block size on axis " + std::to_string(k);
+    if (bs[k] > 0 && shape[k] % bs[k] != 0)
+      return "on axis " + std::to_string(k) + " the dim size " + std::to_string(shape[k]) +
+             " is not divisible by block size " + std::to_string(bs[k]);
+  }
+  return {};
+}
+
+namespace qdetail {
+
+struct Plan {
+  DType wdt;
+  int qmin, qmax;
+  std::vector<int64_t> scale_shape;
+  std::vector<int64_t> block;  // elements per block along each axis (whole axis when block size 0)
+};
+
+Plan make_plan(const TensorData& w, const QuantizeOptions& o) {
+  w.validate("quantize weight");
+  if (w.dtype != DType::Float16 && w.dtype != DType::Float32)
+    throw Error("EINVAL", std::string("quantize: weight must be fp16 or fp32, got ") + dtype_name(w.dtype));
+  std::string why = check_block_sizes(w.shape, o.block_sizes);
+  if (!why.empty()) throw Error("EBLOCKSIZE", "quantize: invalid block_sizes: " + why);
+  Plan p;
+  p.wdt = w.dtype;
+  std::tie(p.qmin, p.qmax) = quant_range(o.dtype, o.mode);
+  for (size_t k = 0; k < w.shape.size(); ++k) {
+    const int64_t b = o.block_sizes[k] > 0 ? o.block_sizes[k] : w.shape[k];
+    p.block.push_back(b);
+    p.scale_shape.push_back(o.block_sizes[k] > 0 ? w.shape[k] / b : 1);
+  }
+  return p;
+}
+
+struct BlockParams {
+  float scale;  // in the weight's float type (already rounded)
+  float zero_point;
+  bool has_zero_point;
+};
+
+// From the block's min and max, numpy step by step in the weight dtype.
+BlockParams block_params(float mn, float mx, const Plan& p, QuantMode mode, DType qdt) {
+  const DType t = p.wdt;
+  float lo, hi;
+  if (mode == QuantMode::LinearSymmetric) {
+    const float r = std::max(std::fabs(mn), std::fabs(mx));
+    lo = -r;
+    hi = r;
+  } else {
+    lo = std::min(0.0f, mn);
+    hi = std::max(0.0f, mx);
+  }
+  BlockParams b{};
+  const float range = round_to(t, hi - lo);
+  b.scale = round_to(t, range / static_cast<float>(p.qmax - p.qmin));
+  if (mode == QuantMode::LinearSymmetric && !dtype_is_signed_int(qdt)) {
+    b.has_zero_point = true;
+    b.zero_point = static_cast<float>(p.qmax / 2);
+  } else if (mode == QuantMode::Linear) {
+    b.has_zero_point = true;
+    const float num = round_to(t, round_to(t, static_cast<float>(p.qmin) * hi) - round_to(t, static_cast<float>(p.qmax) * lo));
+    // hi == lo only for an all-zero block: numpy gives NaN here; we use qmin so the block stays 0.
+    float z = range == 0.0f ? static_cast<float>(p.qmin) : std::nearbyint(round_to(t, num / range));
+    b.zero_point = std::min(std::max(z, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
+  }
+  return b;
+}
+
+int quantize_value(float w, const BlockParams& b, const Plan& p) {
+  // An all-zero block has scale 0 (numpy: 0/0 = NaN); every such value is exactly 0 → q = zero point.
+  float q = b.scale == 0.0f ? 0.0f : std::nearbyint(round_to(p.wdt, w / b.scale));
+  if (b.has_zero_point) q = round_to(p.wdt, q + b.zero_point);
+  q = std::min(std::max(q, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
+  return static_cast<int>(q);
+}
+
+QuantizeResult make_result(const TensorData& w, const QuantizeOptions& o, const Plan& p, bool zp) {
+  QuantizeResult r;
+  r.quantized = Tensor(o.dtype, w.shape);
+  r.scale = Tensor(w.dtype, p.scale_shape);
+  if (zp) r.zero_point = Tensor(o.dtype, p.scale_shape);
+  return r;
+}
+
+bool has_zero_point(const QuantizeOptions& o) {
+  return o.mode == QuantMode::Linear || !dtype_is_signed_int(o.dtype);
+}
+
+}  // namespace qdetail
+
+using namespace qdetail;
+
+QuantizeResult quantize_linear(const TensorData& w, const QuantizeOptions& o) {
+  Plan p = make_plan(w, o);
+  QuantizeResult r = make_result(w, o, p, has_zero_point(o));
+  const size_t rank = w.shape.size();
+  const int64_t nblocks = shape_numel(p.scale_shape);
+  if (w.numel() == 0) return r;
+  std::vector<int64_t> strides(rank, 1);
+  for (size_t k = rank; k-- > 1;) strides[k - 1] = strides[k] * w.shape[k];
+
+  // Visits every flat index of block `b` (a box of p.block elements) in row-major order.
+  auto for_each_in_block = [&](int64_t b, auto&& fn) {
+    std::vector<int64_t> origin(rank), pos(rank, 0);
+    for (size_t k = rank; k-- > 0;) {
+      origin[k] = (b % p.scale_shape[k]) * p.block[k];
+      b /= p.scale_shape[k];
+    }
+    if (rank == 0) { fn(int64_t{0}); return; }
+    const int64_t last = p.block[rank - 1];
+    while (true) {
+      int64_t base = 0;
+      for (size_t k = 0; k < rank; ++k) base += (origin[k] + pos[k]) * strides[k];
+      for (int64_t j = 0; j < last; ++j) fn(base + j);
+      size_t k = rank - 1;
+      while (k-- > 0) {
+        if (++pos[k] < p.block[k]) break;
+        pos[k] = 0;
+      }
+      if (k == static_cast<size_t>(-1)) break;
+    }
+  };
+
+  parallel_for(static_cast<size_t>(nblocks), [&](size_t bi) {
+    const int64_t b = static_cast<int64_t>(bi);
+    float mn = INFINITY, mx = -INFINITY;
+    for_each_in_block(b, [&](int64_t i) {
+      const float v = w.get_float(static_cast<size_t>(i));
+      mn = std::min(mn, v);
+      mx = std::max(mx, v);
+    });
+    if (!std::isfinite(mn) || !std::isfinite(mx))
+      throw Error("EINVAL", "quantize: weight contains inf or NaN (coremltools skips such weights)");
+    BlockParams bp = block_params(mn, mx, p, o.mode, o.dtype);
+    r.scale.set_float(bi, bp.scale);
+    if (r.zero_point) r.zero_point->set_float(bi, bp.zero_point);
+    for_each_in_block(b, [&](int64_t i) {
+      r.quantized.set_float(static_cast<size_t>(i), static_cast<float>(quantize_value(w.get_float(static_cast<size_t>(i)), bp, p)));
+    });
+  }, std::max<size_t>(1, 4096 / static_cast<size_t>(std::max<int64_t>(1, w.numel() / std::max<int64_t>(1, nblocks)))));
+  return r;
+}
+
+QuantizeResult quantize_linear_ref(const TensorData& w, const QuantizeOptions& o) {
+  Plan p = make_plan(w, o);
+  QuantizeResult r = make_result(w, o, p, has_zero_point(o));
+  const size_t rank = w.shape.size();
+  const int64_t n = w.numel(), nblocks = shape_numel(p.scale_shape);
+  auto block_of = [&](int64_t i) {
+    int64_t b = 0, mul = 1;
+    for (size_t k = rank; k-- > 0;) {
+      const int64_t ik = i % w.shape[k];
+      i /= w.shape[k];
+      b += (ik / p.block[k]) * mul;
+      mul *= p.scale_shape[k];
+    }
+    return b;
+  };
+  std::vector<float> mn(static_cast<size_t>(nblocks), INFINITY), mx(static_cast<size_t>(nblocks), -INFINITY);
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t b = static_cast<size_t>(block_of(i));
+    const float v = w.get_float(static_cast<size_t>(i));
+    mn[b] = std::min(mn[b], v);
+    mx[b] = std::max(mx[b], v);
+  }
+  std::vector<BlockParams> bp(static_cast<size_t>(nblocks));
+  for (size_t b = 0; b < bp.size(); ++b) {
+    if (!std::isfinite(mn[b]) || !std::isfinite(mx[b])) throw Error("EINVAL", "quantize: weight contains inf or NaN");
+    bp[b] = block_params(mn[b], mx[b], p, o.mode, o.dtype);
+    r.scale.set_float(b, bp[b].scale);
+    if (r.zero_point) r.zero_point->set_float(b, bp[b].zero_point);
+  }
+  for (int64_t i = 0; i < n; ++i)
+    r.quantized.set_float(static_cast<size_t>(i),
+                          static_cast<float>(quantize_value(w.get_float(static_cast<size_t>(i)), bp[static_cast<size_t>(block_of(i))], p)));
+  return r;
+}
+
+}  // namespace cmo::kernels

@@ -1,0 +1,73 @@
+// Streams a model's weights from the mapped input weight file to a new one, in op order, while
+// compressing some of them. Why a window: transforms run in parallel, but coremltools writes blobs
+// in op order, so results are appended strictly in entry order; the window bounds how many
+// finished-but-unwritten results (and mapped input pages) are alive at once.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../blob/blob.h"
+
+namespace cmo::stream {
+
+// One blob to append to the output: data already packed for sub-byte dtypes.
+struct OutputBlob {
+  blob::DType dtype = blob::DType::UInt8;
+  std::vector<uint8_t> bytes;
+  uint64_t element_count = 0;
+  // coremltools' blob rule: values with fewer than 10 elements are immediates in the program, not
+  // blobs. When set and the rule says immediate, the bytes go back to the caller instead.
+  bool inline_if_small = false;
+};
+
+constexpr uint64_t kBlobMinElements = 10;
+
+// Named numbers a transform hands back to JS (shapes, nbits, squared error, sparsity, ...).
+using Info = std::vector<std::pair<std::string, std::vector<double>>>;
+
+// What a transform produced for one entry: blobs to append (in order) and info. A non-empty
+// `skipped` means "leave this weight as it was": the input record is copied verbatim.
+struct TransformOutput {
+  std::vector<OutputBlob> blobs;
+  Info info;
+  std::string skipped;
+};
+
+// A transform reads one input record (a view into the mapping) and returns its compressed form.
+// It runs on a pool thread and may itself use parallel_for.
+using Transform = std::function<TransformOutput(const blob::Record& record, const uint8_t* data)>;
+
+struct Entry {
+  uint64_t source_offset = 0;  // metadata offset of the input record
+  Transform transform;         // empty: copy the record verbatim
+};
+
+struct EntryOutput {
+  bool in_file = true;
+  uint64_t offset = 0;         // metadata offset in the output file when in_file
+  std::vector<uint8_t> bytes;  // the value itself when it is an immediate
+  blob::DType dtype = blob::DType::UInt8;
+  uint64_t element_count = 0;
+};
+
+struct EntryResult {
+  std::vector<EntryOutput> outputs;  // one per OutputBlob (a copied entry has one, in the file)
+  Info info;
+  std::string skipped;
+};
+
+struct StreamOptions {
+  uint64_t window_bytes = 256ull << 20;  // input bytes processed per window
+  std::function<void(double done, double total)> progress;
+  std::function<bool()> cancelled;
+};
+
+// Runs every entry; returns one result per entry, in order. Throws cmo::Cancelled when cancelled
+// (the caller deletes the partial output), cmo::Error on bad input.
+std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blob::StorageWriter& output,
+                                           std::vector<Entry>& entries, const StreamOptions& options);
+
+}  // namespace cmo::stream

@@ -1,0 +1,244 @@
+/**
+ * The driver every compression pass shares (palettize, prune, quantize): pick the weights, stream
+ * the old weight.bin into a new one in op order (copying or compressing each blob natively), then
+ * rewrite the program's const ops into constexpr chains. The input model is never modified; the
+ * result is an unsaved Model whose new weight.bin waits in a temporary directory until save().
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Model } from '../model.js';
+import { Program, type MilFunction, type Operation } from '../mil/program.js';
+import { OPSET_OF_SPEC, dtypeFromBlob, storedBytes, type MilDType } from '../mil/types.js';
+import type { ValueMsg } from '../mil/values.js';
+import { encodeModel, decodeModel } from '../format/proto.js';
+import type { ModelSpec } from '../format/spec-types.js';
+import { UnsupportedError, throwIfAborted } from '../errors.js';
+import { setThreads, getThreads, type ProgressCallback } from '../native.js';
+import { selectWeights, type WeightCandidate } from './select.js';
+import { runCompressJob, type CompressEntry, type CompressResult } from './native-compress.js';
+import { WEIGHT_FILE_NAME } from './values.js';
+import type { CompressionApi, OptimizationConfig } from './config.js';
+
+export interface PassOptions {
+  /** Native threads for this run (default: the pool's current size). */
+  threads?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  /** coremltools' joint_compression flag. */
+  jointCompression?: boolean;
+}
+
+export interface WeightReport {
+  name: string;
+  shape: number[];
+  dtype: MilDType;
+  /** 'compressed' or the reason it was left as it was. */
+  status: 'compressed' | 'skipped';
+  /** e.g. "4-bit LUT, per_grouped_channel gs16" or the skip reason. */
+  detail: string;
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Signal-to-quantization-noise ratio of the compressed weight in dB (Infinity when exact). */
+  sqnrDb?: number;
+}
+
+export interface CompressionReport {
+  api: CompressionApi;
+  weights: WeightReport[];
+  /** weight.bin sizes. */
+  weightFileBytesBefore: number;
+  weightFileBytesAfter: number;
+  seconds: number;
+}
+
+/** A compressed, not yet saved model and what was done to it. */
+export type CompressedModel = Model & { readonly compression: CompressionReport };
+
+/** A native entry without its source offset (the driver adds it). */
+export type PlannedEntry = { kind: string } & Record<string, unknown>;
+
+/** What the driver gives a handler while planning and rewriting. */
+export interface PassContext {
+  /** The function's opset after the spec-version floor ("CoreML6" … "CoreML9"). */
+  opset(fn: MilFunction): string;
+  /** iOS generation of the function's ops (16, 17, 18, 26). */
+  ios(fn: MilFunction): number;
+  specVersion: number;
+  jointCompression: boolean;
+}
+
+/** One kind of compression: how to plan a weight and how to rewrite its op from the native result. */
+export interface PassHandler {
+  api: CompressionApi;
+  /** The native entry (kind + parameters) for a candidate, or a reason to leave it dense. */
+  plan(candidate: WeightCandidate, ctx: PassContext): PlannedEntry | { skip: string };
+  /** Replace the candidate's const op with the compressed form; returns a one-line description. */
+  emit(candidate: WeightCandidate, result: CompressResult, ctx: PassContext): string;
+}
+
+const pendingTempDirs = new Set<string>();
+let cleanupInstalled = false;
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-'));
+  pendingTempDirs.add(dir);
+  if (!cleanupInstalled) {
+    cleanupInstalled = true;
+    // An unsaved compressed model's weight.bin must not outlive the process.
+    process.once('exit', () => {
+      for (const d of pendingTempDirs) fs.rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
+}
+
+/** Every BlobFileValue of an op, in the order coremltools writes them (its parameters in order). */
+function blobValuesOf(op: Operation): ValueMsg[] {
+  const out: ValueMsg[] = [];
+  for (const v of Object.values(op.msg.attributes ?? {})) if (v.blobFileValue) out.push(v);
+  for (const arg of Object.values(op.msg.inputs ?? {})) for (const b of arg.arguments ?? []) if (b.value?.blobFileValue) out.push(b.value);
+  return out;
+}
+
+function offsetOf(v: ValueMsg): number {
+  return Number(v.blobFileValue!.offset ?? 0);
+}
+
+/** Floor to spec 7 (compression ops need iOS16), renaming each function's opset like coremltools. */
+function floorSpecVersion(spec: ModelSpec): void {
+  if ((spec.specificationVersion ?? 0) >= 7) return;
+  spec.specificationVersion = 7;
+  const newOpset = OPSET_OF_SPEC[7]!;
+  for (const fn of Object.values(spec.mlProgram?.functions ?? {})) {
+    const old = fn.opset ?? '';
+    const block = fn.blockSpecializations?.[old];
+    if (block && fn.blockSpecializations) {
+      delete fn.blockSpecializations[old];
+      fn.blockSpecializations[newOpset] = block;
+    }
+    fn.opset = newOpset;
+  }
+}
+
+function sqnrDb(signal: number, sse: number): number {
+  if (sse <= 0) return Infinity;
+  return 10 * Math.log10(signal / sse);
+}
+
+export async function runPass(model: Model, config: OptimizationConfig, handler: PassHandler, options: PassOptions = {}): Promise<CompressedModel> {
+  const started = performance.now();
+  throwIfAborted(options.signal);
+  const where = model.path;
+  if (!model.program) throw new UnsupportedError(`${handler.api}: only ML Program models can be compressed (this is ${model.modelType ?? 'an unknown model type'})`, { file: where });
+  if (model.missingWeightFiles.length > 0) {
+    throw new UnsupportedError(`${handler.api}: the weight file ${model.missingWeightFiles.join(', ')} is missing, so the weights cannot be compressed`, { file: where });
+  }
+  // Work on a copy of the spec: the input model stays untouched.
+  const spec = decodeModel(encodeModel(model.spec), where);
+  floorSpecVersion(spec);
+  const program = new Program(spec.mlProgram!, { file: where });
+  if (program.functions.size > 1) throw new UnsupportedError(`${handler.api}: multi-function models are not supported (coremltools rejects them too)`, { file: where });
+  const specVersion = spec.specificationVersion ?? 7;
+  const ctx: PassContext = {
+    opset: (fn) => fn.opset,
+    ios: (fn) => fn.iosVersion,
+    specVersion,
+    jointCompression: options.jointCompression ?? false,
+  };
+
+  const { candidates, skipped } = selectWeights(program, config);
+  const byOp = new Map<Operation['msg'], WeightCandidate>(candidates.map((c) => [c.op.msg, c]));
+  const reports: WeightReport[] = skipped.map((s) => ({ name: s.name, shape: [], dtype: 'fp16' as MilDType, status: 'skipped', detail: s.reason, bytesBefore: 0, bytesAfter: 0 }));
+
+  // Plan every blob of the program in op order.
+  const entries: CompressEntry[] = [];
+  const copyIndex = new Map<number, number>(); // source offset → entry index (shared blobs copied once)
+  const copiedValues: { value: ValueMsg; entry: number }[] = [];
+  const planned: { candidate: WeightCandidate; entry: number }[] = [];
+  let inputFile: string | undefined;
+  for (const fn of program.functions.values()) {
+    for (const op of fn.walk()) {
+      const values = blobValuesOf(op);
+      if (values.length === 0) continue;
+      for (const v of values) {
+        const file = model.weightFilePath(v.blobFileValue!.fileName ?? '');
+        if (inputFile && file !== inputFile) throw new UnsupportedError(`${handler.api}: weights spread over several files (${inputFile}, ${file}) are not supported`, { file: where });
+        inputFile = file;
+      }
+      const candidate = byOp.get(op.msg);
+      if (candidate) {
+        const plan = handler.plan(candidate, ctx);
+        if (typeof plan['skip'] !== 'string') {
+          planned.push({ candidate, entry: entries.length });
+          entries.push({ ...plan, source: candidate.offset } as CompressEntry);
+          continue;
+        }
+        reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
+      }
+      for (const v of values) {
+        const source = offsetOf(v);
+        let index = copyIndex.get(source);
+        if (index === undefined) {
+          index = entries.length;
+          copyIndex.set(source, index);
+          entries.push({ source, kind: 'copy' });
+        }
+        copiedValues.push({ value: v, entry: index });
+      }
+    }
+  }
+  if (!inputFile) throw new UnsupportedError(`${handler.api}: the model has no weights in a weight file`, { file: where });
+
+  const dir = tempDir();
+  const output = path.join(dir, 'weight.bin');
+  const previousThreads = options.threads !== undefined ? getThreads() : undefined;
+  if (options.threads !== undefined) setThreads(options.threads);
+  let results: CompressResult[];
+  try {
+    results = await runCompressJob(inputFile, output, entries, {
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    pendingTempDirs.delete(dir);
+    throw err;
+  } finally {
+    if (previousThreads !== undefined) setThreads(previousThreads);
+  }
+
+  for (const { value, entry } of copiedValues) {
+    value.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: results[entry]!.outputs[0]!.offset! };
+  }
+  for (const { candidate, entry } of planned) {
+    const result = results[entry]!;
+    const bytesBefore = storedBytes(candidate.dtype, candidate.elementCount);
+    const source = candidate.op.constValue().msg;
+    if (result.skipped) {
+      // The record was copied verbatim: keep the const, pointing at its new offset.
+      source.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: result.outputs[0]!.offset! };
+      reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: result.skipped, bytesBefore, bytesAfter: bytesBefore });
+      continue;
+    }
+    const detail = handler.emit(candidate, result, ctx);
+    const bytesAfter = result.outputs.reduce((s, o) => s + (o.offset !== undefined ? storedBytes(dtypeFromBlob(o.dtype) ?? 'uint8', o.elementCount) : 0), 0);
+    const sse = result.info['sse']?.[0];
+    const signal = result.info['signal']?.[0];
+    reports.push({
+      name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'compressed', detail, bytesBefore, bytesAfter,
+      ...(sse !== undefined && signal !== undefined ? { sqnrDb: sqnrDb(signal, sse) } : {}),
+    });
+  }
+  // coremltools re-exports compressed programs without the buildInfo attribute.
+  if (spec.mlProgram?.attributes) delete spec.mlProgram.attributes['buildInfo'];
+
+  const derived = model.derive(spec, { weightFiles: [{ name: 'weight.bin', from: output, move: true }] });
+  const report: CompressionReport = {
+    api: handler.api,
+    weights: reports,
+    weightFileBytesBefore: fs.statSync(inputFile).size,
+    weightFileBytesAfter: fs.statSync(output).size,
+    seconds: (performance.now() - started) / 1000,
+  };
+  return Object.assign(derived, { compression: report });
+}
