@@ -9,7 +9,7 @@
 
 #include "../util/error.h"
 #include "../util/fp16.h"
-#include "../util/mapped_file.h"
+#include "../blob/storage_reader.h"
 #include "registry.h"
 
 namespace cmo::exec {
@@ -115,23 +115,17 @@ DType compute_dtype(const std::string& d) {
   return DType::I32;
 }
 
+// Weight files opened while building one graph (validated by the blob layer's StorageReader).
 class BlobCache {
  public:
-  const MappedFile& open(const std::string& path) {
+  const blob::StorageReader& open(const std::string& path) {
     auto it = files_.find(path);
-    if (it != files_.end()) return *it->second;
-    auto f = std::make_unique<MappedFile>(path);
-    const MappedFile& ref = *f;
-    if (ref.size() < 64) throw Error("EWEIGHTS", path + ": weight file is shorter than its 64-byte header");
-    uint32_t version;
-    std::memcpy(&version, ref.data() + 4, 4);
-    if (version != 2) throw Error("EWEIGHTS", path + ": unsupported blob storage version " + std::to_string(version) + " (expected 2)");
-    files_.emplace(path, std::move(f));
-    return ref;
+    if (it == files_.end()) it = files_.emplace(path, std::make_unique<blob::StorageReader>(path)).first;
+    return *it->second;
   }
 
  private:
-  std::map<std::string, std::unique_ptr<MappedFile>> files_;
+  std::map<std::string, std::unique_ptr<blob::StorageReader>> files_;
 };
 
 namespace {
@@ -260,25 +254,13 @@ Tensor value_to_tensor(const ValueDesc& v, const std::string& model_dir, BlobCac
       std::string path = v.blob_file;
       const std::string prefix = "@model_path";
       if (path.rfind(prefix, 0) == 0) path = model_dir + path.substr(prefix.size());
-      const MappedFile& f = cache->open(path);
-      uint64_t off = v.blob_offset;
-      if (off > f.size() || f.size() - off < 64)
-        throw Error("EWEIGHTS", path + ": blob metadata offset " + std::to_string(off) + " is past the end of the file");
-      const uint8_t* m = f.data() + off;
-      uint32_t sentinel, code;
-      uint64_t size, data_off;
-      std::memcpy(&sentinel, m, 4);
-      std::memcpy(&code, m + 4, 4);
-      std::memcpy(&size, m + 8, 8);
-      std::memcpy(&data_off, m + 16, 8);
-      if (sentinel != 0xDEADBEEFu)
-        throw Error("EWEIGHTS", path + ": no blob metadata (sentinel 0xDEADBEEF) at offset " + std::to_string(off));
-      if (code != blob_code(v.dtype))
-        throw Error("EWEIGHTS", path + ": blob at offset " + std::to_string(off) + " has dtype code " + std::to_string(code) +
-                                    ", the program declares " + v.dtype);
-      if (data_off > f.size() || f.size() - data_off < size)
-        throw Error("EWEIGHTS", path + ": blob at offset " + std::to_string(off) + " runs past the end of the file");
-      return decode_raw(v.dtype, f.data() + data_off, static_cast<size_t>(size), v.shape, path + " blob at " + std::to_string(off));
+      const blob::StorageReader& reader = cache->open(path);
+      blob::Record rec = reader.record(v.blob_offset);
+      if (static_cast<uint32_t>(rec.dtype) != blob_code(v.dtype))
+        throw Error("EWEIGHTS", path + ": blob at offset " + std::to_string(v.blob_offset) + " has dtype " +
+                                    blob::dtype_name(rec.dtype) + ", the program declares " + v.dtype);
+      return decode_raw(v.dtype, reader.data(rec), static_cast<size_t>(rec.size_in_bytes), v.shape,
+                        path + " blob at " + std::to_string(v.blob_offset));
     }
   }
   throw Error("EMODELFORMAT", what + ": unknown value encoding");

@@ -89,18 +89,21 @@ TEST(blob_values_are_read_and_validated) {
   };
   CHECK((fvec(load(blob("fp16", 64, {2, 2}))) == std::vector<float>{1, 2, 3, 4}));
   std::string e = error_of([&] { load(blob("fp32", 64, {2})); });
-  CHECK(e.find("EWEIGHTS") == 0 && e.find("dtype code 1") != std::string::npos && e.find("'w' (const)") != std::string::npos);
+  CHECK(e.find("EWEIGHTS") == 0 && e.find("has dtype float16") != std::string::npos && e.find("'w' (const)") != std::string::npos);
   e = error_of([&] { load(blob("fp16", 72, {4})); });
   CHECK(e.find("sentinel") != std::string::npos);
+  CHECK(e.find("weight.bin") != std::string::npos);
   e = error_of([&] { load(blob("fp16", 4096, {4})); });
   CHECK(e.find("past the end") != std::string::npos);
+  e = error_of([&] { load(blob("fp16", 8, {4})); });
+  CHECK(e.find("header") != std::string::npos);
   e = error_of([&] { load(blob("fp16", 64, {5})); });  // needs 10 bytes, blob holds 8
   CHECK(e.find("EMODELFORMAT") == 0);
   // Truncated data: sizeInBytes says 8 but the file ends early.
   file.resize(132);
   write_file(dir + "/weights/weight.bin", file);
   e = error_of([&] { load(blob("fp16", 64, {4})); });
-  CHECK(e.find("runs past the end") != std::string::npos);
+  CHECK(e.find("extends past the end") != std::string::npos);
 }
 
 TEST(constexpr_lut_to_dense_ios18_grouped_known_answer) {
