@@ -5,8 +5,10 @@
  * weights are read from memory-mapped blob files, never through the JS heap). `predict` runs it on a
  * worker thread: exact fp32 compute, multi-threaded kernels, sgemm for linear/matmul/conv/einsum.
  */
+import path from 'node:path';
 import { nativeAddon, withCancel, type CancelToken, type ProgressCallback } from '../native.js';
 import { ModelFormatError, UnsupportedError, CoreMLOptimizeError } from '../errors.js';
+import { Model } from '../model.js';
 
 // ---------------------------------------------------------------------------------------------
 // Decoded MIL.proto shapes (only what the executor reads; protobufjs camelCase field names).
@@ -91,6 +93,34 @@ export interface ExecutorModel {
   } | null;
   /** File name used in error messages. */
   path?: string;
+  /**
+   * Absolute path of the weight file a BlobFileValue.fileName names (a loaded Model's
+   * weightFilePath). Without it "@model_path" is replaced by modelDir.
+   */
+  resolveWeightFile?: (fileName: string) => string;
+}
+
+/** The executor's view of a model loaded with loadModel / loadModelSync. */
+export function executorModelOf(model: Model): ExecutorModel {
+  const program = model.program;
+  if (!program) {
+    throw new UnsupportedError(`the executor runs ML Programs only; this model is ${model.modelType ?? 'of unknown type'}`, { file: model.path });
+  }
+  const resolved = new Map<string, string>();
+  return {
+    program: program as unknown as MilProgram,
+    modelDir: model.weightsDir ? path.dirname(model.weightsDir) : '.',
+    description: (model.spec.description ?? null) as unknown as ExecutorModel['description'],
+    ...(model.path !== undefined ? { path: model.path } : {}),
+    resolveWeightFile: (fileName) => {
+      let p = resolved.get(fileName);
+      if (p === undefined) {
+        p = model.weightFilePath(fileName);
+        resolved.set(fileName, p);
+      }
+      return p;
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,14 +211,19 @@ function lowerType(t: MilValueType | null | undefined): GraphType {
 }
 
 class Lowering {
-  constructor(private readonly where: string) {}
+  constructor(
+    private readonly where: string,
+    private readonly resolveWeightFile: ((fileName: string) => string) | undefined,
+  ) {}
 
   value(v: MilValue, ctx: string): GraphValue {
     const t = lowerType(v.type);
     if (t.shape === null) throw new UnsupportedError(`${ctx}: only tensor constants are supported (got ${t.dtype})`, { file: this.where });
     const base = { dtype: t.dtype, shape: t.shape };
     if (v.blobFileValue) {
-      return { ...base, blob: { file: v.blobFileValue.fileName ?? '', offset: num(v.blobFileValue.offset) } };
+      const fileName = v.blobFileValue.fileName ?? '';
+      const file = this.resolveWeightFile ? this.resolveWeightFile(fileName) : fileName;
+      return { ...base, blob: { file, offset: num(v.blobFileValue.offset) } };
     }
     const tv = v.immediateValue?.tensor;
     if (!tv) throw new UnsupportedError(`${ctx}: only tensor constants are supported`, { file: this.where });
@@ -252,7 +287,7 @@ export function lowerProgram(model: ExecutorModel, functionName?: string): Graph
   const opset = fn.opset ?? '';
   const block = fn.blockSpecializations?.[opset];
   if (!block) throw new ModelFormatError(`function '${fnName}' has no block for its opset '${opset}'`, { file });
-  const lowering = new Lowering(file ?? '<model>');
+  const lowering = new Lowering(file ?? '<model>', model.resolveWeightFile);
   return {
     function: fnName,
     opset,
@@ -397,8 +432,12 @@ export class Executor {
   }
 }
 
-/** Builds an executor for one function (default: the description's default function or "main"). */
-export function createExecutor(model: ExecutorModel, options: { function?: string } = {}): Executor {
+/**
+ * Builds an executor for one function (default: the description's default function or "main") of a
+ * model from loadModel/loadModelSync, or of a decoded program given as an ExecutorModel.
+ */
+export function createExecutor(source: Model | ExecutorModel, options: { function?: string } = {}): Executor {
+  const model = source instanceof Model ? executorModelOf(source) : source;
   const desc = lowerProgram(model, options.function);
   const fnFeatures = options.function ? model.description?.functions?.find((f) => f.name === options.function)?.input : undefined;
   const features: FeatureDescription[] = fnFeatures ?? model.description?.input ?? [];

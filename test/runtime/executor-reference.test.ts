@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createExecutor, type TensorInput, type TensorOutput } from '../../src/runtime/executor.js';
 import { readNpy, type NpyArray } from '../../src/runtime/npy.js';
-import { loadPackage } from './load-fixture.js';
+import { loadModelSync } from '../../src/model.js';
 
 const root = path.resolve(__dirname, '../../../shared/fixtures/executor-reference');
 const cases = existsSync(root)
@@ -61,7 +61,7 @@ describe.skipIf(cases.length === 0)('executor reference cases', () => {
     it(name, async () => {
       const dir = path.join(root, name);
       const spec = JSON.parse(readFileSync(path.join(dir, 'case.json'), 'utf8')) as CaseJson;
-      const model = loadPackage(path.join(dir, 'model.mlpackage'));
+      const model = loadModelSync(path.join(dir, 'model.mlpackage'));
       const exec = createExecutor(model);
       const inputs: Record<string, TensorInput> = {};
       for (const input of Object.keys(spec.inputs)) inputs[input] = toInput(readNpy(path.join(dir, 'inputs', `${input}.npy`), { convertFortranOrder: true }));
