@@ -76,6 +76,17 @@ export { openProgram } from './mil/from-model.js';
 export type { OpenedProgram } from './mil/from-model.js';
 export { describeModel, describeLoadedModel, formatReport } from './cli/commands/info-report.js';
 export type { ModelInfoReport } from './cli/commands/info-report.js';
+export { createExecutor, Executor, lowerProgram, SUPPORTED_OPS } from './runtime/executor.js';
+export type {
+  ExecutorModel,
+  GraphDescription,
+  PredictOptions,
+  TensorDType,
+  TensorInput,
+  TensorOutput,
+} from './runtime/executor.js';
+export { formatNpy, parseNpy, readNpy, writeNpy } from './runtime/npy.js';
+export type { NpyArray, NpyDType, NpyReadOptions } from './runtime/npy.js';
 // Pruning, linear quantization, joint compression, multi-step plans and decompression (passes helper)
 export { pruneWeights, pruneHandler } from './optimize/prune.js';
 export type { PruneOptions } from './optimize/prune.js';
