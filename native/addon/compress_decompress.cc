@@ -110,7 +110,8 @@ stream::Transform parse(const Napi::Object& o, const std::shared_ptr<CancelToken
   }
   e->result_op = static_cast<size_t>(get_int(o, "resultOp", static_cast<int64_t>(e->ops.size()) - 1));
   e->result_output = static_cast<size_t>(get_int(o, "resultOutput", 0));
-  return [e](const std::vector<stream::Source>& sources) { return run(*e, sources); };
+  const std::string name = get_string(o, "name", "");
+  return [e, name](const std::vector<stream::Source>& sources) { return named_transform(name, [&] { return run(*e, sources); }); };
 }
 
 }  // namespace

@@ -228,7 +228,8 @@ stream::Transform parse_sparse(const Napi::Object& o, const std::shared_ptr<Canc
   auto e = std::make_shared<JointPalettizeEntry>();
   parse_params(o, e.get());
   e->cancel = cancel;
-  return [e](const std::vector<stream::Source>& sources) { return run_sparse(*e, sources); };
+  const std::string name = get_string(o, "name", "");
+  return [e, name](const std::vector<stream::Source>& sources) { return named_transform(name, [&] { return run_sparse(*e, sources); }); };
 }
 
 stream::Transform parse_int(const Napi::Object& o, const std::shared_ptr<CancelToken>& cancel) {
@@ -236,7 +237,10 @@ stream::Transform parse_int(const Napi::Object& o, const std::shared_ptr<CancelT
   parse_params(o, e.get());
   e->cancel = cancel;
   auto scale_shape = get_shape(o, "scaleShape");
-  return [e, scale_shape](const std::vector<stream::Source>& sources) { return run_int(*e, sources, scale_shape); };
+  const std::string name = get_string(o, "name", "");
+  return [e, scale_shape, name](const std::vector<stream::Source>& sources) {
+    return named_transform(name, [&] { return run_int(*e, sources, scale_shape); });
+  };
 }
 
 }  // namespace

@@ -86,7 +86,8 @@ stream::Transform parse(const Napi::Object& o, const std::shared_ptr<CancelToken
   e->m = get_int(o, "m", 4);
   e->dim = get_int(o, "dim", e->method == Method::NM ? 1 : 0);
   e->ios16 = get_bool(o, "ios16", false);
-  return [e](const std::vector<stream::Source>& sources) { return run(*e, sources); };
+  const std::string name = get_string(o, "name", "");
+  return [e, name](const std::vector<stream::Source>& sources) { return named_transform(name, [&] { return run(*e, sources); }); };
 }
 
 }  // namespace

@@ -144,7 +144,8 @@ stream::Transform parse(const Napi::Object& o, const std::shared_ptr<CancelToken
   else if (form == "lut") e->form = Form::Lut;
   else throw Napi::TypeError::New(o.Env(), "quantize entry: form must be dense, sparse or lut, got " + form);
   e->ios16 = get_bool(o, "ios16", false);
-  return [e](const std::vector<stream::Source>& sources) { return run(*e, sources); };
+  const std::string name = get_string(o, "name", "");
+  return [e, name](const std::vector<stream::Source>& sources) { return named_transform(name, [&] { return run(*e, sources); }); };
 }
 
 }  // namespace

@@ -96,4 +96,17 @@ inline void add_error(const kernels::TensorData& ref, const std::vector<float>& 
   }
 }
 
+// Runs a transform, prefixing its errors with the weight's name (cancellation passes through).
+template <class F>
+stream::TransformOutput named_transform(const std::string& name, F&& f) {
+  try {
+    return f();
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const Error& e) {
+    if (name.empty()) throw;
+    throw Error(e.code(), "weight " + name + ": " + e.what());
+  }
+}
+
 }  // namespace cmo::addon

@@ -21,7 +21,7 @@ import { palettizeWeights } from './palettize.js';
 import { pruneWeights } from './prune.js';
 import { linearQuantizeWeights } from './quantize.js';
 import {
-  blobValuesOf, discardTempDir, floorSpecVersion, offsetOf, tempDir, type CompressedModel, type CompressionReport, type PassOptions,
+  blobValuesOf, discardTempDir, floorSpecVersion, offsetOf, passError, tempDir, type CompressedModel, type CompressionReport, type PassOptions,
 } from './pass.js';
 import { runCompressJob, type CompressEntry } from './native-compress.js';
 import { blobValue, WEIGHT_FILE_NAME } from './values.js';
@@ -196,7 +196,7 @@ export async function decompressWeights(model: Model, options: Omit<PassOptions,
           continue;
         }
         replaced.push({ chain, entry: entries.length, fn });
-        entries.push({ kind: 'decompress', source: sources[0]!, ...(sources.length > 1 ? { extraSources: sources.slice(1) } : {}), opset, ops, resultOp: ops.length - 1, resultOutput });
+        entries.push({ kind: 'decompress', name: end.outputs[resultOutput]!.name, source: sources[0]!, ...(sources.length > 1 ? { extraSources: sources.slice(1) } : {}), opset, ops, resultOp: ops.length - 1, resultOutput });
         continue;
       }
       if (inChain.has(op)) continue;
@@ -226,7 +226,7 @@ export async function decompressWeights(model: Model, options: Omit<PassOptions,
     });
   } catch (err) {
     discardTempDir(dir);
-    throw err;
+    throw passError(err, 'decompress', where ?? inputFile);
   } finally {
     if (previousThreads !== undefined) setThreads(previousThreads);
   }

@@ -13,7 +13,7 @@ import { OPSET_OF_SPEC, dtypeFromBlob, storedBytes, type MilDType } from '../mil
 import type { ValueMsg } from '../mil/values.js';
 import { encodeModel, decodeModel } from '../format/proto.js';
 import type { ModelSpec } from '../format/spec-types.js';
-import { UnsupportedError, throwIfAborted } from '../errors.js';
+import { CoreMLOptimizeError, ModelFormatError, UnsupportedError, throwIfAborted } from '../errors.js';
 import { BlobFile } from '../format/blob.js';
 import { setThreads, getThreads, type ProgressCallback } from '../native.js';
 import { selectWeights, type WeightCandidate } from './select.js';
@@ -96,6 +96,12 @@ export function tempDir(): string {
     });
   }
   return dir;
+}
+
+/** Native errors about a weight's data become typed errors naming the model file. */
+export function passError(err: unknown, api: string, file: string | undefined): unknown {
+  if (err instanceof CoreMLOptimizeError || (err as { code?: string })?.code === 'ABORT_ERR' || !(err instanceof Error)) return err;
+  return new ModelFormatError(`${api}: ${err.message}`, { ...(file ? { file } : {}), cause: err });
 }
 
 export function discardTempDir(dir: string): void {
@@ -208,7 +214,7 @@ async function runPassOnProgram(
           const primary = candidate.joint ? candidate.joint.value : candidate.op.constValue().msg;
           const used = [primary, ...(extraValues ?? [])];
           planned.push({ candidate, entry: entries.length, values: used });
-          entries.push({ ...entry, source: candidate.offset, ...(extraValues?.length ? { extraSources: extraValues.map(offsetOf) } : {}) } as CompressEntry);
+          entries.push({ ...entry, name: candidate.name, source: candidate.offset, ...(extraValues?.length ? { extraSources: extraValues.map(offsetOf) } : {}) } as CompressEntry);
           values = values.filter((v) => !used.includes(v));
           if (values.length === 0) continue;
         } else {
@@ -241,7 +247,7 @@ async function runPassOnProgram(
     });
   } catch (err) {
     discardTempDir(dir);
-    throw err;
+    throw passError(err, handler.api, where ?? inputFile);
   } finally {
     if (previousThreads !== undefined) setThreads(previousThreads);
   }

@@ -11,7 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Model } from '../../src/model.js';
 import { loadModel } from '../../src/model.js';
 import { openProgram } from '../../src/mil/from-model.js';
-import { AbortError, UnsupportedError } from '../../src/errors.js';
+import { AbortError, ModelFormatError, UnsupportedError } from '../../src/errors.js';
+import { decodeModel, encodeModel } from '../../src/format/proto.js';
+import { Program } from '../../src/mil/program.js';
 import { OptimizationConfig } from '../../src/optimize/config.js';
 import { compressModel, decompressWeights } from '../../src/optimize/compress.js';
 import { loadCompressPlan } from '../../src/optimize/steps.js';
@@ -130,6 +132,30 @@ describe('decompressWeights', () => {
       expect(plain.decompression.weightFileBytesAfter).toBeGreaterThan(plain.decompression.weightFileBytesBefore);
     });
   }
+});
+
+describe('bad input', () => {
+  it('a sparse weight whose mask does not match its non-zeros: a ModelFormatError naming the file and the weight', async () => {
+    const model = await goldenSource('prune_mag50_ios18.mlpackage');
+    const spec = decodeModel(encodeModel(model.spec));
+    const { program } = { program: new Program(spec.mlProgram!) };
+    const maskOf = (name: string) => {
+      const op = [...program.main.walk()].find((o) => o.name === name)!;
+      return op.msg.inputs!['mask']!.arguments![0]!.value!.blobFileValue!;
+    };
+    // fc1 and fc2 have 131072-element masks with different numbers of ones.
+    const a = maskOf('fc1_weight_to_fp16_sparsified'), b = maskOf('fc2_weight_to_fp16_sparsified');
+    [a.offset, b.offset] = [b.offset, a.offset];
+    const broken = model.derive(spec);
+    const plan = { steps: [{ api: 'palettize', joint_compression: true, config: { config_type: 'OpPalettizerConfig', global_config: { nbits: 4 } } }] };
+    const err = await compressModel(broken, plan).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelFormatError);
+    expect((err as ModelFormatError).file).toMatch(/prune_mag50_ios18\.mlpackage.*weight\.bin$/);
+    expect((err as Error).message).toMatch(/palettize: weight fc[12]_weight_to_fp16_sparsified_nonzero_data_0: .*mask/);
+    const q = { steps: [{ api: 'quantize', joint_compression: true, config: { config_type: 'OpLinearQuantizerConfig', global_config: {} } }] };
+    await expect(compressModel(broken, q)).rejects.toThrow(/weight fc\d_weight_to_fp16_sparsified_nonzero_data_0: .*mask/);
+    await expect(decompressWeights(broken)).rejects.toBeInstanceOf(ModelFormatError);
+  });
 });
 
 describe('known answers', () => {
