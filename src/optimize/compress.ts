@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Model } from '../model.js';
 import { Program, makeConstOp, type MilFunction, type Operation } from '../mil/program.js';
 import type { ValueMsg } from '../mil/values.js';
-import { ConstValue } from '../mil/program.js';
+import { chainEntry } from './chain-entry.js';
 import { tensorDType, tensorShape, type MilDType } from '../mil/types.js';
 import { encodeModel, decodeModel } from '../format/proto.js';
 import { UnsupportedError, throwIfAborted } from '../errors.js';
@@ -116,14 +116,6 @@ function findChains(fn: MilFunction): Map<Operation, Chain> {
   return chains;
 }
 
-/** Raw little-endian bytes of an immediate (sub-byte types one value per byte, as the kernels take them). */
-function immediateBytes(v: ConstValue): Uint8Array {
-  const d = v.data();
-  if (Array.isArray(d)) throw new UnsupportedError(`${v.dtype} immediates cannot feed a compression op`);
-  const view = d as ArrayBufferView;
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice();
-}
-
 /**
  * Writes a plain model back: every constexpr chain becomes a const of the chain's output dtype
  * (fp16/fp32) with the materialized values (coremltools' decompress_weights).
@@ -156,45 +148,19 @@ export async function decompressWeights(model: Model, options: Omit<PassOptions,
     for (const op of fn.walk()) {
       const chain = chains.get(op);
       if (chain) {
-        const sources: number[] = [];
-        const sourceIndex = new Map<number, number>();
-        const opIndex = new Map<Operation, number>(chain.ops.map((o, i) => [o, i]));
-        const ops = chain.ops.map((o) => {
-          const params: Record<string, unknown> = {};
-          for (const key of o.paramNames) {
-            const p = o.param(key)!;
-            if (p.kind === 'var') {
-              const producer = fn.producerOf(p.name);
-              const i = producer ? opIndex.get(producer) : undefined;
-              if (i === undefined) throw new UnsupportedError(`decompress: ${o.name}.${key} reads ${p.name}, which is not a constant`, { file: where });
-              params[key] = { ref: [i, producer!.outputs.findIndex((x) => x.name === p.name)] };
-              continue;
-            }
-            const v = p.value;
-            if (v.dtype === 'string') continue; // constexpr_cast's output_dtype: the op defines it
-            const shape = v.shape.map((d) => d ?? 0);
-            if (v.msg.blobFileValue) {
-              noteFile(v.msg);
-              const off = offsetOf(v.msg);
-              let s = sourceIndex.get(off);
-              if (s === undefined) {
-                s = sources.length;
-                sourceIndex.set(off, s);
-                sources.push(off);
-              }
-              params[key] = { source: s, shape };
-            } else {
-              params[key] = { dtype: v.dtype, shape, bytes: immediateBytes(v) };
-            }
-          }
-          return { type: o.type, name: o.name, params };
-        });
+        let spec;
+        try {
+          spec = chainEntry(fn, chain.ops);
+        } catch (e) {
+          throw new UnsupportedError(`decompress: ${(e as Error).message}`, { file: where, cause: e });
+        }
+        const { ops, sources: values } = spec;
+        values.forEach(noteFile);
+        const sources = values.map(offsetOf);
         const end = chain.end;
         const resultOutput = end.outputs.length - 1;
-        if (sources.length === 0) {
-          // Every parameter is an immediate: nothing to read, but the job needs a record; keep the chain.
-          continue;
-        }
+        // A chain of immediates only has nothing to read from the file: it stays as it is.
+        if (sources.length === 0) continue;
         replaced.push({ chain, entry: entries.length, fn });
         entries.push({ kind: 'decompress', name: end.outputs[resultOutput]!.name, source: sources[0]!, ...(sources.length > 1 ? { extraSources: sources.slice(1) } : {}), opset, ops, resultOp: ops.length - 1, resultOutput });
         continue;

@@ -162,7 +162,12 @@ function chainEnd(fn: MilFunction, op: Operation): Operation {
 
 /** A joint-mode candidate: the eligible blob input of a constexpr op (spec §4.5), gated like a const. */
 function jointCandidate(fn: MilFunction, op: Operation, config: OptimizationConfig, options: SelectOptions, skipped: SkippedWeight[]): WeightCandidate | undefined {
-  const eligible = eligibleWeightInputs(op.type, { ...(options.api ? { api: options.api } : {}), jointCompression: true });
+  // Joint pruning takes the compressed op itself (its stored data / indices get masked); the
+  // other APIs take the inputs of spec §4.5.
+  const prunesOp = options.api === 'prune';
+  const eligible = prunesOp
+    ? (op.type === 'constexpr_blockwise_shift_scale' ? ['data'] : op.type === 'constexpr_lut_to_dense' ? ['indices'] : [])
+    : eligibleWeightInputs(op.type, { ...(options.api ? { api: options.api } : {}), jointCompression: true });
   if (eligible === 'any') return undefined;
   for (const input of eligible) {
     const binding = op.input(input)[0];
@@ -179,13 +184,16 @@ function jointCandidate(fn: MilFunction, op: Operation, config: OptimizationConf
     if (!denseDtype || denseDims.some((d) => d === null)) continue;
     const denseShape = denseDims as number[];
     // coremltools names the inlined const `<op>_<input>_0`; op_name_configs may use that name.
-    const name = `${op.name}_${input}_0`;
-    const opConfig = config.configForConst(name, [{ name: op.name, type: op.type }], (opName) => consumersOfOp(fn, opName));
+    const name = prunesOp ? endVar : `${op.name}_${input}_0`;
+    const opConfig = prunesOp
+      ? config.configForConst(name, opRefs(fn, endVar), (opName) => consumersOfOp(fn, opName))
+      : config.configForConst(name, [{ name: op.name, type: op.type }], (opName) => consumersOfOp(fn, opName));
     if (!opConfig) continue;
     const elementCount = shape.reduce((a, b) => a * b, 1);
     const denseCount = denseShape.reduce((a, b) => a * b, 1);
     const consumers = weightConsumersOf(fn, endVar);
-    if (!passesWeightGate({ shape, dtype, consumerCount: consumers.length, firstConsumerIsConstexpr: true, denseElementCount: denseCount }, opConfig.weight_threshold)) {
+    const gate = prunesOp ? { shape: denseShape, dtype: denseDtype } : { shape, dtype };
+    if (!passesWeightGate({ ...gate, consumerCount: consumers.length, firstConsumerIsConstexpr: true, denseElementCount: denseCount }, opConfig.weight_threshold)) {
       skipped.push({ name, reason: elementCount < 10 ? 'fewer than 10 elements (an immediate value)' : `${denseCount} elements <= weight_threshold ${opConfig.weight_threshold}` });
       continue;
     }

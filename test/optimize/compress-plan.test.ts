@@ -105,6 +105,39 @@ describe('compressModel', () => {
   });
 });
 
+describe('joint pruning of compressed weights (spec §4.5)', () => {
+  const cases: [string, Record<string, unknown>, string[]][] = [
+    ['quantize int8 → prune', { config_type: 'OpLinearQuantizerConfig', global_config: {} }, ['constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense']],
+    ['quantize uint8 linear (offset) → prune', { config_type: 'OpLinearQuantizerConfig', global_config: { dtype: 'uint8', mode: 'linear', granularity: 'per_tensor' } }, ['constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense']],
+    ['palettize 4-bit gs16 → prune', { config_type: 'OpPalettizerConfig', global_config: { nbits: 4, granularity: 'per_grouped_channel', group_size: 16 } }, ['constexpr_lut_to_sparse', 'constexpr_sparse_to_dense']],
+  ];
+  for (const [label, first, chain] of cases) {
+    it(`${label}: prunes the materialized weight, equal to pruning the decompressed model`, async () => {
+      const src = await goldenSource('src_a_ios18.mlpackage');
+      const api = first['config_type'] === 'OpPalettizerConfig' ? 'palettize' : 'quantize';
+      const joint = await compressModel(src, { steps: [{ api, config: first }, { api: 'prune', joint_compression: true, config: prune50 }] });
+      const shape = describeModel(joint);
+      const suffix = api === 'palettize' ? '_palettized' : '_quantized';
+      expect(shape.chains.get(`fc1_weight_to_fp16${suffix}`)).toEqual(chain);
+      expect(joint.steps[1]!.weights.filter((w) => w.status === 'compressed').length).toBe(7);
+      const step1 = api === 'palettize' ? await palettizeWeights(src, first) : await linearQuantizeWeights(src, first);
+      const separately = await pruneWeights(await decompressWeights(step1), prune50);
+      const a = await hashes(joint);
+      const b = await hashes(separately);
+      let n = 0;
+      for (const [k, h] of a) {
+        if (!k.endsWith(suffix)) continue;
+        expect(h, k).toBe(b.get(`${k}_sparsified`));
+        n++;
+      }
+      expect(n).toBe(7);
+      // And it decompresses to the same values.
+      const plain = await hashes(await decompressWeights(joint));
+      for (const [k, h] of a) if (k.endsWith(suffix)) expect(plain.get(k), k).toBe(h);
+    });
+  }
+});
+
 describe('decompressWeights', () => {
   const cases: [string, string, (m: Model) => Promise<Model>][] = [
     ['prune iOS16 (packed mask + shape)', 'src_a_ios16.mlpackage', (m) => pruneWeights(m, prune50)],
