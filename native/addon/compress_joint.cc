@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "../kernels/palettize.h"
+#include "../util/thread_pool.h"
 #include "compress_entries.h"
 #include "compress_sources.h"
 
@@ -91,22 +92,27 @@ stream::TransformOutput run_sparse(const JointPalettizeEntry& e, const std::vect
   p.group_size = 0;
   p.channel_axis = 0;
   std::vector<kernels::PalettizeResult> results(static_cast<size_t>(groups));
-  int nbits = e.params.mode == kernels::PalettizeMode::kUnique ? 1 : e.params.nbits;
-  double sse = 0, signal = 0;
-  for (int64_t g = 0; g < groups; ++g) {
-    auto& gv = group_values[static_cast<size_t>(g)];
+  // Groups are independent: cluster them in parallel, one thread each.
+  p.threads = 1;
+  const auto hooks = hooks_of(e);
+  parallel_for(static_cast<size_t>(groups), [&](size_t g) {
+    auto& gv = group_values[g];
     const auto count = static_cast<int64_t>(gv.size() / es);
-    if (count == 0) continue;
+    if (count == 0) return;
     kernels::WeightView view;
     view.type = vt == kernels::DType::Float16 ? kernels::WeightType::kFloat16 : kernels::WeightType::kFloat32;
     view.data = gv.data();
     view.shape = {count};
-    results[static_cast<size_t>(g)] = kernels::palettize_tensor(view, p, hooks_of(e));
-    const auto& r = results[static_cast<size_t>(g)];
+    results[g] = kernels::palettize_tensor(view, p, hooks);
+  });
+  int nbits = e.params.mode == kernels::PalettizeMode::kUnique ? 1 : e.params.nbits;
+  double sse = 0, signal = 0;
+  for (const auto& r : results) {
     if (r.skipped) {
       out.skipped = r.skip_reason.empty() ? "skipped" : r.skip_reason;
       return out;
     }
+    if (r.nbits == 0) continue;  // an empty group
     nbits = std::max(nbits, r.nbits);
     sse += r.sse;
     signal += r.signal;

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "../kernels/quantize.h"
+#include "../util/thread_pool.h"
 #include "compress_entries.h"
 #include "compress_sources.h"
 
@@ -32,25 +33,49 @@ bool has_inf(const kernels::TensorData& t) {
   return false;
 }
 
-// scale · (q − zero point) per element, for the error report.
-std::vector<float> dequantized(const kernels::QuantizeResult& r) {
-  const auto& q = r.quantized;
-  const auto& shape = q.shape;
+// Σ w² and Σ (w − scale·(q − zero point))² for the report, in parallel chunks (each chunk walks
+// its multi-index incrementally to find the element's scale block).
+void quantization_error(const kernels::TensorData& w, const kernels::QuantizeResult& r, double* signal, double* sse) {
+  const auto& shape = r.quantized.shape;
   const auto& sshape = r.scale.shape;
-  std::vector<float> out(static_cast<size_t>(q.numel()));
-  std::vector<int64_t> idx(shape.size(), 0);
-  const kernels::TensorData qv = q.view(), sv = r.scale.view();
-  for (size_t i = 0; i < out.size(); ++i) {
-    int64_t s = 0;
-    for (size_t a = 0; a < shape.size(); ++a) s = s * sshape[a] + idx[a] / (shape[a] / sshape[a]);
-    const float zp = r.zero_point ? static_cast<float>(r.zero_point->view().get_int(static_cast<size_t>(s))) : 0.f;
-    out[i] = sv.get_float(static_cast<size_t>(s)) * (static_cast<float>(qv.get_int(i)) - zp);
-    for (size_t a = shape.size(); a-- > 0;) {
-      if (++idx[a] < shape[a]) break;
-      idx[a] = 0;
+  const size_t rank = shape.size();
+  const size_t n = static_cast<size_t>(r.quantized.numel());
+  constexpr size_t kChunk = 1 << 16;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> sig(chunks, 0), err(chunks, 0);
+  const kernels::TensorData qv = r.quantized.view(), sv = r.scale.view();
+  const kernels::TensorData zv = r.zero_point ? r.zero_point->view() : kernels::TensorData{};
+  std::vector<int64_t> block(rank);
+  for (size_t a = 0; a < rank; ++a) block[a] = shape[a] / sshape[a];
+  parallel_for(chunks, [&](size_t c) {
+    const size_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    std::vector<int64_t> idx(rank, 0);
+    size_t rem = begin;
+    for (size_t a = rank; a-- > 0;) {
+      idx[a] = static_cast<int64_t>(rem % static_cast<size_t>(shape[a]));
+      rem /= static_cast<size_t>(shape[a]);
     }
+    double s_sig = 0, s_err = 0;
+    for (size_t i = begin; i < end; ++i) {
+      int64_t s = 0;
+      for (size_t a = 0; a < rank; ++a) s = s * sshape[a] + idx[a] / block[a];
+      const float zp = r.zero_point ? static_cast<float>(zv.get_int(static_cast<size_t>(s))) : 0.f;
+      const double approx = sv.get_float(static_cast<size_t>(s)) * (static_cast<float>(qv.get_int(i)) - zp);
+      const double x = w.get_float(i);
+      s_sig += x * x;
+      s_err += (x - approx) * (x - approx);
+      for (size_t a = rank; a-- > 0;) {
+        if (++idx[a] < shape[a]) break;
+        idx[a] = 0;
+      }
+    }
+    sig[c] = s_sig;
+    err[c] = s_err;
+  });
+  for (size_t c = 0; c < chunks; ++c) {
+    *signal += sig[c];
+    *sse += err[c];
   }
-  return out;
 }
 
 stream::TransformOutput run(const QuantizeEntry& e, const std::vector<stream::Source>& sources) {
@@ -86,9 +111,8 @@ stream::TransformOutput run(const QuantizeEntry& e, const std::vector<stream::So
     return out;
   }
   kernels::QuantizeResult r = kernels::quantize_linear(weight, e.options);
-  const auto approx = dequantized(r);
   double signal = 0, sse = 0;
-  add_error(weight, approx, &signal, &sse);
+  quantization_error(weight, r, &signal, &sse);
 
   if (e.form == Form::Dense && e.ios16) {
     out.blobs.push_back(blob_of(r.quantized));

@@ -87,15 +87,6 @@ inline kernels::Tensor densify(const kernels::TensorData& nonzero, const std::ve
   return dense;
 }
 
-// Σ x² and Σ (x − y)² as double.
-inline void add_error(const kernels::TensorData& ref, const std::vector<float>& approx, double* signal, double* sse) {
-  for (size_t i = 0; i < approx.size(); ++i) {
-    const double a = ref.get_float(i), b = approx[i];
-    *signal += a * a;
-    *sse += (a - b) * (a - b);
-  }
-}
-
 // Runs a transform, prefixing its errors with the weight's name (cancellation passes through).
 template <class F>
 stream::TransformOutput named_transform(const std::string& name, F&& f) {
