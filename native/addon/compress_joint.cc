@@ -7,7 +7,8 @@
 //   "palettize_int" (quantize → palettize): sources = int8/uint8 data, scale[, offset]. The integer
 //     data is clustered as numbers, the LUT rounded back to the data type, and written in the P1 file
 //     form: blockwise_shift_scale(data = LUT repeated over the scale's blocks, scale, offset) →
-//     lut_to_dense. Blobs: data, scale (copied), offset (copied), indices.
+//     lut_to_dense; with repeatLut = false (iOS26+, P2 form) the LUT is written as it is.
+//     Blobs: data, scale (copied), offset (copied), indices.
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -148,7 +149,8 @@ stream::TransformOutput run_sparse(const JointPalettizeEntry& e, const std::vect
 
 int64_t lcm64(int64_t a, int64_t b) { return a / std::gcd(a, b) * b; }
 
-stream::TransformOutput run_int(const JointPalettizeEntry& e, const std::vector<stream::Source>& sources, const std::vector<int64_t>& scale_shape) {
+stream::TransformOutput run_int(const JointPalettizeEntry& e, const std::vector<stream::Source>& sources, const std::vector<int64_t>& scale_shape,
+                                bool repeat) {
   stream::TransformOutput out;
   SourceTensor data = source_tensor(sources[0], e.shape, "palettize_int data");
   const auto dt = data.view.dtype;
@@ -179,11 +181,11 @@ stream::TransformOutput run_int(const JointPalettizeEntry& e, const std::vector<
     const int v = std::min(hi, std::max(lo, static_cast<int>(std::nearbyint(r.lut_f32[i]))));
     lut_int[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
   }
-  // P1: repeat the LUT's leading dims over the scale's blocks.
+  // P1: repeat the LUT's leading dims over the scale's blocks (P2, iOS26+: the LUT as it is).
   const size_t rank = e.shape.size();
   if (scale_shape.size() != rank) throw Error("EINVAL", "palettize_int: the scale's rank differs from the data's");
   std::vector<int64_t> rep_shape(rank + 2);
-  for (size_t a = 0; a < rank; ++a) rep_shape[a] = lcm64(r.lut_shape[a], scale_shape[a]);
+  for (size_t a = 0; a < rank; ++a) rep_shape[a] = repeat ? lcm64(r.lut_shape[a], scale_shape[a]) : r.lut_shape[a];
   rep_shape[rank] = r.lut_shape[rank];
   rep_shape[rank + 1] = r.lut_shape[rank + 1];
   const int64_t tail = rep_shape[rank] * rep_shape[rank + 1];
@@ -243,9 +245,10 @@ stream::Transform parse_int(const Napi::Object& o, const std::shared_ptr<CancelT
   parse_params(o, e.get());
   e->cancel = cancel;
   auto scale_shape = get_shape(o, "scaleShape");
+  const bool repeat = get_bool(o, "repeatLut", true);
   const std::string name = get_string(o, "name", "");
-  return [e, scale_shape, name](const std::vector<stream::Source>& sources) {
-    return named_transform(name, [&] { return run_int(*e, sources, scale_shape); });
+  return [e, scale_shape, repeat, name](const std::vector<stream::Source>& sources) {
+    return named_transform(name, [&] { return run_int(*e, sources, scale_shape, repeat); });
   };
 }
 

@@ -119,7 +119,7 @@ export const palettizeHandler: PassHandler = {
     const config = c.config;
     if (!(config instanceof OpPalettizerConfig)) throw new ConfigError(`palettize: weight ${c.name} resolved to a ${config.configType}; palettize_weights takes OpPalettizerConfig`);
     checkOpConfigTarget(config, { specVersion: ctx.specVersion, opset: ctx.opset(c.fn) }, { jointCompression: ctx.jointCompression });
-    if (c.joint) return config.mode === 'CUSTOM' ? { skip: 'custom lut_function mode is not supported in joint mode' } : planJoint(c, config);
+    if (c.joint) return config.mode === 'CUSTOM' ? { skip: 'custom lut_function mode is not supported in joint mode' } : planJoint(c, config, ctx);
     if (config.mode === 'CUSTOM') return customLutEntry(c, config, ctx);
     if (!(c.dtype === 'fp16' || c.dtype === 'fp32')) return { skip: `dtype ${c.dtype}: only float weights are palettized (joint mode palettizes integer data)` };
     const rank = c.shape.length;
@@ -226,7 +226,7 @@ function clusteringParams(config: OpPalettizerConfig, axis: number): Record<stri
  * Joint mode (spec §4.5): palettize the non-zeros of a pruned weight (constexpr_sparse_to_dense) or
  * the integer data of a quantized one (constexpr_blockwise_shift_scale).
  */
-function planJoint(c: WeightCandidate, config: OpPalettizerConfig): PlannedEntry | { skip: string } {
+function planJoint(c: WeightCandidate, config: OpPalettizerConfig, ctx: PassContext): PlannedEntry | { skip: string } {
   const joint = c.joint!;
   if (joint.end !== c.op) return { skip: 'the value feeds a longer constexpr chain' };
   if (config.cluster_dim > 1 || config.enable_per_channel_scale) return { skip: 'vector palettization and per-channel scale are not supported in joint mode' };
@@ -248,7 +248,8 @@ function planJoint(c: WeightCandidate, config: OpPalettizerConfig): PlannedEntry
   const offset = inputValue(c.op, 'offset');
   const extraValues = [scale, offset].filter((v): v is ValueMsg => Boolean(v?.blobFileValue));
   const scaleShape = (tensorShape(scale.type) ?? []).map((d) => d ?? 1);
-  return { kind: 'palettize_int', shape: c.shape, scaleShape, ...clusteringParams(config, axis), extraValues };
+  // Below iOS26 coremltools writes the P1 form (LUT repeated over the scale's blocks), from iOS26 P2.
+  return { kind: 'palettize_int', shape: c.shape, scaleShape, repeatLut: ctx.ios(c.fn) < 26, ...clusteringParams(config, axis), extraValues };
 }
 
 /** A constant value (blob written by the job, or the old immediate) retyped to `shape`. */
@@ -277,25 +278,40 @@ function emitJoint(c: WeightCandidate, r: CompressResult, ctx: PassContext): str
     insertBefore(c.op, [op]);
     return `non-zeros: ${describe(config, nbits)}`;
   }
-  // quantize → palettize, P1 file form: shift_scale(int LUT repeated over the scale's blocks) → lut_to_dense.
+  // quantize → palettize. P1 file form (opsets below iOS26): shift_scale(int LUT repeated over the
+  // scale's blocks) → lut_to_dense; P2 (iOS26+): lut_to_dense(int LUT) → shift_scale.
   const scale = inputValue(c.op, 'scale')!;
   const offset = inputValue(c.op, 'offset');
   const scaleDtype = tensorDType(scale.type)!;
-  const scaleShape = [...(tensorShape(scale.type) ?? []).map((d) => d ?? 1), 1, 1];
+  const scaleRankK = (tensorShape(scale.type) ?? []).map((d) => d ?? 1);
   const dataShape = shapeInfo(r, 'dataShape');
   let k = 1;
   const scaleOut = scale.blobFileValue ? r.outputs[k++] : undefined;
   const offsetOut = offset?.blobFileValue ? r.outputs[k++] : undefined;
   const indices = r.outputs[k]!;
+  const vectorAxis = config.cluster_dim > 1 ? int32Scalar(shapeInfo(r, 'vectorAxis')[0]!) : undefined;
+  const indicesValue = outputValue(indices, shapeInfo(r, 'indicesShape'), indicesDtype);
+  if (ctx.ios(c.fn) >= 26) {
+    const lookup = makeConstexprOp(opset, 'constexpr_lut_to_dense', name, [
+      ['indices', indicesValue],
+      ['lut', outputValue(r.outputs[0]!, dataShape, c.dtype)],
+      ['vector_axis', vectorAxis],
+    ], [{ name, type: tensorType(c.dtype, c.shape) }]);
+    bindInput(c.op, 'data', name);
+    bindInput(c.op, 'scale', retyped(scale, scaleDtype, scaleRankK, scaleOut));
+    if (offset) bindInput(c.op, 'offset', retyped(offset, tensorDType(offset.type)!, scaleRankK, offsetOut));
+    insertBefore(c.op, [lookup]);
+    return `${c.dtype} data: ${describe(config, nbits)}`;
+  }
+  const scaleShape = [...scaleRankK, 1, 1];
   const lutOp = makeConstexprOp(opset, 'constexpr_blockwise_shift_scale', name, [
     ['data', outputValue(r.outputs[0]!, dataShape, c.dtype)],
     ['scale', retyped(scale, scaleDtype, scaleShape, scaleOut)],
     ['offset', offset ? retyped(offset, tensorDType(offset.type)!, scaleShape, offsetOut) : undefined],
   ], [{ name, type: tensorType(scaleDtype, dataShape) }]);
-  const vectorAxis = config.cluster_dim > 1 ? int32Scalar(shapeInfo(r, 'vectorAxis')[0]!) : undefined;
   c.op.msg.type = 'constexpr_lut_to_dense';
   c.op.msg.inputs = {};
-  bindInput(c.op, 'indices', outputValue(indices, shapeInfo(r, 'indicesShape'), indicesDtype));
+  bindInput(c.op, 'indices', indicesValue);
   bindInput(c.op, 'lut', name);
   if (vectorAxis) bindInput(c.op, 'vector_axis', vectorAxis);
   insertBefore(c.op, [lutOp]);

@@ -7,7 +7,8 @@
  */
 import type { Model } from '../model.js';
 import { makeConstexprOp } from '../mil/program.js';
-import { tensorType, type MilDType } from '../mil/types.js';
+import { tensorShape, tensorType, type MilDType } from '../mil/types.js';
+import type { ValueMsg } from '../mil/values.js';
 import { encodeImmediateTensor } from '../mil/values.js';
 import { ConfigError, UnsupportedError } from '../errors.js';
 import {
@@ -67,17 +68,34 @@ export const quantizeHandler: PassHandler = {
     const hasOffset = info(r, 'hasOffset')[0] === 1;
     const name = `${c.name}_quantized`;
     if (c.joint?.input === 'lut') {
-      // palettize → quantize: blockwise_shift_scale(int LUT, scale) feeds the LUT input.
+      // palettize → quantize. P1 (opsets below iOS26): blockwise_shift_scale(int LUT, scale) feeds
+      // the LUT input. P2 (iOS26+): lut_to_dense(indices, int LUT) → blockwise_shift_scale.
       const floatType = c.dtype;
       const [data, scale] = r.outputs;
       const offset = hasOffset ? r.outputs[2] : undefined;
       const rest = r.outputs.slice(hasOffset ? 3 : 2);
+      otherBlobInputs(c.op, 'lut').forEach((x, i) => { x.value.blobFileValue = { fileName: x.value.blobFileValue!.fileName, offset: rest[i]!.offset! }; });
+      if (ctx.ios(c.fn) >= 26 && c.op.type === 'constexpr_lut_to_dense') {
+        const out = c.op.outputs[0]!;
+        const dense = tensorShape(out.type)!.map((d) => d ?? 0);
+        const rankK = dense.map(() => 1);
+        const lookupName = `${c.op.name}_lut_0_lookup`;
+        const lookup = makeConstexprOp(opset, 'constexpr_lut_to_dense', lookupName, [
+          ...c.op.inputNames.map((k): [string, ValueMsg | string | undefined] => [k, k === 'lut' ? outputValue(data!, c.shape, qdtype) : inputValue(c.op, k)]),
+        ], [{ name: lookupName, type: tensorType(qdtype, dense) }]);
+        c.op.msg.type = 'constexpr_blockwise_shift_scale';
+        c.op.msg.inputs = {};
+        bindInput(c.op, 'data', lookupName);
+        bindInput(c.op, 'scale', outputValue(scale!, rankK, floatType));
+        if (offset) bindInput(c.op, 'offset', outputValue(offset, rankK, qdtype));
+        insertBefore(c.op, [lookup]);
+        return `LUT quantized to ${describe(config)}`;
+      }
       const op = makeConstexprOp(opset, 'constexpr_blockwise_shift_scale', name, [
         ['data', outputValue(data!, c.shape, qdtype)],
         ['scale', outputValue(scale!, scaleShape, floatType)],
         ['offset', offset ? outputValue(offset, scaleShape, qdtype) : undefined],
       ], [{ name, type: tensorType(floatType, c.shape) }]);
-      otherBlobInputs(c.op, 'lut').forEach((x, i) => { x.value.blobFileValue = { fileName: x.value.blobFileValue!.fileName, offset: rest[i]!.offset! }; });
       bindInput(c.op, 'lut', name);
       insertBefore(c.op, [op]);
       return `LUT quantized to ${describe(config)}`;

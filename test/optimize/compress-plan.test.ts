@@ -138,6 +138,41 @@ describe('joint pruning of compressed weights (spec §4.5)', () => {
   }
 });
 
+describe('iOS26 (opset CoreML9): quantized LUTs in the P2 form', () => {
+  /** The iOS18 golden source relabelled as spec 10 / CoreML9 (same program, same weights). */
+  async function ios26Source(): Promise<Model> {
+    const src = await goldenSource('src_a_ios18.mlpackage');
+    const spec = decodeModel(encodeModel(src.spec));
+    spec.specificationVersion = 10;
+    for (const fn of Object.values(spec.mlProgram!.functions!)) {
+      fn.blockSpecializations = { CoreML9: fn.blockSpecializations![fn.opset!]! };
+      fn.opset = 'CoreML9';
+    }
+    return src.derive(spec);
+  }
+  const plans: [string, string, string[]][] = [
+    ['joint_q8_pal4_ios18', 'fc1_weight_to_fp16_quantized', ['constexpr_lut_to_dense', 'constexpr_blockwise_shift_scale']],
+    ['joint_pal4_q8lut_ios18', 'fc1_weight_to_fp16_palettized', ['constexpr_lut_to_dense', 'constexpr_blockwise_shift_scale']],
+  ];
+  for (const [golden, weight, chain] of plans) {
+    it(`${golden} on iOS26: lut_to_dense(int LUT) → blockwise_shift_scale, same values as the iOS18 (P1) file`, async () => {
+      const sidecar = loadSidecar(golden);
+      const p2 = await compressModel(await ios26Source(), sidecar);
+      expect(describeModel(p2).chains.get(weight)).toEqual(chain);
+      const p1 = await hashes(await compressModel(await goldenSource('src_a_ios18.mlpackage'), sidecar));
+      const got = await hashes(p2);
+      let n = 0;
+      for (const w of sidecar.weights) {
+        if (w.chain[0] === 'const') continue;
+        expect(got.get(w.name), w.name).toBeDefined();
+        expect(got.get(w.name), w.name).toBe(p1.get(w.name));
+        n++;
+      }
+      expect(n).toBe(7);
+    });
+  }
+});
+
 describe('decompressWeights', () => {
   const cases: [string, string, (m: Model) => Promise<Model>][] = [
     ['prune iOS16 (packed mask + shape)', 'src_a_ios16.mlpackage', (m) => pruneWeights(m, prune50)],
