@@ -193,9 +193,89 @@ Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k)
   return r;
 }
 
+
+// Row-minima by divide and conquer over the textbook DP restricted to non-empty clusters:
+// D[m][i] = min_{m <= j <= i} D[m−1][j−1] + cost(j, i). Argmins are monotone in i (and bounded
+// below by the previous layer's argmin, Knuth), so each row scans a contiguous window of columns;
+// the window scan is branch-free and vectorizes. Leftmost minimum on ties, like the reference.
+struct DcLayer {
+  const double* __restrict cw;
+  const double* __restrict cs;
+  const double* __restrict cs2;
+  const double* __restrict prev;  // D[m−1][·]
+  double* __restrict vals;        // scratch
+};
+
+// Fills vals[0 .. b−a] with C(i, j) for j in [a, b] and returns the leftmost argmin.
+inline size_t scan_window(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
+  const double wi = L.cw[i + 1], si = L.cs[i + 1], s2i = L.cs2[i + 1];
+  const size_t len = b - a + 1;
+  const double* __restrict cw = L.cw + a;
+  const double* __restrict cs = L.cs + a;
+  const double* __restrict cs2 = L.cs2 + a;
+  const double* __restrict pv = L.prev + a - 1;
+  double* __restrict v = L.vals;
+  for (size_t t = 0; t < len; ++t) {  // same operations, same order as CostTable::cost
+    double w = wi - cw[t];
+    double s1 = si - cs[t];
+    double mu = s1 / w;
+    double r = s2i - cs2[t];
+    r += w * (mu * mu);
+    r -= (2 * mu) * s1;
+    v[t] = pv[t] + r;
+  }
+  size_t arg = 0;
+  double best = v[0];
+  for (size_t t = 1; t < len; ++t)
+    if (v[t] < best) {
+      best = v[t];
+      arg = t;
+    }
+  *best_out = best;
+  return a + arg;
+}
+
+template <class Index>
+void dc_rows(const DcLayer& L, const Index* lower, size_t lo, size_t hi, size_t optlo, size_t opthi, double* cur,
+             Index* arg) {
+  while (lo <= hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    size_t a = optlo, b = std::min(opthi, mid);
+    if (lower) a = std::max(a, static_cast<size_t>(lower[mid]));
+    if (a > b) a = b;  // rounding can make the bounds cross; fall back to one column
+    double best;
+    size_t j = scan_window(L, mid, a, b, &best);
+    cur[mid] = best;
+    arg[mid] = static_cast<Index>(j);
+    if (mid > lo) dc_rows(L, lower, lo, mid - 1, optlo, j, cur, arg);
+    lo = mid + 1;
+    optlo = j;
+  }
+}
+
+template <class Index>
+Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
+  CostTable ct(x, w, n);
+  Kmeans1dResult r;
+  std::vector<Index> table((k - 1) * n, 0);
+  std::vector<double> prev(n), cur(n), vals(n);
+  for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
+  for (size_t m = 1; m < k; ++m) {
+    DcLayer L{ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), prev.data(), vals.data()};
+    Index* row = table.data() + (m - 1) * n;
+    const Index* lower = m >= 2 ? table.data() + (m - 2) * n : nullptr;
+    // Rows that can still lead to a full solution: i in [m, n − k + m].
+    dc_rows<Index>(L, lower, m, n - k + m, m, n - k + m, cur.data(), row);
+    std::swap(prev, cur);
+  }
+  backtrack(x, ct, n, k, [&](size_t m, size_t i) { return static_cast<size_t>(table[(m - 1) * n + i]); }, r);
+  return r;
+}
+
 }  // namespace
 
-Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k) {
+Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
+                               Kmeans1dAlgorithm algo) {
   check_input(values, weights, n, k);
   k = std::min(k, n);
   double table_bytes = static_cast<double>(k) * static_cast<double>(n) * (n <= 65536 ? 2.0 : 4.0);
@@ -203,8 +283,19 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
     throw Error("EINVAL", "kmeans1d: k·n too large (" + std::to_string(k) + " clusters × " + std::to_string(n) +
                               " distinct values needs a " + std::to_string(static_cast<long long>(table_bytes / 1048576)) +
                               " MiB table)");
-  if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k);
-  return solve_smawk<uint32_t>(values, weights, n, k);
+  if (k == n) {  // every value is its own cluster: centroid = value exactly (as kmeans1d computes it)
+    Kmeans1dResult r;
+    r.centroids.assign(values, values + n);
+    r.assignment.resize(n);
+    std::iota(r.assignment.begin(), r.assignment.end(), 0u);
+    return r;
+  }
+  if (algo == Kmeans1dAlgorithm::kSmawk) {
+    if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k);
+    return solve_smawk<uint32_t>(values, weights, n, k);
+  }
+  if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k);
+  return solve_dc<uint32_t>(values, weights, n, k);
 }
 
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k) {
@@ -223,10 +314,10 @@ Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, 
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   for (size_t m = 1; m < k; ++m) {
     Layer f{&ct, prev.data()};
-    for (size_t i = 0; i < n; ++i) {  // plain scan of every column: leftmost minimum
-      size_t arg = 0;
-      double best = f(i, 0);
-      for (size_t j = 1; j < n; ++j) {
+    for (size_t i = m; i < n; ++i) {  // plain scan of every admissible column: leftmost minimum
+      size_t arg = m;
+      double best = f(i, m);
+      for (size_t j = m + 1; j <= i; ++j) {
         double v = f(i, j);
         if (v < best) {
           best = v;

@@ -22,12 +22,20 @@ struct Kmeans1dResult {
   double cost = 0;                   // Σ w·(x − centroid)², computed after the fact in double
 };
 
-// values: strictly ascending, weights: > 0 (nullptr = all 1). Fast path: SMAWK, O(k·n) time,
-// O(n) doubles plus a k×n argmin table of uint16 (n <= 65536) or uint32.
-// Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big.
-Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k);
+enum class Kmeans1dAlgorithm {
+  kDivideConquer,  // default: monotone row minima by divide and conquer with Knuth's lower bound from
+                   // the previous layer; O(k·n·log n) worst case but a branch-free, vectorized
+                   // window scan — several times faster than SMAWK in practice (bench/kmeans1d.mjs)
+  kSmawk,          // O(k·n): SMAWK on kmeans1d's implicit n×n matrix (same REDUCE/INTERPOLATE rules)
+};
 
-// Scalar brute-force reference: the same DP with an O(k·n²) full scan per cell (test oracle).
+// values: strictly ascending, weights: > 0 (nullptr = all 1). O(n) doubles plus a (k−1)×n argmin
+// table of uint16 (n <= 65536) or uint32 (backtracking needs it; D rows are kept two at a time).
+// Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big.
+Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
+                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kDivideConquer);
+
+// Scalar brute-force reference: the textbook DP, every admissible column scanned (O(k·n²); test oracle).
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k);
 
 // Any order, duplicates allowed: sorts, merges equal values (summing weights), clusters, and maps

@@ -118,8 +118,10 @@ TEST(smawk_equals_bruteforce_and_oracle_on_random_inputs) {
     for (size_t k = 1; k <= n; ++k) {
       ++cases;
       Kmeans1dResult fast = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k);
+      Kmeans1dResult smawk = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k, Kmeans1dAlgorithm::kSmawk);
       Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), weighted ? w.data() : nullptr, n, k);
       if (fast.assignment != ref.assignment || fast.centroids != ref.centroids) ++mismatch_ref;
+      if (smawk.assignment != ref.assignment || smawk.centroids != ref.centroids) ++mismatch_ref;
       Oracle o = oracle(x, w, k);
       if (starts_of(fast) != o.starts) {
         // Only acceptable if it is an exact tie (integer data can have several optima).
@@ -146,9 +148,12 @@ TEST(smawk_equals_reference_on_larger_inputs) {
     for (double& wi : w) wi = static_cast<double>(1 + rng() % 100000);
     for (size_t k : {2, 3, 7, 16, 64}) {
       Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), n, k);
+      Kmeans1dResult smawk = kmeans1d_sorted(x.data(), w.data(), n, k, Kmeans1dAlgorithm::kSmawk);
       Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), w.data(), n, k);
       CHECK(fast.assignment == ref.assignment);
       CHECK(fast.centroids == ref.centroids);
+      CHECK(smawk.assignment == ref.assignment);
+      CHECK(smawk.centroids == ref.centroids);
     }
   }
 }
