@@ -2,3 +2,12 @@
 export * from './errors.js';
 export { buildInfo, setThreads, getThreads } from './native.js';
 export type { BuildInfo, ProgressCallback } from './native.js';
+export { kmeans1d, palettizeTensor, decompressLut } from './kernels/palettize.js';
+export type {
+  Kmeans1dResult,
+  PalettizeMode,
+  PalettizeGranularity,
+  PalettizeTensorOptions,
+  PalettizeTensorResult,
+  DecompressLutInput,
+} from './kernels/palettize.js';

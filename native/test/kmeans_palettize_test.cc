@@ -406,12 +406,12 @@ TEST(uniform_fp16_arithmetic) {
   }
   auto H = [](float x) { return cmo::half_to_float(cmo::float_to_half(x)); };
   float range = H(hi - lo);
-  float scale = H(range / 15.0f);
+  double scale = double(range) / 15.0;
   for (size_t i = 0; i < w.size(); ++i) {
     float q = H(H(H(cmo::half_to_float(w[i]) - lo) / range) * 15.0f);
     CHECK_EQ(static_cast<int>(r.indices[i]), static_cast<int>(std::nearbyint(q)));
   }
-  for (int k = 0; k < 16; ++k) CHECK_EQ(r.lut_f16[k], double_to_half(double(k) * double(scale) + double(lo)));
+  for (int k = 0; k < 16; ++k) CHECK_EQ(r.lut_f16[k], double_to_half(double(k) * scale + double(lo)));
   CHECK_EQ(cmo::half_to_float(r.lut_f16[0]), lo);
 }
 
