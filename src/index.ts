@@ -2,9 +2,10 @@
 export * from './errors.js';
 export { buildInfo, setThreads, getThreads } from './native.js';
 export type { BuildInfo, ProgressCallback } from './native.js';
-export { kmeans1d, palettizeTensor, decompressLut } from './kernels/palettize.js';
+export { kmeans1d, vectorKmeans, palettizeTensor, decompressLut } from './kernels/palettize.js';
 export type {
   Kmeans1dResult,
+  VectorKmeansResult,
   PalettizeMode,
   PalettizeGranularity,
   PalettizeTensorOptions,

@@ -14,6 +14,7 @@
 
 #include "../kernels/kmeans1d.h"
 #include "../kernels/palettize.h"
+#include "../kernels/vector_kmeans.h"
 #include "async_job.h"
 #include "module_registry.h"
 
@@ -250,7 +251,39 @@ Napi::Value DecompressLut(const Napi::CallbackInfo& info) {
   }
 }
 
+// vectorKmeans(points: Float32Array, dim, k, seed?, threads?) -> { centers, assignments, k, iterations, inertia }
+// k-means++ + Lloyd (also the heuristic baseline the exact 1-D DP is benchmarked against).
+Napi::Value VectorKmeans(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "vectorKmeans: points must be a Float32Array");
+  Napi::Float32Array pts = info[0].As<Napi::Float32Array>();
+  int64_t dim = info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
+  int64_t k = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 0;
+  if (dim < 1 || pts.ElementLength() % static_cast<size_t>(dim) != 0)
+    throw Napi::RangeError::New(env, "vectorKmeans: dim must be >= 1 and divide the number of values");
+  if (k < 1) throw Napi::RangeError::New(env, "vectorKmeans: k must be >= 1");
+  kernels::VectorKmeansParams p;
+  p.k = static_cast<size_t>(k);
+  p.seed = info[3].IsNumber() ? static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()) : 0;
+  p.threads = info[4].IsNumber() ? static_cast<unsigned>(info[4].As<Napi::Number>().Uint32Value()) : 0;
+  kernels::VectorKmeansResult r;
+  try {
+    r = kernels::vector_kmeans(pts.Data(), pts.ElementLength() / static_cast<size_t>(dim), static_cast<size_t>(dim), p);
+  } catch (const cmo::Error& e) {
+    throw_js(env, e);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("centers", copy_out<float, Napi::Float32Array>(env, r.centers));
+  out.Set("assignments", copy_out<uint32_t, Napi::Uint32Array>(env, r.assignment));
+  out.Set("k", Napi::Number::New(env, static_cast<double>(r.k)));
+  out.Set("iterations", Napi::Number::New(env, r.iterations));
+  out.Set("inertia", Napi::Number::New(env, r.inertia));
+  return out;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("vectorKmeans", Napi::Function::New(env, VectorKmeans, "vectorKmeans"));
   exports.Set("kmeans1d", Napi::Function::New(env, Kmeans1d, "kmeans1d"));
   exports.Set("palettizeTensor", Napi::Function::New(env, PalettizeTensor, "palettizeTensor"));
   exports.Set("decompressLut", Napi::Function::New(env, DecompressLut, "decompressLut"));

@@ -24,7 +24,12 @@ namespace {
 struct CostTable {
   std::vector<double> cumw, cumsum, cumsum2;
 
-  CostTable(const double* x, const double* w, size_t n) : cumw(n + 1), cumsum(n + 1), cumsum2(n + 1) {
+  CostTable() = default;
+  CostTable(const double* x, const double* w, size_t n) { build(x, w, n); }
+  void build(const double* x, const double* w, size_t n) {
+    cumw.resize(n + 1);
+    cumsum.resize(n + 1);
+    cumsum2.resize(n + 1);
     cumw[0] = cumsum[0] = cumsum2[0] = 0.0;
     for (size_t i = 0; i < n; ++i) {
       double wi = w ? w[i] : 1.0;
@@ -207,7 +212,12 @@ struct DcLayer {
 };
 
 // Fills vals[0 .. b−a] with C(i, j) for j in [a, b] and returns the leftmost argmin.
-inline size_t scan_window(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
+// On x86-64 Linux GCC builds an AVX-512 / AVX2 / baseline clone and picks one at load time (ifunc);
+// lanes run the same IEEE operations in the same order, so every clone gives identical bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+size_t scan_window(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
   const double wi = L.cw[i + 1], si = L.cs[i + 1], s2i = L.cs2[i + 1];
   const size_t len = b - a + 1;
   const double* __restrict cw = L.cw + a;
@@ -236,18 +246,18 @@ inline size_t scan_window(const DcLayer& L, size_t i, size_t a, size_t b, double
 }
 
 template <class Index>
-void dc_rows(const DcLayer& L, const Index* lower, size_t lo, size_t hi, size_t optlo, size_t opthi, double* cur,
-             Index* arg) {
+void dc_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo, size_t hi, size_t optlo, size_t opthi,
+             double* cur, Index* arg) {
   while (lo <= hi) {
     size_t mid = lo + (hi - lo) / 2;
     size_t a = optlo, b = std::min(opthi, mid);
-    if (lower) a = std::max(a, static_cast<size_t>(lower[mid]));
+    if (lower && mid <= lower_hi) a = std::max(a, static_cast<size_t>(lower[mid]));
     if (a > b) a = b;  // rounding can make the bounds cross; fall back to one column
     double best;
     size_t j = scan_window(L, mid, a, b, &best);
     cur[mid] = best;
     arg[mid] = static_cast<Index>(j);
-    if (mid > lo) dc_rows(L, lower, lo, mid - 1, optlo, j, cur, arg);
+    if (mid > lo) dc_rows(L, lower, lower_hi, lo, mid - 1, optlo, j, cur, arg);
     lo = mid + 1;
     optlo = j;
   }
@@ -255,17 +265,26 @@ void dc_rows(const DcLayer& L, const Index* lower, size_t lo, size_t hi, size_t 
 
 template <class Index>
 Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
-  CostTable ct(x, w, n);
+  // Per-thread buffers reused across calls: thousands of small groups must not each pay for
+  // fresh (page-faulted, zeroed) allocations.
+  thread_local CostTable ct;
+  thread_local std::vector<Index> table;
+  thread_local std::vector<double> prev, cur, vals;
+  ct.build(x, w, n);
   Kmeans1dResult r;
-  std::vector<Index> table((k - 1) * n, 0);
-  std::vector<double> prev(n), cur(n), vals(n);
+  if (table.size() < (k - 1) * n) table.resize((k - 1) * n);
+  if (prev.size() < n) {
+    prev.resize(n);
+    cur.resize(n);
+    vals.resize(n);
+  }
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   for (size_t m = 1; m < k; ++m) {
     DcLayer L{ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), prev.data(), vals.data()};
     Index* row = table.data() + (m - 1) * n;
     const Index* lower = m >= 2 ? table.data() + (m - 2) * n : nullptr;
     // Rows that can still lead to a full solution: i in [m, n − k + m].
-    dc_rows<Index>(L, lower, m, n - k + m, m, n - k + m, cur.data(), row);
+    dc_rows<Index>(L, lower, n - k + m - 1, m, n - k + m, m, n - k + m, cur.data(), row);
     std::swap(prev, cur);
   }
   backtrack(x, ct, n, k, [&](size_t m, size_t i) { return static_cast<size_t>(table[(m - 1) * n + i]); }, r);

@@ -76,7 +76,18 @@ export interface DecompressLutInput {
   scaleShape?: readonly number[];
 }
 
+export interface VectorKmeansResult {
+  /** k × dim centers, row-major (k = min(k, distinct points)). */
+  centers: Float32Array;
+  assignments: Uint32Array;
+  k: number;
+  iterations: number;
+  /** Σ squared distance to the assigned center. */
+  inertia: number;
+}
+
 interface PalettizeAddon {
+  vectorKmeans(points: Float32Array, dim: number, k: number, seed?: number, threads?: number): VectorKmeansResult;
   kmeans1d(values: Float32Array | Float64Array, counts: Float64Array | null, k: number, reference?: boolean): Kmeans1dResult;
   palettizeTensor(
     opts: Omit<PalettizeTensorOptions, 'signal' | 'onProgress'>,
@@ -98,6 +109,15 @@ export function kmeans1d(
 ): Kmeans1dResult {
   if (!Number.isInteger(k) || k < 1) throw new ConfigError(`kmeans1d: k must be a positive integer (got ${k})`);
   return addon().kmeans1d(values, options.counts ?? null, k, options.reference ?? false);
+}
+
+/**
+ * k-means++ seeding + Lloyd iterations on `points` (n × dim). Deterministic for a seed and any
+ * thread count. Heuristic (not optimal): used for cluster_dim > 1 and as the 1-D benchmark baseline.
+ */
+export function vectorKmeans(points: Float32Array, dim: number, k: number, options: { seed?: number; threads?: number } = {}): VectorKmeansResult {
+  if (!Number.isInteger(k) || k < 1) throw new ConfigError(`vectorKmeans: k must be a positive integer (got ${k})`);
+  return addon().vectorKmeans(points, dim, k, options.seed ?? 0, options.threads ?? 0);
 }
 
 /** Palettizes one tensor (split into channel groups like coremltools). Runs off the JS thread. */
