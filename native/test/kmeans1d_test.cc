@@ -120,8 +120,18 @@ TEST(smawk_equals_bruteforce_and_oracle_on_random_inputs) {
       Kmeans1dResult fast = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k);
       Kmeans1dResult smawk = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k, Kmeans1dAlgorithm::kSmawk);
       Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), weighted ? w.data() : nullptr, n, k);
-      if (fast.assignment != ref.assignment || fast.centroids != ref.centroids) ++mismatch_ref;
-      if (smawk.assignment != ref.assignment || smawk.centroids != ref.centroids) ++mismatch_ref;
+      // Integer data has exact ties (several optimal segmentations). D&C's Knuth bound may then
+      // pick another optimum than the reference's leftmost one; that is fine only if the cost
+      // is the same. Real-valued data (next test, golden files) must match exactly.
+      bool tie = std::fabs(fast.cost - ref.cost) <= 1e-12 * (1 + std::fabs(ref.cost)) && kind == 1;
+      if ((fast.assignment != ref.assignment || fast.centroids != ref.centroids) && !tie) {
+        ++mismatch_ref;
+        std::printf("dc mismatch trial %d n %zu k %zu costs %.17g %.17g\n", trial, n, k, fast.cost, ref.cost);
+      }
+      if (smawk.assignment != ref.assignment || smawk.centroids != ref.centroids) {
+        ++mismatch_ref;
+        std::printf("smawk mismatch trial %d n %zu k %zu costs %.17g %.17g\n", trial, n, k, smawk.cost, ref.cost);
+      }
       Oracle o = oracle(x, w, k);
       if (starts_of(fast) != o.starts) {
         // Only acceptable if it is an exact tie (integer data can have several optima).
