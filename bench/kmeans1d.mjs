@@ -107,8 +107,11 @@ for (const [label, granularity, gs] of [['per-tensor', 'per_tensor', 0], ['gs16'
 addon.setThreads(0);
 const threads = addon.getThreads();
 const all = await exact('per_grouped_channel', 16, 0);
-const perWeightNs = (all.ms * 1e6) / n;
+const single = rows_.find((r) => r.label === 'gs16');
+const coreNsPerWeight = (single.exactMs * 1e6) / n; // single-thread cost per weight
 console.log(
-  `gs16 exact on ${threads} threads: ${all.ms.toFixed(0)} ms = ${perWeightNs.toFixed(2)} ns/weight -> SDXL UNet (2.6 B weights): ~${((perWeightNs * 2.6e9) / 1e9).toFixed(1)} s ` +
-    `(~${((perWeightNs * 2.6e9 * threads) / 2 / 1e9).toFixed(1)} s on 2 cores)`,
+  `gs16 exact on ${threads} threads: ${all.ms.toFixed(0)} ms (${((single.exactMs / all.ms)).toFixed(2)}× the 1-thread time). ` +
+    `Single-thread cost ${coreNsPerWeight.toFixed(1)} ns/weight -> SDXL UNet 4-bit gs16 (2.6 B weights): ` +
+    `~${((coreNsPerWeight * 2.6e9) / 1e9 / 2).toFixed(0)} s on 2 cores, ~${((coreNsPerWeight * 2.6e9) / 1e9 / 8).toFixed(0)} s on 8 ` +
+    `(groups are independent; assumes linear scaling and this machine's per-core speed)`,
 );

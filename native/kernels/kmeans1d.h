@@ -23,7 +23,9 @@ struct Kmeans1dResult {
 };
 
 enum class Kmeans1dAlgorithm {
-  kDivideConquer,  // default: monotone row minima by divide and conquer with Knuth's lower bound from
+  kPruned,         // default: kDivideConquer rows, pruned by an upper bound from Lloyd on the
+                   // histogram, prefix/suffix halves joined at the best split (2-3× fewer cells)
+  kDivideConquer,  // monotone row minima by divide and conquer with Knuth's lower bound from
                    // the previous layer; O(k·n·log n) worst case but a branch-free, vectorized
                    // window scan — several times faster than SMAWK in practice (bench/kmeans1d.mjs)
   kSmawk,          // O(k·n): SMAWK on kmeans1d's implicit n×n matrix (same REDUCE/INTERPOLATE rules)
@@ -33,7 +35,7 @@ enum class Kmeans1dAlgorithm {
 // table of uint16 (n <= 65536) or uint32 (backtracking needs it; D rows are kept two at a time).
 // Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big.
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
-                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kDivideConquer);
+                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kPruned);
 
 // Scalar brute-force reference: the textbook DP, every admissible column scanned (O(k·n²); test oracle).
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k);
