@@ -567,7 +567,23 @@ void Fp16Histogram::add_one(uint16_t h) {
 }
 
 void Fp16Histogram::add(const uint16_t* data, size_t n, size_t stride) {
-  for (size_t i = 0; i < n; ++i) add_one(data[i * stride]);
+  uint32_t* counts = counts_.data();
+  uint64_t* used = used_.data();
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {  // branch-free: NaN/Inf are checked once after the loop
+    uint16_t h = data[i * stride];
+    bad |= static_cast<uint32_t>((h & 0x7C00u) == 0x7C00u);
+    uint16_t key = fp16_order_key(h);
+    used[key >> 6] |= static_cast<uint64_t>(counts[key] == 0) << (key & 63);
+    ++counts[key];
+  }
+  if (bad) {
+    for (size_t i = 0; i < n; ++i)
+      if ((data[i * stride] & 0x7C00u) == 0x7C00u) {
+        clear();
+        add_one(data[i * stride]);  // throws, naming the value
+      }
+  }
 }
 
 void Fp16Histogram::distinct(DistinctValues& out, std::vector<uint16_t>* keys) const {
