@@ -215,7 +215,7 @@ struct DcLayer {
 // Fills vals[0 .. b−a] with C(i, j) for j in [a, b] and returns the leftmost argmin.
 // On x86-64 Linux GCC builds an AVX-512 / AVX2 / baseline clone and picks one at load time (ifunc);
 // lanes run the same IEEE operations in the same order, so every clone gives identical bits.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 size_t scan_window(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
