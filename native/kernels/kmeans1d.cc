@@ -446,8 +446,13 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
   std::vector<size_t> starts(a);
   for (size_t c = L2; c-- > 0;) starts.push_back(n - (c + 1 < L2 ? b[c + 1] : n - best_s));
   Kmeans1dResult r;
-  ct.build(x, w, n);  // fwd.ct holds x again (bwd has its own)
   backtrack(x, ct, n, k, [&](size_t m, size_t) { return starts[m]; }, r);
+  // Per-thread buffers are kept for the next group, except big ones (8-bit LUTs on ~65k distinct
+  // values need (k−2)·n·2 bytes ≈ 32 MB): those are released so pool threads do not hold them.
+  if ((fwd.table.capacity() + bwd.table.capacity()) * sizeof(Index) > (size_t{8} << 20)) {
+    std::vector<Index>().swap(fwd.table);
+    std::vector<Index>().swap(bwd.table);
+  }
   return r;
 }
 

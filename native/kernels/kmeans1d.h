@@ -3,9 +3,13 @@
 // Why exact: palettization LUTs are 1-D k-means problems, and the optimum is computable in O(k·n)
 // (Grønlund et al. 2017, SMAWK row minima). coremltools uses the same DP (kmeans1d) for fp16 groups
 // with >= 10,000 elements and scikit-learn's heuristic otherwise; we always use the exact optimum,
-// which is never worse. The cost formula and SMAWK tie rules mirror kmeans1d's so that, on the
-// inputs where coremltools uses kmeans1d, we pick the same segmentation (checked against the golden
-// files in test/kernels/palettize.test.ts).
+// which is never worse. Interval costs use kmeans1d's exact formula and operation order, and
+// centroids its incremental weighted mean, so where coremltools uses kmeans1d we produce the same
+// LUT and indices bit for bit (test/kernels/palettize.test.ts checks the coremltools 9.0 golden
+// files: 1-8 bit per tensor, gs32, per-channel scale).
+// Default algorithm (kPruned): divide-and-conquer row minima with a vectorized window scan, rows
+// pruned by a Lloyd upper bound, prefix/suffix halves joined at the best split; SMAWK and plain
+// D&C are kept as alternatives, and an O(k·n²) scalar DP is the test oracle.
 //
 // Input histograms: fp16 weights become a histogram over the 65,536 bit patterns (no sort);
 // fp32 weights are sorted and de-duplicated. ±0 are one value; NaN/Inf raise cmo::Error.
