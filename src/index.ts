@@ -87,6 +87,16 @@ export type {
 } from './runtime/executor.js';
 export { formatNpy, parseNpy, readNpy, writeNpy } from './runtime/npy.js';
 export type { NpyArray, NpyDType, NpyReadOptions } from './runtime/npy.js';
+export { kmeans1d, vectorKmeans, palettizeTensor, decompressLut } from './kernels/palettize.js';
+export type {
+  Kmeans1dResult,
+  VectorKmeansResult,
+  PalettizeMode,
+  PalettizeGranularity,
+  PalettizeTensorOptions,
+  PalettizeTensorResult,
+  DecompressLutInput,
+} from './kernels/palettize.js';
 // Pruning, linear quantization, joint compression, multi-step plans and decompression (passes helper)
 export { pruneWeights, pruneHandler } from './optimize/prune.js';
 export type { PruneOptions } from './optimize/prune.js';
