@@ -19,6 +19,7 @@ import { loadCompressPlan } from '../../src/optimize/steps.js';
 import { compressModel, decompressWeights } from '../../src/optimize/compress.js';
 import { pruneWeights } from '../../src/optimize/prune.js';
 import { linearQuantizeWeights } from '../../src/optimize/quantize.js';
+import { palettizeWeights } from '../../src/optimize/palettize.js';
 import { materializeWeights } from '../../src/optimize/materialize.js';
 import { goldenNames, loadSidecar } from './golden.js';
 import { expectSameAsGolden, goldenSource, sha256F32 } from './golden-compare.js';
@@ -56,6 +57,24 @@ describe('joint compression matches coremltools 9.0', () => {
         expect(sha256F32(after.get(k)!.values), k).toBe(sha256F32(w.values));
         expect(sha256F32(dense.get(k)!.values), `${k} decompressed`).toBe(sha256F32(w.values));
       }
+    });
+  }
+
+  // The second step applied to coremltools' own first-step file gives coremltools' joint result.
+  const onCoremltoolsIntermediate: [string, string, 'sha' | 'sse'][] = [
+    ['prune_mag50_ios18', 'joint_prune50_q8_ios18', 'sha'],
+    ['pal_n4_pertensor_ios18', 'joint_pal4_q8lut_ios18', 'sha'],
+    ['prune_mag50_ios18', 'joint_prune50_pal4gs16_ios18', 'sse'],
+    ['q_int8_linsym_perchannel_ios18', 'joint_q8_pal4_ios18', 'sse'],
+  ];
+  for (const [intermediate, golden, how] of onCoremltoolsIntermediate) {
+    it(`step 2 of ${golden} on coremltools' ${intermediate} file matches it (${how})`, async () => {
+      const sidecar = loadSidecar(golden);
+      const step = loadCompressPlan(sidecar).steps[1]!;
+      const first = await goldenSource(`${intermediate}.mlpackage`);
+      const run = step.api === 'palettize' ? palettizeWeights : linearQuantizeWeights;
+      const ours = await run(first, step.config, { jointCompression: true });
+      expect(await expectSameAsGolden(ours, sidecar, { bySse: how === 'sse' })).toBe(7);
     });
   }
 
