@@ -49,6 +49,7 @@ inline stream::OutputBlob blob_of(const kernels::Tensor& t, bool inline_if_small
   b.dtype = blob_dtype(t.dtype);
   b.element_count = static_cast<uint64_t>(t.numel());
   b.inline_if_small = inline_if_small;
+  b.dedup_shape = kernels::shape_string(t.shape);
   if (kernels::dtype_is_subbyte(t.dtype)) {
     b.bytes.resize(blob::packed_size(b.dtype, b.element_count));
     blob::pack_sub_byte(b.dtype, t.bytes.data(), b.element_count, b.bytes.data());

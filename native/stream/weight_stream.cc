@@ -1,6 +1,8 @@
 #include "weight_stream.h"
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 
 #include "../util/error.h"
 #include "../util/thread_pool.h"
@@ -22,6 +24,19 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
   }
   auto check_cancel = [&] {
     if (options.cancelled && options.cancelled()) throw Cancelled();
+  };
+  // Deduplication of new blobs (OutputBlob::dedup_shape): key → candidates with their bytes.
+  struct Written {
+    std::vector<uint8_t> bytes;
+    uint64_t offset;
+  };
+  std::map<std::string, std::vector<Written>> written;
+  size_t retained = 0;
+  auto dedup_key = [](const OutputBlob& b) {
+    std::string key = std::to_string(static_cast<unsigned>(b.dtype)) + "|" + b.dedup_shape + "|";
+    const size_t head = std::min<size_t>(b.bytes.size(), 64);
+    key.append(reinterpret_cast<const char*>(b.bytes.data()), head);
+    return key;
   };
   const unsigned threads = ThreadPool::global()->size();
   double done = 0;
@@ -69,6 +84,18 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
           if (b.inline_if_small && b.element_count < kBlobMinElements) {
             o.in_file = false;
             o.bytes = std::move(b.bytes);
+          } else if (!b.dedup_shape.empty() && b.element_count >= kDedupMinElements && b.bytes.size() <= kDedupMaxBytes) {
+            auto& same = written[dedup_key(b)];
+            auto it = std::find_if(same.begin(), same.end(), [&](const Written& w) { return w.bytes == b.bytes; });
+            if (it != same.end()) {
+              o.offset = it->offset;
+            } else {
+              o.offset = output.append(b.dtype, b.bytes.data(), b.bytes.size(), b.element_count);
+              if (retained + b.bytes.size() <= kDedupMaxRetained) {
+                retained += b.bytes.size();
+                same.push_back({std::move(b.bytes), o.offset});
+              }
+            }
           } else {
             o.offset = output.append(b.dtype, b.bytes.data(), b.bytes.size(), b.element_count);
           }

@@ -21,9 +21,17 @@ struct OutputBlob {
   // coremltools' blob rule: values with fewer than 10 elements are immediates in the program, not
   // blobs. When set and the rule says immediate, the bytes go back to the caller instead.
   bool inline_if_small = false;
+  // When set (the value's shape, e.g. "[256,1]"), a blob with the same dtype, shape and bytes
+  // already written by this job is reused instead of written again — coremltools'
+  // const_deduplication for constants of >= 100 elements (e.g. the all-zero zero points of two
+  // weights with the same channel count share one record).
+  std::string dedup_shape;
 };
 
 constexpr uint64_t kBlobMinElements = 10;
+constexpr uint64_t kDedupMinElements = 100;
+constexpr size_t kDedupMaxBytes = 64 << 10;     // bigger values are practically never identical
+constexpr size_t kDedupMaxRetained = 64 << 20;  // bytes kept for comparison, per job
 
 // Named numbers a transform hands back to JS (shapes, nbits, squared error, sparsity, ...).
 using Info = std::vector<std::pair<std::string, std::vector<double>>>;

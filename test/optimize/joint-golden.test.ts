@@ -44,6 +44,8 @@ describe('joint compression matches coremltools 9.0', () => {
       const ours = await compressModel(await goldenSource(sidecar.source), plan);
       expect(ours.steps.length).toBe(2);
       expect(await expectSameAsGolden(ours, sidecar, { bySse: !deterministic })).toBe(7);
+      // Same weight.bin size, record for record (constants deduplicated like coremltools).
+      expect(ours.compression.weightFileBytesAfter).toBe(sidecar.weight_bin_bytes);
       // Saved and reloaded: the same materialized weights; decompressed: a plain model with them.
       const before = await materializeWeights(ours);
       const dest = path.join(tmp, `${name}.mlpackage`);
@@ -75,6 +77,7 @@ describe('joint compression matches coremltools 9.0', () => {
       const run = step.api === 'palettize' ? palettizeWeights : linearQuantizeWeights;
       const ours = await run(first, step.config, { jointCompression: true });
       expect(await expectSameAsGolden(ours, sidecar, { bySse: how === 'sse' })).toBe(7);
+      expect(ours.compression.weightFileBytesAfter).toBe(sidecar.weight_bin_bytes);
     });
   }
 

@@ -28,6 +28,9 @@ describe('linear quantization matches coremltools 9.0', () => {
       const config = OptimizationConfig.fromDict(sidecar.steps[0]!.config);
       const ours = await linearQuantizeWeights(await goldenSource(sidecar.source), config);
       expect(await expectSameAsGolden(ours, sidecar)).toBeGreaterThan(0);
+      // Same weight.bin size (identical zero points / offsets share a record, as coremltools'
+      // const_deduplication makes them).
+      expect(ours.compression.weightFileBytesAfter).toBe(sidecar.weight_bin_bytes);
       const compressed = ours.compression.weights.filter((w) => w.status === 'compressed');
       expect(compressed.length).toBe(sidecar.weights.filter((w) => w.chain[0] !== 'const').length);
       for (const w of compressed) expect(w.sqnrDb).toBeGreaterThan(5);
