@@ -40,6 +40,10 @@ auto guarded(Napi::Env env, F&& fn) -> decltype(fn()) {
     throw_js(env, e);
   } catch (const std::bad_alloc&) {
     throw_js(env, cmo::Error("ENOMEM", "out of memory"));
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {  // anything else must not escape into node as a C++ exception
+    throw_js(env, cmo::Error("ENATIVE", e.what()));
   }
 }
 

@@ -78,6 +78,16 @@ Napi::Value CompressWeights(const Napi::CallbackInfo& info) {
     double source = get_number(e, "source", -1);
     if (source < 0) throw Napi::TypeError::New(env, "compressWeights: entry " + std::to_string(i) + " has no source offset");
     job->entries[i].source_offset = static_cast<uint64_t>(source);
+    Napi::Value extra = e.Get("extraSources");
+    if (extra.IsArray()) {
+      Napi::Array a = extra.As<Napi::Array>();
+      for (uint32_t k = 0; k < a.Length(); ++k) {
+        Napi::Value x = a.Get(k);
+        if (!x.IsNumber() || x.As<Napi::Number>().DoubleValue() < 0)
+          throw Napi::TypeError::New(env, "compressWeights: entry " + std::to_string(i) + " has a bad extraSources offset");
+        job->entries[i].extra_sources.push_back(static_cast<uint64_t>(x.As<Napi::Number>().DoubleValue()));
+      }
+    }
     std::string kind = get_string(e, "kind", "copy");
     if (kind == "copy") continue;
     auto it = parsers().find(kind);

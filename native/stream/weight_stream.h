@@ -36,13 +36,21 @@ struct TransformOutput {
   std::string skipped;
 };
 
-// A transform reads one input record (a view into the mapping) and returns its compressed form.
-// It runs on a pool thread and may itself use parallel_for.
-using Transform = std::function<TransformOutput(const blob::Record& record, const uint8_t* data)>;
+// One input record of an entry, as a view into the mapping.
+struct Source {
+  blob::Record record;
+  const uint8_t* data = nullptr;
+};
+
+// A transform reads its input records (usually one; joint compression also reads e.g. a sparse
+// weight's mask) and returns the compressed form. It runs on a pool thread and may itself use
+// parallel_for.
+using Transform = std::function<TransformOutput(const std::vector<Source>& sources)>;
 
 struct Entry {
-  uint64_t source_offset = 0;  // metadata offset of the input record
-  Transform transform;         // empty: copy the record verbatim
+  uint64_t source_offset = 0;               // metadata offset of the (primary) input record
+  std::vector<uint64_t> extra_sources;      // further input records the transform reads
+  Transform transform;                      // empty: copy the record verbatim
 };
 
 struct EntryOutput {
@@ -54,7 +62,8 @@ struct EntryOutput {
 };
 
 struct EntryResult {
-  std::vector<EntryOutput> outputs;  // one per OutputBlob (a copied entry has one, in the file)
+  // One per OutputBlob; a copied or skipped entry has one per input record, copied in order.
+  std::vector<EntryOutput> outputs;
   Info info;
   std::string skipped;
 };

@@ -2,6 +2,7 @@
 // record by record reproduces it byte for byte, validation of corrupt files (typed error naming the
 // file, never an out-of-bounds read: run under ASan), 64-bit offsets, concurrent appends.
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <functional>
@@ -401,6 +402,51 @@ TEST(reads_records_beyond_4_gib_in_a_sparse_file) {
   CHECK_EQ(r.data(recs[0])[big - 1], 0);
   expect_weights_error([&] { r.record(second + 8); }, p, "offset " + std::to_string(second + 8));
   ::unlink(p.c_str());
+}
+
+TEST(writes_a_file_larger_than_4_gib_opt_in) {
+  // Writes ~4.3 GB of real data, so it only runs with CMO_BLOB_BIG_TESTS=1.
+  if (!std::getenv("CMO_BLOB_BIG_TESTS")) {
+    std::printf("  (skipped: set CMO_BLOB_BIG_TESTS=1)\n");
+    return;
+  }
+  // Source: a sparse file whose one uint8 record is 4 GiB + 100 bytes of zeros.
+  std::string src_path = temp_path("big-src.bin");
+  const uint64_t big = (uint64_t{4} << 30) + 100;
+  {
+    int fd = ::open(src_path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    uint8_t header[64] = {}, meta[64] = {};
+    store_u32_le(header, 1);
+    store_u32_le(header + 4, 2);
+    store_u32_le(meta, kSentinel);
+    store_u32_le(meta + 4, static_cast<uint32_t>(DType::UInt8));
+    store_u64_le(meta + 8, big);
+    store_u64_le(meta + 16, 128);
+    bool ok = fd >= 0 && ::ftruncate(fd, static_cast<off_t>(128 + big)) == 0 && ::pwrite(fd, header, 64, 0) == 64 &&
+              ::pwrite(fd, meta, 64, 64) == 64;
+    if (fd >= 0) ::close(fd);
+    CHECK(ok);
+    if (!ok) return;
+  }
+  std::string out_path = temp_path("big-out.bin");
+  const uint16_t halves[] = {0x3c00, 0x4000, 0x4200, 0x4400};
+  uint64_t second = 0;
+  {
+    StorageReader src(src_path);
+    StorageWriter w(out_path);
+    CHECK_EQ(w.copy_record(src, src.record(64)), 64u);
+    second = w.append(DType::Float16, halves, 8, 4);
+    w.close();
+  }
+  CHECK_EQ(second, (128 + big + 63) / 64 * 64);
+  StorageReader r(out_path);
+  CHECK_EQ(r.file_size(), second + 64 + 8);
+  auto recs = r.records();
+  CHECK_EQ(recs.size(), 2u);
+  CHECK_EQ(recs[1].metadata_offset, second);
+  CHECK(std::memcmp(r.data(recs[1]), halves, 8) == 0);
+  ::unlink(src_path.c_str());
+  ::unlink(out_path.c_str());
 }
 
 CMO_TEST_MAIN()

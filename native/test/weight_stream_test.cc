@@ -41,7 +41,9 @@ TEST(copies_and_transforms_in_entry_order) {
   std::vector<stream::Entry> entries(3);
   entries[0].source_offset = offsets[2];  // copied verbatim, first
   entries[1].source_offset = offsets[1];  // transformed: a small immediate + a blob
-  entries[1].transform = [](const blob::Record& r, const uint8_t* data) {
+  entries[1].transform = [](const std::vector<stream::Source>& sources) {
+    const blob::Record& r = sources[0].record;
+    const uint8_t* data = sources[0].data;
     stream::TransformOutput t;
     stream::OutputBlob small;
     small.dtype = blob::DType::UInt8;

@@ -9,6 +9,8 @@ import { WeightFileError } from '../errors.js';
 export interface CompressEntry {
   /** Metadata offset of the input record. */
   source: number;
+  /** Further input records the transform reads (joint compression: e.g. the mask of a sparse weight). */
+  extraSources?: number[];
   kind: 'copy' | 'palettize' | 'quantize' | 'prune' | 'precomputed' | string;
   [param: string]: unknown;
 }
@@ -24,6 +26,7 @@ export interface CompressOutput {
 }
 
 export interface CompressResult {
+  /** One per blob the transform produced; a copied or skipped entry has one per input record. */
   outputs: CompressOutput[];
   info: Record<string, number[]>;
   /** Set when the transform left the weight as it was (the record was copied); says why. */

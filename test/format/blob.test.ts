@@ -9,6 +9,7 @@ import {
 } from '../../src/index.js';
 import { type BlobAddon } from '../../src/format/blob.js';
 import { blobDTypeOf, dtypeCode, type MilDType } from '../../src/mil/types.js';
+import type { BlobSource } from '../../src/mil/program.js';
 import { nativeAddon } from '../../src/native.js';
 import { FIXTURES } from './fixtures.js';
 
@@ -64,6 +65,8 @@ describe('BlobWriter / BlobFile known answers', () => {
     expect(fs.readFileSync(file).equals(SPEC_81)).toBe(true);
 
     const f = BlobFile.open(file);
+    const asSource: BlobSource = f;  // what the MIL layer reads constants through (type-checked)
+    expect(Array.from(asSource.read(64) as Uint16Array)).toEqual([0x3c00, 0x4000, 0x4200, 0x4400]);
     expect(f.count).toBe(1);
     expect(f.size).toBe(136);
     expect(f.record(64)).toEqual({ metadataOffset: 64, dataOffset: 128, dtype: 'float16', sizeInBytes: 8, elementCount: 4 });
