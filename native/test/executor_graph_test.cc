@@ -236,4 +236,35 @@ TEST(intermediates_are_freed_but_outputs_survive) {
   CHECK_EQ(again[0].tensor.fdata()[0], out[0].tensor.fdata()[0]);
 }
 
+TEST(buffer_pool_recycles_zeroed_buffers) {
+  auto pool = std::make_shared<BufferPool>(1 << 20);
+  float* first;
+  {
+    BufferPool::Scope scope(pool.get());
+    Tensor t = Tensor::f32({1000});
+    first = t.fdata();
+    std::fill_n(t.fdata(), 1000, 7.f);
+  }
+  CHECK_EQ(pool->pooled_bytes(), size_t{4000});
+  {
+    BufferPool::Scope scope(pool.get());
+    Tensor again = Tensor::f32({900});  // fits the freed buffer (not more than 2x + slack)
+    CHECK(again.fdata() == first);
+    CHECK_EQ(again.fdata()[0], 0.f);
+    CHECK_EQ(again.fdata()[899], 0.f);
+    CHECK_EQ(pool->pooled_bytes(), size_t{0});
+    Tensor small = Tensor::f32({10});  // a new buffer: the pool is empty
+    CHECK(small.fdata() != first);
+  }
+  // Over the byte budget: buffers are really freed, not kept.
+  {
+    BufferPool::Scope scope(pool.get());
+    Tensor big = Tensor::f32({1 << 19});  // 2 MiB > 1 MiB budget
+  }
+  CHECK(pool->pooled_bytes() <= (size_t{1} << 20));
+  // Without a scope, allocation does not touch the pool; tensors outliving the pool are freed normally.
+  Tensor outside = Tensor::f32({5});
+  CHECK_EQ(outside.fdata()[4], 0.f);
+}
+
 CMO_TEST_MAIN()
