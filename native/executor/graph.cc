@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -273,6 +274,16 @@ Tensor value_to_tensor(const ValueDesc& v, const std::string& model_dir, BlobCac
         t.f = std::shared_ptr<float>(reader_ptr, const_cast<float*>(reinterpret_cast<const float*>(data)));
         return t;
       }
+      if (v.dtype == "fp16" && rec.size_in_bytes >= static_cast<uint64_t>(numel(v.shape)) * 2 &&
+          reinterpret_cast<uintptr_t>(data) % alignof(uint16_t) == 0) {
+        // fp16 weights stay halves in the mapping; each op converts what it uses (see run_node).
+        Tensor t;
+        t.dtype = DType::F32;
+        t.shape = v.shape;
+        t.declared = "fp16";
+        t.h = std::shared_ptr<const uint16_t>(reader_ptr, reinterpret_cast<const uint16_t*>(data));
+        return t;
+      }
       return decode_raw(v.dtype, data, static_cast<size_t>(rec.size_in_bytes), v.shape,
                         path + " blob at " + std::to_string(v.blob_offset));
     }
@@ -423,7 +434,7 @@ class GraphBuilder {
     node.kernel(ctx);
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       Tensor& t = ctx.outputs()[k];
-      if (!t.f && !t.i && !t.s) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
+      if (!t.f && !t.h && !t.i && !t.s) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
       t.declared = node.output_types[k].dtype;
       g_.constants_[node.outputs[k]] = std::move(t);
       g_.is_const_[node.outputs[k]] = 1;
@@ -523,16 +534,25 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
   std::vector<std::vector<const Tensor*>> args;
   args.reserve(node.inputs.size());
+  std::deque<Tensor> widened;  // fp32 copies of fp16-backed constants, alive for this op only
   for (const auto& in : node.inputs) {
     std::vector<const Tensor*> a;
-    for (int s : in.second) a.push_back(&value(s));
+    for (int s : in.second) {
+      const Tensor& t = value(s);
+      if (t.is_half_backed()) {
+        widened.push_back(as_f32(t));  // deque: earlier pointers stay valid
+        a.push_back(&widened.back());
+      } else {
+        a.push_back(&t);
+      }
+    }
     args.push_back(std::move(a));
   }
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     Tensor& t = ctx.outputs()[k];
-    if (!t.f && !t.i && !t.s)
+    if (!t.f && !t.h && !t.i && !t.s)
       throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): output " + std::to_string(k) + " was not produced");
     t.declared = node.output_types[k].dtype;
     env[node.outputs[k]] = std::move(t);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "../util/error.h"
+#include "../util/fp16.h"
 
 namespace cmo::exec {
 
@@ -126,7 +127,7 @@ Tensor Tensor::reshaped(Shape new_shape) const {
 double Tensor::at(int64_t k) const {
   if (k < 0 || k >= size()) throw Error("EINVAL", "element index out of range");
   switch (dtype) {
-    case DType::F32: return f.get()[k];
+    case DType::F32: return f ? f.get()[k] : half_to_float(h.get()[k]);
     case DType::I32:
     case DType::Bool: return (*i)[static_cast<size_t>(k)];
     case DType::Str: break;
@@ -135,6 +136,14 @@ double Tensor::at(int64_t k) const {
 }
 
 Tensor as_f32(const Tensor& t) {
+  if (t.is_half_backed()) {
+    Tensor out = Tensor::f32(t.shape);
+    const uint16_t* src = t.h.get();
+    float* dst = out.fdata();
+    for (int64_t k = 0, n = t.size(); k < n; ++k) dst[k] = half_to_float(src[k]);
+    out.declared = t.declared;
+    return out;
+  }
   if (t.dtype == DType::F32) return t;
   if (t.dtype == DType::Str) throw Error("EINVAL", "a string value is used where a number is expected");
   Tensor out = Tensor::f32(t.shape);
@@ -145,6 +154,7 @@ Tensor as_f32(const Tensor& t) {
 }
 
 Tensor as_i32(const Tensor& t) {
+  if (t.is_half_backed()) return as_i32(as_f32(t));
   if (t.dtype == DType::I32) return t;
   if (t.dtype == DType::Bool) {
     Tensor out = t;

@@ -26,6 +26,10 @@ struct Tensor {
   // fp32 data: an owned buffer (recycled through the running graph's BufferPool) or a read-only view
   // into a memory-mapped weight file (fp32 blobs are not copied); the shared_ptr keeps its owner alive.
   std::shared_ptr<float> f;
+  // fp16 weights kept as halves (a view into the weight file, or a decoded constexpr output) so a
+  // multi-GB fp16 model is not doubled in memory; converted to fp32 for the one op that uses them
+  // (Graph::run_node). A tensor has either f or h set, never both.
+  std::shared_ptr<const uint16_t> h;
   std::shared_ptr<std::vector<int32_t>> i;  // I32 and Bool
   std::shared_ptr<std::vector<std::string>> s;
 
@@ -37,6 +41,7 @@ struct Tensor {
   static Tensor scalar_i32(int32_t v);
 
   int64_t size() const { return numel(shape); }
+  bool is_half_backed() const { return !f && h; }
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
   bool is_float() const { return dtype == DType::F32; }
   bool is_int() const { return dtype == DType::I32 || dtype == DType::Bool; }

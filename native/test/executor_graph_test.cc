@@ -13,7 +13,10 @@ using namespace cmo::exec::testing;
 namespace {
 
 std::vector<int32_t> ivec(const Tensor& t) { return std::vector<int32_t>(t.idata(), t.idata() + t.size()); }
-std::vector<float> fvec(const Tensor& t) { return std::vector<float>(t.fdata(), t.fdata() + t.size()); }
+std::vector<float> fvec(const Tensor& in) {
+  Tensor t = as_f32(in);  // fp16 weights stay half-backed until used
+  return std::vector<float>(t.fdata(), t.fdata() + t.size());
+}
 
 // A graph whose single output is a constexpr op applied to constant inputs.
 Tensor run_constexpr(OpDesc op, const std::string& opset = "CoreML8") {
@@ -87,7 +90,9 @@ TEST(blob_values_are_read_and_validated) {
     d.block.outputs = {"w"};
     return run1(d, {});
   };
-  CHECK((fvec(load(blob("fp16", 64, {2, 2}))) == std::vector<float>{1, 2, 3, 4}));
+  Tensor w = load(blob("fp16", 64, {2, 2}));
+  CHECK(w.is_half_backed());  // a view of the mapped halves, not an fp32 copy
+  CHECK((fvec(w) == std::vector<float>{1, 2, 3, 4}));
   std::string e = error_of([&] { load(blob("fp32", 64, {2})); });
   CHECK(e.find("EWEIGHTS") == 0 && e.find("has dtype float16") != std::string::npos && e.find("'w' (const)") != std::string::npos);
   e = error_of([&] { load(blob("fp16", 72, {4})); });
