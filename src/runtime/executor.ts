@@ -443,6 +443,24 @@ export function createExecutor(source: Model | ExecutorModel, options: { functio
   const desc = lowerProgram(model, options.function);
   const fnFeatures = options.function ? model.description?.functions?.find((f) => f.name === options.function)?.input : undefined;
   const features: FeatureDescription[] = fnFeatures ?? model.description?.input ?? [];
+  const outputFeatures = options.function
+    ? model.description?.functions?.find((f) => f.name === options.function)?.output
+    : model.description?.output;
+  if (outputFeatures && outputFeatures.length > 0) {
+    const declared = outputFeatures.map((f) => f.name).sort();
+    const produced = [...desc.block.outputs].sort();
+    if (declared.join('\u0000') !== produced.join('\u0000')) {
+      throw new ModelFormatError(
+        `the model description's outputs (${declared.join(', ')}) differ from function '${desc.function}' outputs (${produced.join(', ')})`,
+        { file: model.path },
+      );
+    }
+  }
+  for (const feature of features) {
+    if (!desc.inputs.some((i) => i.name === feature.name)) {
+      throw new ModelFormatError(`the model description's input '${feature.name}' is not an input of function '${desc.function}'`, { file: model.path });
+    }
+  }
   const specs: InputSpec[] = desc.inputs.map((i) => {
     const feature = features.find((f) => f.name === i.name);
     const arrayType = feature?.type?.multiArrayType?.dataType;

@@ -364,6 +364,14 @@ describe('load-time and input errors', () => {
     await expect(enumerated.predict({ x: { data: new Float32Array(6), shape: [2, 3] } })).rejects.toThrow(/not one of the enumerated shapes/);
   });
 
+  it('rejects a description whose features do not match the program', () => {
+    const feature = (name: string) => ({ name, type: { multiArrayType: { dataType: 65568, shape: [2, 3] } } });
+    expect(() => createExecutor({ program: identity, modelDir: '.', path: 'm.mlmodel', description: { input: [feature('x')], output: [feature('z')] } }))
+      .toThrow(/m\.mlmodel: the model description's outputs \(z\) differ from function 'main' outputs \(y\)/);
+    expect(() => createExecutor({ program: identity, modelDir: '.', description: { input: [feature('q')], output: [feature('y')] } }))
+      .toThrow(/input 'q' is not an input of function 'main'/);
+  });
+
   it('an aborted signal rejects with AbortError', async () => {
     const exec = createExecutor({ program: identity, modelDir: '.' });
     const ac = new AbortController();
