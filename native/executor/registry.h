@@ -17,6 +17,7 @@ void register_constexpr_ops();
 void register_sort_ops();
 void register_scatter_ops();
 void register_rearrange_ops();
+void register_recurrent_ops();
 
 inline void register_all_ops() {
   register_elementwise_ops();
@@ -32,6 +33,7 @@ inline void register_all_ops() {
   register_sort_ops();
   register_scatter_ops();
   register_rearrange_ops();
+  register_recurrent_ops();
 }
 
 }  // namespace cmo::exec

@@ -183,7 +183,7 @@ export const SUPPORTED_OPS: readonly string[] = [
   'cumsum', 'depth_to_space', 'einsum', 'elu', 'equal', 'erf', 'exp', 'exp2', 'expand_dims', 'fill', 'fill_like',
   'flatten2d', 'floor', 'floor_div', 'gather', 'gather_along_axis', 'gather_nd', 'gelu', 'greater', 'greater_equal',
   'identity', 'instance_norm', 'inverse', 'l2_norm', 'l2_pool', 'layer_norm', 'leaky_relu', 'less', 'less_equal',
-  'linear', 'linear_activation', 'log', 'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'matmul',
+  'linear', 'linear_activation', 'log', 'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'lstm', 'matmul',
   'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'non_zero', 'not_equal', 'one_hot', 'pad', 'pixel_shuffle',
   'pixel_unshuffle', 'pow', 'prelu', 'range_1d', 'real_div', 'reduce_argmax', 'reduce_argmin', 'reduce_l1_norm',
   'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max', 'reduce_mean', 'reduce_min', 'reduce_prod',

@@ -2,7 +2,7 @@
 // depth/space rearrangements, clamped_relu, non_zero.
 import { describe, expect, it } from 'vitest';
 import { createExecutor, type TensorInput } from '../../src/runtime/executor.js';
-import { f32, floats, i32, ints, op, program, str, value } from './mil-builder.js';
+import { f32, floats, i32, ints, op, program, randoms, str, value } from './mil-builder.js';
 import type { MilOperation } from '../../src/runtime/executor.js';
 
 type Out = { name: string; dtype: string; shape: number[] };
@@ -84,4 +84,70 @@ describe('more ops', () => {
     expect(nz.y!.shape).toEqual([2, 2]);
     expect(list(nz.y!.data)).toEqual([0, 1, 1, 0]);
   });
+});
+
+// Straightforward LSTM (ifoz gate order, sigmoid/tanh/tanh), one direction.
+function lstmRef(x: Float32Array, S: number, B: number, I: number, H: number, wih: Float32Array, whh: Float32Array, bias: Float32Array, reverse: boolean, h0: number[][], c0: number[][]) {
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const h = h0.map((r) => [...r]), cst = c0.map((r) => [...r]);
+  const ys: number[][][] = Array.from({ length: S }, () => []);
+  for (let step = 0; step < S; step++) {
+    const t = reverse ? S - 1 - step : step;
+    for (let b = 0; b < B; b++) {
+      const g = new Array<number>(4 * H).fill(0).map((_, r) => {
+        let acc = bias[r]!;
+        for (let i = 0; i < I; i++) acc += wih[r * I + i]! * x[(t * B + b) * I + i]!;
+        for (let k = 0; k < H; k++) acc += whh[r * H + k]! * h[b]![k]!;
+        return acc;
+      });
+      for (let k = 0; k < H; k++) {
+        const c = sig(g[H + k]!) * cst[b]![k]! + sig(g[k]!) * Math.tanh(g[3 * H + k]!);
+        cst[b]![k] = c;
+        h[b]![k] = sig(g[2 * H + k]!) * Math.tanh(c);
+      }
+      ys[t]![b] = [...h[b]!];
+    }
+  }
+  return { ys, h, c: cst };
+}
+
+describe('lstm', () => {
+  const S = 4, B = 2, I = 3, H = 2;
+  const x = randoms(S * B * I, 61);
+  const w = (seed: number, n: number) => randoms(n, seed);
+  const wih = w(62, 4 * H * I), whh = w(63, 4 * H * H), bias = w(64, 4 * H);
+  const wihB = w(65, 4 * H * I), whhB = w(66, 4 * H * H), biasB = w(67, 4 * H);
+  const zeros = (n: number) => Array.from({ length: B }, () => new Array<number>(n).fill(0));
+
+  for (const dir of ['forward', 'reverse', 'bidirectional'] as const) {
+    it(`${dir}, output_sequence`, async () => {
+      const D = dir === 'bidirectional' ? 2 : 1;
+      const inputs: Record<string, Parameters<typeof op>[2][string]> = {
+        x: 'x', initial_h: floats([B, D * H], new Array(B * D * H).fill(0)), initial_c: floats([B, D * H], new Array(B * D * H).fill(0)),
+        weight_ih: floats([4 * H, I], Array.from(wih)), weight_hh: floats([4 * H, H], Array.from(whh)), bias: floats([4 * H], Array.from(bias)),
+        direction: str(dir), output_sequence: value('bool', [], [true]),
+      };
+      if (D === 2) {
+        inputs.weight_ih_back = floats([4 * H, I], Array.from(wihB));
+        inputs.weight_hh_back = floats([4 * H, H], Array.from(whhB));
+        inputs.bias_back = floats([4 * H], Array.from(biasB));
+      }
+      const out = await one('lstm', inputs, [
+        { name: 'y', dtype: 'fp32', shape: [S, B, D * H] }, { name: 'h', dtype: 'fp32', shape: [B, D * H] }, { name: 'c', dtype: 'fp32', shape: [B, D * H] },
+      ], { x: { data: x, shape: [S, B, I] } });
+      const f = lstmRef(x, S, B, I, H, wih, whh, bias, dir === 'reverse', zeros(H), zeros(H));
+      const r = D === 2 ? lstmRef(x, S, B, I, H, wihB, whhB, biasB, true, zeros(H), zeros(H)) : undefined;
+      const wantY: number[] = [];
+      for (let t = 0; t < S; t++) for (let b = 0; b < B; b++) wantY.push(...f.ys[t]![b]!, ...(r ? r.ys[t]![b]! : []));
+      const wantH: number[] = [], wantC: number[] = [];
+      for (let b = 0; b < B; b++) {
+        wantH.push(...f.h[b]!, ...(r ? r.h[b]! : []));
+        wantC.push(...f.c[b]!, ...(r ? r.c[b]! : []));
+      }
+      const close = (got: ArrayLike<number>, want: number[]) => want.forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThan(1e-5));
+      close(out.y!.data, wantY);
+      close(out.h!.data, wantH);
+      close(out.c!.data, wantC);
+    });
+  }
 });
