@@ -87,3 +87,13 @@ export type {
 } from './runtime/executor.js';
 export { formatNpy, parseNpy, readNpy, writeNpy } from './runtime/npy.js';
 export type { NpyArray, NpyDType, NpyReadOptions } from './runtime/npy.js';
+export { kmeans1d, vectorKmeans, palettizeTensor, decompressLut } from './kernels/palettize.js';
+export type {
+  Kmeans1dResult,
+  VectorKmeansResult,
+  PalettizeMode,
+  PalettizeGranularity,
+  PalettizeTensorOptions,
+  PalettizeTensorResult,
+  DecompressLutInput,
+} from './kernels/palettize.js';

@@ -33,26 +33,31 @@ export interface NativeCore {
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let cached: (NativeCore & Record<string, unknown>) | undefined;
 
-/** The raw addon. Throws NativeLoadError explaining what to run when it cannot be loaded. */
-export function nativeAddon<T = Record<string, unknown>>(): NativeCore & T {
-  if (!cached) {
-    const require = createRequire(import.meta.url);
-    try {
-      // COREML_OPTIMIZE_ADDON points at a specific .node (sanitizer builds, side-by-side builds).
-      const override = process.env.COREML_OPTIMIZE_ADDON;
-      const load = require('node-gyp-build') as (dir: string) => unknown;
-      cached = (override ? require(path.resolve(override)) : load(packageRoot)) as NativeCore & Record<string, unknown>;
-    } catch (cause) {
-      const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-      throw new NativeLoadError(
-        `The coreml-optimize native addon could not be loaded (${reason}). ` +
-          `No prebuild matches ${process.platform}-${process.arch} (Node ${process.versions.node}, N-API ${process.versions.napi}) ` +
-          `and no local build was found. Build it from source: \`npm rebuild coreml-optimize\` ` +
-          `(needs a C++17 compiler and CMake; Debian/Ubuntu: apt-get install build-essential cmake libopenblas-dev; macOS: xcode-select --install).`,
-        { cause },
-      );
-    }
+/**
+ * Loads the addon from `root` (prebuilds/ or build/Release via node-gyp-build) or from an explicit
+ * `.node` file. Throws NativeLoadError explaining what to run when it cannot be loaded.
+ */
+export function loadNativeAddon(root: string = packageRoot, override: string | undefined = process.env.COREML_OPTIMIZE_ADDON): NativeCore & Record<string, unknown> {
+  const require = createRequire(import.meta.url);
+  try {
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    // COREML_OPTIMIZE_ADDON points at a specific .node (sanitizer builds, side-by-side builds).
+    return (override ? require(path.resolve(override)) : load(root)) as NativeCore & Record<string, unknown>;
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    throw new NativeLoadError(
+      `The coreml-optimize native addon could not be loaded (${reason}). ` +
+        `No prebuild matches ${process.platform}-${process.arch} (Node ${process.versions.node}, N-API ${process.versions.napi}) ` +
+        `and no local build was found. Build it from source: \`npm rebuild coreml-optimize\` ` +
+        `(needs a C++17 compiler and CMake; Debian/Ubuntu: apt-get install build-essential cmake libopenblas-dev; macOS: xcode-select --install).`,
+      { cause },
+    );
   }
+}
+
+/** The raw addon, loaded once. */
+export function nativeAddon<T = Record<string, unknown>>(): NativeCore & T {
+  if (!cached) cached = loadNativeAddon();
   return cached as NativeCore & T;
 }
 

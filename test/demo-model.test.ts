@@ -30,3 +30,18 @@ describe('the demo example model', () => {
     expect(std * Math.sqrt(768)).toBeLessThan(1.2);
   });
 });
+
+describe('runDemo', () => {
+  it('compresses the example and reports size, SQNR and output PSNR', async () => {
+    const { runDemo, DEMO_VARIANTS } = await import('../src/demo/run-demo.js');
+    const result = await runDemo({ dir: path.join(dir, 'demo'), variants: [DEMO_VARIANTS[0]!] });
+    const row = result.rows[0]!;
+    expect(row.variant).toBe('palettize 8-bit per_tensor');
+    // 8-bit indices for fp16 weights: about half the size (biases stay fp16).
+    expect(row.ratio).toBeGreaterThan(1.95);
+    expect(row.ratio).toBeLessThan(2.05);
+    expect(row.compressedWeights).toBe(5);
+    expect(row.worstSqnrDb).toBeGreaterThan(35);
+    expect(row.outputPsnrDb).toBeGreaterThan(40);
+  });
+});

@@ -18,3 +18,20 @@ describe('native core', () => {
     expect(() => setThreads(-1)).toThrow(RangeError);
   });
 });
+
+describe('addon loading', () => {
+  it('explains what to run when the addon cannot be loaded', async () => {
+    const { loadNativeAddon } = await import('../src/native.js');
+    const { NativeLoadError } = await import('../src/errors.js');
+    let error: unknown;
+    try {
+      loadNativeAddon('/nonexistent-root', '/nonexistent/coreml_optimize.node');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(NativeLoadError);
+    expect((error as Error).message).toMatch(/npm rebuild coreml-optimize/);
+    expect((error as Error).message).toMatch(/Cannot find module/);
+    expect(() => loadNativeAddon('/nonexistent-root', '')).toThrow(/No prebuild matches/);
+  });
+});

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -24,7 +25,12 @@ namespace {
 struct CostTable {
   std::vector<double> cumw, cumsum, cumsum2;
 
-  CostTable(const double* x, const double* w, size_t n) : cumw(n + 1), cumsum(n + 1), cumsum2(n + 1) {
+  CostTable() = default;
+  CostTable(const double* x, const double* w, size_t n) { build(x, w, n); }
+  void build(const double* x, const double* w, size_t n) {
+    cumw.resize(n + 1);
+    cumsum.resize(n + 1);
+    cumsum2.resize(n + 1);
     cumw[0] = cumsum[0] = cumsum2[0] = 0.0;
     for (size_t i = 0; i < n; ++i) {
       double wi = w ? w[i] : 1.0;
@@ -193,9 +199,267 @@ Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k)
   return r;
 }
 
+
+// Row-minima by divide and conquer over the textbook DP restricted to non-empty clusters:
+// D[m][i] = min_{m <= j <= i} D[m−1][j−1] + cost(j, i). Argmins are monotone in i (and bounded
+// below by the previous layer's argmin, Knuth), so each row scans a contiguous window of columns;
+// the window scan is branch-free and vectorizes. Leftmost minimum on ties, like the reference.
+struct DcLayer {
+  const double* __restrict cw;
+  const double* __restrict cs;
+  const double* __restrict cs2;
+  const double* __restrict prev;  // D[m−1][·]
+  double* __restrict vals;        // scratch
+};
+
+// Fills vals[0 .. b−a] with C(i, j) for j in [a, b] and returns the leftmost argmin.
+// On x86-64 Linux GCC builds an AVX-512 / AVX2 / baseline clone and picks one at load time (ifunc);
+// lanes run the same IEEE operations in the same order, so every clone gives identical bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+size_t scan_window(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
+  const double wi = L.cw[i + 1], si = L.cs[i + 1], s2i = L.cs2[i + 1];
+  const size_t len = b - a + 1;
+  const double* __restrict cw = L.cw + a;
+  const double* __restrict cs = L.cs + a;
+  const double* __restrict cs2 = L.cs2 + a;
+  const double* __restrict pv = L.prev + a - 1;
+  double* __restrict v = L.vals;
+  for (size_t t = 0; t < len; ++t) {  // same operations, same order as CostTable::cost
+    double w = wi - cw[t];
+    double s1 = si - cs[t];
+    double mu = s1 / w;
+    double r = s2i - cs2[t];
+    r += w * (mu * mu);
+    r -= (2 * mu) * s1;
+    v[t] = pv[t] + r;
+  }
+  size_t arg = 0;
+  double best = v[0];
+  for (size_t t = 1; t < len; ++t)
+    if (v[t] < best) {
+      best = v[t];
+      arg = t;
+    }
+  *best_out = best;
+  return a + arg;
+}
+
+template <class Index>
+void dc_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo, size_t hi, size_t optlo, size_t opthi,
+             double* cur, Index* arg) {
+  while (lo <= hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    size_t a = optlo, b = std::min(opthi, mid);
+    if (lower && mid <= lower_hi) a = std::max(a, static_cast<size_t>(lower[mid]));
+    if (a > b) a = b;  // rounding can make the bounds cross; fall back to one column
+    double best;
+    size_t j = scan_window(L, mid, a, b, &best);
+    cur[mid] = best;
+    arg[mid] = static_cast<Index>(j);
+    if (mid > lo) dc_rows(L, lower, lower_hi, lo, mid - 1, optlo, j, cur, arg);
+    lo = mid + 1;
+    optlo = j;
+  }
+}
+
+template <class Index>
+Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
+  // Per-thread buffers reused across calls: thousands of small groups must not each pay for
+  // fresh (page-faulted, zeroed) allocations.
+  thread_local CostTable ct;
+  thread_local std::vector<Index> table;
+  thread_local std::vector<double> prev, cur, vals;
+  ct.build(x, w, n);
+  Kmeans1dResult r;
+  if (table.size() < (k - 1) * n) table.resize((k - 1) * n);
+  if (prev.size() < n) {
+    prev.resize(n);
+    cur.resize(n);
+    vals.resize(n);
+  }
+  for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
+  for (size_t m = 1; m < k; ++m) {
+    DcLayer L{ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), prev.data(), vals.data()};
+    Index* row = table.data() + (m - 1) * n;
+    const Index* lower = m >= 2 ? table.data() + (m - 2) * n : nullptr;
+    // Rows that can still lead to a full solution: i in [m, n − k + m].
+    dc_rows<Index>(L, lower, n - k + m - 1, m, n - k + m, m, n - k + m, cur.data(), row);
+    std::swap(prev, cur);
+  }
+  backtrack(x, ct, n, k, [&](size_t m, size_t i) { return static_cast<size_t>(table[(m - 1) * n + i]); }, r);
+  return r;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Pruned meet-in-the-middle DP (default). Exact; typically 2-3× fewer cells than the plain DP:
+//  * an upper bound UB on the optimum comes from Lloyd iterations on the sorted histogram (any
+//    k-segmentation's cost is >= OPT). A prefix row with D[m][i] > UB cannot lie on the optimal
+//    path, and D[m][i] is nondecreasing in i, so layer m only needs rows up to P_m (the last row
+//    <= UB) and its candidates j only up to P_{m−1} + 1. Rows computed with capped candidates are
+//    exact whenever their value is <= UB (a better uncapped candidate would itself exceed UB).
+//  * few rows survive in the first layers, so the prefix is solved for ceil(k/2) clusters and the
+//    suffix (the same DP on the reversed, negated data) for the rest; the split minimizing
+//    F[s−1] + B[n−1−s] joins them.
+
+// Any valid k-segmentation's cost (Lloyd on the histogram, prefix sums: O(k log n) per iteration).
+double lloyd_upper_bound(const double* x, const CostTable& ct, size_t n, size_t k) {
+  std::vector<size_t> start(k + 1);
+  const double total = ct.cumw[n];
+  start[0] = 0;
+  start[k] = n;
+  for (size_t c = 1; c < k; ++c) {  // equal-weight quantiles
+    double target = total * static_cast<double>(c) / static_cast<double>(k);
+    start[c] = static_cast<size_t>(std::lower_bound(ct.cumw.begin() + 1, ct.cumw.end(), target) - ct.cumw.begin());
+  }
+  auto fix = [&] {  // strictly increasing, room for every cluster
+    for (size_t c = 1; c < k; ++c) start[c] = std::max(start[c], start[c - 1] + 1);
+    for (size_t c = k - 1; c >= 1; --c) start[c] = std::min(start[c], start[c + 1] - 1);
+  };
+  fix();
+  std::vector<double> mu(k);
+  for (int it = 0; it < 50; ++it) {
+    for (size_t c = 0; c < k; ++c) {
+      size_t a = start[c], b = start[c + 1] - 1;
+      mu[c] = (ct.cumsum[b + 1] - ct.cumsum[a]) / (ct.cumw[b + 1] - ct.cumw[a]);
+    }
+    bool changed = false;
+    for (size_t c = 1; c < k; ++c) {
+      double mid = 0.5 * (mu[c - 1] + mu[c]);
+      size_t s = static_cast<size_t>(std::upper_bound(x, x + n, mid) - x);
+      if (s != start[c]) {
+        start[c] = s;
+        changed = true;
+      }
+    }
+    fix();
+    if (!changed) break;
+  }
+  double cost = 0;
+  for (size_t c = 0; c < k; ++c) cost += ct.cost(start[c], start[c + 1] - 1);
+  return cost;
+}
+
+template <class Index>
+struct HalfDp {
+  CostTable ct;
+  std::vector<Index> table;  // layers 1..L−1, n entries each
+  std::vector<double> prev, cur, vals;
+  std::vector<double> xs, ws;  // reversed data for the suffix half
+  size_t last_valid = 0;       // P of the final layer
+};
+
+// Layers 0..L−1 of the prefix DP on (x, w), rows pruned by `ub`. k_total sets the row caps.
+template <class Index>
+void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t k_total, double ub,
+                    HalfDp<Index>& h) {
+  h.ct.build(x, w, n);
+  if (h.table.size() < (L > 1 ? (L - 1) * n : 0)) h.table.resize((L - 1) * n);
+  if (h.prev.size() < n) {
+    h.prev.resize(n);
+    h.cur.resize(n);
+    h.vals.resize(n);
+  }
+  size_t cap0 = n - k_total;
+  size_t P = 0;
+  for (size_t i = 0; i <= cap0; ++i) {
+    h.prev[i] = h.ct.cost(0, i);
+    if (h.prev[i] <= ub) P = i;
+    else break;  // nondecreasing: the rest exceed UB too
+  }
+  for (size_t m = 1; m < L; ++m) {
+    const size_t cap = n - k_total + m;
+    const size_t colmax = std::min(P + 1, cap);
+    DcLayer Ly{h.ct.cumw.data(), h.ct.cumsum.data(), h.ct.cumsum2.data(), h.prev.data(), h.vals.data()};
+    Index* row = h.table.data() + (m - 1) * n;
+    const Index* lower = m >= 2 ? h.table.data() + (m - 2) * n : nullptr;
+    // Gallop over the row range: stop once a row exceeds UB (later rows only grow).
+    size_t lo = m, hi = std::min(cap, std::max(lo, P + P / 4 + 16));
+    size_t newP = m;
+    for (;;) {
+      size_t optlo = lo == m ? m : static_cast<size_t>(row[lo - 1]);
+      dc_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
+      bool over = false;
+      for (size_t i = lo; i <= hi; ++i) {
+        if (h.cur[i] <= ub) newP = i;
+        else {
+          over = true;
+          break;
+        }
+      }
+      if (over || hi == cap) break;
+      lo = hi + 1;
+      hi = std::min(cap, hi + (hi - m + 1) / 2 + 16);
+    }
+    P = newP;
+    std::swap(h.prev, h.cur);
+  }
+  h.last_valid = P;
+}
+
+// Segment starts of the prefix half ending at row e (layer L−1).
+template <class Index>
+void half_starts(const HalfDp<Index>& h, size_t n, size_t L, size_t e, std::vector<size_t>& starts) {
+  starts.assign(L, 0);
+  for (size_t m = L - 1; m >= 1; --m) {
+    starts[m] = static_cast<size_t>(h.table[(m - 1) * n + e]);
+    e = starts[m] - 1;
+  }
+}
+
+template <class Index>
+Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k) {
+  thread_local HalfDp<Index> fwd, bwd;
+  CostTable& ct = fwd.ct;
+  ct.build(x, w, n);
+  double ub = lloyd_upper_bound(x, ct, n, k);
+  // Margin for rounding: costs come from differences of prefix sums (errors scale with Σw·x², not
+  // with the cost) and the suffix half sums in the other direction. A larger UB only prunes less.
+  ub = ub * (1 + 1e-6) + 1e-9 * std::fabs(ct.cumsum2[n]) + 1e-300;
+  const size_t L1 = (k + 1) / 2, L2 = k - L1;
+  forward_pruned<Index>(x, w, n, L1, k, ub, fwd);
+  bwd.xs.resize(n);
+  bwd.ws.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    bwd.xs[i] = -x[n - 1 - i];
+    bwd.ws[i] = w ? w[n - 1 - i] : 1.0;
+  }
+  forward_pruned<Index>(bwd.xs.data(), bwd.ws.data(), n, L2, k, ub, bwd);
+  // Split s: prefix [0, s−1] (L1 clusters), suffix [s, n−1] (L2 clusters).
+  size_t s_lo = std::max(L1, n - 1 - bwd.last_valid), s_hi = std::min(n - L2, fwd.last_valid + 1);
+  size_t best_s = s_lo;
+  double best = std::numeric_limits<double>::infinity();
+  for (size_t s = s_lo; s <= s_hi; ++s) {
+    double v = fwd.prev[s - 1] + bwd.prev[n - 1 - s];
+    if (v < best) {
+      best = v;
+      best_s = s;
+    }
+  }
+  if (!(best <= ub)) return solve_dc<Index>(x, w, n, k);  // defensive: never seen; exact fallback
+  std::vector<size_t> a, b;
+  half_starts(fwd, n, L1, best_s - 1, a);
+  half_starts(bwd, n, L2, n - 1 - best_s, b);
+  // Suffix cluster c' covers reversed [b[c'], b[c'+1]−1] = original [n−b[c'+1], n−1−b[c']].
+  std::vector<size_t> starts(a);
+  for (size_t c = L2; c-- > 0;) starts.push_back(n - (c + 1 < L2 ? b[c + 1] : n - best_s));
+  Kmeans1dResult r;
+  backtrack(x, ct, n, k, [&](size_t m, size_t) { return starts[m]; }, r);
+  // Per-thread buffers are kept for the next group, except big ones (8-bit LUTs on ~65k distinct
+  // values need (k−2)·n·2 bytes ≈ 32 MB): those are released so pool threads do not hold them.
+  if ((fwd.table.capacity() + bwd.table.capacity()) * sizeof(Index) > (size_t{8} << 20)) {
+    std::vector<Index>().swap(fwd.table);
+    std::vector<Index>().swap(bwd.table);
+  }
+  return r;
+}
+
 }  // namespace
 
-Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k) {
+Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
+                               Kmeans1dAlgorithm algo) {
   check_input(values, weights, n, k);
   k = std::min(k, n);
   double table_bytes = static_cast<double>(k) * static_cast<double>(n) * (n <= 65536 ? 2.0 : 4.0);
@@ -203,8 +467,23 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
     throw Error("EINVAL", "kmeans1d: k·n too large (" + std::to_string(k) + " clusters × " + std::to_string(n) +
                               " distinct values needs a " + std::to_string(static_cast<long long>(table_bytes / 1048576)) +
                               " MiB table)");
-  if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k);
-  return solve_smawk<uint32_t>(values, weights, n, k);
+  if (k == n) {  // every value is its own cluster: centroid = value exactly (as kmeans1d computes it)
+    Kmeans1dResult r;
+    r.centroids.assign(values, values + n);
+    r.assignment.resize(n);
+    std::iota(r.assignment.begin(), r.assignment.end(), 0u);
+    return r;
+  }
+  if (algo == Kmeans1dAlgorithm::kSmawk) {
+    if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k);
+    return solve_smawk<uint32_t>(values, weights, n, k);
+  }
+  if (algo == Kmeans1dAlgorithm::kPruned && k >= 2) {
+    if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k);
+    return solve_pruned<uint32_t>(values, weights, n, k);
+  }
+  if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k);
+  return solve_dc<uint32_t>(values, weights, n, k);
 }
 
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k) {
@@ -223,10 +502,10 @@ Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, 
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   for (size_t m = 1; m < k; ++m) {
     Layer f{&ct, prev.data()};
-    for (size_t i = 0; i < n; ++i) {  // plain scan of every column: leftmost minimum
-      size_t arg = 0;
-      double best = f(i, 0);
-      for (size_t j = 1; j < n; ++j) {
+    for (size_t i = m; i < n; ++i) {  // plain scan of every admissible column: leftmost minimum
+      size_t arg = m;
+      double best = f(i, m);
+      for (size_t j = m + 1; j <= i; ++j) {
         double v = f(i, j);
         if (v < best) {
           best = v;
@@ -293,7 +572,23 @@ void Fp16Histogram::add_one(uint16_t h) {
 }
 
 void Fp16Histogram::add(const uint16_t* data, size_t n, size_t stride) {
-  for (size_t i = 0; i < n; ++i) add_one(data[i * stride]);
+  uint32_t* counts = counts_.data();
+  uint64_t* used = used_.data();
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {  // branch-free: NaN/Inf are checked once after the loop
+    uint16_t h = data[i * stride];
+    bad |= static_cast<uint32_t>((h & 0x7C00u) == 0x7C00u);
+    uint16_t key = fp16_order_key(h);
+    used[key >> 6] |= static_cast<uint64_t>(counts[key] == 0) << (key & 63);
+    ++counts[key];
+  }
+  if (bad) {
+    for (size_t i = 0; i < n; ++i)
+      if ((data[i * stride] & 0x7C00u) == 0x7C00u) {
+        clear();
+        add_one(data[i * stride]);  // throws, naming the value
+      }
+  }
 }
 
 void Fp16Histogram::distinct(DistinctValues& out, std::vector<uint16_t>* keys) const {

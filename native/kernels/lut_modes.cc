@@ -64,10 +64,12 @@ void uniform_group(const GroupData& g, int nbits, float* lut, uint8_t* indices) 
   }
   const bool f16 = g.is_f16();
   auto op = [f16](float x) { return f16 ? h(x) : x; };  // round to the weight dtype
+  // Index math is elementwise array arithmetic in the weight dtype. The LUT comes from numpy 1.x
+  // scalar math: (hi − lo) in the weight dtype, then "/ (2^n − 1)" with a Python int promotes to
+  // float64, and arange(2^n) * scale + lo stays float64 until the final cast (verified against
+  // pal_n4_uniform_pertensor{,_fp32}_ios18).
   float range = op(hi - lo);
-  // The LUT step is range / levels in double, not rounded to the weight dtype: this reproduces the
-  // LUTs of coremltools' pal_n4_uniform_pertensor_ios18 bit for bit (a rounded step does not).
-  double scale = static_cast<double>(range) / levels;
+  double scale = static_cast<double>(range) / static_cast<double>(levels);
   for (size_t i = 0; i < g.count; ++i) {
     if (range == 0.0f) {  // numpy gives 0/0 = NaN -> uint8 (platform-dependent); we use index 0
       indices[i] = 0;
@@ -77,7 +79,6 @@ void uniform_group(const GroupData& g, int nbits, float* lut, uint8_t* indices) 
     float r = std::nearbyint(q);  // round half to even (default rounding mode), like np.round
     indices[i] = static_cast<uint8_t>(std::min(std::max(r, 0.0f), static_cast<float>(levels)));
   }
-  // np.arange(2^n) * scale + lo runs in float64 (int64 array with a float scalar), then one cast.
   for (int k = 0; k <= levels; ++k) {
     double v = static_cast<double>(k) * scale + static_cast<double>(lo);
     lut[k] = f16 ? half_to_float(double_to_half(v)) : static_cast<float>(v);
@@ -143,13 +144,16 @@ void unique_group(const GroupData& g, int nbits, float* lut, uint8_t* indices) {
       lut[r * V + d] = v == 0.0f ? 0.0f : v;
     }
   }
-  if (V == 1) {  // −0 only: keep the sign like np.unique
-    bool pos_zero = false, neg_zero = false;
+  if (V == 1) {
+    // np.unique keeps the first zero of its sorted run; which sign that is depends on numpy's sort.
+    // coremltools 9.0 gave −0 for a weight holding both signs (pal_unique_pertensor_ios18), so a
+    // zero entry is −0 whenever any −0 is present. Decoded values compare equal either way.
+    bool neg_zero = false;
     for (size_t i = 0; i < g.count; ++i) {
       float v = g.value(i);
-      if (v == 0.0f) (std::signbit(v) ? neg_zero : pos_zero) = true;
+      if (v == 0.0f && std::signbit(v)) neg_zero = true;
     }
-    if (neg_zero && !pos_zero)
+    if (neg_zero)
       for (size_t r = 0; r < n; ++r)
         if (lut[r] == 0.0f) lut[r] = -0.0f;
   }

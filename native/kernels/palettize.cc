@@ -82,6 +82,16 @@ struct Scratch {
   std::vector<uint32_t> inverse;
 };
 
+// fp16 bits -> float for hot loops (half_to_float is branchy).
+const float* fp16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t h = 0; h < 65536; ++h) t[h] = half_to_float(static_cast<uint16_t>(h));
+    return t;
+  }();
+  return table.data();
+}
+
 Scratch& scratch() {
   thread_local Scratch s;
   return s;
@@ -281,36 +291,65 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
   std::vector<float> lut(G * entries * V, 0.0f);
 
   // Index positions of group g in the indices tensor follow the same swapped order with V = 1.
+  // Fast path (channel axis 0, scalar): a group is one contiguous slab already in coremltools order,
+  // so it is clustered in place and its indices written in place — no gather, no offset tables.
+  const bool contiguous = axis == 0 && V == 1;
   std::atomic<size_t> done{0};
   std::mutex progress_mutex;
   const unsigned inner_threads = G > 1 ? 1 : p.threads;
+  std::vector<double> group_sse(G, 0.0), group_signal(G, 0.0);
   auto run_group = [&](size_t g) {
     if (hooks.cancelled && hooks.cancelled()) throw Cancelled();
-    std::vector<size_t> offs, ioffs;
-    std::vector<uint16_t> b16;
-    std::vector<float> b32;
-    gather(g, offs, b16, b32);
+    thread_local std::vector<size_t> offs, ioffs;
+    thread_local std::vector<uint16_t> b16;
+    thread_local std::vector<float> b32;
+    thread_local std::vector<uint8_t> gidx_buf;
     GroupData gd;
-    gd.f16 = f16 ? b16.data() : nullptr;
-    gd.f32 = f16 ? nullptr : b32.data();
-    gd.count = offs.size();
+    uint8_t* gidx;
+    if (contiguous) {
+      gd.f16 = f16 ? src16 + g * per_group : nullptr;
+      gd.f32 = f16 ? nullptr : src32 + g * per_group;
+      gd.count = per_group;
+      gidx = res.indices.data() + g * per_group;
+    } else {
+      gather(g, offs, b16, b32);
+      gd.f16 = f16 ? b16.data() : nullptr;
+      gd.f32 = f16 ? nullptr : b32.data();
+      gd.count = offs.size();
+      if (gidx_buf.size() < offs.size() / V) gidx_buf.resize(offs.size() / V);
+      gidx = gidx_buf.data();
+    }
     gd.V = static_cast<int>(V);
-    std::vector<uint8_t> gidx(offs.size() / V);
     float* glut = lut.data() + g * entries * V;
     switch (p.mode) {
       case PalettizeMode::kKmeans:
-        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx.data());
-        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, glut, gidx.data());
+        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx);
+        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, glut, gidx);
         break;
       case PalettizeMode::kUniform:
-        uniform_group(gd, nbits, glut, gidx.data());
+        uniform_group(gd, nbits, glut, gidx);
         break;
       case PalettizeMode::kUnique:
-        unique_group(gd, nbits, glut, gidx.data());
+        unique_group(gd, nbits, glut, gidx);
         break;
     }
-    group_offsets(res.indices_shape, axis, g, gs / V, 1, ioffs);
-    for (size_t t = 0; t < ioffs.size(); ++t) res.indices[ioffs[t]] = gidx[t];
+    if (!contiguous) {
+      group_offsets(res.indices_shape, axis, g, gs / V, 1, ioffs);
+      for (size_t t = 0; t < ioffs.size(); ++t) res.indices[ioffs[t]] = gidx[t];
+    }
+    if (!p.per_channel_scale) {  // error vs the weight: decoded value = LUT entry (exact in float)
+      double sse = 0, sig = 0;
+      const float* ht = fp16_table();
+      for (size_t t = 0; t < gd.count / V; ++t)
+        for (size_t j = 0; j < V; ++j) {
+          size_t e = t * V + j;
+          double a = f16 ? ht[gd.f16[e]] : gd.f32[e], b = glut[gidx[t] * V + j];
+          sse += (a - b) * (a - b);
+          sig += a * a;
+        }
+      group_sse[g] = sse;
+      group_signal[g] = sig;
+    }
     size_t now = done.fetch_add(per_group) + per_group;
     if (hooks.progress) {
       std::lock_guard<std::mutex> lock(progress_mutex);
@@ -327,36 +366,41 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
     res.lut_f32 = std::move(lut);
   }
 
-  // Error vs the original weight, through the same decoder the tests use as the op oracle.
-  LutDecodeInput in;
-  in.indices = res.indices.data();
-  in.indices_shape = res.indices_shape;
-  in.type = w.type;
-  in.lut = f16 ? static_cast<const void*>(res.lut_f16.data()) : static_cast<const void*>(res.lut_f32.data());
-  in.lut_shape = res.lut_shape;
-  in.vector_axis = res.vector_axis;
+  double sse = 0, signal = 0;
+  for (size_t g = 0; g < G; ++g) {  // fixed order: same sums for any thread count
+    sse += group_sse[g];
+    signal += group_signal[g];
+  }
   if (p.per_channel_scale) {
+    // Scaled values: error through the op decoder (scale · LUT entry, rounded like the op).
+    LutDecodeInput in;
+    in.indices = res.indices.data();
+    in.indices_shape = res.indices_shape;
+    in.type = w.type;
+    in.lut = f16 ? static_cast<const void*>(res.lut_f16.data()) : static_cast<const void*>(res.lut_f32.data());
+    in.lut_shape = res.lut_shape;
+    in.vector_axis = res.vector_axis;
     in.scale = f16 ? static_cast<const void*>(res.scale_f16.data()) : static_cast<const void*>(res.scale_f32.data());
     in.scale_shape = res.scale_shape;
-  }
-  double sse = 0, signal = 0;
-  if (f16) {
-    std::vector<uint16_t> dec(n_elem);
-    decompress_lut(in, dec.data());
-    const uint16_t* orig = static_cast<const uint16_t*>(w.data);
-    for (size_t i = 0; i < n_elem; ++i) {
-      double a = half_to_float(orig[i]), b = half_to_float(dec[i]);
-      sse += (a - b) * (a - b);
-      signal += a * a;
-    }
-  } else {
-    std::vector<float> dec(n_elem);
-    decompress_lut(in, dec.data());
-    const float* orig = static_cast<const float*>(w.data);
-    for (size_t i = 0; i < n_elem; ++i) {
-      double a = orig[i], b = dec[i];
-      sse += (a - b) * (a - b);
-      signal += a * a;
+    sse = signal = 0;
+    if (f16) {
+      std::vector<uint16_t> dec(n_elem);
+      decompress_lut(in, dec.data());
+      const uint16_t* orig = static_cast<const uint16_t*>(w.data);
+      for (size_t i = 0; i < n_elem; ++i) {
+        double a = half_to_float(orig[i]), b = half_to_float(dec[i]);
+        sse += (a - b) * (a - b);
+        signal += a * a;
+      }
+    } else {
+      std::vector<float> dec(n_elem);
+      decompress_lut(in, dec.data());
+      const float* orig = static_cast<const float*>(w.data);
+      for (size_t i = 0; i < n_elem; ++i) {
+        double a = orig[i], b = dec[i];
+        sse += (a - b) * (a - b);
+        signal += a * a;
+      }
     }
   }
   res.sse = sse;

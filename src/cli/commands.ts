@@ -1,8 +1,10 @@
 /** The list of CLI commands. One file per command in ./commands/. */
 import type { Command } from 'commander';
+import { registerCompare } from './commands/compare.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerPalettize } from './commands/palettize.js';
+import { registerPredict } from './commands/predict.js';
 import { registerInfo } from './commands/info.js';
 
 export function registerCommands(program: Command): void {
@@ -10,4 +12,6 @@ export function registerCommands(program: Command): void {
   registerDoctor(program);
   registerPalettize(program);
   registerInfo(program);
+  registerPredict(program);
+  registerCompare(program);
 }

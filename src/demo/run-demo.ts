@@ -10,6 +10,7 @@ import { OptimizationConfig } from '../optimize/config.js';
 import { palettizeWeights } from '../optimize/palettize.js';
 import type { CompressedModel, PassOptions } from '../optimize/pass.js';
 import { buildExampleModel } from './example-model.js';
+import { compareModels } from '../runtime/compare.js';
 
 export interface DemoVariant {
   name: string;
@@ -36,6 +37,8 @@ export interface DemoRow {
   compressedWeights: number;
   meanSqnrDb: number;
   worstSqnrDb: number;
+  /** Worst PSNR over the model's outputs against the fp16 source, on the CPU executor. */
+  outputPsnrDb: number;
   seconds: number;
 }
 
@@ -59,8 +62,10 @@ export async function runDemo(options: { dir?: string; threads?: number; signal?
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const file = path.join(dir, `${variant.name.replace(/[^a-z0-9]+/gi, '_')}.mlpackage`);
-    await result.save(file, { newIdentifiers: true });
+    const saved = await result.save(file, { newIdentifiers: true });
     const report = result.compression;
+    const comparison = await compareModels(source, saved, { random: 1, seed: 1, ...(options.signal ? { signal: options.signal } : {}) });
+    const psnrs = comparison.outputs.map((o) => (o.identical ? Infinity : o.psnr!));
     const sqnr = report.weights.filter((w) => w.status === 'compressed' && w.sqnrDb !== undefined).map((w) => w.sqnrDb!);
     rows.push({
       variant: variant.name,
@@ -69,6 +74,7 @@ export async function runDemo(options: { dir?: string; threads?: number; signal?
       compressedWeights: sqnr.length,
       meanSqnrDb: sqnr.length ? sqnr.reduce((a, b) => a + b, 0) / sqnr.length : NaN,
       worstSqnrDb: sqnr.length ? Math.min(...sqnr) : NaN,
+      outputPsnrDb: Math.min(...psnrs),
       seconds: report.seconds,
     });
     log(`wrote ${file}`);

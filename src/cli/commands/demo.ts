@@ -23,14 +23,15 @@ export function registerDemo(program: Command): void {
         return;
       }
       const rows = [
-        ['fp16 source', formatBytes(result.sourceBytes), '1.00x', '', '', '', ''],
+        ['fp16 source', formatBytes(result.sourceBytes), '1.00x', '', '', '', '', ''],
         ...result.rows.map((r) => [
           r.variant, formatBytes(r.weightBinBytes), `${r.ratio.toFixed(2)}x`, r.compressedWeights,
-          r.meanSqnrDb.toFixed(1), r.worstSqnrDb.toFixed(1), formatSeconds(r.seconds),
+          r.meanSqnrDb.toFixed(1), r.worstSqnrDb.toFixed(1), r.outputPsnrDb.toFixed(1), formatSeconds(r.seconds),
         ]),
       ];
-      console.log(formatTable(['variant', 'weight.bin', 'smaller', 'weights', 'mean SQNR dB', 'worst SQNR dB', 'time'], rows,
-        { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+      console.log(formatTable(['variant', 'weight.bin', 'smaller', 'weights', 'mean SQNR dB', 'worst SQNR dB', 'output PSNR dB', 'compress time'], rows,
+        { align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'] }));
+      console.log('\nSQNR: per compressed weight vs its fp16 original. Output PSNR: worst model output vs the fp16 model on the CPU executor.');
       console.log(`\nmodels in ${result.dir}`);
     });
 }

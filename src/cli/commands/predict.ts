@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadModel } from '../../model.js';
+import { createExecutor, type TensorInput } from '../../runtime/executor.js';
+import { readNpy, writeNpy, type NpyArray } from '../../runtime/npy.js';
+import { UnsupportedError } from '../../errors.js';
+import { cliSignal } from '../main.js';
+import { formatSeconds, formatTable } from '../table.js';
+
+function npyToInput(a: NpyArray, file: string): TensorInput {
+  switch (a.dtype) {
+    case 'float32': return { data: a.data as Float32Array, shape: a.shape, dtype: 'fp32' };
+    case 'float16': return { data: a.data as Uint16Array, shape: a.shape, dtype: 'fp16' };
+    case 'int32': return { data: a.data as Int32Array, shape: a.shape, dtype: 'int32' };
+    case 'int64': return { data: Int32Array.from(a.data as BigInt64Array, (v) => Number(v)), shape: a.shape, dtype: 'int32' };
+    case 'bool': case 'uint8': return { data: a.data as Uint8Array, shape: a.shape, dtype: 'bool' };
+  }
+  throw new UnsupportedError(`unsupported .npy dtype ${String(a.dtype)}`, { file });
+}
+
+/** One `.npy` per input feature, named after it. */
+export function readInputDir(dir: string, names: readonly string[]): Record<string, TensorInput> {
+  const out: Record<string, TensorInput> = {};
+  for (const name of names) {
+    const file = path.join(dir, `${name}.npy`);
+    if (!fs.existsSync(file)) throw new UnsupportedError(`no input file for feature '${name}' (expected ${name}.npy)`, { file: dir });
+    out[name] = npyToInput(readNpy(file), file);
+  }
+  return out;
+}
+
+export function registerPredict(program: Command): void {
+  const cmd = program
+    .command('predict <model>')
+    .description('Run an ML Program on the reference CPU executor: one .npy per input in, one .npy per output out')
+    .requiredOption('--inputs <dir>', 'directory with <input name>.npy for every model input')
+    .requiredOption('--out <dir>', 'directory for <output name>.npy')
+    .option('--function <name>', 'function of a multi-function model')
+    .option('--threads <n>', 'native threads (default: all cores)')
+    .option('--json', 'print shapes and timings as JSON')
+    .action(async (modelPath: string, opts: { inputs: string; out: string; function?: string; threads?: string; json?: boolean }) => {
+      const t0 = performance.now();
+      const model = await loadModel(modelPath);
+      const executor = createExecutor(model, opts.function ? { function: opts.function } : {});
+      const t1 = performance.now();
+      const inputs = readInputDir(opts.inputs, executor.inputs.map((i) => i.name));
+      const signal = cliSignal(cmd);
+      const outputs = await executor.predict(inputs, {
+        ...(opts.threads ? { threads: Number(opts.threads) } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      const t2 = performance.now();
+      fs.mkdirSync(opts.out, { recursive: true });
+      const rows: { name: string; dtype: string; shape: number[] }[] = [];
+      for (const [name, t] of Object.entries(outputs)) {
+        const dtype = t.dtype === 'fp32' ? 'float32' : t.dtype === 'fp16' ? 'float16' : t.dtype === 'int32' ? 'int32' : 'bool';
+        writeNpy(path.join(opts.out, `${name}.npy`), { dtype, shape: t.shape, data: t.data });
+        rows.push({ name, dtype, shape: t.shape });
+      }
+      const timings = { loadSeconds: (t1 - t0) / 1000, predictSeconds: (t2 - t1) / 1000 };
+      if (opts.json) {
+        console.log(JSON.stringify({ outputs: rows, ...timings }, null, 2));
+        return;
+      }
+      console.log(formatTable(['output', 'dtype', 'shape'], rows.map((r) => [r.name, r.dtype, `[${r.shape.join(', ')}]`])));
+      console.log(`\nload ${formatSeconds(timings.loadSeconds)}, predict ${formatSeconds(timings.predictSeconds)}; wrote ${opts.out}`);
+    });
+}
