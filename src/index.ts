@@ -97,3 +97,10 @@ export type {
   PalettizeTensorResult,
   DecompressLutInput,
 } from './kernels/palettize.js';
+// Pruning, linear quantization, joint compression, multi-step plans and decompression (passes helper)
+export { pruneWeights, pruneHandler } from './optimize/prune.js';
+export type { PruneOptions } from './optimize/prune.js';
+export { linearQuantizeWeights, quantizeHandler } from './optimize/quantize.js';
+export type { QuantizeOptions } from './optimize/quantize.js';
+export { compressModel, decompressWeights } from './optimize/compress.js';
+export type { CompressModelOptions, MultiStepModel, DecompressReport, DecompressedModel } from './optimize/compress.js';

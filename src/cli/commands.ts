@@ -6,6 +6,10 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerPalettize } from './commands/palettize.js';
 import { registerPredict } from './commands/predict.js';
 import { registerInfo } from './commands/info.js';
+import { registerPrune } from './commands/prune.js';
+import { registerQuantize } from './commands/quantize.js';
+import { registerCompress } from './commands/compress.js';
+import { registerDecompress } from './commands/decompress.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -14,4 +18,8 @@ export function registerCommands(program: Command): void {
   registerInfo(program);
   registerPredict(program);
   registerCompare(program);
+  registerPrune(program);
+  registerQuantize(program);
+  registerCompress(program);
+  registerDecompress(program);
 }

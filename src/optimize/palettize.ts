@@ -5,7 +5,7 @@
  */
 import type { Model } from '../model.js';
 import { makeConstexprOp } from '../mil/program.js';
-import { tensorType, type MilDType } from '../mil/types.js';
+import { tensorDType, tensorShape, tensorType, type MilDType } from '../mil/types.js';
 import { ConfigError, UnsupportedError } from '../errors.js';
 import {
   OpPalettizerConfig, OptimizationConfig, TARGET_MESSAGES, checkConfigForApi, checkOpConfigTarget,
@@ -14,6 +14,10 @@ import { runPass, type CompressedModel, type PassContext, type PassHandler, type
 import type { WeightCandidate } from './select.js';
 import type { CompressResult } from './native-compress.js';
 import { int32Scalar, outputValue, uint32Vector } from './values.js';
+import { bindInput, inputValue, insertBefore } from './joint.js';
+import { linearQuantizeWeights } from './quantize.js';
+import { lutDtypeQuantizerOptions, OpLinearQuantizerConfig } from './config.js';
+import type { ValueMsg } from '../mil/values.js';
 import { floatToHalfBits, halfBitsToFloat } from '../mil/values.js';
 import { packSubByte, type BlobDType } from '../format/blob.js';
 
@@ -115,8 +119,8 @@ export const palettizeHandler: PassHandler = {
     const config = c.config;
     if (!(config instanceof OpPalettizerConfig)) throw new ConfigError(`palettize: weight ${c.name} resolved to a ${config.configType}; palettize_weights takes OpPalettizerConfig`);
     checkOpConfigTarget(config, { specVersion: ctx.specVersion, opset: ctx.opset(c.fn) }, { jointCompression: ctx.jointCompression });
+    if (c.joint) return config.mode === 'CUSTOM' ? { skip: 'custom lut_function mode is not supported in joint mode' } : planJoint(c, config, ctx);
     if (config.mode === 'CUSTOM') return customLutEntry(c, config, ctx);
-    if (config.lut_dtype !== null) return { skip: 'lut_dtype (quantized LUT) needs joint compression support, not available yet' };
     if (!(c.dtype === 'fp16' || c.dtype === 'fp32')) return { skip: `dtype ${c.dtype}: only float weights are palettized (joint mode palettizes integer data)` };
     const rank = c.shape.length;
     let axis: number | null = c.axes.output;
@@ -144,6 +148,7 @@ export const palettizeHandler: PassHandler = {
 
   emit(c: WeightCandidate, r: CompressResult, ctx: PassContext): string {
     const config = c.config as OpPalettizerConfig;
+    if (c.joint) return emitJoint(c, r, ctx);
     const nbits = shapeInfo(r, 'nbits')[0]!;
     const opset = ctx.opset(c.fn);
     const ios16 = ctx.ios(c.fn) < 18;
@@ -197,6 +202,122 @@ export const palettizeHandler: PassHandler = {
   },
 };
 
+/** The grouping axis for a weight of `rank` (channel_axis override, else the consumers' output axis). */
+function groupAxis(c: WeightCandidate, config: OpPalettizerConfig, rank: number): number | null {
+  if (config.granularity === 'per_grouped_channel' && config.channel_axis !== null) {
+    return config.channel_axis < 0 ? config.channel_axis + rank : config.channel_axis;
+  }
+  return c.axes.output;
+}
+
+function clusteringParams(config: OpPalettizerConfig, axis: number): Record<string, unknown> {
+  return {
+    mode: config.mode.toLowerCase(),
+    nbits: config.nbits ?? 8,
+    groupSize: config.granularity === 'per_grouped_channel' ? config.group_size : 0,
+    channelAxis: axis,
+    clusterDim: config.cluster_dim,
+    perChannelScale: config.enable_per_channel_scale,
+    seed: 0,
+  };
+}
+
+/**
+ * Joint mode (spec §4.5): palettize the non-zeros of a pruned weight (constexpr_sparse_to_dense) or
+ * the integer data of a quantized one (constexpr_blockwise_shift_scale).
+ */
+function planJoint(c: WeightCandidate, config: OpPalettizerConfig, ctx: PassContext): PlannedEntry | { skip: string } {
+  const joint = c.joint!;
+  if (joint.end !== c.op) return { skip: 'the value feeds a longer constexpr chain' };
+  if (config.cluster_dim > 1 || config.enable_per_channel_scale) return { skip: 'vector palettization and per-channel scale are not supported in joint mode' };
+  const rank = joint.denseShape.length;
+  let axis = groupAxis(c, config, rank);
+  if (axis === null) {
+    if (config.granularity === 'per_grouped_channel') return { skip: 'its consumers disagree on the output-channel axis' };
+    axis = 0;
+  }
+  if (joint.input === 'nonzero_data') {
+    if (!(c.dtype === 'fp16' || c.dtype === 'fp32')) return { skip: `non-zeros of dtype ${c.dtype} are not palettized` };
+    const mask = inputValue(c.op, 'mask');
+    if (!mask?.blobFileValue) return { skip: 'the sparse weight has no mask in the weight file' };
+    return { kind: 'palettize_sparse', shape: joint.denseShape, ...clusteringParams(config, axis), extraValues: [mask] };
+  }
+  if (!(c.dtype === 'int8' || c.dtype === 'uint8')) return { skip: `data of dtype ${c.dtype} is not palettized in joint mode (int8/uint8 only)` };
+  const scale = inputValue(c.op, 'scale');
+  if (!scale) return { skip: 'the quantized weight has no constant scale' };
+  const offset = inputValue(c.op, 'offset');
+  const extraValues = [scale, offset].filter((v): v is ValueMsg => Boolean(v?.blobFileValue));
+  const scaleShape = (tensorShape(scale.type) ?? []).map((d) => d ?? 1);
+  // Below iOS26 coremltools writes the P1 form (LUT repeated over the scale's blocks), from iOS26 P2.
+  return { kind: 'palettize_int', shape: c.shape, scaleShape, repeatLut: ctx.ios(c.fn) < 26, ...clusteringParams(config, axis), extraValues };
+}
+
+/** A constant value (blob written by the job, or the old immediate) retyped to `shape`. */
+function retyped(v: ValueMsg, dtype: MilDType, shape: number[], out: CompressResult['outputs'][number] | undefined): ValueMsg {
+  if (v.blobFileValue) return outputValue(out!, shape, dtype);
+  return { ...v, type: tensorType(dtype, shape) };
+}
+
+function emitJoint(c: WeightCandidate, r: CompressResult, ctx: PassContext): string {
+  const config = c.config as OpPalettizerConfig;
+  const joint = c.joint!;
+  const opset = ctx.opset(c.fn);
+  const nbits = shapeInfo(r, 'nbits')[0]!;
+  const indicesDtype = `uint${nbits}` as MilDType;
+  const name = `${c.name}_palettized`;
+  if (joint.input === 'nonzero_data') {
+    const [mask, indices, lut] = r.outputs;
+    const dense = joint.denseShape;
+    const op = makeConstexprOp(opset, 'constexpr_lut_to_sparse', name, [
+      ['indices_mask', outputValue(mask!, dense, 'uint1')],
+      ['indices_nonzero_data', outputValue(indices!, c.shape, indicesDtype)],
+      ['lut', outputValue(lut!, shapeInfo(r, 'lutShape'), c.dtype)],
+    ], [{ name: `${name}_0`, type: tensorType('uint1', dense) }, { name: `${name}_1`, type: tensorType(c.dtype, c.shape) }]);
+    bindInput(c.op, 'nonzero_data', `${name}_1`);
+    bindInput(c.op, 'mask', `${name}_0`);
+    insertBefore(c.op, [op]);
+    return `non-zeros: ${describe(config, nbits)}`;
+  }
+  // quantize → palettize. P1 file form (opsets below iOS26): shift_scale(int LUT repeated over the
+  // scale's blocks) → lut_to_dense; P2 (iOS26+): lut_to_dense(int LUT) → shift_scale.
+  const scale = inputValue(c.op, 'scale')!;
+  const offset = inputValue(c.op, 'offset');
+  const scaleDtype = tensorDType(scale.type)!;
+  const scaleRankK = (tensorShape(scale.type) ?? []).map((d) => d ?? 1);
+  const dataShape = shapeInfo(r, 'dataShape');
+  let k = 1;
+  const scaleOut = scale.blobFileValue ? r.outputs[k++] : undefined;
+  const offsetOut = offset?.blobFileValue ? r.outputs[k++] : undefined;
+  const indices = r.outputs[k]!;
+  const vectorAxis = config.cluster_dim > 1 ? int32Scalar(shapeInfo(r, 'vectorAxis')[0]!) : undefined;
+  const indicesValue = outputValue(indices, shapeInfo(r, 'indicesShape'), indicesDtype);
+  if (ctx.ios(c.fn) >= 26) {
+    const lookup = makeConstexprOp(opset, 'constexpr_lut_to_dense', name, [
+      ['indices', indicesValue],
+      ['lut', outputValue(r.outputs[0]!, dataShape, c.dtype)],
+      ['vector_axis', vectorAxis],
+    ], [{ name, type: tensorType(c.dtype, c.shape) }]);
+    bindInput(c.op, 'data', name);
+    bindInput(c.op, 'scale', retyped(scale, scaleDtype, scaleRankK, scaleOut));
+    if (offset) bindInput(c.op, 'offset', retyped(offset, tensorDType(offset.type)!, scaleRankK, offsetOut));
+    insertBefore(c.op, [lookup]);
+    return `${c.dtype} data: ${describe(config, nbits)}`;
+  }
+  const scaleShape = [...scaleRankK, 1, 1];
+  const lutOp = makeConstexprOp(opset, 'constexpr_blockwise_shift_scale', name, [
+    ['data', outputValue(r.outputs[0]!, dataShape, c.dtype)],
+    ['scale', retyped(scale, scaleDtype, scaleShape, scaleOut)],
+    ['offset', offset ? retyped(offset, tensorDType(offset.type)!, scaleShape, offsetOut) : undefined],
+  ], [{ name, type: tensorType(scaleDtype, dataShape) }]);
+  c.op.msg.type = 'constexpr_lut_to_dense';
+  c.op.msg.inputs = {};
+  bindInput(c.op, 'indices', indicesValue);
+  bindInput(c.op, 'lut', name);
+  if (vectorAxis) bindInput(c.op, 'vector_axis', vectorAxis);
+  insertBefore(c.op, [lutOp]);
+  return `${c.dtype} data: ${describe(config, nbits)}`;
+}
+
 /**
  * Palettize the weights of an ML Program (coremltools' palettize_weights). Returns a new, unsaved
  * model; the input is not modified. `config` is an OptimizationConfig or its dict form.
@@ -204,5 +325,34 @@ export const palettizeHandler: PassHandler = {
 export async function palettizeWeights(model: Model, config: OptimizationConfig | Record<string, unknown>, options: PalettizeOptions = {}): Promise<CompressedModel> {
   const cfg = config instanceof OptimizationConfig ? config : OptimizationConfig.fromDict({ config_type: 'OpPalettizerConfig', ...config });
   checkConfigForApi(cfg, 'palettize');
-  return runPass(model, cfg, palettizeHandler, options);
+  // Weights whose config has lut_dtype get their LUT quantized by a second, joint pass.
+  const lutWeights = new Map<string, OpPalettizerConfig>();
+  const handler: PassHandler = {
+    ...palettizeHandler,
+    emit(c, r, ctx) {
+      const detail = palettizeHandler.emit(c, r, ctx);
+      const pc = c.config as OpPalettizerConfig;
+      if (pc.lut_dtype !== null && !c.joint && !pc.enable_per_channel_scale) lutWeights.set(c.name, pc);
+      return detail;
+    },
+  };
+  const palettized = await runPass(model, cfg, handler, options);
+  return quantizeLuts(palettized, lutWeights, options);
+}
+
+/**
+ * Our lut_dtype extension: a joint per-tensor quantization of the LUTs of the weights whose config
+ * asks for it (the coremltools 9.0 way to get an int8 LUT, as in joint_pal4_q8lut_ios18).
+ */
+async function quantizeLuts(palettized: CompressedModel, lutWeights: Map<string, OpPalettizerConfig>, options: PalettizeOptions): Promise<CompressedModel> {
+  const lutConfigs: Record<string, OpLinearQuantizerConfig> = {};
+  for (const [name, pc] of lutWeights) lutConfigs[`${name}_palettized_lut_0`] = new OpLinearQuantizerConfig(lutDtypeQuantizerOptions(pc)!);
+  if (Object.keys(lutConfigs).length === 0) return palettized;
+  const quantized = await linearQuantizeWeights(palettized, new OptimizationConfig({ op_name_configs: lutConfigs }), { ...options, jointCompression: true });
+  const byName = new Map(quantized.compression.weights.map((w) => [w.name, w]));
+  const weights = palettized.compression.weights.map((w) => {
+    const q = byName.get(`${w.name}_palettized_lut_0`);
+    return q?.status === 'compressed' ? { ...w, detail: `${w.detail}, ${q.detail}`, bytesAfter: w.bytesAfter - q.bytesBefore + q.bytesAfter } : w;
+  });
+  return Object.assign(quantized, { compression: { ...palettized.compression, weights, weightFileBytesAfter: quantized.compression.weightFileBytesAfter } }) as CompressedModel;
 }

@@ -13,13 +13,13 @@ import { OPSET_OF_SPEC, dtypeFromBlob, storedBytes, type MilDType } from '../mil
 import type { ValueMsg } from '../mil/values.js';
 import { encodeModel, decodeModel } from '../format/proto.js';
 import type { ModelSpec } from '../format/spec-types.js';
-import { UnsupportedError, throwIfAborted } from '../errors.js';
+import { CoreMLOptimizeError, ModelFormatError, UnsupportedError, throwIfAborted } from '../errors.js';
 import { BlobFile } from '../format/blob.js';
 import { setThreads, getThreads, type ProgressCallback } from '../native.js';
 import { selectWeights, type WeightCandidate } from './select.js';
 import { runCompressJob, type CompressEntry, type CompressResult } from './native-compress.js';
 import { WEIGHT_FILE_NAME } from './values.js';
-import type { CompressionApi, OptimizationConfig } from './config.js';
+import { TARGET_MESSAGES, isIos18OrLater, targetError, type CompressionApi, type OptimizationConfig } from './config.js';
 
 export interface PassOptions {
   /** Native threads for this run (default: the pool's current size). */
@@ -56,8 +56,12 @@ export interface CompressionReport {
 /** A compressed, not yet saved model and what was done to it. */
 export type CompressedModel = Model & { readonly compression: CompressionReport };
 
-/** A native entry without its source offset (the driver adds it). */
-export type PlannedEntry = { kind: string } & Record<string, unknown>;
+/**
+ * A native entry without its source offset (the driver adds it). `extraValues`: further blob values
+ * of the candidate's op the transform reads (joint compression); the driver turns them into
+ * `extraSources` and they are no longer copied on their own.
+ */
+export type PlannedEntry = { kind: string; extraValues?: ValueMsg[] } & Record<string, unknown>;
 
 /** What the driver gives a handler while planning and rewriting. */
 export interface PassContext {
@@ -80,7 +84,8 @@ export interface PassHandler {
 
 const pendingTempDirs = new Set<string>();
 let cleanupInstalled = false;
-function tempDir(): string {
+/** A temporary directory for an unsaved model's weight.bin (removed at exit unless saved). */
+export function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-'));
   pendingTempDirs.add(dir);
   if (!cleanupInstalled) {
@@ -93,20 +98,31 @@ function tempDir(): string {
   return dir;
 }
 
+/** Native errors about a weight's data become typed errors naming the model file. */
+export function passError(err: unknown, api: string, file: string | undefined): unknown {
+  if (err instanceof CoreMLOptimizeError || (err as { code?: string })?.code === 'ABORT_ERR' || !(err instanceof Error)) return err;
+  return new ModelFormatError(`${api}: ${err.message}`, { ...(file ? { file } : {}), cause: err });
+}
+
+export function discardTempDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  pendingTempDirs.delete(dir);
+}
+
 /** Every BlobFileValue of an op, in the order coremltools writes them (its parameters in order). */
-function blobValuesOf(op: Operation): ValueMsg[] {
+export function blobValuesOf(op: Operation): ValueMsg[] {
   const out: ValueMsg[] = [];
   for (const v of Object.values(op.msg.attributes ?? {})) if (v.blobFileValue) out.push(v);
   for (const arg of Object.values(op.msg.inputs ?? {})) for (const b of arg.arguments ?? []) if (b.value?.blobFileValue) out.push(b.value);
   return out;
 }
 
-function offsetOf(v: ValueMsg): number {
+export function offsetOf(v: ValueMsg): number {
   return Number(v.blobFileValue!.offset ?? 0);
 }
 
 /** Floor to spec 7 (compression ops need iOS16), renaming each function's opset like coremltools. */
-function floorSpecVersion(spec: ModelSpec): void {
+export function floorSpecVersion(spec: ModelSpec): void {
   if ((spec.specificationVersion ?? 0) >= 7) return;
   spec.specificationVersion = 7;
   const newOpset = OPSET_OF_SPEC[7]!;
@@ -162,6 +178,8 @@ async function runPassOnProgram(
   const where = model.path;
   if (program.functions.size > 1) throw new UnsupportedError(`${handler.api}: multi-function models are not supported (coremltools rejects them too)`, { file: where });
   const specVersion = spec.specificationVersion ?? 7;
+  // coremltools checks this before looking at any weight.
+  if (options.jointCompression && !isIos18OrLater({ specVersion, opset: program.main.opset })) throw targetError('ValueError', TARGET_MESSAGES.joint);
   const ctx: PassContext = {
     opset: (fn) => fn.opset,
     ios: (fn) => fn.iosVersion,
@@ -169,7 +187,7 @@ async function runPassOnProgram(
     jointCompression: options.jointCompression ?? false,
   };
 
-  const { candidates, skipped } = selectWeights(program, config);
+  const { candidates, skipped } = selectWeights(program, config, { api: handler.api, jointCompression: ctx.jointCompression });
   const byOp = new Map<Operation['msg'], WeightCandidate>(candidates.map((c) => [c.op.msg, c]));
   const reports: WeightReport[] = skipped.map((s) => ({ name: s.name, shape: [], dtype: 'fp16' as MilDType, status: 'skipped', detail: s.reason, bytesBefore: 0, bytesAfter: 0 }));
 
@@ -177,11 +195,11 @@ async function runPassOnProgram(
   const entries: CompressEntry[] = [];
   const copyIndex = new Map<number, number>(); // source offset → entry index (shared blobs copied once)
   const copiedValues: { value: ValueMsg; entry: number }[] = [];
-  const planned: { candidate: WeightCandidate; entry: number }[] = [];
+  const planned: { candidate: WeightCandidate; entry: number; values: ValueMsg[] }[] = [];
   let inputFile: string | undefined;
   for (const fn of program.functions.values()) {
     for (const op of fn.walk()) {
-      const values = blobValuesOf(op);
+      let values = blobValuesOf(op);
       if (values.length === 0) continue;
       for (const v of values) {
         const file = model.weightFilePath(v.blobFileValue!.fileName ?? '');
@@ -192,11 +210,16 @@ async function runPassOnProgram(
       if (candidate) {
         const plan = handler.plan(candidate, ctx);
         if (typeof plan['skip'] !== 'string') {
-          planned.push({ candidate, entry: entries.length });
-          entries.push({ ...plan, source: candidate.offset } as CompressEntry);
-          continue;
+          const { extraValues, ...entry } = plan as PlannedEntry;
+          const primary = candidate.joint ? candidate.joint.value : candidate.op.constValue().msg;
+          const used = [primary, ...(extraValues ?? [])];
+          planned.push({ candidate, entry: entries.length, values: used });
+          entries.push({ ...entry, name: candidate.name, source: candidate.offset, ...(extraValues?.length ? { extraSources: extraValues.map(offsetOf) } : {}) } as CompressEntry);
+          values = values.filter((v) => !used.includes(v));
+          if (values.length === 0) continue;
+        } else {
+          reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
         }
-        reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
       }
       for (const v of values) {
         const source = offsetOf(v);
@@ -223,9 +246,8 @@ async function runPassOnProgram(
       ...(options.signal ? { signal: options.signal } : {}),
     });
   } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    pendingTempDirs.delete(dir);
-    throw err;
+    discardTempDir(dir);
+    throw passError(err, handler.api, where ?? inputFile);
   } finally {
     if (previousThreads !== undefined) setThreads(previousThreads);
   }
@@ -233,13 +255,12 @@ async function runPassOnProgram(
   for (const { value, entry } of copiedValues) {
     value.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: results[entry]!.outputs[0]!.offset! };
   }
-  for (const { candidate, entry } of planned) {
+  for (const { candidate, entry, values } of planned) {
     const result = results[entry]!;
     const bytesBefore = storedBytes(candidate.dtype, candidate.elementCount);
-    const source = candidate.op.constValue().msg;
     if (result.skipped) {
-      // The record was copied verbatim: keep the const, pointing at its new offset.
-      source.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: result.outputs[0]!.offset! };
+      // The records were copied verbatim: keep the op, pointing at the new offsets.
+      values.forEach((v, i) => { v.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: result.outputs[i]!.offset! }; });
       reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: result.skipped, bytesBefore, bytesAfter: bytesBefore });
       continue;
     }

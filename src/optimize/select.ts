@@ -4,11 +4,28 @@
  * Pure graph logic: no weight data is read here.
  */
 import type { MilFunction, Operation, Program } from '../mil/program.js';
+import type { ValueMsg } from '../mil/values.js';
 import { tensorDType, tensorShape, type MilDType } from '../mil/types.js';
 import {
-  channelAxesForConsumers, passesWeightGate, type OpCompressorConfig, type OptimizationConfig,
-  type OpRef, type WeightConsumer,
+  channelAxesForConsumers, eligibleWeightInputs, passesWeightGate, type CompressionApi, type OpCompressorConfig,
+  type OptimizationConfig, type OpRef, type WeightConsumer,
 } from './config.js';
+
+/**
+ * Joint compression (spec §4.5): the weight is a blob-valued input of a constexpr op an earlier
+ * step wrote, not a const op. `op` is then that constexpr op.
+ */
+export interface JointSite {
+  /** The op parameter holding the value to compress (nonzero_data, data, lut). */
+  readonly input: string;
+  /** Its value (a blob reference). */
+  readonly value: ValueMsg;
+  /** The last op of the constexpr chain and its dense output var (what the model's ops read). */
+  readonly end: Operation;
+  readonly endVar: string;
+  readonly denseShape: number[];
+  readonly denseDtype: MilDType;
+}
 
 export interface WeightCandidate {
   readonly fn: MilFunction;
@@ -26,6 +43,15 @@ export interface WeightCandidate {
   readonly config: OpCompressorConfig;
   /** Output / input channel axes agreed by all consumers (null: they disagree). */
   readonly axes: { output: number | null; input: number | null };
+  /** The weight's name is a key of op_name_configs (structured pruning then applies to any op). */
+  readonly namedInConfig: boolean;
+  /** Set for a constexpr input compressed in joint mode; the other fields describe that input. */
+  readonly joint?: JointSite;
+}
+
+export interface SelectOptions {
+  api?: CompressionApi;
+  jointCompression?: boolean;
 }
 
 export interface SkippedWeight {
@@ -63,11 +89,16 @@ function consumersOfOp(fn: MilFunction, opName: string): OpRef[] {
  * Candidates under `config`. Weights that have a config but fail a rule are listed in
  * `skipped` with the reason, so reports can say why a weight stayed dense.
  */
-export function selectWeights(program: Program, config: OptimizationConfig): Selection {
+export function selectWeights(program: Program, config: OptimizationConfig, options: SelectOptions = {}): Selection {
   const candidates: WeightCandidate[] = [];
   const skipped: SkippedWeight[] = [];
   for (const fn of program.functions.values()) {
     for (const op of fn.walk()) {
+      if (op.isConstexpr && options.jointCompression) {
+        const c = jointCandidate(fn, op, config, options, skipped);
+        if (c) candidates.push(c);
+        continue;
+      }
       if (!op.isConst) continue;
       const value = op.constValue();
       const blob = value.blob;
@@ -106,8 +137,80 @@ export function selectWeights(program: Program, config: OptimizationConfig): Sel
         fileName: blob.fileName, offset: blob.offset,
         consumers, config: opConfig,
         axes: channelAxesForConsumers(weightConsumers, shape.length),
+        namedInConfig: config.op_name_configs.has(name),
       });
     }
   }
   return { candidates, skipped };
+}
+
+function weightConsumersOf(fn: MilFunction, varName: string): { op: Operation; input: string }[] {
+  return fn.consumersOf(varName).flatMap((u) => (u.op ? [{ op: u.op, input: u.input! }] : []));
+}
+
+/** Follows a constexpr op's outputs through further constexpr ops to the op the model reads. */
+function chainEnd(fn: MilFunction, op: Operation): Operation {
+  let cur = op;
+  for (let guard = 0; guard < 16; guard++) {
+    const uses = cur.outputs.flatMap((o) => weightConsumersOf(fn, o.name));
+    const next = uses.find((u) => u.op.isConstexpr);
+    if (!next || uses.some((u) => !u.op.isConstexpr)) return cur;
+    cur = next.op;
+  }
+  return cur;
+}
+
+/** A joint-mode candidate: the eligible blob input of a constexpr op (spec §4.5), gated like a const. */
+function jointCandidate(fn: MilFunction, op: Operation, config: OptimizationConfig, options: SelectOptions, skipped: SkippedWeight[]): WeightCandidate | undefined {
+  // Joint pruning takes the compressed op itself (its stored data / indices get masked); the
+  // other APIs take the inputs of spec §4.5.
+  const prunesOp = options.api === 'prune';
+  const eligible = prunesOp
+    ? (op.type === 'constexpr_blockwise_shift_scale' ? ['data'] : op.type === 'constexpr_lut_to_dense' ? ['indices'] : [])
+    : eligibleWeightInputs(op.type, { ...(options.api ? { api: options.api } : {}), jointCompression: true });
+  if (eligible === 'any') return undefined;
+  for (const input of eligible) {
+    const binding = op.input(input)[0];
+    if (!binding || binding.kind !== 'value' || !binding.value.blobFileValue) continue;
+    const value = binding.value;
+    const dtype = tensorDType(value.type);
+    const dims = tensorShape(value.type);
+    if (!dtype || !dims || dims.some((d) => d === null)) continue;
+    const shape = dims as number[];
+    const end = chainEnd(fn, op);
+    const endVar = end.outputs[end.outputs.length - 1]!.name;
+    const denseDims = tensorShape(end.outputs[end.outputs.length - 1]!.type) ?? [];
+    const denseDtype = tensorDType(end.outputs[end.outputs.length - 1]!.type);
+    if (!denseDtype || denseDims.some((d) => d === null)) continue;
+    const denseShape = denseDims as number[];
+    // coremltools names the inlined const `<op>_<input>_0`; op_name_configs may use that name.
+    const name = prunesOp ? endVar : `${op.name}_${input}_0`;
+    const opConfig = prunesOp
+      ? config.configForConst(name, opRefs(fn, endVar), (opName) => consumersOfOp(fn, opName))
+      : config.configForConst(name, [{ name: op.name, type: op.type }], (opName) => consumersOfOp(fn, opName));
+    if (!opConfig) continue;
+    const elementCount = shape.reduce((a, b) => a * b, 1);
+    const denseCount = denseShape.reduce((a, b) => a * b, 1);
+    const consumers = weightConsumersOf(fn, endVar);
+    const gate = prunesOp ? { shape: denseShape, dtype: denseDtype } : { shape, dtype };
+    if (!passesWeightGate({ ...gate, consumerCount: consumers.length, firstConsumerIsConstexpr: true, denseElementCount: denseCount }, opConfig.weight_threshold)) {
+      skipped.push({ name, reason: elementCount < 10 ? 'fewer than 10 elements (an immediate value)' : `${denseCount} elements <= weight_threshold ${opConfig.weight_threshold}` });
+      continue;
+    }
+    const weightConsumers: WeightConsumer[] = consumers.map((c) => ({
+      type: c.op.type,
+      input: c.input,
+      transposeX: c.op.type === 'matmul' ? boolParam(c.op, 'transpose_x') : false,
+      transposeY: c.op.type === 'matmul' ? boolParam(c.op, 'transpose_y') : false,
+    }));
+    return {
+      fn, op, name, dtype, shape, elementCount,
+      fileName: value.blobFileValue!.fileName ?? '', offset: Number(value.blobFileValue!.offset ?? 0),
+      consumers, config: opConfig,
+      axes: channelAxesForConsumers(weightConsumers, denseShape.length),
+      namedInConfig: config.op_name_configs.has(name),
+      joint: { input, value, end, endVar, denseShape, denseDtype },
+    };
+  }
+  return undefined;
 }

@@ -68,7 +68,8 @@ function flagError(flag: string, raw: unknown, what: string): ConfigKeyError {
 
 /** Flag name (kebab `group-size`, `--group-size` or camelCase `groupSize`) → config key `group_size`. */
 function flagToKey(name: string): string {
-  return name.replace(/^--/, '').replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
+  // Every capital starts a word: commander turns --n-m-ratio into nMRatio.
+  return name.replace(/^--/, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).replace(/-/g, '_');
 }
 
 export function configFromCliFlags(kind: CompressionApi, flags: CliFlags): OptimizationConfig {
