@@ -1,0 +1,74 @@
+// Exact (globally optimal) weighted 1-D k-means over sorted distinct values.
+//
+// Why exact: palettization LUTs are 1-D k-means problems, and the optimum is computable in O(k·n)
+// (Grønlund et al. 2017, SMAWK row minima). coremltools uses the same DP (kmeans1d) for fp16 groups
+// with >= 10,000 elements and scikit-learn's heuristic otherwise; we always use the exact optimum,
+// which is never worse. The cost formula and SMAWK tie rules mirror kmeans1d's so that, on the
+// inputs where coremltools uses kmeans1d, we pick the same segmentation (checked against the golden
+// files in test/kernels/palettize.test.ts).
+//
+// Input histograms: fp16 weights become a histogram over the 65,536 bit patterns (no sort);
+// fp32 weights are sorted and de-duplicated. ±0 are one value; NaN/Inf raise cmo::Error.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace cmo::kernels {
+
+struct Kmeans1dResult {
+  std::vector<double> centroids;     // k_eff = min(k, n) weighted means, ascending
+  std::vector<uint32_t> assignment;  // cluster of each input value (same order as the input)
+  double cost = 0;                   // Σ w·(x − centroid)², computed after the fact in double
+};
+
+// values: strictly ascending, weights: > 0 (nullptr = all 1). Fast path: SMAWK, O(k·n) time,
+// O(n) doubles plus a k×n argmin table of uint16 (n <= 65536) or uint32.
+// Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big.
+Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k);
+
+// Scalar brute-force reference: the same DP with an O(k·n²) full scan per cell (test oracle).
+Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k);
+
+// Any order, duplicates allowed: sorts, merges equal values (summing weights), clusters, and maps
+// the assignment back to the input order.
+Kmeans1dResult kmeans1d(const double* values, const double* weights, size_t n, size_t k, bool reference = false);
+
+// A weighted set of distinct values in ascending order.
+struct DistinctValues {
+  std::vector<double> values;
+  std::vector<double> counts;
+};
+
+// Maps an fp16 bit pattern to a key that sorts like the value (−0 and +0 share key 0x8000).
+inline uint16_t fp16_order_key(uint16_t h) {
+  return (h & 0x8000u) ? static_cast<uint16_t>(0x8000u - (h & 0x7FFFu)) : static_cast<uint16_t>(0x8000u + h);
+}
+inline uint16_t fp16_from_order_key(uint16_t key) {
+  return key >= 0x8000u ? static_cast<uint16_t>(key - 0x8000u) : static_cast<uint16_t>(0x8000u | (0x8000u - key));
+}
+
+// Histogram of fp16 bit patterns, with reusable storage (65,536 uint32 counters) so that many
+// small groups cost O(group size + 65,536/64) each, not a fresh 256 KB clear.
+class Fp16Histogram {
+ public:
+  Fp16Histogram();
+  // Counts `n` values read at data[i*stride]. Throws cmo::Error("EINVAL") naming NaN/Inf.
+  void add(const uint16_t* data, size_t n, size_t stride = 1);
+  void add_one(uint16_t h);
+  // Distinct values (by order key) ascending with their counts; `keys` receives the order keys.
+  void distinct(DistinctValues& out, std::vector<uint16_t>* keys) const;
+  uint32_t count_of_key(uint16_t key) const { return counts_[key]; }
+  void clear();  // resets only the touched counters
+  size_t distinct_count() const;
+
+ private:
+  std::vector<uint32_t> counts_;  // indexed by order key
+  std::vector<uint64_t> used_;    // one bit per order key (fast scan of the touched keys)
+};
+
+// Sorted distinct values of a float array with counts; ±0 merged; NaN/Inf → cmo::Error("EINVAL").
+// `inverse` (optional) receives, per input element, the index of its distinct value.
+void distinct_f32(const float* data, size_t n, DistinctValues& out, std::vector<uint32_t>* inverse);
+
+}  // namespace cmo::kernels

@@ -1,0 +1,40 @@
+// Vector k-means for cluster_dim > 1 (vector palettization): k-means++ seeding + Lloyd iterations.
+// Deterministic for a given seed, independent of the thread count (fixed chunking, ordered
+// reductions). No exact algorithm exists in > 1-D; coremltools uses scikit-learn here
+// (KMeans(init="k-means++", n_init=1, tol=1e-2, random_state=0)), whose random stream we do not
+// reproduce — results are comparable in quality, not bit-identical.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace cmo::kernels {
+
+struct VectorKmeansParams {
+  size_t k = 16;
+  uint64_t seed = 0;
+  int max_iter = 300;
+  double tol = 1e-2;     // like sklearn: stop when Σ center shift² <= tol · mean per-dim variance
+  unsigned threads = 0;  // 0 = pool size; 1 = run on the calling thread only
+};
+
+struct VectorKmeansResult {
+  std::vector<float> centers;        // k_eff × dim, row-major
+  std::vector<uint32_t> assignment;  // per point
+  size_t k = 0;                      // k_eff = min(k, distinct points)
+  int iterations = 0;
+  double inertia = 0;  // Σ squared distances to the assigned center (double)
+};
+
+// points: n × dim, row-major, finite. Throws cmo::Error("EINVAL") on bad input.
+VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, const VectorKmeansParams& p);
+
+// Nearest center (smallest squared distance, lowest index on ties) for each of `n` points.
+// centers_t is the transposed center matrix (dim × k) so the fast path runs across centers.
+// `dist` receives the winning squared distance. Fast and scalar reference give identical results.
+void nearest_centers(const float* points, size_t n, size_t dim, const float* centers_t, size_t k,
+                     uint32_t* out, float* dist);
+void nearest_centers_ref(const float* points, size_t n, size_t dim, const float* centers, size_t k,
+                         uint32_t* out, float* dist);
+
+}  // namespace cmo::kernels

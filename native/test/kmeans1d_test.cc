@@ -1,0 +1,262 @@
+// Exact 1-D k-means: SMAWK fast path vs an independent O(k·n²) brute-force DP written here, plus
+// the scalar reference in the library, known answers and adversarial inputs.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "kernels/kmeans1d.h"
+#include "kernels/lut_modes.h"
+#include "util/error.h"
+#include "util/fp16.h"
+
+using namespace cmo::kernels;
+
+namespace {
+
+// Independent oracle: textbook DP over sorted values, cost from per-segment two-pass sums in long
+// double (no prefix sums), O(k·n²) cells × O(n) cost = O(k·n³) — only for tiny inputs.
+struct Oracle {
+  double cost;
+  std::vector<size_t> starts;  // segment starts, ascending
+};
+
+long double seg_cost(const std::vector<double>& x, const std::vector<double>& w, size_t a, size_t b) {
+  long double sw = 0, s = 0;
+  for (size_t i = a; i <= b; ++i) {
+    sw += w[i];
+    s += static_cast<long double>(w[i]) * x[i];
+  }
+  long double mu = s / sw, c = 0;
+  for (size_t i = a; i <= b; ++i) c += w[i] * (x[i] - mu) * (x[i] - mu);
+  return c;
+}
+
+Oracle oracle(const std::vector<double>& x, const std::vector<double>& w, size_t k) {
+  const size_t n = x.size();
+  k = std::min(k, n);
+  const long double inf = std::numeric_limits<long double>::infinity();
+  std::vector<std::vector<long double>> D(k + 1, std::vector<long double>(n + 1, inf));
+  std::vector<std::vector<size_t>> T(k + 1, std::vector<size_t>(n + 1, 0));
+  std::vector<std::vector<long double>> cost(n, std::vector<long double>(n, 0));
+  for (size_t a = 0; a < n; ++a)
+    for (size_t b = a; b < n; ++b) cost[a][b] = seg_cost(x, w, a, b);
+  D[0][0] = 0;
+  for (size_t m = 1; m <= k; ++m)
+    for (size_t i = 1; i <= n; ++i)      // first i values
+      for (size_t j = m; j <= i; ++j) {  // last cluster = values j-1 .. i-1
+        if (D[m - 1][j - 1] == inf) continue;
+        long double v = D[m - 1][j - 1] + cost[j - 1][i - 1];
+        if (v < D[m][i]) {
+          D[m][i] = v;
+          T[m][i] = j - 1;
+        }
+      }
+  Oracle o;
+  o.cost = static_cast<double>(D[k][n]);
+  size_t i = n;
+  for (size_t m = k; m >= 1; --m) {
+    o.starts.push_back(T[m][i]);
+    i = T[m][i];
+  }
+  std::reverse(o.starts.begin(), o.starts.end());
+  return o;
+}
+
+std::vector<size_t> starts_of(const Kmeans1dResult& r) {
+  std::vector<size_t> s;
+  for (size_t i = 0; i < r.assignment.size(); ++i)
+    if (i == 0 || r.assignment[i] != r.assignment[i - 1]) s.push_back(i);
+  return s;
+}
+
+std::vector<double> random_sorted_distinct(std::mt19937_64& rng, size_t n, int kind) {
+  std::vector<double> v;
+  while (v.size() < n) {
+    double x;
+    switch (kind) {
+      case 0: x = std::normal_distribution<double>(0, 1)(rng); break;
+      case 1: x = static_cast<double>(std::uniform_int_distribution<int>(-50, 50 + 2 * static_cast<int>(n))(rng)); break;
+      default: x = std::exp(std::normal_distribution<double>(0, 4)(rng)) * (rng() & 1 ? 1 : -1); break;
+    }
+    v.push_back(x);
+    if (v.size() == n) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST(known_answer_two_clusters) {  // coreml-format.md §8.6
+  std::vector<double> x = {1, 2, 3, 10, 11, 12};
+  Kmeans1dResult r = kmeans1d_sorted(x.data(), nullptr, x.size(), 2);
+  CHECK_EQ(r.centroids.size(), size_t{2});
+  CHECK_EQ(r.centroids[0], 2.0);
+  CHECK_EQ(r.centroids[1], 11.0);
+  std::vector<uint32_t> want = {0, 0, 0, 1, 1, 1};
+  CHECK(r.assignment == want);
+  CHECK_NEAR(r.cost, 4.0, 1e-12);
+}
+
+TEST(smawk_equals_bruteforce_and_oracle_on_random_inputs) {
+  std::mt19937_64 rng(12345);
+  int cases = 0, mismatch_ref = 0, mismatch_oracle = 0, cost_bad = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    size_t n = 1 + rng() % 20;
+    int kind = static_cast<int>(rng() % 3);
+    std::vector<double> x = random_sorted_distinct(rng, n, kind);
+    std::vector<double> w(n, 1.0);
+    bool weighted = trial % 2 == 1;
+    if (weighted)
+      for (double& wi : w) wi = static_cast<double>(1 + rng() % 1000);
+    for (size_t k = 1; k <= n; ++k) {
+      ++cases;
+      Kmeans1dResult fast = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k);
+      Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), weighted ? w.data() : nullptr, n, k);
+      if (fast.assignment != ref.assignment || fast.centroids != ref.centroids) ++mismatch_ref;
+      Oracle o = oracle(x, w, k);
+      if (starts_of(fast) != o.starts) {
+        // Only acceptable if it is an exact tie (integer data can have several optima).
+        if (std::fabs(fast.cost - o.cost) > 1e-9 * (1 + std::fabs(o.cost))) ++mismatch_oracle;
+      }
+      if (std::fabs(fast.cost - o.cost) > 1e-9 * (1 + std::fabs(o.cost))) ++cost_bad;
+      // Centroids are the weighted means of their segments, ascending.
+      for (size_t c = 1; c < fast.centroids.size(); ++c)
+        if (!(fast.centroids[c] > fast.centroids[c - 1])) ++cost_bad;
+    }
+  }
+  CHECK(cases > 2500);
+  CHECK_EQ(mismatch_ref, 0);
+  CHECK_EQ(mismatch_oracle, 0);
+  CHECK_EQ(cost_bad, 0);
+}
+
+TEST(smawk_equals_reference_on_larger_inputs) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 12; ++trial) {
+    size_t n = 200 + rng() % 400;
+    std::vector<double> x = random_sorted_distinct(rng, n, trial % 3);
+    std::vector<double> w(n);
+    for (double& wi : w) wi = static_cast<double>(1 + rng() % 100000);
+    for (size_t k : {2, 3, 7, 16, 64}) {
+      Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), n, k);
+      Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), w.data(), n, k);
+      CHECK(fast.assignment == ref.assignment);
+      CHECK(fast.centroids == ref.centroids);
+    }
+  }
+}
+
+TEST(k_one_and_k_n) {
+  std::vector<double> x = {-3, -1, 0.5, 2, 7};
+  std::vector<double> w = {1, 2, 3, 4, 5};
+  Kmeans1dResult one = kmeans1d_sorted(x.data(), w.data(), x.size(), 1);
+  double mean = (-3 * 1 + -1 * 2 + 0.5 * 3 + 2 * 4 + 7 * 5) / 15.0;
+  CHECK_NEAR(one.centroids[0], mean, 1e-15);
+  CHECK(std::all_of(one.assignment.begin(), one.assignment.end(), [](uint32_t a) { return a == 0; }));
+  for (size_t k : {5, 6, 100}) {  // k >= n: every value is its own centroid, cost 0
+    Kmeans1dResult all = kmeans1d_sorted(x.data(), w.data(), x.size(), k);
+    CHECK(all.centroids == x);
+    CHECK_EQ(all.cost, 0.0);
+    for (size_t i = 0; i < x.size(); ++i) CHECK_EQ(all.assignment[i], static_cast<uint32_t>(i));
+  }
+}
+
+TEST(unsorted_with_duplicates_all_equal_and_signed_zero) {
+  std::vector<double> x = {5, 5, 5, 5};
+  Kmeans1dResult r = kmeans1d(x.data(), nullptr, x.size(), 3);
+  CHECK_EQ(r.centroids.size(), size_t{1});
+  CHECK_EQ(r.centroids[0], 5.0);
+  std::vector<double> z = {-0.0, 0.0, 1.0, -0.0, 1.0};
+  Kmeans1dResult rz = kmeans1d(z.data(), nullptr, z.size(), 4);
+  CHECK_EQ(rz.centroids.size(), size_t{2});  // ±0 are one value
+  CHECK(rz.assignment[0] == rz.assignment[1] && rz.assignment[1] == rz.assignment[3]);
+  CHECK(!std::signbit(rz.centroids[0]));
+  std::vector<double> u = {10, 1, 11, 2, 12, 3};
+  Kmeans1dResult ru = kmeans1d(u.data(), nullptr, u.size(), 2);
+  std::vector<uint32_t> want = {1, 0, 1, 0, 1, 0};
+  CHECK(ru.assignment == want);
+}
+
+TEST(huge_tiny_and_denormal_magnitudes) {
+  std::vector<double> x = {-65504, -1e-7, 5.960464477539063e-08, 6e-5, 1, 65504};
+  Kmeans1dResult r = kmeans1d_sorted(x.data(), nullptr, x.size(), 3);
+  Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), nullptr, x.size(), 3);
+  CHECK(r.assignment == ref.assignment);
+  CHECK_EQ(r.centroids.front(), -65504.0);
+  CHECK_EQ(r.centroids.back(), 65504.0);
+  // fp32 subnormals (the smallest magnitudes real weights have); squares stay normal in double.
+  std::vector<double> d = {1.401298464324817e-45, 2.802596928649634e-45, 4.203895392974451e-45, 1e-38};
+  Kmeans1dResult rd = kmeans1d_sorted(d.data(), nullptr, d.size(), 2);
+  CHECK_EQ(rd.assignment[3], 1u);
+  CHECK_EQ(rd.assignment[2], 0u);
+}
+
+TEST(bad_input_raises) {
+  std::vector<double> nan = {1, std::nan(""), 2};
+  CHECK_THROWS(kmeans1d(nan.data(), nullptr, nan.size(), 2));
+  std::vector<double> inf = {1, std::numeric_limits<double>::infinity()};
+  CHECK_THROWS(kmeans1d(inf.data(), nullptr, inf.size(), 2));
+  std::vector<double> unsorted = {2, 1};
+  CHECK_THROWS(kmeans1d_sorted(unsorted.data(), nullptr, 2, 1));
+  std::vector<double> ok = {1, 2};
+  CHECK_THROWS(kmeans1d_sorted(ok.data(), nullptr, 2, 0));
+  CHECK_THROWS(kmeans1d_sorted(ok.data(), nullptr, 0, 1));
+  std::vector<double> negw = {1, -1};
+  CHECK_THROWS(kmeans1d_sorted(ok.data(), negw.data(), 2, 1));
+  bool named = false;
+  try {
+    Fp16Histogram h;
+    h.add_one(0x7E00);
+  } catch (const cmo::Error& e) {
+    named = std::string(e.what()).find("NaN") != std::string::npos && e.code() == "EINVAL";
+  }
+  CHECK(named);
+  CHECK_THROWS([] {
+    Fp16Histogram h;
+    h.add_one(0xFC00);  // -Inf
+    return 0;
+  }());
+}
+
+TEST(fp16_histogram_orders_values_and_merges_zero) {
+  std::vector<uint16_t> bits = {0x3C00, 0xBC00, 0x0000, 0x8000, 0x0001, 0x8001, 0x7BFF, 0xFBFF, 0x3C00};
+  Fp16Histogram h;
+  h.add(bits.data(), bits.size());
+  DistinctValues d;
+  std::vector<uint16_t> keys;
+  h.distinct(d, &keys);
+  std::vector<double> want = {-65504, -1, -5.960464477539063e-08, 0, 5.960464477539063e-08, 1, 65504};
+  CHECK(d.values == want);
+  std::vector<double> counts = {1, 1, 1, 2, 1, 2, 1};
+  CHECK(d.counts == counts);
+  CHECK_EQ(h.distinct_count(), size_t{7});
+  h.clear();
+  CHECK_EQ(h.distinct_count(), size_t{0});
+  // Every finite fp16 pattern sorts like its value.
+  for (uint32_t a = 0; a < 65536; a += 7)
+    for (uint32_t b = 0; b < 65536; b += 4099) {
+      uint16_t ha = static_cast<uint16_t>(a), hb = static_cast<uint16_t>(b);
+      if ((ha & 0x7C00) == 0x7C00 || (hb & 0x7C00) == 0x7C00) continue;
+      float fa = cmo::half_to_float(ha), fb = cmo::half_to_float(hb);
+      CHECK_EQ(fa < fb, fp16_order_key(ha) < fp16_order_key(hb));
+      CHECK_EQ(fp16_from_order_key(fp16_order_key(ha)), (ha == 0x8000 ? uint16_t{0} : ha));
+    }
+}
+
+TEST(double_to_half_is_correctly_rounded) {
+  // 1 + 2^-11 + 2^-40 is just above the tie: double -> float rounds to the tie, then RNE would give 1.
+  double d = 1.0 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40);
+  CHECK_EQ(double_to_half(d), 0x3C01);
+  CHECK_EQ(double_to_half(1.0 + std::ldexp(1.0, -11)), 0x3C00);  // exact tie -> even
+  CHECK_EQ(double_to_half(-2.5), cmo::float_to_half(-2.5f));
+  CHECK_EQ(double_to_half(1e-9), 0x0000);
+}
+
+CMO_TEST_MAIN()
