@@ -42,7 +42,7 @@ export function loadShapeList(model = 'sdxl') {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (t.numel !== undefined && t.numel !== n) throw new Error(`${file}: tensor ${t.name}: numel ${t.numel} != product of shape ${n}`);
   }
-  return { label: model === 'sdxl' || model === 'sd15' ? model : path.basename(file, '.json'), file, tensors: json.tensors };
+  return { arg: model, label: model === 'sdxl' || model === 'sd15' ? model : path.basename(file, '.json'), file, tensors: json.tensors };
 }
 
 /** The first ceil(scale·count) tensors (scale 1: all). */
@@ -330,6 +330,7 @@ async function main() {
   const gbps = (bytes, s) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
   printTable(['phase', 'time', 'throughput', 'peak RSS (VmHWM)', 'note'], [
     ['generate + write (ours)', fmtSec(gen.seconds), gbps(gen.bytes, gen.seconds), fmtMiB(genMem.peakHwm), `synthetic data ${fmtSec(gen.synthSeconds)} of it; max anon RSS ${fmtMiB(genMem.maxAnon)}`],
+    ['  of which writing (excl. synthetic data)', fmtSec(gen.seconds - gen.synthSeconds), gbps(gen.bytes, gen.seconds - gen.synthSeconds), '', 'builder + native BlobWriter + fsync'],
     ['baseline: fs.writeSync same bytes', fmtSec(plainSeconds), gbps(gen.bytes, plainSeconds), '', '8 MiB buffer + fsync'],
     ['load + openProgram + metadata', fmtSec(load.seconds), '', fmtMiB(load.hwm), `${load.weights} weights, ${load.elements.toLocaleString('en-US')} elements listed; loadModel ${fmtSec(load.loadSeconds)}`],
     ['read all weights (BlobFile mmap)', fmtSec(read.seconds), gbps(read.bytes, read.seconds), fmtMiB(read.peakHwm), `max anon ${fmtMiB(read.maxAnon)}, max file-backed ${fmtMiB(read.maxFile)}; checksum ${read.checksum}`],

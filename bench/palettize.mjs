@@ -10,7 +10,7 @@
  * (1 thread and all threads): speed ratio and SSE ratio.
  *
  *   node bench/palettize.mjs [--quick | --scale F] [--model sdxl|sd15|file.json] [--out DIR] [--keep]
- *       [--threads N] [--configs 4-bit,gs16] [--baseline-tensors 20] [--baseline-config gs16|per_tensor] [--no-baseline]
+ *       [--threads N] [--configs 4-bit,gs16] [--baseline-tensors 20 (8 with --quick)] [--baseline-max-elements 524288] [--baseline-config gs16|per_tensor] [--no-baseline]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -51,7 +51,7 @@ async function ensureModel(list, tensors, scale, outDir) {
   }
   log(`# generating ${dest} (${tensors.length} tensors) ...`);
   const s = now();
-  await runChild(path.join(BENCH_DIR, 'generate-unet.mjs'), ['--model', list.file, '--scale', String(scale), '--out', outDir, '--keep', '--generate-only', '--json']);
+  await runChild(path.join(BENCH_DIR, 'generate-unet.mjs'), ['--model', list.arg, '--scale', String(scale), '--out', outDir, '--keep', '--generate-only', '--json']);
   log(`# generated in ${fmtSec(now() - s)}`);
   return { dest, generated: true };
 }
@@ -185,8 +185,8 @@ async function main() {
   let baseline;
   if (!args['no-baseline']) {
     baseline = await runBaseline(list, {
-      count: Number(args['baseline-tensors'] ?? 20),
-      maxNumel: Number(args['baseline-max-elements'] ?? (args.quick ? 2 ** 20 : 2 ** 21)),
+      count: Number(args['baseline-tensors'] ?? (args.quick ? 8 : 20)),
+      maxNumel: Number(args['baseline-max-elements'] ?? 2 ** 19),
       outDir, threads, baselineCfg: String(args['baseline-config'] ?? 'gs16'),
     });
   }
