@@ -65,7 +65,9 @@ void uniform_group(const GroupData& g, int nbits, float* lut, uint8_t* indices) 
   const bool f16 = g.is_f16();
   auto op = [f16](float x) { return f16 ? h(x) : x; };  // round to the weight dtype
   float range = op(hi - lo);
-  float scale = op(range / static_cast<float>(levels));
+  // The LUT step is range / levels in double, not rounded to the weight dtype: this reproduces the
+  // LUTs of coremltools' pal_n4_uniform_pertensor_ios18 bit for bit (a rounded step does not).
+  double scale = static_cast<double>(range) / levels;
   for (size_t i = 0; i < g.count; ++i) {
     if (range == 0.0f) {  // numpy gives 0/0 = NaN -> uint8 (platform-dependent); we use index 0
       indices[i] = 0;
@@ -77,7 +79,7 @@ void uniform_group(const GroupData& g, int nbits, float* lut, uint8_t* indices) 
   }
   // np.arange(2^n) * scale + lo runs in float64 (int64 array with a float scalar), then one cast.
   for (int k = 0; k <= levels; ++k) {
-    double v = static_cast<double>(k) * static_cast<double>(scale) + static_cast<double>(lo);
+    double v = static_cast<double>(k) * scale + static_cast<double>(lo);
     lut[k] = f16 ? half_to_float(double_to_half(v)) : static_cast<float>(v);
   }
 }
