@@ -327,7 +327,7 @@ async function main() {
   if (args.json) console.log(JSON.stringify(result));
   log('');
   log(`tensors ${gen.tensors}, weights ${gen.weights.toLocaleString('en-US')}, weight.bin ${fmtGB(gen.bytes)} (${gen.bytes} B); ops: ${Object.entries(gen.ops).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  const gbps = (bytes, s) => `${(bytes / s / 1e9).toFixed(2)} GB/s`;
+  const gbps = (bytes, s) => `${(bytes / s / 1e6).toFixed(0)} MB/s`;
   printTable(['phase', 'time', 'throughput', 'peak RSS (VmHWM)', 'note'], [
     ['generate + write (ours)', fmtSec(gen.seconds), gbps(gen.bytes, gen.seconds), fmtMiB(genMem.peakHwm), `synthetic data ${fmtSec(gen.synthSeconds)} of it; max anon RSS ${fmtMiB(genMem.maxAnon)}`],
     ['  of which writing (excl. synthetic data)', fmtSec(gen.seconds - gen.synthSeconds), gbps(gen.bytes, gen.seconds - gen.synthSeconds), '', 'builder + native BlobWriter + fsync'],
