@@ -285,7 +285,7 @@ export function defaultModelPath(label, scale, spec, dir = DEFAULT_WORK_DIR) {
 async function main() {
   const args = parseArgs();
   if (args.help) {
-    console.log('node bench/generate-unet.mjs [--model sdxl|sd15|file.json] [--scale F] [--out DIR] [--spec 9] [--keep] [--json]');
+    console.log('node bench/generate-unet.mjs [--model sdxl|sd15|file.json] [--scale F] [--out DIR] [--spec 9] [--keep] [--json] [--generate-only]');
     return;
   }
   if (args.phase) {
