@@ -52,8 +52,8 @@ export { decompressOp, asKernelTensor } from './kernels/decompress.js';
 export type {
   KernelDType, KernelTensor, CompressionOpType, DecompressRequest, DecompressedTensor, DecompressResult, KernelJobOptions,
 } from './kernels/decompress.js';
-export { quantizeTensor } from './kernels/quantize.js';
-export type { QuantMode, QuantDType, QuantGranularity, QuantizeRequest, QuantizeResult } from './kernels/quantize.js';
+export { quantizeTensor, toAffineDequantizeParams } from './kernels/quantize.js';
+export type { QuantMode, QuantDType, QuantGranularity, QuantizeRequest, QuantizeResult, AffineDequantizeParams } from './kernels/quantize.js';
 export { pruneTensor } from './kernels/prune.js';
 export type { PruneKind, PruneRequest, PruneResult } from './kernels/prune.js';
 // ML Program model, weights inspection and builder (mil helper)
@@ -68,12 +68,22 @@ export type { MilDType, Dim, ValueTypeMsg } from './mil/types.js';
 export { encodeImmediateTensor, decodeImmediateTensor, packBits, unpackBits, floatToHalfBits, halfBitsToFloat, halfBitsToFloatArray, stringScalar } from './mil/values.js';
 export type { TensorData, ValueMsg } from './mil/values.js';
 export { walkProgram, sortedOpCounts, totalOps } from './mil/walk.js';
-export { listWeights, constantBytes, popcount } from './mil/weights.js';
+export { listWeights, constantBytes, popcount, weightValueStats } from './mil/weights.js';
 export type { WeightInfo, WeightInputInfo, CompressionInfo, PalettizationInfo, QuantizationInfo, SparsityInfo, PerChannelScaleInfo, CastInfo, ListWeightsOptions } from './mil/weights.js';
 export { ProgramBuilder, tensor, inferOutputs, weightsDirResolver } from './mil/builder.js';
 export type { ProgramBuilderOptions, Var, TensorLiteral, OpInput, OpOptions, WeightSink, BuiltSpec } from './mil/builder.js';
-export { BlobFileReader, BlobFileWriter } from './mil/blob-io.js';
 export { openProgram } from './mil/from-model.js';
 export type { OpenedProgram } from './mil/from-model.js';
 export { describeModel, describeLoadedModel, formatReport } from './cli/commands/info-report.js';
 export type { ModelInfoReport } from './cli/commands/info-report.js';
+export { createExecutor, Executor, lowerProgram, SUPPORTED_OPS } from './runtime/executor.js';
+export type {
+  ExecutorModel,
+  GraphDescription,
+  PredictOptions,
+  TensorDType,
+  TensorInput,
+  TensorOutput,
+} from './runtime/executor.js';
+export { formatNpy, parseNpy, readNpy, writeNpy } from './runtime/npy.js';
+export type { NpyArray, NpyDType, NpyReadOptions } from './runtime/npy.js';

@@ -1,4 +1,5 @@
-// decompressOp({type, opset, params: {name: {dtype, shape, data}}, name?}, onProgress?, cancelToken?)
+// decompressOp({type, opset, params: {name: {dtype, shape, data}}, name?, values?: bool, data?: bool},
+//              onProgress?, cancelToken?)
 //   → Promise<{dtype, shape, values: Float32Array, data: TypedArray (output dtype), outputs: [...]}>
 // For two-output ops (lut_to_sparse, sparse_blockwise_shift_scale) the top-level fields describe the
 // values output (output 1); `outputs` lists every output in op order.
@@ -19,14 +20,16 @@ struct DecompressJob {
   kernels::Opset opset = kernels::Opset::IOS18;
   std::map<std::string, Tensor> params;
   std::string where;
+  bool want_values = true;  // the float32 copy (skip to halve peak memory on big weights)
+  bool want_data = true;    // the copy in the output dtype
 };
 
-Napi::Object output_to_js(Napi::Env env, const Tensor& t) {
+Napi::Object output_to_js(Napi::Env env, const Tensor& t, const DecompressJob& job) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("dtype", Napi::String::New(env, kernels::dtype_name(t.dtype)));
   o.Set("shape", shape_to_js(env, t.shape));
-  o.Set("values", float32_from(env, kernels::to_float32(t.view())));
-  o.Set("data", typed_array_from(env, t));
+  if (job.want_values) o.Set("values", float32_from(env, kernels::to_float32(t.view())));
+  if (job.want_data) o.Set("data", typed_array_from(env, t));
   return o;
 }
 
@@ -42,6 +45,8 @@ Napi::Value DecompressOp(const Napi::CallbackInfo& info) {
   if (os != "ios16" && os != "ios18") throw Napi::TypeError::New(env, "decompressOp: opset must be 'ios16' or 'ios18'");
   job->opset = os == "ios16" ? kernels::Opset::IOS16 : kernels::Opset::IOS18;
   job->where = req.Get("name").IsString() ? req.Get("name").As<Napi::String>().Utf8Value() : job->type;
+  if (req.Get("values").IsBoolean()) job->want_values = req.Get("values").As<Napi::Boolean>().Value();
+  if (req.Get("data").IsBoolean()) job->want_data = req.Get("data").As<Napi::Boolean>().Value();
   if (!req.Get("params").IsObject()) throw Napi::TypeError::New(env, "decompressOp: params must be an object");
   Napi::Object params = req.Get("params").As<Napi::Object>();
   Napi::Array keys = params.GetPropertyNames();
@@ -61,10 +66,10 @@ Napi::Value DecompressOp(const Napi::CallbackInfo& info) {
         ctx.progress(1, 1);
         return out;
       },
-      [](Napi::Env env, std::vector<Tensor>& outs) -> Napi::Value {
-        Napi::Object r = output_to_js(env, outs.back());
+      [job](Napi::Env env, std::vector<Tensor>& outs) -> Napi::Value {
+        Napi::Object r = output_to_js(env, outs.back(), *job);
         Napi::Array all = Napi::Array::New(env, outs.size());
-        for (size_t i = 0; i < outs.size(); ++i) all.Set(static_cast<uint32_t>(i), output_to_js(env, outs[i]));
+        for (size_t i = 0; i < outs.size(); ++i) all.Set(static_cast<uint32_t>(i), output_to_js(env, outs[i], *job));
         r.Set("outputs", all);
         return r;
       });

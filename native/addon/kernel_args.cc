@@ -96,7 +96,10 @@ Tensor float_tensor_from_js(Napi::Object o, const std::string& what) {
   Napi::Value data = o.Get("data");
   DType dt;
   Napi::Value dv = o.Get("dtype");
-  if (dv.IsString()) {
+  // quantizeTensor also accepts the target integer type in `dtype` (the weight type is then inferred).
+  const bool weight_dtype_given =
+      dv.IsString() && (dv.As<Napi::String>().Utf8Value().rfind("fp", 0) == 0 || dv.As<Napi::String>().Utf8Value().rfind("float", 0) == 0);
+  if (weight_dtype_given) {
     try {
       dt = kernels::dtype_from_name(dv.As<Napi::String>().Utf8Value());
     } catch (const Error& e) {

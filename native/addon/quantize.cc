@@ -1,4 +1,4 @@
-// quantizeTensor({data, shape, dtype?, mode, qdtype|quantDtype, granularity, blockSize, axis, inputAxis, blockSizes},
+// quantizeTensor({data, shape, dtype?, mode, quantDtype, granularity, blockSize, axis, inputAxis, blockSizes},
 //                onProgress?, cancelToken?)
 //   → Promise<{quantized, scale, scaleDtype, scaleShape, blockSizes, zeroPoint?}>
 #include <memory>
@@ -42,7 +42,13 @@ Napi::Value QuantizeTensor(const Napi::CallbackInfo& info) {
   if (mode == "linear_symmetric") job->options.mode = QuantMode::LinearSymmetric;
   else if (mode == "linear") job->options.mode = QuantMode::Linear;
   else throw Napi::TypeError::New(env, "quantizeTensor: mode must be 'linear_symmetric' or 'linear', got '" + mode + "'");
-  const std::string qd = str_opt(req, "quantDtype", str_opt(req, "qdtype", "int8"));
+  // Target type: quantDtype, or `dtype` when it names an integer type (the brief's spelling).
+  std::string dflt = "int8";
+  if (req.Get("dtype").IsString()) {
+    const std::string d = req.Get("dtype").As<Napi::String>().Utf8Value();
+    if (d == "int8" || d == "uint8" || d == "int4" || d == "uint4") dflt = d;
+  }
+  const std::string qd = str_opt(req, "quantDtype", dflt);
   if (qd == "int8") job->options.dtype = DType::Int8;
   else if (qd == "uint8") job->options.dtype = DType::UInt8;
   else if (qd == "int4") job->options.dtype = DType::Int4;

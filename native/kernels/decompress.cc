@@ -106,26 +106,80 @@ Tensor sparse_to_dense(const TensorData& nonzero, const TensorData& mask, const 
   return out;
 }
 
+namespace {
+
+// Element readers chosen once per tensor, so the inner loops carry no per-element type switch.
+using Reader = float (*)(const uint8_t*, size_t);
+float read_f16(const uint8_t* p, size_t i) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return half_to_float(h);
+}
+float read_f32(const uint8_t* p, size_t i) {
+  float f;
+  std::memcpy(&f, p + 4 * i, 4);
+  return f;
+}
+float read_s8(const uint8_t* p, size_t i) { return static_cast<float>(static_cast<int8_t>(p[i])); }
+float read_u8(const uint8_t* p, size_t i) { return static_cast<float>(p[i]); }
+
+Reader reader_for(DType t) {
+  switch (t) {
+    case DType::Float16: return &read_f16;
+    case DType::Float32: return &read_f32;
+    case DType::Int8: case DType::Int4: return &read_s8;
+    case DType::UInt8: case DType::UInt1: case DType::UInt2: case DType::UInt3: case DType::UInt4: case DType::UInt6:
+      return &read_u8;
+    default: return nullptr;  // wider integer types: use TensorData::get_float
+  }
+}
+
+// A reader bound to a view, falling back to get_float for the rare wide integer types.
+struct ElementReader {
+  const TensorData* t;
+  Reader fn;
+  explicit ElementReader(const TensorData& v) : t(&v), fn(reader_for(v.dtype)) {}
+  float operator()(size_t i) const { return fn ? fn(t->data, i) : t->get_float(i); }
+};
+
+void store(Tensor& out, bool fp16, size_t i, float v) {
+  if (fp16) {
+    const uint16_t h = float_to_half(v);
+    std::memcpy(out.bytes.data() + 2 * i, &h, 2);
+  } else {
+    std::memcpy(out.bytes.data() + 4 * i, &v, 4);
+  }
+}
+
+}  // namespace
+
 Tensor blockwise_shift_scale(const TensorData& data, const TensorData& scale, const TensorData* offset,
                              const std::string& where) {
   check_shift_scale(data, scale, offset, where);
   if (data.shape.empty()) bad_param(where, "data must have rank >= 1");
   const DType odt = scale.dtype;
+  const bool fp16 = odt == DType::Float16;
   Tensor out(odt, data.shape);
   auto blocks = block_factors(data.shape, scale.shape, where, "scale");
   auto pstrides = row_major_strides(scale.shape);
   const int64_t last = data.shape.back();
   const int64_t rows = last == 0 ? 0 : data.numel() / last;
   const int64_t blast = blocks.back();
+  const ElementReader rd(data), rs(scale);
+  const TensorData off_view = offset ? *offset : TensorData{};
+  const ElementReader ro(off_view);
+  // Integer data up to 8 bits is exact in fp16, so its astype(fp16) rounding can be skipped.
+  const bool data_exact = !dtype_is_float(data.dtype) && dtype_bits(data.dtype) <= 8;
   parallel_for(static_cast<size_t>(rows), [&](size_t r) {
     const int64_t row = static_cast<int64_t>(r);
     const int64_t base = param_row_base(row, data.shape, blocks, pstrides);
     for (int64_t j = 0; j < last; ++j) {
       const size_t i = static_cast<size_t>(row * last + j);
       const size_t p = static_cast<size_t>(base + j / blast);
-      float d = round_to(odt, data.get_float(i));
-      if (offset) d = round_to(odt, d - round_to(odt, offset->get_float(p)));
-      out.set_float(i, d * scale.get_float(p));
+      float d = rd(i);
+      if (fp16 && !data_exact) d = round_to(odt, d);
+      if (offset) d = round_to(odt, d - round_to(odt, ro(p)));
+      store(out, fp16, i, d * rs(p));
     }
   }, row_grain(last));
   return out;
@@ -135,18 +189,20 @@ Tensor affine_dequantize(const TensorData& q, const TensorData& zp, const Tensor
                          const std::string& where) {
   axis = normalize_affine(q, zp, scale, axis, where);
   Tensor out(scale.dtype, q.shape);
+  const bool fp16 = scale.dtype == DType::Float16;
   int64_t inner = 1;
   for (size_t k = static_cast<size_t>(axis) + 1; k < q.shape.size(); ++k) inner *= q.shape[k];
   const int64_t c = q.shape[static_cast<size_t>(axis)];
   const size_t n = static_cast<size_t>(q.numel());
-  const bool zp_vec = zp.numel() != 1 || !zp.shape.empty();
-  const bool sc_vec = scale.numel() != 1 || !scale.shape.empty();
+  const bool zp_vec = !zp.shape.empty();
+  const bool sc_vec = !scale.shape.empty();
+  const ElementReader rq(q), rz(zp), rs(scale);
   parallel_for((n + 4095) / 4096, [&](size_t b) {
     for (size_t i = b * 4096, e = std::min(n, (b + 1) * 4096); i < e; ++i) {
       const size_t ch = static_cast<size_t>((static_cast<int64_t>(i) / inner) % c);
-      const float z = zp.get_float(zp_vec ? ch : 0);
-      const float s = scale.get_float(sc_vec ? ch : 0);
-      out.set_float(i, s * (q.get_float(i) - z));  // fp32 math, one rounding to the scale's dtype
+      const float z = rz(zp_vec ? ch : 0);
+      const float s = rs(sc_vec ? ch : 0);
+      store(out, fp16, i, s * (rq(i) - z));  // fp32 math, one rounding to the scale's dtype
     }
   });
   return out;
@@ -203,6 +259,8 @@ Tensor ios16_mask(const TensorData& packed, const TensorData& shape, const std::
   if (packed.numel() != static_cast<int64_t>(packed_size_bytes(count, 1)))
     bad_param(where, "mask holds " + std::to_string(packed.numel()) + " bytes, expected " +
                          std::to_string(packed_size_bytes(count, 1)) + " for shape " + shape_string(out_shape));
+  if (count % 8 != 0 && (packed.data[packed.numel() - 1] >> (count % 8)) != 0)
+    bad_param(where, "mask padding bits after the last element must be 0");
   Tensor m;
   m.dtype = DType::UInt1;
   m.shape = out_shape;

@@ -13,6 +13,9 @@ namespace cmo::kernels {
 double numpy_percentile(std::vector<float> v, double q, DType dtype) {
   const size_t n = v.size();
   if (n == 0) throw Error("EINVAL", "percentile of an empty tensor");
+  // NaN breaks the ordering nth_element relies on (and numpy would prune nothing): reject.
+  for (float x : v)
+    if (std::isnan(x)) throw Error("EINVAL", "pruning: weight contains NaN");
   // numpy: quantiles = q / 100; virtual index = (n - 1) * quantiles (float64).
   const double quantile = q / 100.0;
   const double virt = static_cast<double>(n - 1) * quantile;
@@ -122,6 +125,76 @@ std::vector<uint8_t> block_prune_mask(const TensorData& w, double target, int64_
       }
   });
   return percentile_mask(mag, target, t);
+}
+
+namespace {
+// numpy percentile by full sort (oracle for the nth_element version).
+double percentile_by_sort(std::vector<float> v, double q, DType dtype) {
+  for (float x : v)
+    if (std::isnan(x)) throw Error("EINVAL", "pruning: weight contains NaN");
+  std::sort(v.begin(), v.end());
+  const double virt = static_cast<double>(v.size() - 1) * (q / 100.0);
+  if (virt >= static_cast<double>(v.size() - 1)) return v.back();
+  const size_t lo = static_cast<size_t>(std::floor(virt));
+  const double g = virt - static_cast<double>(lo);
+  const double diff = round_to(dtype, v[lo + 1] - v[lo]);
+  return g >= 0.5 ? v[lo + 1] - diff * (1.0 - g) : v[lo] + diff * g;
+}
+
+std::vector<uint8_t> mask_ref(const std::vector<float>& mag, double target, DType dtype) {
+  std::vector<uint8_t> keep(mag.size(), 1);
+  const double q = target * 100.0;
+  if (q == 100.0) return std::vector<uint8_t>(mag.size(), 0);
+  if (q == 0.0) return keep;
+  const float thr = threshold_in(dtype, percentile_by_sort(mag, q, dtype));
+  for (size_t i = 0; i < mag.size(); ++i) keep[i] = mag[i] > thr;
+  return keep;
+}
+}  // namespace
+
+std::vector<uint8_t> magnitude_prune_mask_ref(const TensorData& w, double target) {
+  check_float(w, "magnitude pruning");
+  check_target(target);
+  std::vector<float> mag(static_cast<size_t>(w.numel()));
+  for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::fabs(w.get_float(i));
+  return mask_ref(mag, target, w.dtype);
+}
+
+// Literal coremltools steps: swap dim to axis 0, zero-pad axis 0 to a multiple of bs, norm of each
+// [bs] column, broadcast, crop, swap back.
+std::vector<uint8_t> block_prune_mask_ref(const TensorData& w, double target, int64_t bs, int64_t dim) {
+  check_float(w, "block pruning");
+  check_target(target);
+  std::string why = block_prune_skip_reason(w.shape, bs, dim);
+  if (!why.empty()) throw Error("ESKIP", "block pruning not applicable: " + why);
+  const DType t = w.dtype;
+  std::vector<int64_t> sw = w.shape;  // swapped shape
+  if (dim == 1) std::swap(sw[0], sw[1]);
+  int64_t inner = 1;
+  for (size_t k = 1; k < sw.size(); ++k) inner *= sw[k];
+  const int64_t C = sw[0], padded = (C + bs - 1) / bs * bs;
+  int64_t rest = 1;
+  for (size_t k = 2; k < w.shape.size(); ++k) rest *= w.shape[k];
+  auto src_index = [&](int64_t c, int64_t j) {  // element (c, j) of the swapped [C, inner] view
+    const int64_t o = j / rest, r = j % rest;
+    const int64_t i0 = dim == 0 ? c : o, i1 = dim == 0 ? o : c;
+    return (i0 * w.shape[1] + i1) * rest + r;
+  };
+  std::vector<float> swapped(static_cast<size_t>(padded * inner), 0.0f);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < inner; ++j) swapped[static_cast<size_t>(c * inner + j)] = w.get_float(static_cast<size_t>(src_index(c, j)));
+  std::vector<float> mag(static_cast<size_t>(w.numel()));
+  for (int64_t b = 0; b < padded / bs; ++b)
+    for (int64_t j = 0; j < inner; ++j) {
+      float acc = 0;
+      for (int64_t k = 0; k < bs; ++k) {
+        const float v = swapped[static_cast<size_t>((b * bs + k) * inner + j)];
+        acc += round_to(t, v * v);
+      }
+      const float norm = round_to(t, std::sqrt(round_to(t, acc)));
+      for (int64_t k = 0; k < bs && b * bs + k < C; ++k) mag[static_cast<size_t>(src_index(b * bs + k, j))] = norm;
+    }
+  return mask_ref(mag, target, t);
 }
 
 std::string nm_prune_skip_reason(const std::vector<int64_t>& shape, int64_t m, int64_t dim) {

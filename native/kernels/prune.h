@@ -25,6 +25,9 @@ std::vector<uint8_t> block_prune_mask(const TensorData& w, double target_sparsit
 // earlier element is pruned first).
 std::vector<uint8_t> nm_prune_mask(const TensorData& w, int64_t n, int64_t m, int64_t dim);
 std::vector<uint8_t> nm_prune_mask_ref(const TensorData& w, int64_t n, int64_t m, int64_t dim);
+// References: full sort + numpy's formulas, literal zero-pad/reshape for blocks.
+std::vector<uint8_t> magnitude_prune_mask_ref(const TensorData& w, double target_sparsity);
+std::vector<uint8_t> block_prune_mask_ref(const TensorData& w, double target_sparsity, int64_t block_size, int64_t dim);
 // |w| <= threshold → 0.
 std::vector<uint8_t> threshold_prune_mask(const TensorData& w, double threshold);
 

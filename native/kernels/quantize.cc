@@ -176,16 +176,50 @@ QuantizeResult quantize_linear(const TensorData& w, const QuantizeOptions& o) {
     }
   };
 
+  if (nblocks == 1) {  // per tensor: one block, so split the element range instead
+    const size_t n = static_cast<size_t>(w.numel()), chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
+    std::vector<float> mns(chunks, INFINITY), mxs(chunks, -INFINITY);
+    parallel_for(chunks, [&](size_t c) {
+      for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i) {
+        const float v = w.get_float(i);
+        if (std::isnan(v)) mns[c] = NAN;  // sticky: min/max below would otherwise skip a NaN
+        if (std::isnan(mns[c])) continue;
+        mns[c] = std::min(mns[c], v);
+        mxs[c] = std::max(mxs[c], v);
+      }
+    });
+    float mn = INFINITY, mx = -INFINITY;
+    for (size_t c = 0; c < chunks; ++c) {
+      if (std::isnan(mns[c])) mn = NAN;
+      if (std::isnan(mn)) break;
+      mn = std::min(mn, mns[c]);
+      mx = std::max(mx, mxs[c]);
+    }
+    if (!std::isfinite(mn) || !std::isfinite(mx))
+      throw Error("EINVAL", "quantize: weight contains inf or NaN");
+    const BlockParams bp = block_params(mn, mx, p, o.mode, o.dtype);
+    r.scale.set_float(0, bp.scale);
+    if (r.zero_point) r.zero_point->set_float(0, bp.zero_point);
+    parallel_for(chunks, [&](size_t c) {
+      for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i)
+        r.quantized.set_float(i, static_cast<float>(quantize_value(w.get_float(i), bp, p)));
+    });
+    return r;
+  }
+
   parallel_for(static_cast<size_t>(nblocks), [&](size_t bi) {
     const int64_t b = static_cast<int64_t>(bi);
     float mn = INFINITY, mx = -INFINITY;
     for_each_in_block(b, [&](int64_t i) {
       const float v = w.get_float(static_cast<size_t>(i));
-      mn = std::min(mn, v);
-      mx = std::max(mx, v);
+      if (std::isnan(v)) mn = NAN;
+      if (!std::isnan(mn)) {
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
+      }
     });
     if (!std::isfinite(mn) || !std::isfinite(mx))
-      throw Error("EINVAL", "quantize: weight contains inf or NaN (coremltools skips such weights)");
+      throw Error("EINVAL", "quantize: weight contains inf or NaN");
     BlockParams bp = block_params(mn, mx, p, o.mode, o.dtype);
     r.scale.set_float(bi, bp.scale);
     if (r.zero_point) r.zero_point->set_float(bi, bp.zero_point);
@@ -215,6 +249,8 @@ QuantizeResult quantize_linear_ref(const TensorData& w, const QuantizeOptions& o
   for (int64_t i = 0; i < n; ++i) {
     const size_t b = static_cast<size_t>(block_of(i));
     const float v = w.get_float(static_cast<size_t>(i));
+    if (std::isnan(v)) mn[b] = NAN;
+    if (std::isnan(mn[b])) continue;
     mn[b] = std::min(mn[b], v);
     mx[b] = std::max(mx[b], v);
   }

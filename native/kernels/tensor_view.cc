@@ -4,6 +4,9 @@
 #include <cstring>
 
 #include "../util/fp16.h"
+#include "../util/thread_pool.h"
+
+#include <algorithm>
 
 namespace cmo::kernels {
 
@@ -158,9 +161,29 @@ void Tensor::set_float(size_t i, float v) {
 
 std::vector<float> to_float32(const TensorData& t) {
   t.validate("to_float32");
-  size_t n = static_cast<size_t>(t.numel());
+  const size_t n = static_cast<size_t>(t.numel());
   std::vector<float> out(n);
-  for (size_t i = 0; i < n; ++i) out[i] = t.get_float(i);
+  if (t.dtype == DType::Float32) {
+    if (n) std::memcpy(out.data(), t.data, n * 4);
+    return out;
+  }
+  // Type dispatch outside the element loop; chunks in parallel for large weights.
+  constexpr size_t chunk = 1 << 16;
+  parallel_for((n + chunk - 1) / chunk, [&](size_t c) {
+    const size_t b = c * chunk, e = std::min(n, b + chunk);
+    if (t.dtype == DType::Float16) {
+      for (size_t i = b; i < e; ++i) {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * i, 2);
+        out[i] = half_to_float(h);
+      }
+    } else if (t.dtype == DType::UInt8 || t.dtype == DType::UInt1 || t.dtype == DType::UInt2 || t.dtype == DType::UInt3 ||
+               t.dtype == DType::UInt4 || t.dtype == DType::UInt6) {
+      for (size_t i = b; i < e; ++i) out[i] = static_cast<float>(t.data[i]);
+    } else {
+      for (size_t i = b; i < e; ++i) out[i] = t.get_float(i);
+    }
+  });
   return out;
 }
 

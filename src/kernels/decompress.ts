@@ -39,6 +39,12 @@ export interface DecompressRequest {
   params: Record<string, KernelTensor>;
   /** Op name (or file) used in error messages. */
   name?: string;
+  /**
+   * Return `values` (float32 copy) / `data` (output-dtype copy); both default true. Turn one off
+   * for big weights to halve the JS-side memory; the omitted field is then an empty array.
+   */
+  values?: boolean;
+  data?: boolean;
 }
 
 export interface DecompressedTensor {
@@ -65,9 +71,14 @@ interface DecompressAddon {
 }
 
 /** Decodes one compression op. Rejects with an Error (code EINVAL / EUNSUPPORTED) naming the op and the problem. */
-export function decompressOp(req: DecompressRequest, options: KernelJobOptions = {}): Promise<DecompressResult> {
+export async function decompressOp(req: DecompressRequest, options: KernelJobOptions = {}): Promise<DecompressResult> {
   const addon = nativeAddon<DecompressAddon>();
-  return withCancel(options.signal, (token) => addon.decompressOp(req, options.onProgress, token));
+  const r = await withCancel(options.signal, (token) => addon.decompressOp(req, options.onProgress, token));
+  for (const o of [r, ...r.outputs]) {
+    o.values ??= new Float32Array(0);
+    o.data ??= new Uint8Array(0);
+  }
+  return r;
 }
 
 /** A decoded output as a parameter for the next op of a chain. */

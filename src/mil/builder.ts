@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { BlobFileWriter } from './blob-io.js';
+import { BlobWriter, type BlobDType, type BlobValues } from '../format/blob.js';
 import { Model } from '../model.js';
 import type { WeightFileSource } from '../format/package.js';
 import type { ModelSpec } from '../format/spec-types.js';
@@ -29,7 +29,7 @@ export interface ProgramBuilderOptions {
   specVersion: 6 | 7 | 8 | 9 | 10;
   /** Where weight.bin is written (created on the first blob). */
   weightsPath?: string;
-  /** Opens the writer for weightsPath; default BlobFileWriter.create (./blob-io.ts). */
+  /** Opens the writer for weightsPath; default the native BlobWriter (format/blob.ts). */
   openWeightSink?: (path: string) => WeightSink;
   /** Extra `Metadata.userDefined` entries. */
   metadata?: Record<string, string>;
@@ -84,6 +84,10 @@ export class ProgramBuilder {
   private readonly counters = new Map<string, number>();
   private sink: WeightSink | undefined;
   private built = false;
+  /** Const ops by var name: constexpr ops inline their values, as coremltools does. */
+  private readonly constOps = new Map<string, { msg: OperationMsg; value: ValueMsg; literal: TensorLiteral }>();
+  /** Vars referenced by name (op inputs, outputs); a const used only inline is not emitted. */
+  private readonly usedByName = new Set<string>();
 
   constructor(options: ProgramBuilderOptions) {
     const opset = OPSET_OF_SPEC[options.specVersion];
@@ -135,7 +139,9 @@ export class ProgramBuilder {
   /** A const op (coremltools layout) holding `data`. */
   const(name: string, data: TensorLiteral['data'], shape: Dim[], dtype: MilDType = inferLiteralDType(data)): Var {
     const value = this.value(dtype, data, shape);
-    this.ops.push(makeConstOp(name, value));
+    const msg = makeConstOp(name, value);
+    this.ops.push(msg);
+    this.constOps.set(name, { msg, value, literal: tensor(dtype, data, shape) });
     return this.define(name, value.type!);
   }
 
@@ -150,25 +156,35 @@ export class ProgramBuilder {
     let msg: OperationMsg;
     const resolved: Record<string, Var | Var[] | TensorLiteral> = {};
     if (type.startsWith('constexpr_')) {
+      const inlined = new Map<string, ValueMsg>();
       for (const [k, v] of present) {
-        if (isVar(v) || isLiteral(v)) resolved[k] = v;
+        const c = isVar(v) ? this.constOps.get(v.name) : undefined;
+        if (c) { resolved[k] = c.literal; inlined.set(k, c.value); } // inferred from the values, stored inline
+        else if (isVar(v) || isLiteral(v)) resolved[k] = v;
         else if (Array.isArray(v) && v.every(isVar)) throw new ConfigError(`${type}.${k} cannot be variadic`);
         else resolved[k] = literalOf(v as number | boolean | string | readonly number[]);
       }
       const outs = this.outputTypes(type, resolved, options, name);
-      msg = makeConstexprOp(this.opset, type, name,
-        Object.entries(resolved).map(([k, v]) => [k, isVar(v) ? v.name : isLiteral(v) ? this.value(v.dtype, v.data, v.shape) : undefined]),
-        outs);
+      const param = (k: string, v: Var | Var[] | TensorLiteral): ValueMsg | string | undefined => {
+        const c = inlined.get(k);
+        if (c) return c; // a plain const's value lives inline in the constexpr op
+        if (isLiteral(v)) return this.value(v.dtype, v.data, v.shape);
+        if (!isVar(v)) return undefined;
+        this.usedByName.add(v.name);
+        return v.name;
+      };
+      msg = makeConstexprOp(this.opset, type, name, Object.entries(resolved).map(([k, v]) => [k, param(k, v)]), outs);
     } else {
       const bindings: Record<string, string | string[]> = {};
       for (const [k, v] of present) {
-        if (isVar(v)) { resolved[k] = v; bindings[k] = v.name; }
-        else if (Array.isArray(v) && v.length > 0 && v.every(isVar)) { resolved[k] = v as Var[]; bindings[k] = (v as Var[]).map(x => x.name); }
+        if (isVar(v)) { resolved[k] = v; bindings[k] = v.name; this.usedByName.add(v.name); }
+        else if (Array.isArray(v) && v.length > 0 && v.every(isVar)) { resolved[k] = v as Var[]; bindings[k] = (v as Var[]).map(x => x.name); for (const x of v as Var[]) this.usedByName.add(x.name); }
         else {
           const lit = isLiteral(v) ? v : literalOf(v as number | boolean | string | readonly number[]);
           const c = this.const(`${name}_${k}_0`, lit.data, lit.shape, lit.dtype);
           resolved[k] = lit; // inference needs the literal's values
           bindings[k] = c.name;
+          this.usedByName.add(c.name);
         }
       }
       msg = makeOp(type, name, bindings, this.outputTypes(type, resolved, options, name));
@@ -189,6 +205,7 @@ export class ProgramBuilder {
     let out = v;
     if (name && name !== v.name) out = this.op('identity', { x: v }, { name });
     this.outputs.push(out.name);
+    this.usedByName.add(out.name);
     return out;
   }
 
@@ -198,10 +215,12 @@ export class ProgramBuilder {
     this.built = true;
     if (this.outputs.length === 0) throw new ConfigError('the program has no outputs');
     this.sink?.close();
+    const inlinedOnly = new Set([...this.constOps].filter(([n]) => !this.usedByName.has(n)).map(([, c]) => c.msg));
+    const operations = this.ops.filter(o => !inlinedOnly.has(o));
     const msg: ProgramMsg = {
       version: 1,
       functions: {
-        main: { inputs: this.inputs.map(i => ({ name: i.name, type: i.type })), opset: this.opset, blockSpecializations: { [this.opset]: { outputs: [...this.outputs], operations: this.ops } } },
+        main: { inputs: this.inputs.map(i => ({ name: i.name, type: i.type })), opset: this.opset, blockSpecializations: { [this.opset]: { outputs: [...this.outputs], operations } } },
       },
     };
     const weightsFile = this.sink ? this.options.weightsPath : undefined;
@@ -260,7 +279,7 @@ export class ProgramBuilder {
     if (!this.sink) {
       const p = this.options.weightsPath;
       if (!p) throw new ConfigError('this program needs a weight file (a constant has ≥ 10 elements): pass weightsPath');
-      const open = this.options.openWeightSink ?? ((f: string) => BlobFileWriter.create(f));
+      const open = this.options.openWeightSink ?? ((f: string) => nativeSink(BlobWriter.create(f)));
       this.sink = open(path.resolve(p));
     }
     return this.sink;
@@ -544,4 +563,12 @@ export function inferOutputs(type: string, ins: In): OutT | undefined {
     default:
       return undefined;
   }
+}
+
+/** Adapts the native BlobWriter to the builder's WeightSink (dtype names are blob dtype names). */
+function nativeSink(writer: BlobWriter): WeightSink {
+  return {
+    append: (dtype, data, elementCount) => writer.append(dtype as BlobDType, data as BlobValues, elementCount),
+    close: () => writer.close(),
+  };
 }

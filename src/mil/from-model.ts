@@ -1,7 +1,7 @@
 /** Open the ML Program of a loaded Model, with its weight files read on demand. */
 import type { Model } from '../model.js';
 import { UnsupportedError } from '../errors.js';
-import { BlobFileReader } from './blob-io.js';
+import { BlobFile } from '../format/blob.js';
 import { Program, type BlobSource, type ProgramMsg } from './program.js';
 
 export interface OpenedProgram {
@@ -19,7 +19,7 @@ export function openProgram(model: Model, options: { openBlob?: (file: string) =
   const msg = model.program;
   const file = model.path;
   if (!msg) throw new UnsupportedError(`not an ML Program (model type ${model.modelType ?? 'unknown'})`, { file });
-  const open = options.openBlob ?? ((f: string) => BlobFileReader.open(f));
+  const open = options.openBlob ?? ((f: string) => BlobFile.open(f));
   const readers = new Map<string, BlobSource & { close?(): void }>();
   const program = new Program(msg as unknown as ProgramMsg, {
     file,

@@ -7,7 +7,7 @@ import { ModelFormatError, WeightFileError } from '../errors.js';
 import { decodeProgram, encodeProgram } from './proto.js';
 import {
   elementCountOf, formatValueType, iosOfOpset, storedBytes, tensorDType, tensorShape, toNumber,
-  type Dim, type Long, type MilDType, type ValueTypeMsg, dtypeFromBlob,
+  type Dim, type Long, type MilDType, type ValueTypeMsg, dtypeFromBlob, dtypeFromCode,
 } from './types.js';
 import { decodeImmediateTensor, halfBitsToFloat, halfBitsToFloatArray, stringScalar, type TensorData, type ValueMsg } from './values.js';
 
@@ -43,6 +43,8 @@ export interface ProgramOptions {
   file?: string;
   /** Opens weight files on demand; without it blob values can be described but not read. */
   blobs?: BlobResolver;
+  /** Check every type and value up front (default true), so later accessors meet only well-formed data. */
+  validate?: boolean;
 }
 
 /** A constant tensor: an immediate value (decoded lazily) or a blob reference (read lazily). */
@@ -50,17 +52,21 @@ export class ConstValue {
   readonly msg: ValueMsg;
   private readonly resolver: BlobResolver | undefined;
   private readonly what: string;
+  private readonly file: string | undefined;
   private cached: TensorData | undefined;
 
-  constructor(msg: ValueMsg, resolver?: BlobResolver, what = 'value') {
+  constructor(msg: ValueMsg, resolver?: BlobResolver, what = 'value', file?: string) {
     this.msg = msg;
     this.resolver = resolver;
     this.what = what;
+    this.file = file;
   }
+  private formatError(message: string): ModelFormatError { return new ModelFormatError(`${this.what}: ${message}`, { file: this.file }); }
+  private weightError(message: string): WeightFileError { return new WeightFileError(`${this.what}: ${message}`, { file: this.file }); }
   get kind(): 'immediate' | 'blob' { return this.msg.blobFileValue ? 'blob' : 'immediate'; }
   get type(): ValueTypeMsg | null | undefined { return this.msg.type; }
   get isTensor(): boolean { return Boolean(this.msg.type?.tensorType) && Boolean(this.msg.blobFileValue || this.msg.immediateValue?.tensor); }
-  get dtype(): MilDType { const d = tensorDType(this.msg.type); if (!d) throw new ModelFormatError(`${this.what}: not a tensor`); return d; }
+  get dtype(): MilDType { const d = tensorDType(this.msg.type); if (!d) throw this.formatError('not a tensor'); return d; }
   get shape(): Dim[] { return tensorShape(this.msg.type) ?? []; }
   get rank(): number { return this.shape.length; }
   get elementCount(): number { return elementCountOf(this.shape) ?? 0; }
@@ -79,17 +85,24 @@ export class ConstValue {
   data(): TensorData {
     if (this.cached) return this.cached;
     const b = this.blob;
-    if (!b) return (this.cached = decodeImmediateTensor(this.msg, this.what));
-    if (!this.resolver) throw new WeightFileError(`${this.what}: the weight file ${b.fileName} is not available`);
+    if (!b) {
+      try {
+        return (this.cached = decodeImmediateTensor(this.msg, this.what));
+      } catch (e) {
+        if (e instanceof ModelFormatError && !e.file) throw new ModelFormatError(e.message, { file: this.file, cause: e });
+        throw e;
+      }
+    }
+    if (!this.resolver) throw this.weightError(`the weight file ${b.fileName} is not available`);
     const src = this.resolver(b.fileName);
     const rec = src.record?.(b.offset);
     if (rec) {
       const recDtype = dtypeFromBlob(rec.dtype);
-      if (recDtype && recDtype !== b.dtype) throw new WeightFileError(`${this.what}: blob at offset ${b.offset} holds ${recDtype}, the program says ${b.dtype}`);
-      if (rec.sizeInBytes !== this.storedBytes) throw new WeightFileError(`${this.what}: blob at offset ${b.offset} holds ${rec.sizeInBytes} bytes, ${formatValueType(this.msg.type)} needs ${this.storedBytes}`);
+      if (recDtype && recDtype !== b.dtype) throw this.weightError(`blob at offset ${b.offset} holds ${recDtype}, the program says ${b.dtype}`);
+      if (rec.sizeInBytes !== this.storedBytes) throw this.weightError(`blob at offset ${b.offset} holds ${rec.sizeInBytes} bytes, ${formatValueType(this.msg.type)} needs ${this.storedBytes}`);
     }
     const out = src.read(b.offset);
-    if (out.length < this.elementCount) throw new WeightFileError(`${this.what}: blob at offset ${b.offset} holds ${out.length} elements, need ${this.elementCount}`);
+    if (out.length < this.elementCount) throw this.weightError(`blob at offset ${b.offset} holds ${out.length} elements, need ${this.elementCount}`);
     return out.length === this.elementCount ? out : (out as Uint8Array).subarray(0, this.elementCount);
   }
   /** The values as float32 (fp16 converted, integers widened). */
@@ -103,7 +116,7 @@ export class ConstValue {
   scalar(): number | string | boolean | bigint {
     const d = this.data();
     const x = d[0];
-    if (x === undefined) throw new ModelFormatError(`${this.what}: empty tensor where a scalar was expected`);
+    if (x === undefined) throw this.formatError('empty tensor where a scalar was expected');
     return this.dtype === 'fp16' ? halfBitsToFloat(x as number) : x;
   }
 }
@@ -154,7 +167,7 @@ export class Operation {
   constValue(): ConstValue {
     const v = this.attribute('val');
     if (!this.isConst || !v) throw new ModelFormatError(`op ${this.name} (${this.type}) is not a const with a value`, { file: this.block.fn.program.file });
-    return new ConstValue(v, this.block.fn.program.blobs, `const ${this.name}`);
+    return new ConstValue(v, this.block.fn.program.blobs, `const ${this.name}`, this.block.fn.program.file);
   }
   /**
    * A parameter read from attributes (iOS16 constexpr style) or inputs (iOS18 style and regular
@@ -163,10 +176,11 @@ export class Operation {
   param(key: string): Param | undefined {
     const what = `${this.name}.${key}`;
     const attr = key !== 'name' ? this.attribute(key) : undefined;
-    if (attr) return { kind: 'value', value: new ConstValue(attr, this.block.fn.program.blobs, what) };
+    const { blobs, file } = this.block.fn.program;
+    if (attr) return { kind: 'value', value: new ConstValue(attr, blobs, what, file) };
     const b = this.input(key)[0];
     if (!b) return undefined;
-    return b.kind === 'name' ? { kind: 'var', name: b.name } : { kind: 'value', value: new ConstValue(b.value, this.block.fn.program.blobs, what) };
+    return b.kind === 'name' ? { kind: 'var', name: b.name } : { kind: 'value', value: new ConstValue(b.value, blobs, what, file) };
   }
   /** Parameter names in the order they are stored (attributes minus `name`, then inputs). */
   get paramNames(): string[] {
@@ -195,8 +209,9 @@ export class Block {
   }
   /** Where a var is defined, searching this block, then enclosing blocks, then the function inputs. */
   lookupVar(name: string): { name: string; type: ValueTypeMsg | null | undefined; producer?: Operation; blockInput?: Block } | undefined {
+    const producer = this.fn.producerOf(name);
     for (let b: Block | undefined = this; b; b = b.parent) {
-      for (const op of b.operations) for (const o of op.outputs) if (o.name === name) return { name, type: o.type, producer: op };
+      if (producer && producer.block === b) return { name, type: producer.outputs.find(o => o.name === name)!.type, producer };
       for (const i of b.inputs) if (i.name === name) return { name, type: i.type, blockInput: b };
     }
     const fi = this.fn.inputs.find(i => i.name === name);
@@ -279,7 +294,17 @@ export class MilFunction {
       for (const b of op.blocks) yield* this.walk(b);
     }
   }
-  invalidate(): void { this.uses = undefined; this.producers = undefined; }
+  invalidate(): void { this.uses = undefined; this.producers = undefined; this.order = undefined; }
+  private order: Map<Operation, number> | undefined;
+  /** Position of an op in walk() order (for sorting ops topologically). */
+  positionOf(op: Operation): number {
+    if (!this.order) {
+      this.order = new Map();
+      let i = 0;
+      for (const o of this.walk()) this.order.set(o, i++);
+    }
+    return this.order.get(op) ?? -1;
+  }
   private index(): void {
     this.uses = new Map();
     this.producers = new Map();
@@ -335,6 +360,7 @@ export class Program {
     if (v !== 1) throw new ModelFormatError(`ML Program version is ${v}, expected 1`, { file: this.file });
     this.functions = new Map(Object.entries(msg.functions ?? {}).map(([k, f]) => [k, new MilFunction(k, f, this)]));
     if (this.functions.size === 0) throw new ModelFormatError('ML Program has no functions', { file: this.file });
+    if (options.validate !== false) validateProgram(this);
   }
   static decode(bytes: Uint8Array, options: ProgramOptions = {}): Program {
     return new Program(decodeProgram(bytes, options.file), options);
@@ -393,4 +419,75 @@ export function makeConstexprOp(opset: string, type: string, name: string, param
     return { type, outputs: outputs.map(o => ({ name: o.name, type: o.type })), attributes };
   }
   return makeOp(type, name, Object.fromEntries(present), outputs);
+}
+
+/* ---- structural validation ---- */
+
+/**
+ * Check what the accessors rely on: known dtypes, rank = number of dimensions, named outputs,
+ * bindings with a name or a value, values with a type and an immediate or blob payload, active
+ * blocks present. Errors name the file and the op.
+ */
+export function validateProgram(program: Program): void {
+  const file = program.file;
+  const fail = (where: string, what: string): never => { throw new ModelFormatError(`${where}: ${what}`, { file }); };
+  const checkType = (t: ValueTypeMsg | null | undefined, where: string, depth = 0): void => {
+    if (!t) fail(where, 'missing type');
+    if (depth > 32) fail(where, 'type nested too deeply');
+    const tt = t!.tensorType;
+    if (tt) {
+      const code = tt.dataType ?? 0;
+      try { dtypeFromCode(code); } catch { fail(where, `unknown MIL DataType ${code}`); }
+      const rank = toNumber(tt.rank);
+      const dims = tt.dimensions ?? [];
+      if (rank !== dims.length) fail(where, `tensor rank ${rank} but ${dims.length} dimensions`);
+      for (const d of dims) {
+        if (d.constant) { const n = toNumber(d.constant.size); if (!Number.isSafeInteger(n) || n < 0) fail(where, `bad dimension ${n}`); }
+        else if (!d.unknown) fail(where, 'dimension is neither constant nor unknown');
+      }
+      return;
+    }
+    if (t!.listType) return checkType(t!.listType.type, where, depth + 1);
+    if (t!.tupleType) { for (const x of t!.tupleType.types ?? []) checkType(x, where, depth + 1); return; }
+    if (t!.dictionaryType) { checkType(t!.dictionaryType.keyType, where, depth + 1); checkType(t!.dictionaryType.valueType, where, depth + 1); return; }
+    if (t!.stateType) return checkType(t!.stateType.wrappedType, where, depth + 1);
+    fail(where, 'empty type');
+  };
+  const checkValue = (v: ValueMsg | null | undefined, where: string): void => {
+    if (!v) fail(where, 'missing value');
+    checkType(v!.type, where);
+    if (v!.blobFileValue) {
+      if (!v!.type?.tensorType) fail(where, 'blob value is not a tensor');
+      const off = toNumber(v!.blobFileValue.offset);
+      if (!Number.isSafeInteger(off) || off < 0) fail(where, `bad blob offset ${off}`);
+      const shape = tensorShape(v!.type)!;
+      if (elementCountOf(shape) === undefined) fail(where, 'blob value with an unknown dimension');
+    } else if (!v!.immediateValue) fail(where, 'value has neither an immediate nor a blob payload');
+  };
+  const checkBlock = (b: Block, where: string, depth: number): void => {
+    if (depth > 64) fail(where, 'blocks nested too deeply');
+    for (const i of b.msg.inputs ?? []) checkType(i.type, `${where} input ${i.name ?? ''}`);
+    for (const m of b.msg.operations ?? []) {
+      const opWhere = `${where} op ${m.type ?? '?'}`;
+      if (!m.type) fail(opWhere, 'op without a type');
+      for (const o of m.outputs ?? []) {
+        if (!o.name) fail(opWhere, 'output without a name');
+        checkType(o.type, `${opWhere} output ${o.name}`);
+      }
+      for (const [k, a] of Object.entries(m.attributes ?? {})) checkValue(a, `${opWhere} attribute ${k}`);
+      for (const [k, arg] of Object.entries(m.inputs ?? {})) {
+        for (const bind of arg.arguments ?? []) {
+          if (bind.value) checkValue(bind.value, `${opWhere} input ${k}`);
+          else if (!bind.name) fail(opWhere, `input ${k} has an empty binding`);
+        }
+      }
+      if (m.type === 'const' && !m.attributes?.['val']) fail(opWhere, 'const without a val attribute');
+      if (m.type === 'const' && (m.outputs ?? []).length !== 1) fail(opWhere, 'const must have one output');
+    }
+    for (const op of b.operations) op.blocks.forEach((nb, i) => checkBlock(nb, `${where} > ${op.name} block ${i}`, depth + 1));
+  };
+  for (const fn of program.functions.values()) {
+    for (const i of fn.msg.inputs ?? []) checkType(i.type, `function ${fn.name} input ${i.name ?? ''}`);
+    checkBlock(fn.block, `function ${fn.name}`, 0);
+  }
 }

@@ -5,6 +5,7 @@
  * string in `strings` (spec §2.5.1, §2.6).
  */
 import { ModelFormatError } from '../errors.js';
+import { packSubByte, unpackSubByte, type BlobDType } from '../format/blob.js';
 import { dtypeBits, dtypeFromCode, isSubByte, isSigned, tensorType, toNumber, type Dim, type Long, type MilDType, type ValueTypeMsg, tensorShape, elementCountOf } from './types.js';
 
 export type TensorData =
@@ -29,30 +30,24 @@ export interface ValueMsg {
 
 /* ---- sub-byte packing (LSB-first, spec §3.5) ---- */
 
-/** Pack n-bit values LSB-first; element i starts at bit i·n. Int4 stored as two's complement nibble. */
+// One packing implementation for the whole package: format/blob.ts (same bit order as weight.bin).
+const UNSIGNED_BY_BITS: Record<number, BlobDType> = { 1: 'uint1', 2: 'uint2', 3: 'uint3', 4: 'uint4', 6: 'uint6', 8: 'uint8' };
+function subByteDType(bits: number, signed: boolean): BlobDType {
+  const d = signed ? (bits === 4 ? 'int4' : bits === 8 ? 'int8' : undefined) : UNSIGNED_BY_BITS[bits];
+  if (!d) throw new RangeError(`no ${signed ? 'signed' : 'unsigned'} ${bits}-bit element type`);
+  return d;
+}
+
+/** Pack n-bit values LSB-first; element i starts at bit i·n. Negative values are int4 (two's complement). */
 export function packBits(values: ArrayLike<number>, bits: number): Uint8Array {
-  const out = new Uint8Array(Math.ceil((values.length * bits) / 8));
-  const mask = (1 << bits) - 1;
-  let bit = 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]! & mask;
-    for (let b = 0; b < bits; b++, bit++) if ((v >> b) & 1) out[bit >> 3]! |= 1 << (bit & 7);
-  }
-  return out;
+  let signed = false;
+  for (let i = 0; i < values.length; i++) if (values[i]! < 0) { signed = true; break; }
+  return packSubByte(subByteDType(bits, signed), values);
 }
 
 /** Unpack `count` n-bit values LSB-first; `signed` sign-extends from the top bit (int4). */
 export function unpackBits(bytes: Uint8Array, bits: number, count: number, signed = false): Int8Array | Uint8Array {
-  if (bytes.length * 8 < count * bits) throw new RangeError(`packed data holds ${bytes.length} bytes, need ${Math.ceil((count * bits) / 8)} for ${count} × ${bits}-bit values`);
-  const out = signed ? new Int8Array(count) : new Uint8Array(count);
-  let bit = 0;
-  for (let i = 0; i < count; i++) {
-    let v = 0;
-    for (let b = 0; b < bits; b++, bit++) v |= ((bytes[bit >> 3]! >> (bit & 7)) & 1) << b;
-    if (signed && v & (1 << (bits - 1))) v -= 1 << bits;
-    out[i] = v;
-  }
-  return out;
+  return unpackSubByte(subByteDType(bits, signed), bytes, count);
 }
 
 /* ---- fp16 bits ---- */
@@ -116,14 +111,20 @@ function shapeCount(type: ValueTypeMsg | null | undefined, what: string): number
 export function decodeImmediateTensor(v: ValueMsg, what = 'value'): TensorData {
   const tv = v.immediateValue?.tensor;
   if (!tv) throw new ModelFormatError(`${what}: not an immediate tensor`);
-  const dtype = dtypeFromCode(v.type?.tensorType?.dataType ?? 0);
+  const tt = v.type?.tensorType;
+  if (!tt) throw new ModelFormatError(`${what}: immediate tensor value without a tensor type`);
+  let dtype: MilDType;
+  try { dtype = dtypeFromCode(tt.dataType ?? 0); } catch { throw new ModelFormatError(`${what}: unknown MIL DataType ${tt.dataType ?? 0}`); }
   const n = shapeCount(v.type, what);
   const check = (len: number) => {
     if (len !== n) throw new ModelFormatError(`${what}: immediate ${dtype} holds ${len} elements, type says ${n}`);
   };
   if (tv.bytes) {
     const raw = tv.bytes.values ?? new Uint8Array(0);
-    if (isSubByte(dtype)) return unpackBits(raw, dtypeBits(dtype), n, isSigned(dtype));
+    if (isSubByte(dtype)) {
+      if (raw.length !== Math.ceil((n * dtypeBits(dtype)) / 8)) throw new ModelFormatError(`${what}: immediate ${dtype} bytes hold ${raw.length} bytes, type needs ${Math.ceil((n * dtypeBits(dtype)) / 8)}`);
+      return unpackBits(raw, dtypeBits(dtype), n, isSigned(dtype));
+    }
     const width = dtypeBits(dtype) / 8;
     if (raw.length !== n * width) throw new ModelFormatError(`${what}: immediate ${dtype} bytes hold ${raw.length} bytes, type needs ${n * width}`);
     // protobufjs hands out Buffer views into a shared pool; copy into an own, aligned buffer.

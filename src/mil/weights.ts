@@ -5,7 +5,7 @@
  * (`readData`): shapes, dtypes and sizes come from the program alone, so program-only packages
  * (weights/ missing) can still be described.
  */
-import { ModelFormatError } from '../errors.js';
+import { ModelFormatError, UnsupportedError } from '../errors.js';
 import type { ConstValue, MilFunction, Operation, Param, Program } from './program.js';
 import { dtypeBits, elementCountOf, isFloat, isInteger, storedBytes, tensorDType, tensorShape, type Dim, type MilDType } from './types.js';
 
@@ -187,7 +187,8 @@ function describeWeight(fn: MilFunction, op: Operation, name: string, dtype: Mil
   }
   for (const c of chainOps) {
     for (const key of c.paramNames) {
-      const p = c.param(key)!;
+      const p = c.param(key);
+      if (!p) continue;
       if (p.kind === 'var') {
         const from = fn.producerOf(p.name);
         inputs.push({ op: c.name, opType: c.type, input: key, fromOp: from?.name, fromVar: p.name, bytes: 0 });
@@ -235,10 +236,7 @@ function collectChain(fn: MilFunction, op: Operation): Operation[] {
     }
   };
   visit(op);
-  const order = new Map<Operation, number>();
-  let i = 0;
-  for (const o of fn.walk()) order.set(o, i++);
-  return [...found].sort((a, b) => order.get(a)! - order.get(b)!);
+  return [...found].sort((a, b) => fn.positionOf(a) - fn.positionOf(b));
 }
 
 /* ---- per-op compression facts ---- */
@@ -448,4 +446,28 @@ export function constantBytes(program: Program): { blobBytes: number; blobCount:
   let blobBytes = 0;
   for (const b of blobs.values()) blobBytes += b;
   return { blobBytes, blobCount: blobs.size, immediateBytes };
+}
+
+/**
+ * get_weights_metadata's value facts for an uncompressed (const) weight: zero count, sparsity
+ * (fraction of zeros) and number of distinct values (−0 and +0 count as one, like numpy).
+ * Reads the weight's data (one tensor) from its blob.
+ */
+export function weightValueStats(program: Program, weight: WeightInfo): { zeros: number; sparsity: number; uniqueValues: number } {
+  const fn = program.function(weight.function);
+  const op = fn.producerOf(weight.name);
+  if (!op?.isConst) throw new UnsupportedError(`weight ${weight.name} is produced by ${op?.type ?? 'nothing'}; value statistics need an uncompressed const`, { file: program.file });
+  const v = op.constValue();
+  const d = v.data() as ArrayLike<number>;
+  const seen = new Set<number>();
+  let zeros = 0;
+  const half = v.dtype === 'fp16' || v.dtype === 'bf16';
+  for (let i = 0; i < d.length; i++) {
+    let x = d[i]!;
+    if (half) x = (x & 0x7fff) === 0 ? 0 : x; // ±0 bit patterns
+    else if (x === 0) x = 0; // folds −0
+    if (x === 0) zeros++;
+    seen.add(x);
+  }
+  return { zeros, sparsity: d.length ? zeros / d.length : 0, uniqueValues: seen.size };
 }

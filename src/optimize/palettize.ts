@@ -14,6 +14,8 @@ import { runPass, type CompressedModel, type PassContext, type PassHandler, type
 import type { WeightCandidate } from './select.js';
 import type { CompressResult } from './native-compress.js';
 import { int32Scalar, outputValue, uint32Vector } from './values.js';
+import { floatToHalfBits, halfBitsToFloat } from '../mil/values.js';
+import { packSubByte, type BlobDType } from '../format/blob.js';
 
 export type PalettizeOptions = PassOptions;
 
@@ -31,6 +33,81 @@ function describe(config: OpPalettizerConfig, nbits: number): string {
   return parts.join(', ');
 }
 
+const ALLOWED_NBITS = [1, 2, 3, 4, 6, 8];
+
+/**
+ * mode 'custom': the user's lut_function runs in JS on each group (the channel slab with the
+ * channel axis moved first, as coremltools passes it); the result is written by the same native
+ * job at the weight's place in op order ("precomputed" entry).
+ */
+function customLutEntry(c: WeightCandidate, config: OpPalettizerConfig, ctx: PassContext): PlannedEntry | { skip: string } {
+  const fn = config.lutFunction!;
+  const rank = c.shape.length;
+  const grouped = config.granularity === 'per_grouped_channel';
+  let axis = grouped && config.channel_axis !== null ? (config.channel_axis + rank) % rank : c.axes.output;
+  if (axis === null) {
+    if (grouped) return { skip: 'its consumers disagree on the output-channel axis' };
+    axis = 0;
+  }
+  const channels = c.shape[axis]!;
+  const groupSize = grouped && config.group_size > 0 ? config.group_size : channels;
+  if (channels % groupSize !== 0) return { skip: `${channels} channels are not divisible by group_size ${groupSize}` };
+  const values = c.op.constValue().toFloat32();
+  const inner = c.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = c.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const groups = channels / groupSize;
+  const slabShape = [groupSize, ...c.shape.slice(0, axis), ...c.shape.slice(axis + 1)];
+  const indices = new Uint8Array(values.length);
+  const luts: number[][] = [];
+  for (let g = 0; g < groups; g++) {
+    // Element k of the slab (channel axis first, row-major) sits at flat index `at[k]` of the weight.
+    const at = new Int32Array(groupSize * outer * inner);
+    let k = 0;
+    for (let ch = 0; ch < groupSize; ch++) {
+      for (let o = 0; o < outer; o++) {
+        for (let i = 0; i < inner; i++) at[k++] = (o * channels + g * groupSize + ch) * inner + i;
+      }
+    }
+    const data = Float32Array.from(at, (j) => values[j]!);
+    const r = fn({ data, shape: slabShape });
+    if (r.indices.length !== data.length) throw new ConfigError(`lut_function returned ${r.indices.length} indices for ${data.length} values of ${c.name}`);
+    for (let j = 0; j < at.length; j++) {
+      const idx = r.indices[j]!;
+      if (!Number.isInteger(idx) || idx < 0 || idx >= r.lut.length) throw new ConfigError(`lut_function returned index ${idx} outside its ${r.lut.length}-entry LUT for ${c.name}`);
+      indices[at[j]!] = idx;
+    }
+    luts.push(Array.from(r.lut));
+  }
+  const needed = Math.max(1, Math.ceil(Math.log2(Math.max(...luts.map((l) => l.length)))));
+  const nbits = ALLOWED_NBITS.find((n) => n >= needed);
+  if (nbits === undefined) return { skip: `lut_function returned more than 256 LUT entries` };
+  const entries = 1 << nbits;
+  const f16 = c.dtype === 'fp16';
+  const lutValues = new Float32Array(groups * entries);
+  luts.forEach((l, g) => l.forEach((v, k) => (lutValues[g * entries + k] = f16 ? halfBitsToFloat(floatToHalfBits(v)) : v)));
+  let sse = 0, signal = 0;
+  for (let j = 0; j < values.length; j++) {
+    const g = Math.floor((Math.floor(j / inner) % channels) / groupSize);
+    const d = values[j]! - lutValues[g * entries + indices[j]!]!;
+    sse += d * d;
+    signal += values[j]! * values[j]!;
+  }
+  const lutBytes = f16
+    ? new Uint8Array(Uint16Array.from(lutValues, (v) => floatToHalfBits(v)).buffer)
+    : new Uint8Array(lutValues.buffer);
+  const packed = packSubByte(`uint${nbits}` as BlobDType, indices);
+  const ios16 = ctx.ios(c.fn) < 18;
+  const lutShape = [...c.shape.map((_, a) => (a === axis ? groups : 1)), entries, 1];
+  return {
+    kind: 'precomputed',
+    blobs: [
+      { dtype: ios16 ? 'uint8' : `uint${nbits}`, bytes: packed, elementCount: ios16 ? packed.length : indices.length },
+      { dtype: f16 ? 'float16' : 'float32', bytes: lutBytes, elementCount: lutValues.length },
+    ],
+    info: { nbits: [nbits], lutShape, indicesShape: c.shape, vectorAxis: [-1], sse: [sse], signal: [signal], groups: [groups] },
+  };
+}
+
 export const palettizeHandler: PassHandler = {
   api: 'palettize',
 
@@ -38,7 +115,7 @@ export const palettizeHandler: PassHandler = {
     const config = c.config;
     if (!(config instanceof OpPalettizerConfig)) throw new ConfigError(`palettize: weight ${c.name} resolved to a ${config.configType}; palettize_weights takes OpPalettizerConfig`);
     checkOpConfigTarget(config, { specVersion: ctx.specVersion, opset: ctx.opset(c.fn) }, { jointCompression: ctx.jointCompression });
-    if (config.mode === 'CUSTOM') return { skip: 'custom lut_function mode is not supported by the streaming pass yet' };
+    if (config.mode === 'CUSTOM') return customLutEntry(c, config, ctx);
     if (config.lut_dtype !== null) return { skip: 'lut_dtype (quantized LUT) needs joint compression support, not available yet' };
     if (!(c.dtype === 'fp16' || c.dtype === 'fp32')) return { skip: `dtype ${c.dtype}: only float weights are palettized (joint mode palettizes integer data)` };
     const rank = c.shape.length;

@@ -14,6 +14,7 @@ import type { ValueMsg } from '../mil/values.js';
 import { encodeModel, decodeModel } from '../format/proto.js';
 import type { ModelSpec } from '../format/spec-types.js';
 import { UnsupportedError, throwIfAborted } from '../errors.js';
+import { BlobFile } from '../format/blob.js';
 import { setThreads, getThreads, type ProgressCallback } from '../native.js';
 import { selectWeights, type WeightCandidate } from './select.js';
 import { runCompressJob, type CompressEntry, type CompressResult } from './native-compress.js';
@@ -136,7 +137,29 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
   // Work on a copy of the spec: the input model stays untouched.
   const spec = decodeModel(encodeModel(model.spec), where);
   floorSpecVersion(spec);
-  const program = new Program(spec.mlProgram!, { file: where });
+  // Blob values stay lazy; a handler that needs a weight's data in JS (a custom LUT function)
+  // reads it through a memory-mapped BlobFile.
+  const openFiles = new Map<string, BlobFile>();
+  const program = new Program(spec.mlProgram!, {
+    file: where,
+    blobs: (fileName) => {
+      const file = model.weightFilePath(fileName);
+      let f = openFiles.get(file);
+      if (!f) openFiles.set(file, (f = BlobFile.open(file)));
+      return f;
+    },
+  });
+  try {
+    return await runPassOnProgram(model, spec, program, config, handler, options, started);
+  } finally {
+    for (const f of openFiles.values()) f.close();
+  }
+}
+
+async function runPassOnProgram(
+  model: Model, spec: ModelSpec, program: Program, config: OptimizationConfig, handler: PassHandler, options: PassOptions, started: number,
+): Promise<CompressedModel> {
+  const where = model.path;
   if (program.functions.size > 1) throw new UnsupportedError(`${handler.api}: multi-function models are not supported (coremltools rejects them too)`, { file: where });
   const specVersion = spec.specificationVersion ?? 7;
   const ctx: PassContext = {

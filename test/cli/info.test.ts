@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { FIXTURES, GOLDEN, hasFixtures } from '../mil/helpers.js';
@@ -125,5 +126,43 @@ describe.skipIf(!hasFixtures)('coreml-optimize info', () => {
     const r = await runInfo(['/nonexistent/model.mlpackage']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/nonexistent/);
+  });
+});
+
+describe.skipIf(!hasFixtures)('info on damaged packages', () => {
+
+  it('a truncated weight.bin still gives the program facts, with a note', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-info-'));
+    const pkg = path.join(dir, 'm.mlpackage');
+    fs.cpSync(path.join(GOLDEN, 'prune_mag50_ios18.mlpackage'), pkg, { recursive: true });
+    const wb = path.join(pkg, 'Data/com.apple.CoreML/weights/weight.bin');
+    fs.truncateSync(wb, 1000);
+    const r = await infoJson(pkg);
+    expect(r.program!.weights.length).toBe(13);
+    expect(r.notes.join(' ')).toMatch(/weight data could not be read .*weight\.bin/);
+    const s = r.program!.weights.find(w => w.name === 'fc1_weight_to_fp16_sparsified')!.compression[0] as { maskPopcount?: number; nonzeroCount: number };
+    expect(s.maskPopcount).toBeUndefined();
+    expect(s.nonzeroCount).toBeGreaterThan(0);
+  });
+  it('a corrupt program is an error naming the model file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-info-'));
+    const pkg = path.join(dir, 'm.mlpackage');
+    fs.cpSync(path.join(GOLDEN, 'pal_n4_pertensor_ios16.mlpackage'), pkg, { recursive: true });
+    const mf = path.join(pkg, 'Data/com.apple.CoreML/model.mlmodel');
+    const b = fs.readFileSync(mf);
+    fs.writeFileSync(mf, b.subarray(0, Math.floor(b.length / 2)));
+    const r = await runInfo([pkg]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/model\.mlmodel/);
+  });
+});
+
+describe.skipIf(!hasFixtures)('info --no-weights', () => {
+  it('keeps totals, drops the list', async () => {
+    const r = await runInfo([path.join(GOLDEN, 'pal_n4_gs16_ios18.mlpackage'), '--json', '--no-weights']);
+    const j = JSON.parse(r.stdout) as ModelInfoReport;
+    expect(j.program!.weights).toEqual([]);
+    expect(j.program!.totals.weights).toBe(13);
+    expect(j.program!.totals.compressedWeights).toBe(7);
   });
 });

@@ -141,7 +141,7 @@ describe('ProgramBuilder', () => {
 describe('ProgramBuilder.save', () => {
   it('writes a package that loadModel reads back with the same program and weights', async () => {
     const { loadModel } = await import('../../src/model.js');
-    const { BlobFileReader } = await import('../../src/mil/blob-io.js');
+    const { BlobFile } = await import('../../src/format/blob.js');
     const dir = tmp();
     const b = new ProgramBuilder({ specVersion: 8, weightsPath: path.join(dir, 'tmp-weight.bin') });
     const x = b.input('x', 'fp16', [2, 32]);
@@ -160,7 +160,7 @@ describe('ProgramBuilder.save', () => {
     expect(desc.input!.map(i => i.name)).toEqual(['x']);
     expect(desc.output!.map(i => i.name)).toEqual(['y']);
     expect(desc.metadata!.userDefined!['com.github.apple.coremltools.source']).toBe('coreml-optimize');
-    const reader = BlobFileReader.open(m.weightFilePath('@model_path/weights/weight.bin'));
+    const reader = BlobFile.open(m.weightFilePath('@model_path/weights/weight.bin'));
     const program = new Program(m.program as never, { blobs: () => reader });
     expect(program.main.opset).toBe('CoreML7');
     expect(Array.from(program.main.producerOf('w')!.constValue().data() as Uint16Array)).toEqual(Array.from(wvals, floatToHalfBits));
@@ -168,5 +168,30 @@ describe('ProgramBuilder.save', () => {
     expect(listWeights(program).map(w => [w.name, w.consumers[0]])).toEqual([['w', 'y.weight'], ['bias', 'y.bias']]);
     reader.close();
     expect(saved.path).toBe(path.join(dir, 'm.mlpackage'));
+  });
+});
+
+describe('ProgramBuilder: consts feeding constexpr ops', () => {
+  it('are inlined (iOS18 value bindings, iOS16 attributes) and not emitted when used only there', () => {
+    for (const [spec, where] of [[9, 'inputs'], [7, 'attributes']] as const) {
+      const b = new ProgramBuilder({ specVersion: spec });
+      const x = b.input('x', 'fp16', [1, 4]);
+      const nz = b.const('nz', [1, 2], [2], 'fp16');
+      const mask = b.const('mask', spec === 9 ? [1, 0, 0, 1] : [0b1001], spec === 9 ? [1, 4] : [1], spec === 9 ? 'uint1' : 'uint8');
+      const shape = spec === 7 ? b.const('shape', [1, 4], [2], 'uint32') : undefined;
+      const w = b.op('constexpr_sparse_to_dense', { nonzero_data: nz, mask, shape }, { name: 'w_sparsified' });
+      const y = b.op('mul', { x, y: w }, { name: 'y' });
+      b.output(y);
+      b.output(nz); // nz is also used by name, so its const op stays
+      const { program } = b.buildProgram();
+      const ops = [...program.main.walk()];
+      expect(ops.map(o => o.name)).toEqual(['nz', 'w_sparsified', 'y']);
+      const sp = ops[1]!;
+      if (where === 'inputs') expect(sp.inputNames.sort()).toEqual(['mask', 'nonzero_data']);
+      else expect(Object.keys(sp.attributes).sort()).toEqual(['mask', 'name', 'nonzero_data', 'shape']);
+      const m = sp.param('mask');
+      expect(m?.kind).toBe('value');
+      expect(listWeights(program).find(v => v.name === 'w_sparsified')!.compression[0]).toMatchObject({ kind: 'sparsity', nonzeroCount: 2, elementCount: 4 });
+    }
   });
 });

@@ -6,7 +6,7 @@ import { listWeights, type CompressionInfo, type WeightInfo } from '../../src/mi
 import type { Program } from '../../src/mil/program.js';
 
 interface SidecarInput { op: string; op_type: string; input: string; dtype?: string; shape?: number[]; from_op?: string; value?: number[] }
-interface SidecarWeight { name: string; consumers: string[]; chain: string[]; shape: number[]; dtype: string; n_elements: number; n_zero: number; source_weight?: string; constexpr_inputs?: SidecarInput[] }
+interface SidecarWeight { name: string; consumers: string[]; chain: string[]; shape: number[]; dtype: string; n_elements: number; n_zero: number; n_distinct: number; source_weight?: string; constexpr_inputs?: SidecarInput[] }
 interface StepConfig { [k: string]: unknown }
 interface Sidecar {
   status?: string; weights: SidecarWeight[];
@@ -125,5 +125,27 @@ describe.skipIf(!hasFixtures)('compression facts on specific golden files', () =
     const q = listWeights(p).filter(w => w.chain.includes('constexpr_blockwise_shift_scale'));
     expect(q.length).toBe(22);
     for (const w of q) expect(w.compression[0]).toMatchObject({ kind: 'quantization', dtype: 'int8' });
+  });
+});
+
+describe.skipIf(!hasFixtures)('weightValueStats (get_weights_metadata sparsity / unique values)', () => {
+  for (const src of ['src_a_ios18', 'src_a_fp32_ios16']) {
+    it(`${src}: zeros and distinct values match the sidecar`, async () => {
+      const { weightValueStats } = await import('../../src/mil/weights.js');
+      const sidecar = JSON.parse(fs.readFileSync(path.join(GOLDEN, `${src}.json`), 'utf8')) as Sidecar;
+      const { program, readers } = loadProgramFixture(packageModelFile(path.join(GOLDEN, `${src}.mlpackage`)));
+      for (const w of listWeights(program)) {
+        const sw = sidecar.weights.find(x => x.name === w.name)!;
+        const s = weightValueStats(program, w);
+        expect([w.name, s.zeros, s.uniqueValues]).toEqual([w.name, sw.n_zero, sw.n_distinct]);
+      }
+      for (const r of readers) r.close();
+    });
+  }
+  it('refuses compressed weights', async () => {
+    const { weightValueStats } = await import('../../src/mil/weights.js');
+    const { program } = loadProgramFixture(packageModelFile(path.join(GOLDEN, 'pal_n4_pertensor_ios18.mlpackage')));
+    const w = listWeights(program).find(x => x.chain[0] !== 'const')!;
+    expect(() => weightValueStats(program, w)).toThrow(/uncompressed const/);
   });
 });

@@ -4,10 +4,11 @@
  * compression), NeuralNetworks (layer counts and weights) and pipelines (each sub-model).
  */
 import type { Model } from '../../model.js';
+import { WeightFileError } from '../../errors.js';
 import type { ModelSpec, FeatureDescriptionSpec, FeatureTypeSpec, ArrayFeatureTypeSpec, SizeRangeSpec, Int64 } from '../../format/spec-types.js';
 import { listNeuralNetworkWeights, type NeuralNetworkWeightInfo } from '../../format/neural-network.js';
 import { Program, type BlobSource, type ProgramMsg } from '../../mil/program.js';
-import { BlobFileReader } from '../../mil/blob-io.js';
+import { BlobFile } from '../../format/blob.js';
 import { formatValueType } from '../../mil/types.js';
 import { sortedOpCounts, totalOps } from '../../mil/walk.js';
 import { constantBytes, listWeights, type CompressionInfo, type WeightInfo } from '../../mil/weights.js';
@@ -69,6 +70,9 @@ export interface ModelInfoReport {
   inputs: FeatureInfo[];
   outputs: FeatureInfo[];
   states: FeatureInfo[];
+  /** Multi-function models (spec ≥ 9): each function's own description. */
+  functionDescriptions?: { name: string; inputs: FeatureInfo[]; outputs: FeatureInfo[]; states: FeatureInfo[] }[];
+  defaultFunctionName?: string;
   predictedFeatureName?: string;
   predictedProbabilitiesName?: string;
   metadata: { author?: string; license?: string; shortDescription?: string; versionString?: string; userDefined: Record<string, string> };
@@ -155,7 +159,7 @@ export interface DescribeOptions {
   /** Resolves BlobFileValue file names to paths; absent or throwing = weights unavailable. */
   weightFilePath?: (fileName: string) => string;
   missingWeightFiles?: readonly string[];
-  /** Open a weight file (default: BlobFileReader). */
+  /** Open a weight file (default: the memory-mapped BlobFile). */
   openBlob?: (path: string) => BlobSource & { close?(): void };
 }
 
@@ -176,6 +180,8 @@ export function describeModel(spec: ModelSpec, options: DescribeOptions = {}): M
     inputs: features(d.input),
     outputs: features(d.output),
     states: features(d.state),
+    ...(d.functions?.length ? { functionDescriptions: d.functions.map(f => ({ name: f.name ?? '', inputs: features(f.input), outputs: features(f.output), states: features(f.state) })) } : {}),
+    ...(d.defaultFunctionName ? { defaultFunctionName: d.defaultFunctionName } : {}),
     ...(d.predictedFeatureName ? { predictedFeatureName: d.predictedFeatureName } : {}),
     ...(d.predictedProbabilitiesName ? { predictedProbabilitiesName: d.predictedProbabilitiesName } : {}),
     metadata: {
@@ -216,7 +222,7 @@ function sortCounts(c: Record<string, number>): Record<string, number> {
 function describeProgram(msg: ProgramMsg, options: DescribeOptions, notes: string[]): ProgramInfo {
   const missing = [...(options.missingWeightFiles ?? [])];
   const readers = new Map<string, BlobSource & { close?(): void }>();
-  const open = options.openBlob ?? ((p: string) => BlobFileReader.open(p));
+  const open = options.openBlob ?? ((p: string) => BlobFile.open(p));
   const weightsAvailable = Boolean(options.weightFilePath) && missing.length === 0;
   const program = new Program(msg, {
     file: options.file,
@@ -237,7 +243,15 @@ function describeProgram(msg: ProgramMsg, options: DescribeOptions, notes: strin
       opCounts: Object.fromEntries(sortedOpCounts(program, fn.name)),
     }));
     if (!weightsAvailable) notes.push(missing.length ? `weight file(s) missing: ${missing.join(', ')}; weights are described from the program only` : 'weights are described from the program only');
-    const weights = listWeights(program, { readData: weightsAvailable });
+    let weights: WeightInfo[];
+    try {
+      weights = listWeights(program, { readData: weightsAvailable });
+    } catch (e) {
+      // A damaged weight file must not hide what the program itself says.
+      if (!(e instanceof WeightFileError)) throw e;
+      notes.push(`weight data could not be read (${e.message}); facts that need it are left out`);
+      weights = listWeights(program, { readData: false });
+    }
     const c = constantBytes(program);
     return {
       functions,
@@ -314,6 +328,12 @@ export function formatReport(r: ModelInfoReport, indent = ''): string {
   featureTable('Inputs', r.inputs);
   featureTable('Outputs', r.outputs);
   featureTable('States', r.states);
+  for (const f of r.functionDescriptions ?? []) {
+    const tag = f.name === r.defaultFunctionName ? ' (default)' : '';
+    featureTable(`Function ${f.name}${tag} inputs`, f.inputs);
+    featureTable(`Function ${f.name}${tag} outputs`, f.outputs);
+    featureTable(`Function ${f.name}${tag} states`, f.states);
+  }
 
   if (r.program) {
     const p = r.program;

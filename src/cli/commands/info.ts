@@ -9,9 +9,14 @@ export function registerInfo(program: Command): void {
     .argument('<model>', '.mlpackage directory or .mlmodel file')
     .description('Show spec version and required OS, model type, opsets, inputs/outputs, metadata, op counts and every weight with its compression')
     .option('--json', 'print stable JSON instead of tables')
-    .action(async (modelPath: string, opts: { json?: boolean }) => {
+    .option('--no-weights', 'leave out the per-weight list (totals stay)')
+    .action(async (modelPath: string, opts: { json?: boolean; weights: boolean }) => {
       const model = await loadModel(modelPath);
       const report = describeLoadedModel(model);
+      if (!opts.weights) {
+        if (report.program) report.program.weights = [];
+        if (report.neuralNetwork) report.neuralNetwork.weights = [];
+      }
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     });
 }

@@ -1,0 +1,570 @@
+#include "graph.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "../util/error.h"
+#include "../util/fp16.h"
+#include "../blob/storage_reader.h"
+#include "registry.h"
+
+namespace cmo::exec {
+
+// ---------------------------------------------------------------------------------------------
+// OpContext
+
+const Tensor* OpContext::find(const char* param) const {
+  for (size_t k = 0; k < node_.inputs.size(); ++k)
+    if (node_.inputs[k].first == param) return args_[k].empty() ? nullptr : args_[k][0];
+  return nullptr;
+}
+
+const Tensor& OpContext::in(const char* param) const {
+  const Tensor* t = find(param);
+  if (!t) fail(std::string("required input '") + param + "' is missing");
+  return *t;
+}
+
+std::vector<const Tensor*> OpContext::list(const char* param) const {
+  for (size_t k = 0; k < node_.inputs.size(); ++k)
+    if (node_.inputs[k].first == param) return args_[k];
+  return {};
+}
+
+double OpContext::num(const char* param, double dflt) const {
+  const Tensor* t = find(param);
+  if (!t) return dflt;
+  if (t->size() != 1) fail(std::string("input '") + param + "' must be a scalar, got shape " + shape_str(t->shape));
+  return t->at(0);
+}
+
+double OpContext::num(const char* param) const {
+  const Tensor& t = in(param);
+  if (t.size() != 1) fail(std::string("input '") + param + "' must be a scalar, got shape " + shape_str(t.shape));
+  return t.at(0);
+}
+
+bool OpContext::flag(const char* param, bool dflt) const { return has(param) ? num(param) != 0 : dflt; }
+
+std::string OpContext::str(const char* param, const std::string& dflt) const {
+  const Tensor* t = find(param);
+  if (!t) return dflt;
+  if (t->dtype != DType::Str || t->s->size() != 1) fail(std::string("input '") + param + "' must be a string");
+  return (*t->s)[0];
+}
+
+std::vector<int64_t> OpContext::ints(const char* param) const {
+  const Tensor& t = in(param);
+  std::vector<int64_t> out(static_cast<size_t>(t.size()));
+  for (int64_t k = 0; k < t.size(); ++k) out[static_cast<size_t>(k)] = static_cast<int64_t>(t.at(k));
+  return out;
+}
+
+std::vector<int64_t> OpContext::ints(const char* param, std::vector<int64_t> dflt) const {
+  return has(param) ? ints(param) : dflt;
+}
+
+void OpContext::set(size_t k, Tensor t) {
+  if (k >= outputs_.size()) fail("kernel produced more outputs than the op declares");
+  outputs_[k] = std::move(t);
+}
+
+void OpContext::fail(const std::string& msg) const {
+  throw Error("EINVAL", "op '" + node_.name + "' (" + node_.type + "): " + msg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+namespace {
+std::unordered_map<std::string, Kernel>& raw_kernels() {
+  static std::unordered_map<std::string, Kernel> map;
+  return map;
+}
+}  // namespace
+
+void register_kernel(const std::string& type, Kernel kernel) { raw_kernels()[type] = kernel; }
+
+Kernel find_kernel(const std::string& type) {
+  static std::once_flag once;
+  std::call_once(once, [] { register_all_ops(); });
+  auto& m = raw_kernels();
+  auto it = m.find(type);
+  return it == m.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> supported_ops() {
+  find_kernel("const");
+  std::vector<std::string> out{"const", "cond", "while_loop"};
+  for (auto& kv : raw_kernels()) out.push_back(kv.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constants
+
+DType compute_dtype(const std::string& d) {
+  if (d == "fp16" || d == "fp32" || d == "fp64" || d == "bf16" || d == "fp8e4m3" || d == "fp8e5m2") return DType::F32;
+  if (d == "bool") return DType::Bool;
+  if (d == "string") return DType::Str;
+  return DType::I32;
+}
+
+// Weight files opened while building one graph (validated by the blob layer's StorageReader).
+class BlobCache {
+ public:
+  const blob::StorageReader& open(const std::string& path) {
+    auto it = files_.find(path);
+    if (it == files_.end()) it = files_.emplace(path, std::make_unique<blob::StorageReader>(path)).first;
+    return *it->second;
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<blob::StorageReader>> files_;
+};
+
+namespace {
+
+int sub_byte_bits(const std::string& d) {
+  if (d == "uint1") return 1;
+  if (d == "uint2") return 2;
+  if (d == "uint3") return 3;
+  if (d == "int4" || d == "uint4") return 4;
+  if (d == "uint6") return 6;
+  return 0;
+}
+
+int byte_width(const std::string& d) {
+  if (d == "fp32" || d == "int32" || d == "uint32") return 4;
+  if (d == "fp16" || d == "bf16" || d == "int16" || d == "uint16") return 2;
+  if (d == "int8" || d == "uint8" || d == "bool" || d == "fp8e4m3" || d == "fp8e5m2") return 1;
+  if (d == "fp64" || d == "int64" || d == "uint64") return 8;
+  return 0;
+}
+
+uint32_t blob_code(const std::string& d) {
+  static const std::map<std::string, uint32_t> codes = {
+      {"fp16", 1}, {"fp32", 2}, {"uint8", 3}, {"int8", 4}, {"bf16", 5}, {"int16", 6}, {"uint16", 7}, {"int4", 8},
+      {"uint1", 9}, {"uint2", 10}, {"uint4", 11}, {"uint3", 12}, {"uint6", 13}, {"int32", 14}, {"uint32", 15},
+      {"fp8e4m3", 16}, {"fp8e5m2", 17}};
+  auto it = codes.find(d);
+  return it == codes.end() ? 0 : it->second;
+}
+
+float bf16_to_float(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Decodes `count` elements of MIL dtype `d` stored raw (little-endian, sub-byte LSB-first).
+Tensor decode_raw(const std::string& d, const uint8_t* p, size_t nbytes, const Shape& shape, const std::string& what) {
+  int64_t n = numel(shape);
+  int bits = sub_byte_bits(d);
+  size_t need = bits ? static_cast<size_t>((n * bits + 7) / 8) : static_cast<size_t>(n) * byte_width(d);
+  if (!bits && byte_width(d) == 0) throw Error("EMODELFORMAT", what + ": dtype " + d + " cannot be stored as raw bytes");
+  if (nbytes < need)
+    throw Error("EMODELFORMAT", what + ": " + std::to_string(nbytes) + " bytes hold fewer than the " + std::to_string(n) +
+                                    " " + d + " elements of shape " + shape_str(shape));
+  DType ct = compute_dtype(d);
+  if (ct == DType::F32) {
+    Tensor t = Tensor::f32(shape);
+    float* o = t.fdata();
+    for (int64_t k = 0; k < n; ++k) {
+      if (d == "fp32") std::memcpy(&o[k], p + 4 * k, 4);
+      else if (d == "fp16") { uint16_t h; std::memcpy(&h, p + 2 * k, 2); o[k] = half_to_float(h); }
+      else if (d == "bf16") { uint16_t h; std::memcpy(&h, p + 2 * k, 2); o[k] = bf16_to_float(h); }
+      else if (d == "fp64") { double v; std::memcpy(&v, p + 8 * k, 8); o[k] = static_cast<float>(v); }
+      else throw Error("EUNSUPPORTED", what + ": dtype " + d + " is not supported");
+    }
+    t.declared = d;
+    return t;
+  }
+  Tensor t = ct == DType::Bool ? Tensor::boolean(shape) : Tensor::i32(shape);
+  int32_t* o = t.idata();
+  if (bits) {
+    for (int64_t k = 0; k < n; ++k) {
+      uint64_t bit = static_cast<uint64_t>(k) * bits;
+      uint32_t v = 0;
+      for (int b = 0; b < bits; ++b, ++bit) v |= ((p[bit >> 3] >> (bit & 7)) & 1u) << b;
+      o[k] = d == "int4" ? (static_cast<int32_t>(v << 28) >> 28) : static_cast<int32_t>(v);
+    }
+  } else {
+    for (int64_t k = 0; k < n; ++k) {
+      if (d == "int8") o[k] = static_cast<int8_t>(p[k]);
+      else if (d == "uint8" || d == "bool") o[k] = p[k];
+      else if (d == "int16") { int16_t v; std::memcpy(&v, p + 2 * k, 2); o[k] = v; }
+      else if (d == "uint16") { uint16_t v; std::memcpy(&v, p + 2 * k, 2); o[k] = v; }
+      else if (d == "int32" || d == "uint32") { std::memcpy(&o[k], p + 4 * k, 4); }
+      else if (d == "int64" || d == "uint64") { int64_t v; std::memcpy(&v, p + 8 * k, 8); o[k] = static_cast<int32_t>(v); }
+      else throw Error("EUNSUPPORTED", what + ": dtype " + d + " is not supported");
+    }
+  }
+  if (ct == DType::Bool)
+    for (int64_t k = 0; k < n; ++k) o[k] = o[k] != 0;
+  t.declared = d;
+  return t;
+}
+
+}  // namespace
+
+Tensor value_to_tensor(const ValueDesc& v, const std::string& model_dir, BlobCache* cache) {
+  const std::string what = "constant of type " + v.dtype + shape_str(v.shape);
+  for (int64_t d : v.shape)
+    if (d < 0) throw Error("EMODELFORMAT", what + ": constants need a fully known shape");
+  int64_t n = numel(v.shape);
+  using E = ValueDesc::Encoding;
+  switch (v.encoding) {
+    case E::Strings:
+      if (static_cast<int64_t>(v.strings.size()) != n) throw Error("EMODELFORMAT", what + ": wrong number of strings");
+      return Tensor::str(v.strings, v.shape);
+    case E::Floats:
+    case E::Ints:
+    case E::Doubles:
+    case E::Bools: {
+      size_t w = v.encoding == E::Doubles ? 8 : v.encoding == E::Bools ? 1 : 4;
+      if (v.bytes.size() != static_cast<size_t>(n) * w)
+        throw Error("EMODELFORMAT", what + ": holds " + std::to_string(v.bytes.size() / w) + " values, the shape needs " +
+                                        std::to_string(n));
+      DType ct = compute_dtype(v.dtype);
+      Tensor t = ct == DType::F32 ? Tensor::f32(v.shape) : ct == DType::Bool ? Tensor::boolean(v.shape) : Tensor::i32(v.shape);
+      if (ct == DType::Str) throw Error("EMODELFORMAT", what + ": numbers given for a string value");
+      for (int64_t k = 0; k < n; ++k) {
+        double x;
+        if (v.encoding == E::Floats) { float f; std::memcpy(&f, &v.bytes[4 * k], 4); x = f; }
+        else if (v.encoding == E::Ints) { int32_t i; std::memcpy(&i, &v.bytes[4 * k], 4); x = i; }
+        else if (v.encoding == E::Doubles) std::memcpy(&x, &v.bytes[8 * k], 8);
+        else x = v.bytes[k] != 0;
+        if (ct == DType::F32) t.fdata()[k] = static_cast<float>(x);
+        else t.idata()[k] = ct == DType::Bool ? (x != 0) : static_cast<int32_t>(x);
+      }
+      t.declared = v.dtype;
+      return t;
+    }
+    case E::Bytes:
+      return decode_raw(v.dtype, v.bytes.data(), v.bytes.size(), v.shape, what);
+    case E::Blob: {
+      if (!cache) throw Error("EWEIGHTS", what + ": blob value without a weight file");
+      std::string path = v.blob_file;
+      const std::string prefix = "@model_path";
+      if (path.rfind(prefix, 0) == 0) path = model_dir + path.substr(prefix.size());
+      const blob::StorageReader& reader = cache->open(path);
+      blob::Record rec = reader.record(v.blob_offset);
+      if (static_cast<uint32_t>(rec.dtype) != blob_code(v.dtype))
+        throw Error("EWEIGHTS", path + ": blob at offset " + std::to_string(v.blob_offset) + " has dtype " +
+                                    blob::dtype_name(rec.dtype) + ", the program declares " + v.dtype);
+      return decode_raw(v.dtype, reader.data(rec), static_cast<size_t>(rec.size_in_bytes), v.shape,
+                        path + " blob at " + std::to_string(v.blob_offset));
+    }
+  }
+  throw Error("EMODELFORMAT", what + ": unknown value encoding");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builder
+
+class GraphBuilder {
+ public:
+  GraphBuilder(Graph& g, const GraphDesc& d) : g_(g), d_(d) {}
+
+  void build() {
+    g_.function_ = d_.function;
+    g_.opset_ = opset_version(d_.opset);
+    g_.input_types_ = d_.inputs;
+    for (const auto& in : d_.inputs) g_.input_slots_.push_back(define(in.name, "function '" + d_.function + "' inputs"));
+    build_block(d_.block, g_.main_, "function '" + d_.function + "'");
+    for (const auto& name : d_.block.outputs) g_.output_names_.push_back(name);
+    for (int slot : g_.main_.outputs) g_.output_types_.push_back(slot_types_[slot]);
+    compute_liveness();
+  }
+
+ private:
+  static int opset_version(const std::string& opset) {
+    // "CoreML5" -> iOS15, "CoreML6" -> iOS16, ...; "CoreML9" -> iOS26.
+    if (opset.rfind("CoreML", 0) == 0) {
+      int v = std::atoi(opset.c_str() + 6);
+      if (v >= 9) return 26;
+      if (v >= 5) return v + 10;
+    }
+    return 18;
+  }
+
+  int define(const std::string& name, const std::string& where, const TypeDesc& type = {}) {
+    if (scope_.count(name)) throw Error("EMODELFORMAT", where + ": value '" + name + "' is defined twice");
+    int slot = new_slot(name, type);
+    scope_[name] = slot;
+    return slot;
+  }
+
+  int new_slot(const std::string& name, const TypeDesc& type) {
+    g_.slot_names_.push_back(name);
+    g_.constants_.emplace_back();
+    g_.is_const_.push_back(0);
+    slot_types_.push_back(type);
+    return static_cast<int>(g_.slot_names_.size()) - 1;
+  }
+
+  int const_slot(Tensor t) {
+    int slot = new_slot("<inline constant>", {});
+    g_.constants_[slot] = std::move(t);
+    g_.is_const_[slot] = 1;
+    return slot;
+  }
+
+  static bool is_constexpr(const std::string& type) { return type.rfind("constexpr_", 0) == 0; }
+
+  void build_block(const BlockDesc& bd, Block& block, const std::string& where) {
+    for (const auto& in : bd.inputs) block.inputs.push_back(define(in.name, where + " block inputs", in.type));
+    for (const auto& od : bd.ops) {
+      const std::string op_where = "op '" + od.name + "' (" + od.type + ") in " + where;
+      if (od.type == "const") {
+        const ValueDesc* val = nullptr;
+        for (const auto& a : od.attributes)
+          if (a.first == "val") val = &a.second;
+        if (!val) throw Error("EMODELFORMAT", op_where + ": const without a 'val' attribute");
+        if (od.outputs.size() != 1) throw Error("EMODELFORMAT", op_where + ": const must have one output");
+        Tensor t = wrap(op_where, [&] { return value_to_tensor(*val, d_.model_dir, &blobs_); });
+        int slot = define(od.outputs[0].name, op_where, od.outputs[0].type);
+        g_.constants_[slot] = std::move(t);
+        g_.is_const_[slot] = 1;
+        continue;
+      }
+      Node node;
+      node.type = od.type;
+      node.name = od.name;
+      if (od.type != "cond" && od.type != "while_loop") {
+        node.kernel = find_kernel(od.type);
+        if (!node.kernel)
+          throw Error("EUNSUPPORTED", "op type '" + od.type + "' (op '" + od.name + "' in " + where +
+                                          ") is not supported by the reference executor");
+      }
+      // Non-const ops may carry parameters as attributes in hand-written programs; treat them as inputs.
+      for (const auto& a : od.attributes) {
+        Tensor t = wrap(op_where, [&] { return value_to_tensor(a.second, d_.model_dir, &blobs_); });
+        node.inputs.push_back({a.first, {const_slot(std::move(t))}});
+      }
+      for (const auto& in : od.inputs) {
+        std::vector<int> slots;
+        for (const auto& b : in.second) {
+          if (b.is_name) {
+            auto it = scope_.find(b.name);
+            if (it == scope_.end())
+              throw Error("EMODELFORMAT", op_where + ": input '" + in.first + "' refers to undefined value '" + b.name + "'");
+            slots.push_back(it->second);
+          } else {
+            slots.push_back(const_slot(wrap(op_where, [&] { return value_to_tensor(b.value, d_.model_dir, &blobs_); })));
+          }
+        }
+        node.inputs.push_back({in.first, std::move(slots)});
+      }
+      for (size_t k = 0; k < od.blocks.size(); ++k) {
+        auto nested = std::make_shared<Block>();
+        build_block(od.blocks[k], *nested, op_where + " block " + std::to_string(k));
+        node.blocks.push_back(std::move(nested));
+      }
+      for (const auto& o : od.outputs) {
+        node.outputs.push_back(define(o.name, op_where, o.type));
+        node.output_types.push_back(o.type);
+      }
+      if (is_constexpr(od.type)) {
+        materialize(node, op_where);
+        continue;
+      }
+      block.nodes.push_back(std::move(node));
+    }
+    for (const auto& name : bd.outputs) {
+      auto it = scope_.find(name);
+      if (it == scope_.end()) throw Error("EMODELFORMAT", where + ": block output '" + name + "' is not defined");
+      block.outputs.push_back(it->second);
+    }
+  }
+
+  template <class F>
+  Tensor wrap(const std::string& where, F&& f) {
+    try {
+      return f();
+    } catch (const Error& e) {
+      throw Error(e.code(), where + ": " + e.what());
+    }
+  }
+
+  // constexpr_* ops run once here; their outputs become constants.
+  void materialize(const Node& node, const std::string& where) {
+    std::vector<std::vector<const Tensor*>> args;
+    for (const auto& in : node.inputs) {
+      std::vector<const Tensor*> a;
+      for (int s : in.second) {
+        if (!g_.is_const_[s]) throw Error("EMODELFORMAT", where + ": input '" + in.first + "' is not a constant");
+        a.push_back(&g_.constants_[s]);
+      }
+      args.push_back(std::move(a));
+    }
+    OpContext ctx(node, std::move(args), g_.opset_, 0);
+    node.kernel(ctx);
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      Tensor& t = ctx.outputs()[k];
+      if (!t.f && !t.i && !t.s) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
+      t.declared = node.output_types[k].dtype;
+      g_.constants_[node.outputs[k]] = std::move(t);
+      g_.is_const_[node.outputs[k]] = 1;
+    }
+  }
+
+  static void collect_uses(const Block& b, std::vector<int>& uses) {
+    for (const auto& n : b.nodes) {
+      for (const auto& in : n.inputs) uses.insert(uses.end(), in.second.begin(), in.second.end());
+      for (const auto& nb : n.blocks) {
+        collect_uses(*nb, uses);
+        uses.insert(uses.end(), nb->outputs.begin(), nb->outputs.end());
+      }
+    }
+  }
+
+  void compute_liveness() {
+    std::vector<int> last(g_.slot_names_.size(), -1);
+    auto& nodes = g_.main_.nodes;
+    for (size_t k = 0; k < nodes.size(); ++k) {
+      std::vector<int> uses;
+      for (const auto& in : nodes[k].inputs) uses.insert(uses.end(), in.second.begin(), in.second.end());
+      for (const auto& nb : nodes[k].blocks) {
+        collect_uses(*nb, uses);
+        uses.insert(uses.end(), nb->outputs.begin(), nb->outputs.end());
+      }
+      for (int s : uses) last[s] = static_cast<int>(k);
+      for (int s : nodes[k].outputs) last[s] = std::max(last[s], static_cast<int>(k));
+    }
+    for (int s : g_.main_.outputs) last[s] = -2;  // kept to the end
+    for (size_t s = 0; s < last.size(); ++s)
+      if (last[s] >= 0 && !g_.is_const_[s]) nodes[static_cast<size_t>(last[s])].free_after.push_back(static_cast<int>(s));
+  }
+
+  Graph& g_;
+  const GraphDesc& d_;
+  std::unordered_map<std::string, int> scope_;
+  std::vector<TypeDesc> slot_types_;
+  BlobCache blobs_;
+};
+
+std::shared_ptr<Graph> Graph::build(const GraphDesc& desc) {
+  auto g = std::make_shared<Graph>();
+  GraphBuilder(*g, desc).build();
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution
+
+void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts) const {
+  auto value = [&](int s) -> const Tensor& {
+    if (!live[s]) throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): value '" + slot_names_[s] + "' is not available");
+    return env[s];
+  };
+  if (node.type == "cond") {
+    const Tensor* pred = nullptr;
+    for (const auto& in : node.inputs)
+      if (in.first == "pred" && !in.second.empty()) pred = &value(in.second[0]);
+    if (!pred || pred->size() != 1 || node.blocks.size() != 2)
+      throw Error("EINVAL", "op '" + node.name + "' (cond): needs a scalar 'pred' and two blocks");
+    const Block& b = *node.blocks[pred->at(0) != 0 ? 0 : 1];
+    run_block(b, env, live, opts, false);
+    if (b.outputs.size() != node.outputs.size())
+      throw Error("EINVAL", "op '" + node.name + "' (cond): branch returns " + std::to_string(b.outputs.size()) + " values");
+    for (size_t k = 0; k < b.outputs.size(); ++k) {
+      Tensor t = value(b.outputs[k]);
+      env[node.outputs[k]] = std::move(t);
+      live[node.outputs[k]] = 1;
+    }
+    return;
+  }
+  if (node.type == "while_loop") {
+    std::vector<Tensor> vars;
+    for (const auto& in : node.inputs)
+      if (in.first == "loop_vars")
+        for (int s : in.second) vars.push_back(value(s));
+    if (node.blocks.size() != 2) throw Error("EINVAL", "op '" + node.name + "' (while_loop): needs a cond and a body block");
+    const Block& cb = *node.blocks[0];
+    const Block& bb = *node.blocks[1];
+    if (cb.inputs.size() != vars.size() || bb.inputs.size() != vars.size() || bb.outputs.size() != vars.size() ||
+        node.outputs.size() != vars.size() || cb.outputs.size() != 1)
+      throw Error("EINVAL", "op '" + node.name + "' (while_loop): loop variables and block inputs/outputs disagree");
+    for (int64_t iter = 0;; ++iter) {
+      if (opts.check_cancelled) opts.check_cancelled();
+      for (size_t k = 0; k < vars.size(); ++k) env[cb.inputs[k]] = vars[k], live[cb.inputs[k]] = 1;
+      run_block(cb, env, live, opts, false);
+      if (value(cb.outputs[0]).at(0) == 0) break;
+      for (size_t k = 0; k < vars.size(); ++k) env[bb.inputs[k]] = vars[k], live[bb.inputs[k]] = 1;
+      run_block(bb, env, live, opts, false);
+      for (size_t k = 0; k < vars.size(); ++k) vars[k] = value(bb.outputs[k]);
+    }
+    for (size_t k = 0; k < vars.size(); ++k) env[node.outputs[k]] = std::move(vars[k]), live[node.outputs[k]] = 1;
+    return;
+  }
+  std::vector<std::vector<const Tensor*>> args;
+  args.reserve(node.inputs.size());
+  for (const auto& in : node.inputs) {
+    std::vector<const Tensor*> a;
+    for (int s : in.second) a.push_back(&value(s));
+    args.push_back(std::move(a));
+  }
+  OpContext ctx(node, std::move(args), opset_, opts.threads);
+  node.kernel(ctx);
+  for (size_t k = 0; k < node.outputs.size(); ++k) {
+    Tensor& t = ctx.outputs()[k];
+    if (!t.f && !t.i && !t.s)
+      throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): output " + std::to_string(k) + " was not produced");
+    t.declared = node.output_types[k].dtype;
+    env[node.outputs[k]] = std::move(t);
+    live[node.outputs[k]] = 1;
+  }
+}
+
+void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts,
+                      bool top_level) const {
+  const size_t n = block.nodes.size();
+  for (size_t k = 0; k < n; ++k) {
+    if (opts.check_cancelled) opts.check_cancelled();
+    const Node& node = block.nodes[k];
+    run_node(node, env, live, opts);
+    if (top_level) {
+      for (int s : node.free_after) {
+        env[s] = Tensor();
+        live[s] = 0;
+      }
+      if (opts.progress) opts.progress(static_cast<double>(k + 1), static_cast<double>(n));
+    }
+  }
+}
+
+std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, const RunOptions& opts) const {
+  std::vector<Tensor> env = constants_;
+  std::vector<char> live = is_const_;
+  for (size_t k = 0; k < input_types_.size(); ++k) {
+    const FeatureValue* fv = nullptr;
+    for (const auto& in : inputs)
+      if (in.name == input_types_[k].name) fv = &in;
+    if (!fv) throw Error("EINVAL", "missing input '" + input_types_[k].name + "' of function '" + function_ + "'");
+    env[input_slots_[k]] = fv->tensor;
+    live[input_slots_[k]] = 1;
+  }
+  for (const auto& in : inputs) {
+    bool known = false;
+    for (const auto& t : input_types_) known = known || t.name == in.name;
+    if (!known) throw Error("EINVAL", "unknown input '" + in.name + "' (function '" + function_ + "' has no such input)");
+  }
+  run_block(main_, env, live, opts, true);
+  std::vector<FeatureValue> out;
+  for (size_t k = 0; k < main_.outputs.size(); ++k) {
+    int s = main_.outputs[k];
+    if (!live[s]) throw Error("EINVAL", "output '" + output_names_[k] + "' was not computed");
+    out.push_back({output_names_[k], env[s]});
+  }
+  return out;
+}
+
+}  // namespace cmo::exec

@@ -1,0 +1,136 @@
+// Executable graph: ops resolved to kernels, values to slots, constants (const and constexpr_*) built
+// once at load. Execution walks the (already topologically sorted) ops and frees each intermediate
+// after its last use.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph_desc.h"
+#include "tensor.h"
+
+namespace cmo::exec {
+
+class OpContext;
+using Kernel = void (*)(OpContext&);
+
+struct Block;
+
+struct Node {
+  std::string type;
+  std::string name;
+  Kernel kernel = nullptr;                                      // null for cond/while_loop
+  std::vector<std::pair<std::string, std::vector<int>>> inputs;  // param -> slots
+  std::vector<int> outputs;
+  std::vector<TypeDesc> output_types;
+  std::vector<std::shared_ptr<Block>> blocks;
+  std::vector<int> free_after;  // slots whose last use is this node (top-level liveness)
+};
+
+struct Block {
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+  std::vector<Node> nodes;
+};
+
+class Graph;
+
+// What a kernel sees: its resolved inputs (by parameter name) and the outputs it must set.
+class OpContext {
+ public:
+  OpContext(const Node& node, std::vector<std::vector<const Tensor*>> args, int opset_version, unsigned threads)
+      : node_(node), args_(std::move(args)), outputs_(node.outputs.size()), opset_(opset_version), threads_(threads) {}
+
+  const Node& node() const { return node_; }
+  int opset() const { return opset_; }  // 15 (iOS15) .. 26
+  unsigned threads() const { return threads_; }
+
+  bool has(const char* param) const { return find(param) != nullptr; }
+  const Tensor* find(const char* param) const;
+  const Tensor& in(const char* param) const;
+  std::vector<const Tensor*> list(const char* param) const;
+
+  // Scalar / vector parameter helpers; the default is used when the parameter is absent.
+  double num(const char* param, double dflt) const;
+  double num(const char* param) const;
+  bool flag(const char* param, bool dflt) const;
+  std::string str(const char* param, const std::string& dflt) const;
+  std::vector<int64_t> ints(const char* param) const;
+  std::vector<int64_t> ints(const char* param, std::vector<int64_t> dflt) const;
+
+  void set(size_t k, Tensor t);
+  std::vector<Tensor>& outputs() { return outputs_; }
+  size_t num_outputs() const { return outputs_.size(); }
+  const TypeDesc& output_type(size_t k) const { return node_.output_types.at(k); }
+
+  // An error whose message names the op.
+  [[noreturn]] void fail(const std::string& msg) const;
+
+ private:
+  const Node& node_;
+  std::vector<std::vector<const Tensor*>> args_;
+  std::vector<Tensor> outputs_;
+  int opset_;
+  unsigned threads_;
+};
+
+// Kernel registry: each ops/*.cc file has a register_*_ops function listed in registry.cc.
+void register_kernel(const std::string& type, Kernel kernel);
+Kernel find_kernel(const std::string& type);
+std::vector<std::string> supported_ops();  // includes const, constexpr_*, cond, while_loop
+
+struct RunOptions {
+  unsigned threads = 0;  // 0 = pool size
+  std::function<void(double, double)> progress;
+  std::function<void()> check_cancelled;
+};
+
+struct FeatureValue {
+  std::string name;
+  Tensor tensor;
+};
+
+class Graph {
+ public:
+  // Builds the graph; throws cmo::Error("EUNSUPPORTED", ...) naming the op type, op name and
+  // function/block for an op without a kernel, and cmo::Error("EMODELFORMAT"/"EWEIGHTS", ...) for
+  // malformed programs or weights.
+  static std::shared_ptr<Graph> build(const GraphDesc& desc);
+
+  // Runs the main block. Inputs are matched by name; returns the block outputs in order.
+  std::vector<FeatureValue> run(const std::vector<FeatureValue>& inputs, const RunOptions& opts) const;
+
+  const std::vector<NamedType>& inputs() const { return input_types_; }
+  const std::vector<std::string>& output_names() const { return output_names_; }
+  const std::vector<TypeDesc>& output_types() const { return output_types_; }
+  int opset_version() const { return opset_; }
+
+ private:
+  friend class GraphBuilder;
+  void run_block(const Block& block, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts,
+                 bool top_level) const;
+  void run_node(const Node& node, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts) const;
+
+  std::string function_;
+  int opset_ = 15;
+  std::vector<NamedType> input_types_;
+  std::vector<int> input_slots_;
+  std::vector<std::string> output_names_;
+  std::vector<TypeDesc> output_types_;
+  std::vector<std::string> slot_names_;
+  std::vector<Tensor> constants_;    // indexed by slot; valid where is_const_
+  std::vector<char> is_const_;
+  Block main_;
+};
+
+// Converts a constant description (immediate or blob) into a runtime tensor. Blob files are
+// memory-mapped and cached per path by the caller-provided loader.
+class BlobCache;
+Tensor value_to_tensor(const ValueDesc& v, const std::string& model_dir, BlobCache* cache);
+
+// MIL dtype name -> compute dtype (fp* -> F32, int*/uint* -> I32, bool, string).
+DType compute_dtype(const std::string& mil_dtype);
+
+}  // namespace cmo::exec

@@ -1,0 +1,157 @@
+// linear, matmul (batched, broadcasting, rank-1 operands), einsum (any two-operand equation without
+// ellipsis): all lowered onto sgemm (OpenBLAS/Accelerate, portable fallback).
+#include <map>
+
+#include "../../linalg/blas.h"
+#include "common.h"
+
+namespace cmo::exec {
+namespace {
+
+void k_linear(OpContext& c) {
+  Tensor x = as_f32(c.in("x"));
+  Tensor w = as_f32(c.in("weight"));
+  if (w.rank() != 2 || x.rank() < 1 || x.shape.back() != w.shape[1])
+    c.fail("weight " + shape_str(w.shape) + " does not fit x " + shape_str(x.shape) + " (need [D_out, D_in])");
+  int64_t din = w.shape[1], dout = w.shape[0], m = x.size() / std::max<int64_t>(din, 1);
+  Shape os = x.shape;
+  os.back() = dout;
+  Tensor y = Tensor::f32(os);
+  if (const Tensor* b = c.find("bias")) {
+    Tensor bf = as_f32(*b);
+    if (bf.size() != dout) c.fail("bias has " + std::to_string(bf.size()) + " elements, expected " + std::to_string(dout));
+    for (int64_t r = 0; r < m; ++r) std::copy(bf.fdata(), bf.fdata() + dout, y.fdata() + r * dout);
+    linalg::sgemm(false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 1.f, y.fdata(), dout);
+  } else {
+    linalg::sgemm(false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 0.f, y.fdata(), dout);
+  }
+  c.set(0, std::move(y));
+}
+
+// Batched C[b] = op(A[b]) · op(B[b]) with numpy batch broadcasting.
+Tensor batched_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const std::string& what) {
+  Shape as = a.shape, bs = b.shape;
+  bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
+  if (a_vec) { as = {1, as[0]}; ta = false; }
+  if (b_vec) { bs = {bs[0], 1}; tb = false; }
+  int64_t m = ta ? as[as.size() - 1] : as[as.size() - 2];
+  int64_t k = ta ? as[as.size() - 2] : as[as.size() - 1];
+  int64_t k2 = tb ? bs[bs.size() - 1] : bs[bs.size() - 2];
+  int64_t n = tb ? bs[bs.size() - 2] : bs[bs.size() - 1];
+  if (k != k2) throw Error("EINVAL", what + ": inner dimensions differ (" + shape_str(a.shape) + " · " + shape_str(b.shape) + ")");
+  Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+  Shape batch = broadcast_shapes(ab, bb, what);
+  auto sa = broadcast_strides(ab, batch), sb = broadcast_strides(bb, batch);
+  int64_t nb = numel(batch);
+  Shape os = batch;
+  if (!a_vec) os.push_back(m);
+  if (!b_vec) os.push_back(n);
+  Tensor y = Tensor::f32(os);
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    int64_t rem = bi, oa = 0, ob = 0;
+    for (size_t d = batch.size(); d-- > 0;) {
+      int64_t idx = rem % batch[d];
+      rem /= batch[d];
+      oa += idx * sa[d];
+      ob += idx * sb[d];
+    }
+    linalg::sgemm(ta, tb, m, n, k, 1.f, a.fdata() + oa * m * k, ta ? m : k, b.fdata() + ob * k * n, tb ? k : n, 0.f,
+                  y.fdata() + bi * m * n, n);
+  }
+  return y;
+}
+
+void k_matmul(OpContext& c) {
+  Tensor x = as_f32(c.in("x")), y = as_f32(c.in("y"));
+  if (x.rank() < 1 || y.rank() < 1) c.fail("operands must have rank >= 1");
+  c.set(0, batched_matmul(x, c.flag("transpose_x", false), y, c.flag("transpose_y", false),
+                          "op '" + c.node().name + "' (matmul)"));
+}
+
+void k_einsum(OpContext& c) {
+  auto vals = c.list("values");
+  std::string eq = c.str("equation", "");
+  const std::string what = "op '" + c.node().name + "' (einsum '" + eq + "')";
+  size_t arrow = eq.find("->");
+  size_t comma = eq.find(',');
+  if (vals.size() != 2 || arrow == std::string::npos || comma == std::string::npos || comma > arrow)
+    throw Error("EUNSUPPORTED", what + ": only two-operand equations with an explicit '->' are supported");
+  auto strip = [](std::string s) {
+    std::string o;
+    for (char ch : s)
+      if (ch != ' ') o += ch;
+    return o;
+  };
+  std::string la = strip(eq.substr(0, comma)), lb = strip(eq.substr(comma + 1, arrow - comma - 1)), lo = strip(eq.substr(arrow + 2));
+  Tensor a = as_f32(*vals[0]), b = as_f32(*vals[1]);
+  if (la.size() != a.shape.size() || lb.size() != b.shape.size())
+    throw Error("EINVAL", what + ": operand ranks do not match the equation");
+  std::map<char, int64_t> size;
+  auto note = [&](char ch, int64_t d) {
+    auto it = size.find(ch);
+    if (it == size.end() || it->second == 1) size[ch] = d;
+    else if (d != 1 && d != it->second) throw Error("EINVAL", what + ": letter '" + std::string(1, ch) + "' has sizes " + std::to_string(it->second) + " and " + std::to_string(d));
+  };
+  for (size_t k = 0; k < la.size(); ++k) note(la[k], a.shape[k]);
+  for (size_t k = 0; k < lb.size(); ++k) note(lb[k], b.shape[k]);
+  std::string batch, left, right, contr;
+  for (char ch : lo) {
+    bool ia = la.find(ch) != std::string::npos, ib = lb.find(ch) != std::string::npos;
+    if (!ia && !ib) throw Error("EINVAL", what + ": output letter '" + std::string(1, ch) + "' is in no operand");
+    (ia && ib ? batch : ia ? left : right) += ch;
+  }
+  for (char ch : la)
+    if (lo.find(ch) == std::string::npos) {
+      if (lb.find(ch) == std::string::npos) throw Error("EUNSUPPORTED", what + ": summing a letter of one operand only is not supported");
+      contr += ch;
+    }
+  for (char ch : lb)
+    if (lo.find(ch) == std::string::npos && la.find(ch) == std::string::npos)
+      throw Error("EUNSUPPORTED", what + ": summing a letter of one operand only is not supported");
+  // Gathers operand `t` (letters `l`) into the layout `order`, broadcasting size-1 axes.
+  auto arrange = [&](const Tensor& t, const std::string& l, const std::string& order) {
+    Shape shape;
+    std::vector<int64_t> st;
+    auto src = strides_of(t.shape);
+    for (char ch : order) {
+      shape.push_back(size[ch]);
+      size_t p = l.find(ch);
+      st.push_back(p == std::string::npos || t.shape[p] == 1 ? 0 : src[p]);
+    }
+    return strided_tensor(t, st, 0, shape, c.threads());
+  };
+  Tensor A = arrange(a, la, batch + left + contr);
+  Tensor B = arrange(b, lb, batch + contr + right);
+  auto prod = [&](const std::string& s) {
+    int64_t p = 1;
+    for (char ch : s) p *= size[ch];
+    return p;
+  };
+  int64_t nb = prod(batch), m = prod(left), k = prod(contr), n = prod(right);
+  Tensor C = Tensor::f32({nb * m * n});
+  for (int64_t bi = 0; bi < nb; ++bi)
+    linalg::sgemm(false, false, m, n, k, 1.f, A.fdata() + bi * m * k, k, B.fdata() + bi * k * n, n, 0.f,
+                  C.fdata() + bi * m * n, n);
+  std::string cl = batch + left + right;
+  Shape cshape;
+  for (char ch : cl) cshape.push_back(size[ch]);
+  C = C.reshaped(cshape);
+  auto cst = strides_of(cshape);
+  Shape os;
+  std::vector<int64_t> st;
+  for (char ch : lo) {
+    os.push_back(size[ch]);
+    st.push_back(cst[cl.find(ch)]);
+  }
+  c.set(0, strided_tensor(C, st, 0, os, c.threads()));
+}
+
+}  // namespace
+
+void register_linalg_ops() {
+  register_kernel("linear", k_linear);
+  register_kernel("matmul", k_matmul);
+  register_kernel("einsum", k_einsum);
+}
+
+}  // namespace cmo::exec

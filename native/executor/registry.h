@@ -1,0 +1,31 @@
+// One register_*_ops function per ops/*.cc file. Explicit calls (instead of static registrars) so
+// the linker cannot drop an op file from the static library.
+#pragma once
+
+namespace cmo::exec {
+
+void register_elementwise_ops();
+void register_reduce_ops();
+void register_linalg_ops();
+void register_conv_ops();
+void register_norm_ops();
+void register_shape_ops();
+void register_gather_ops();
+void register_image_ops();
+void register_misc_ops();
+void register_constexpr_ops();
+
+inline void register_all_ops() {
+  register_elementwise_ops();
+  register_reduce_ops();
+  register_linalg_ops();
+  register_conv_ops();
+  register_norm_ops();
+  register_shape_ops();
+  register_gather_ops();
+  register_image_ops();
+  register_misc_ops();
+  register_constexpr_ops();
+}
+
+}  // namespace cmo::exec

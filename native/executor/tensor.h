@@ -1,0 +1,64 @@
+// Runtime values of the reference executor. Every float type (fp16, fp32, fp64, bf16) is computed in
+// fp32; every integer type (int8..int64, uint1..uint32, sub-byte) in int32; bool in int32 (0/1).
+// `declared` keeps the MIL dtype the program declared so outputs can be converted back (fp16 RNE).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cmo::exec {
+
+enum class DType { F32, I32, Bool, Str };
+
+using Shape = std::vector<int64_t>;
+
+int64_t numel(const Shape& s);
+std::string shape_str(const Shape& s);
+const char* dtype_name(DType t);
+
+struct Tensor {
+  DType dtype = DType::F32;
+  Shape shape;
+  std::string declared;  // MIL dtype name ("fp16", "int8", ...); empty = same as dtype
+  std::shared_ptr<std::vector<float>> f;
+  std::shared_ptr<std::vector<int32_t>> i;  // I32 and Bool
+  std::shared_ptr<std::vector<std::string>> s;
+
+  static Tensor f32(Shape shape);
+  static Tensor i32(Shape shape);
+  static Tensor boolean(Shape shape);
+  static Tensor str(std::vector<std::string> values, Shape shape = {});
+  static Tensor scalar_f32(float v);
+  static Tensor scalar_i32(int32_t v);
+
+  int64_t size() const { return numel(shape); }
+  int64_t rank() const { return static_cast<int64_t>(shape.size()); }
+  bool is_float() const { return dtype == DType::F32; }
+  bool is_int() const { return dtype == DType::I32 || dtype == DType::Bool; }
+  float* fdata() { return f->data(); }
+  const float* fdata() const { return f->data(); }
+  int32_t* idata() { return i->data(); }
+  const int32_t* idata() const { return i->data(); }
+
+  // Same data, new shape (zero-copy).
+  Tensor reshaped(Shape new_shape) const;
+  // Element k as double regardless of dtype (scalars and small parameter tensors).
+  double at(int64_t k) const;
+};
+
+// Copy of t as F32 (shares storage when already F32).
+Tensor as_f32(const Tensor& t);
+// Copy of t as I32 (truncates floats toward zero; shares storage when already I32/Bool).
+Tensor as_i32(const Tensor& t);
+
+// Row-major strides.
+std::vector<int64_t> strides_of(const Shape& s);
+// Numpy broadcast of two shapes; throws on mismatch with `what` in the message.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const std::string& what);
+// Strides of `in` as seen from an output of shape `out` (0 on broadcast axes), right-aligned.
+std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out);
+// Normalizes a possibly negative axis against rank; throws when out of range.
+int64_t norm_axis(int64_t axis, int64_t rank, const std::string& what);
+
+}  // namespace cmo::exec

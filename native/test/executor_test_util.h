@@ -1,0 +1,110 @@
+// Helpers for building small graph descriptions in native executor tests.
+#pragma once
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../executor/graph.h"
+
+namespace cmo::exec::testing {
+
+inline ValueDesc floats(Shape shape, const std::vector<float>& v) {
+  ValueDesc d;
+  d.dtype = "fp32";
+  d.shape = std::move(shape);
+  d.encoding = ValueDesc::Encoding::Floats;
+  d.bytes.resize(v.size() * 4);
+  std::memcpy(d.bytes.data(), v.data(), d.bytes.size());
+  return d;
+}
+inline ValueDesc ints(Shape shape, const std::vector<int32_t>& v) {
+  ValueDesc d;
+  d.dtype = "int32";
+  d.shape = std::move(shape);
+  d.encoding = ValueDesc::Encoding::Ints;
+  d.bytes.resize(v.size() * 4);
+  std::memcpy(d.bytes.data(), v.data(), d.bytes.size());
+  return d;
+}
+inline ValueDesc ints1(const std::vector<int32_t>& v) { return ints({static_cast<int64_t>(v.size())}, v); }
+inline ValueDesc scalar_i(int32_t v) { return ints({}, {v}); }
+inline ValueDesc raw(const std::string& dtype, Shape shape, std::vector<uint8_t> bytes) {
+  ValueDesc d;
+  d.dtype = dtype;
+  d.shape = std::move(shape);
+  d.encoding = ValueDesc::Encoding::Bytes;
+  d.bytes = std::move(bytes);
+  return d;
+}
+inline ValueDesc string_value(const std::string& s) {
+  ValueDesc d;
+  d.dtype = "string";
+  d.encoding = ValueDesc::Encoding::Strings;
+  d.strings = {s};
+  return d;
+}
+
+inline BindingDesc name_of(const std::string& n) {
+  BindingDesc b;
+  b.name = n;
+  return b;
+}
+inline BindingDesc val(ValueDesc v) {
+  BindingDesc b;
+  b.is_name = false;
+  b.value = std::move(v);
+  return b;
+}
+
+inline OpDesc make_op(const std::string& type, const std::string& out,
+                      std::vector<std::pair<std::string, std::vector<BindingDesc>>> inputs, const std::string& out_dtype = "fp32") {
+  OpDesc op;
+  op.type = type;
+  op.name = out;
+  op.inputs = std::move(inputs);
+  op.outputs = {{out, {out_dtype, {}, false}}};
+  return op;
+}
+
+inline OpDesc const_op(const std::string& name, ValueDesc v) {
+  OpDesc op;
+  op.type = "const";
+  op.name = name;
+  std::string dt = v.dtype;
+  op.attributes = {{"val", std::move(v)}};
+  op.outputs = {{name, {dt, {}, false}}};
+  return op;
+}
+
+inline std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+inline Tensor input_f32(Shape shape, const std::vector<float>& v) {
+  Tensor t = Tensor::f32(std::move(shape));
+  std::copy(v.begin(), v.end(), t.fdata());
+  return t;
+}
+
+// Runs a one-output graph with fp32 inputs named in `inputs`.
+inline Tensor run1(const GraphDesc& desc, const std::vector<FeatureValue>& inputs) {
+  auto g = Graph::build(desc);
+  return g->run(inputs, {}).at(0).tensor;
+}
+
+inline double max_rel_err(const float* a, const std::vector<float>& b) {
+  double worst = 0;
+  for (size_t k = 0; k < b.size(); ++k) {
+    // abs 1e-5 + rel 1e-4 (the fixtures' rule), expressed as a ratio that must stay below 1e-4
+    double d = std::fabs(static_cast<double>(a[k]) - b[k]) / (0.1 + std::fabs(static_cast<double>(b[k])));
+    worst = std::max(worst, d);
+  }
+  return worst;
+}
+
+}  // namespace cmo::exec::testing
