@@ -187,11 +187,12 @@ export const SUPPORTED_OPS: readonly string[] = [
   'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'non_zero', 'not_equal', 'one_hot', 'pad', 'pixel_shuffle',
   'pixel_unshuffle', 'pow', 'prelu', 'range_1d', 'real_div', 'reduce_argmax', 'reduce_argmin', 'reduce_l1_norm',
   'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max', 'reduce_mean', 'reduce_min', 'reduce_prod',
-  'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'reshape', 'reverse', 'round', 'rsqrt', 'scaled_tanh',
-  'scatter', 'scatter_along_axis', 'scatter_nd', 'select', 'shape', 'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin',
-  'sinh', 'slice_by_index', 'slice_by_size', 'slice_update', 'softmax', 'softplus', 'softplus_parametric',
-  'softsign', 'space_to_depth', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'sub', 'tan', 'tanh', 'threshold',
-  'tile', 'topk', 'transpose', 'upsample_bilinear', 'upsample_nearest_neighbor', 'while_loop',
+  'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'reshape', 'reverse', 'round', 'rsqrt',
+  'scaled_dot_product_attention', 'scaled_tanh', 'scatter', 'scatter_along_axis', 'scatter_nd', 'select', 'shape',
+  'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin', 'sinh', 'slice_by_index', 'slice_by_size', 'slice_update',
+  'softmax', 'softplus', 'softplus_parametric', 'softsign', 'space_to_depth', 'split', 'sqrt', 'square', 'squeeze',
+  'stack', 'sub', 'tan', 'tanh', 'threshold', 'tile', 'topk', 'transpose', 'upsample_bilinear',
+  'upsample_nearest_neighbor', 'while_loop',
 ];
 
 function num(v: LongLike | undefined | null): number {

@@ -151,3 +151,36 @@ describe('lstm', () => {
     });
   }
 });
+
+describe('scaled_dot_product_attention', () => {
+  const [B, L, S, E, EV] = [2, 3, 4, 5, 2];
+  const q = randoms(B * L * E, 71), k = randoms(B * S * E, 72), v = randoms(B * S * EV, 73);
+  function ref(mask?: (b: number, i: number, j: number) => number | boolean) {
+    const out: number[] = [];
+    for (let b = 0; b < B; b++)
+      for (let i = 0; i < L; i++) {
+        const s = Array.from({ length: S }, (_, j) => {
+          let acc = 0;
+          for (let e = 0; e < E; e++) acc += q[(b * L + i) * E + e]! * k[(b * S + j) * E + e]!;
+          acc /= Math.sqrt(E);
+          const m = mask?.(b, i, j);
+          return m === false ? -Infinity : typeof m === 'number' ? acc + m : acc;
+        });
+        const mx = Math.max(...s), ex = s.map((x) => Math.exp(x - mx)), sum = ex.reduce((a, c) => a + c, 0);
+        for (let d = 0; d < EV; d++) out.push(ex.reduce((a, w, j) => a + (w / sum) * v[(b * S + j) * EV + d]!, 0));
+      }
+    return out;
+  }
+  const feeds = { q: { data: q, shape: [B, L, E] }, k: { data: k, shape: [B, S, E] }, v: { data: v, shape: [B, S, EV] } };
+  const close = (got: ArrayLike<number>, want: number[]) => want.forEach((w, i) => expect(Math.abs(got[i]! - w)).toBeLessThan(1e-5));
+  it('without a mask, with a causal bool mask and with an additive float mask', async () => {
+    const outs = [{ name: 'y', dtype: 'fp32', shape: [B, L, EV] }];
+    close((await one('scaled_dot_product_attention', { query: 'q', key: 'k', value: 'v' }, outs, feeds)).y!.data, ref());
+    const causal = Array.from({ length: L * S }, (_, t) => Math.floor(t / S) >= t % S);
+    close((await one('scaled_dot_product_attention', { query: 'q', key: 'k', value: 'v', attn_mask: value('bool', [L, S], causal) }, outs, feeds)).y!.data,
+      ref((_b, i, j) => i >= j));
+    const add = Array.from({ length: L * S }, (_, t) => (t % 3) - 1);
+    close((await one('scaled_dot_product_attention', { query: 'q', key: 'k', value: 'v', attn_mask: floats([L, S], add) }, outs, feeds)).y!.data,
+      ref((_b, i, j) => add[i * S + j]!));
+  });
+});

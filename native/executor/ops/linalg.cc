@@ -1,5 +1,7 @@
 // linear, matmul (batched, broadcasting, rank-1 operands), einsum (any two-operand equation without
 // ellipsis): all lowered onto sgemm (OpenBLAS/Accelerate, portable fallback).
+#include <cmath>
+#include <limits>
 #include <map>
 
 #include "common.h"
@@ -151,9 +153,54 @@ void k_einsum(OpContext& c) {
   c.set(0, strided_tensor(C, st, 0, os, c.threads()));
 }
 
+// scaled_dot_product_attention (iOS18): softmax(Q·K^T / sqrt(E) + mask)·V over the last two axes,
+// batch axes broadcast; a bool mask keeps positions where it is true (others get -inf).
+void k_sdpa(OpContext& c) {
+  Tensor q = as_f32(c.in("query")), k = as_f32(c.in("key")), v = as_f32(c.in("value"));
+  const std::string what = "op '" + c.node().name + "' (scaled_dot_product_attention)";
+  if (q.rank() < 3 || k.rank() < 3 || v.rank() < 3) c.fail("query/key/value must have rank >= 3");
+  const int64_t E = q.shape.back();
+  Tensor scores = batched_matmul(q, false, k, true, what, c.threads());  // [..., L, S]
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)));
+  const int64_t S = scores.shape.back(), rows = scores.size() / std::max<int64_t>(S, 1);
+  for (int64_t i = 0; i < scores.size(); ++i) scores.fdata()[i] *= scale;
+  if (const Tensor* m = c.find("attn_mask")) {
+    Shape bs = broadcast_shapes(scores.shape, m->shape, what);
+    if (bs != scores.shape) c.fail("attn_mask " + shape_str(m->shape) + " does not broadcast to the scores " + shape_str(scores.shape));
+    Tensor mf = m->dtype == DType::F32 ? *m : as_i32(*m);
+    const bool is_bool = m->dtype == DType::Bool;
+    auto st = broadcast_strides(m->shape, scores.shape);
+    std::vector<int64_t> idx(scores.shape.size(), 0);
+    for (int64_t i = 0; i < scores.size(); ++i) {
+      int64_t off = 0;
+      for (size_t d = 0; d < idx.size(); ++d) off += idx[d] * st[d];
+      float& sv = scores.fdata()[i];
+      if (is_bool) sv = mf.idata()[off] ? sv : -std::numeric_limits<float>::infinity();
+      else sv += mf.dtype == DType::F32 ? mf.fdata()[off] : static_cast<float>(mf.idata()[off]);
+      for (size_t d = idx.size(); d-- > 0;) {
+        if (++idx[d] < scores.shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    float* p = scores.fdata() + r * S;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < S; ++j) mx = std::max(mx, p[j]);
+    double sum = 0;
+    for (int64_t j = 0; j < S; ++j) {
+      p[j] = mx == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(p[j] - mx);
+      sum += p[j];
+    }
+    for (int64_t j = 0; j < S; ++j) p[j] = sum > 0 ? static_cast<float>(p[j] / sum) : 0.f;
+  }
+  c.set(0, batched_matmul(scores, false, v, false, what, c.threads()));
+}
+
 }  // namespace
 
 void register_linalg_ops() {
+  register_kernel("scaled_dot_product_attention", k_sdpa);
   register_kernel("linear", k_linear);
   register_kernel("matmul", k_matmul);
   register_kernel("einsum", k_einsum);
