@@ -5,7 +5,11 @@
 // on the JS thread; predict copies its inputs and runs on a libuv worker via run_job.
 #include <napi.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "../executor/graph.h"
 #include "../util/fp16.h"
@@ -296,7 +300,24 @@ Napi::Value Predict(const Napi::CallbackInfo& info, std::shared_ptr<exec::Graph>
         opts.threads = threads;
         opts.progress = [&ctx](double d, double t) { ctx.progress(d, t); };
         opts.check_cancelled = [&ctx] { ctx.check_cancelled(); };
-        return graph->run(inputs, opts);
+        // COREML_OPTIMIZE_PROFILE=1 prints the time spent per op type to stderr after each predict.
+        std::map<std::string, std::pair<double, int>> per_type;
+        const char* env_profile = std::getenv("COREML_OPTIMIZE_PROFILE");
+        if (env_profile && *env_profile && *env_profile != '0')
+          opts.profile = [&per_type](const exec::Node& n, double ms) {
+            auto& e = per_type[n.type];
+            e.first += ms;
+            e.second += 1;
+          };
+        auto out = graph->run(inputs, opts);
+        if (opts.profile) {
+          std::vector<std::pair<double, std::string>> rows;
+          for (auto& kv : per_type) rows.push_back({kv.second.first, kv.first});
+          std::sort(rows.rbegin(), rows.rend());
+          for (auto& r : rows)
+            std::fprintf(stderr, "[executor] %-28s %9.3f ms  (%d ops)\n", r.second.c_str(), r.first, per_type[r.second].second);
+        }
+        return out;
       },
       [declared](Napi::Env env, std::vector<exec::FeatureValue>& outs) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);

@@ -1,8 +1,10 @@
 #include "graph.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -10,6 +12,7 @@
 #include "../util/error.h"
 #include "../util/fp16.h"
 #include "../blob/storage_reader.h"
+#include "ops/gemm.h"
 #include "registry.h"
 
 namespace cmo::exec {
@@ -118,14 +121,15 @@ DType compute_dtype(const std::string& d) {
 // Weight files opened while building one graph (validated by the blob layer's StorageReader).
 class BlobCache {
  public:
-  const blob::StorageReader& open(const std::string& path) {
+  // Shared so that zero-copy fp32 constants can keep their mapping alive.
+  const std::shared_ptr<blob::StorageReader>& open(const std::string& path) {
     auto it = files_.find(path);
-    if (it == files_.end()) it = files_.emplace(path, std::make_unique<blob::StorageReader>(path)).first;
-    return *it->second;
+    if (it == files_.end()) it = files_.emplace(path, std::make_shared<blob::StorageReader>(path)).first;
+    return it->second;
   }
 
  private:
-  std::map<std::string, std::unique_ptr<blob::StorageReader>> files_;
+  std::map<std::string, std::shared_ptr<blob::StorageReader>> files_;
 };
 
 namespace {
@@ -173,39 +177,38 @@ Tensor decode_raw(const std::string& d, const uint8_t* p, size_t nbytes, const S
     throw Error("EMODELFORMAT", what + ": " + std::to_string(nbytes) + " bytes hold fewer than the " + std::to_string(n) +
                                     " " + d + " elements of shape " + shape_str(shape));
   DType ct = compute_dtype(d);
+  // Dispatch on the dtype once, outside the element loops (weights can be billions of elements).
+  auto each = [n](auto&& f) {
+    for (int64_t k = 0; k < n; ++k) f(k);
+  };
   if (ct == DType::F32) {
     Tensor t = Tensor::f32(shape);
     float* o = t.fdata();
-    for (int64_t k = 0; k < n; ++k) {
-      if (d == "fp32") std::memcpy(&o[k], p + 4 * k, 4);
-      else if (d == "fp16") { uint16_t h; std::memcpy(&h, p + 2 * k, 2); o[k] = half_to_float(h); }
-      else if (d == "bf16") { uint16_t h; std::memcpy(&h, p + 2 * k, 2); o[k] = bf16_to_float(h); }
-      else if (d == "fp64") { double v; std::memcpy(&v, p + 8 * k, 8); o[k] = static_cast<float>(v); }
-      else throw Error("EUNSUPPORTED", what + ": dtype " + d + " is not supported");
-    }
+    if (d == "fp32") std::memcpy(o, p, static_cast<size_t>(n) * 4);
+    else if (d == "fp16") each([&](int64_t k) { uint16_t h; std::memcpy(&h, p + 2 * k, 2); o[k] = half_to_float(h); });
+    else if (d == "bf16") each([&](int64_t k) { uint16_t h; std::memcpy(&h, p + 2 * k, 2); o[k] = bf16_to_float(h); });
+    else if (d == "fp64") each([&](int64_t k) { double v; std::memcpy(&v, p + 8 * k, 8); o[k] = static_cast<float>(v); });
+    else throw Error("EUNSUPPORTED", what + ": dtype " + d + " is not supported");
     t.declared = d;
     return t;
   }
   Tensor t = ct == DType::Bool ? Tensor::boolean(shape) : Tensor::i32(shape);
   int32_t* o = t.idata();
   if (bits) {
-    for (int64_t k = 0; k < n; ++k) {
+    const bool sign = d == "int4";
+    each([&](int64_t k) {
       uint64_t bit = static_cast<uint64_t>(k) * bits;
       uint32_t v = 0;
       for (int b = 0; b < bits; ++b, ++bit) v |= ((p[bit >> 3] >> (bit & 7)) & 1u) << b;
-      o[k] = d == "int4" ? (static_cast<int32_t>(v << 28) >> 28) : static_cast<int32_t>(v);
-    }
-  } else {
-    for (int64_t k = 0; k < n; ++k) {
-      if (d == "int8") o[k] = static_cast<int8_t>(p[k]);
-      else if (d == "uint8" || d == "bool") o[k] = p[k];
-      else if (d == "int16") { int16_t v; std::memcpy(&v, p + 2 * k, 2); o[k] = v; }
-      else if (d == "uint16") { uint16_t v; std::memcpy(&v, p + 2 * k, 2); o[k] = v; }
-      else if (d == "int32" || d == "uint32") { std::memcpy(&o[k], p + 4 * k, 4); }
-      else if (d == "int64" || d == "uint64") { int64_t v; std::memcpy(&v, p + 8 * k, 8); o[k] = static_cast<int32_t>(v); }
-      else throw Error("EUNSUPPORTED", what + ": dtype " + d + " is not supported");
-    }
-  }
+      o[k] = sign ? (static_cast<int32_t>(v << 28) >> 28) : static_cast<int32_t>(v);
+    });
+  } else if (d == "int8") each([&](int64_t k) { o[k] = static_cast<int8_t>(p[k]); });
+  else if (d == "uint8" || d == "bool") each([&](int64_t k) { o[k] = p[k]; });
+  else if (d == "int16") each([&](int64_t k) { int16_t v; std::memcpy(&v, p + 2 * k, 2); o[k] = v; });
+  else if (d == "uint16") each([&](int64_t k) { uint16_t v; std::memcpy(&v, p + 2 * k, 2); o[k] = v; });
+  else if (d == "int32" || d == "uint32") std::memcpy(o, p, static_cast<size_t>(n) * 4);
+  else if (d == "int64" || d == "uint64") each([&](int64_t k) { int64_t v; std::memcpy(&v, p + 8 * k, 8); o[k] = static_cast<int32_t>(v); });
+  else throw Error("EUNSUPPORTED", what + ": dtype " + d + " is not supported");
   if (ct == DType::Bool)
     for (int64_t k = 0; k < n; ++k) o[k] = o[k] != 0;
   t.declared = d;
@@ -254,12 +257,34 @@ Tensor value_to_tensor(const ValueDesc& v, const std::string& model_dir, BlobCac
       std::string path = v.blob_file;
       const std::string prefix = "@model_path";
       if (path.rfind(prefix, 0) == 0) path = model_dir + path.substr(prefix.size());
-      const blob::StorageReader& reader = cache->open(path);
+      const std::shared_ptr<blob::StorageReader>& reader_ptr = cache->open(path);
+      const blob::StorageReader& reader = *reader_ptr;
       blob::Record rec = reader.record(v.blob_offset);
       if (static_cast<uint32_t>(rec.dtype) != blob_code(v.dtype))
         throw Error("EWEIGHTS", path + ": blob at offset " + std::to_string(v.blob_offset) + " has dtype " +
                                     blob::dtype_name(rec.dtype) + ", the program declares " + v.dtype);
-      return decode_raw(v.dtype, reader.data(rec), static_cast<size_t>(rec.size_in_bytes), v.shape,
+      const uint8_t* data = reader.data(rec);
+      if (v.dtype == "fp32" && rec.size_in_bytes >= static_cast<uint64_t>(numel(v.shape)) * 4 &&
+          reinterpret_cast<uintptr_t>(data) % alignof(float) == 0) {
+        // fp32 weights are used in place: a read-only view into the mapping, no copy.
+        Tensor t;
+        t.dtype = DType::F32;
+        t.shape = v.shape;
+        t.declared = "fp32";
+        t.f = std::shared_ptr<float>(reader_ptr, const_cast<float*>(reinterpret_cast<const float*>(data)));
+        return t;
+      }
+      if (v.dtype == "fp16" && rec.size_in_bytes >= static_cast<uint64_t>(numel(v.shape)) * 2 &&
+          reinterpret_cast<uintptr_t>(data) % alignof(uint16_t) == 0) {
+        // fp16 weights stay halves in the mapping; each op converts what it uses (see run_node).
+        Tensor t;
+        t.dtype = DType::F32;
+        t.shape = v.shape;
+        t.declared = "fp16";
+        t.h = std::shared_ptr<const uint16_t>(reader_ptr, reinterpret_cast<const uint16_t*>(data));
+        return t;
+      }
+      return decode_raw(v.dtype, data, static_cast<size_t>(rec.size_in_bytes), v.shape,
                         path + " blob at " + std::to_string(v.blob_offset));
     }
   }
@@ -409,7 +434,7 @@ class GraphBuilder {
     node.kernel(ctx);
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       Tensor& t = ctx.outputs()[k];
-      if (!t.f && !t.i && !t.s) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
+      if (!t.f && !t.h && !t.i && !t.s) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
       t.declared = node.output_types[k].dtype;
       g_.constants_[node.outputs[k]] = std::move(t);
       g_.is_const_[node.outputs[k]] = 1;
@@ -452,7 +477,9 @@ class GraphBuilder {
 };
 
 std::shared_ptr<Graph> Graph::build(const GraphDesc& desc) {
+  use_single_threaded_blas();
   auto g = std::make_shared<Graph>();
+  g->pool_ = std::make_shared<BufferPool>();
   GraphBuilder(*g, desc).build();
   return g;
 }
@@ -507,16 +534,25 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
   std::vector<std::vector<const Tensor*>> args;
   args.reserve(node.inputs.size());
+  std::deque<Tensor> widened;  // fp32 copies of fp16-backed constants, alive for this op only
   for (const auto& in : node.inputs) {
     std::vector<const Tensor*> a;
-    for (int s : in.second) a.push_back(&value(s));
+    for (int s : in.second) {
+      const Tensor& t = value(s);
+      if (t.is_half_backed()) {
+        widened.push_back(as_f32(t));  // deque: earlier pointers stay valid
+        a.push_back(&widened.back());
+      } else {
+        a.push_back(&t);
+      }
+    }
     args.push_back(std::move(a));
   }
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     Tensor& t = ctx.outputs()[k];
-    if (!t.f && !t.i && !t.s)
+    if (!t.f && !t.h && !t.i && !t.s)
       throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): output " + std::to_string(k) + " was not produced");
     t.declared = node.output_types[k].dtype;
     env[node.outputs[k]] = std::move(t);
@@ -530,7 +566,13 @@ void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<
   for (size_t k = 0; k < n; ++k) {
     if (opts.check_cancelled) opts.check_cancelled();
     const Node& node = block.nodes[k];
-    run_node(node, env, live, opts);
+    if (opts.profile) {
+      auto t0 = std::chrono::steady_clock::now();
+      run_node(node, env, live, opts);
+      opts.profile(node, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    } else {
+      run_node(node, env, live, opts);
+    }
     if (top_level) {
       for (int s : node.free_after) {
         env[s] = Tensor();
@@ -542,6 +584,7 @@ void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<
 }
 
 std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, const RunOptions& opts) const {
+  BufferPool::Scope pool_scope(pool_.get());
   std::vector<Tensor> env = constants_;
   std::vector<char> live = is_const_;
   for (size_t k = 0; k < input_types_.size(); ++k) {

@@ -85,6 +85,8 @@ struct RunOptions {
   unsigned threads = 0;  // 0 = pool size
   std::function<void(double, double)> progress;
   std::function<void()> check_cancelled;
+  // Called after each op with its wall time in milliseconds (profiling; null = off).
+  std::function<void(const Node&, double)> profile;
 };
 
 struct FeatureValue {
@@ -123,6 +125,7 @@ class Graph {
   std::vector<Tensor> constants_;    // indexed by slot; valid where is_const_
   std::vector<char> is_const_;
   Block main_;
+  std::shared_ptr<BufferPool> pool_;  // intermediates recycled across ops and runs
 };
 
 // Converts a constant description (immediate or blob) into a runtime tensor. Blob files are

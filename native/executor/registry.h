@@ -14,6 +14,10 @@ void register_gather_ops();
 void register_image_ops();
 void register_misc_ops();
 void register_constexpr_ops();
+void register_sort_ops();
+void register_scatter_ops();
+void register_rearrange_ops();
+void register_recurrent_ops();
 
 inline void register_all_ops() {
   register_elementwise_ops();
@@ -26,6 +30,10 @@ inline void register_all_ops() {
   register_image_ops();
   register_misc_ops();
   register_constexpr_ops();
+  register_sort_ops();
+  register_scatter_ops();
+  register_rearrange_ops();
+  register_recurrent_ops();
 }
 
 }  // namespace cmo::exec

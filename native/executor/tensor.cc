@@ -1,8 +1,10 @@
 #include "tensor.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../util/error.h"
+#include "../util/fp16.h"
 
 namespace cmo::exec {
 
@@ -28,10 +30,59 @@ const char* dtype_name(DType t) {
   return "?";
 }
 
+namespace {
+thread_local BufferPool* current_pool = nullptr;
+}
+
+BufferPool::Scope::Scope(BufferPool* pool) : previous_(current_pool) { current_pool = pool; }
+BufferPool::Scope::~Scope() { current_pool = previous_; }
+
+std::shared_ptr<float> BufferPool::take(size_t n) {
+  std::unique_ptr<std::vector<float>> v;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Best fit, and not more than twice the request (a huge buffer should not serve a tiny tensor).
+    auto it = free_.lower_bound(n);
+    if (it != free_.end() && it->first <= 2 * n + 1024) {
+      v = std::move(it->second);
+      bytes_ -= it->first * sizeof(float);
+      free_.erase(it);
+    }
+  }
+  if (v) std::fill_n(v->data(), n, 0.f);
+  else v = std::make_unique<std::vector<float>>(n);
+  std::weak_ptr<BufferPool> weak = weak_from_this();
+  std::shared_ptr<std::vector<float>> holder(v.release(), [weak](std::vector<float>* p) {
+    if (auto pool = weak.lock()) pool->give_back(p);
+    else delete p;
+  });
+  return std::shared_ptr<float>(holder, holder->data());
+}
+
+void BufferPool::give_back(std::vector<float>* v) {
+  std::unique_ptr<std::vector<float>> owned(v);
+  size_t bytes = v->capacity() * sizeof(float);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (bytes_ + bytes > max_bytes_ || bytes == 0) return;  // over budget: really free it
+  bytes_ += bytes;
+  free_.emplace(v->capacity(), std::move(owned));
+}
+
+size_t BufferPool::pooled_bytes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return bytes_;
+}
+
+std::shared_ptr<float> alloc_f32(size_t n) {
+  if (current_pool) return current_pool->take(n);
+  auto holder = std::make_shared<std::vector<float>>(n);
+  return std::shared_ptr<float>(holder, holder->data());
+}
+
 Tensor Tensor::f32(Shape shape) {
   Tensor t;
   t.dtype = DType::F32;
-  t.f = std::make_shared<std::vector<float>>(static_cast<size_t>(numel(shape)));
+  t.f = alloc_f32(static_cast<size_t>(numel(shape)));
   t.shape = std::move(shape);
   return t;
 }
@@ -56,7 +107,7 @@ Tensor Tensor::str(std::vector<std::string> values, Shape shape) {
 }
 Tensor Tensor::scalar_f32(float v) {
   Tensor t = f32({});
-  (*t.f)[0] = v;
+  t.f.get()[0] = v;
   return t;
 }
 Tensor Tensor::scalar_i32(int32_t v) {
@@ -76,7 +127,7 @@ Tensor Tensor::reshaped(Shape new_shape) const {
 double Tensor::at(int64_t k) const {
   if (k < 0 || k >= size()) throw Error("EINVAL", "element index out of range");
   switch (dtype) {
-    case DType::F32: return (*f)[static_cast<size_t>(k)];
+    case DType::F32: return f ? f.get()[k] : half_to_float(h.get()[k]);
     case DType::I32:
     case DType::Bool: return (*i)[static_cast<size_t>(k)];
     case DType::Str: break;
@@ -85,6 +136,14 @@ double Tensor::at(int64_t k) const {
 }
 
 Tensor as_f32(const Tensor& t) {
+  if (t.is_half_backed()) {
+    Tensor out = Tensor::f32(t.shape);
+    const uint16_t* src = t.h.get();
+    float* dst = out.fdata();
+    for (int64_t k = 0, n = t.size(); k < n; ++k) dst[k] = half_to_float(src[k]);
+    out.declared = t.declared;
+    return out;
+  }
   if (t.dtype == DType::F32) return t;
   if (t.dtype == DType::Str) throw Error("EINVAL", "a string value is used where a number is expected");
   Tensor out = Tensor::f32(t.shape);
@@ -95,6 +154,7 @@ Tensor as_f32(const Tensor& t) {
 }
 
 Tensor as_i32(const Tensor& t) {
+  if (t.is_half_backed()) return as_i32(as_f32(t));
   if (t.dtype == DType::I32) return t;
   if (t.dtype == DType::Bool) {
     Tensor out = t;

@@ -3,7 +3,9 @@
 // `declared` keeps the MIL dtype the program declared so outputs can be converted back (fp16 RNE).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,7 +23,13 @@ struct Tensor {
   DType dtype = DType::F32;
   Shape shape;
   std::string declared;  // MIL dtype name ("fp16", "int8", ...); empty = same as dtype
-  std::shared_ptr<std::vector<float>> f;
+  // fp32 data: an owned buffer (recycled through the running graph's BufferPool) or a read-only view
+  // into a memory-mapped weight file (fp32 blobs are not copied); the shared_ptr keeps its owner alive.
+  std::shared_ptr<float> f;
+  // fp16 weights kept as halves (a view into the weight file, or a decoded constexpr output) so a
+  // multi-GB fp16 model is not doubled in memory; converted to fp32 for the one op that uses them
+  // (Graph::run_node). A tensor has either f or h set, never both.
+  std::shared_ptr<const uint16_t> h;
   std::shared_ptr<std::vector<int32_t>> i;  // I32 and Bool
   std::shared_ptr<std::vector<std::string>> s;
 
@@ -33,11 +41,12 @@ struct Tensor {
   static Tensor scalar_i32(int32_t v);
 
   int64_t size() const { return numel(shape); }
+  bool is_half_backed() const { return !f && h; }
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
   bool is_float() const { return dtype == DType::F32; }
   bool is_int() const { return dtype == DType::I32 || dtype == DType::Bool; }
-  float* fdata() { return f->data(); }
-  const float* fdata() const { return f->data(); }
+  float* fdata() { return f.get(); }
+  const float* fdata() const { return f.get(); }
   int32_t* idata() { return i->data(); }
   const int32_t* idata() const { return i->data(); }
 
@@ -46,6 +55,37 @@ struct Tensor {
   // Element k as double regardless of dtype (scalars and small parameter tensors).
   double at(int64_t k) const;
 };
+
+// Recycles fp32 buffers between ops and between predict() calls: every freed intermediate goes
+// back here instead of to the OS, so steady-state runs do not page-fault fresh memory. Tensor::f32
+// draws from the pool installed on the calling thread by BufferPool::Scope (none = plain new).
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  explicit BufferPool(size_t max_bytes = size_t{1} << 30) : max_bytes_(max_bytes) {}
+  std::shared_ptr<float> take(size_t n);  // zero-filled, at least n elements
+  size_t pooled_bytes() const;
+
+  class Scope {  // installs `pool` as the current thread's pool for its lifetime
+   public:
+    explicit Scope(BufferPool* pool);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    BufferPool* previous_;
+  };
+
+ private:
+  void give_back(std::vector<float>* v);
+  mutable std::mutex mutex_;
+  std::multimap<size_t, std::unique_ptr<std::vector<float>>> free_;  // by capacity
+  size_t bytes_ = 0;
+  size_t max_bytes_;
+};
+
+// A fresh zero-filled fp32 buffer of n elements (from the current thread's pool when there is one).
+std::shared_ptr<float> alloc_f32(size_t n);
 
 // Copy of t as F32 (shares storage when already F32).
 Tensor as_f32(const Tensor& t);

@@ -13,7 +13,10 @@ using namespace cmo::exec::testing;
 namespace {
 
 std::vector<int32_t> ivec(const Tensor& t) { return std::vector<int32_t>(t.idata(), t.idata() + t.size()); }
-std::vector<float> fvec(const Tensor& t) { return std::vector<float>(t.fdata(), t.fdata() + t.size()); }
+std::vector<float> fvec(const Tensor& in) {
+  Tensor t = as_f32(in);  // fp16 weights stay half-backed until used
+  return std::vector<float>(t.fdata(), t.fdata() + t.size());
+}
 
 // A graph whose single output is a constexpr op applied to constant inputs.
 Tensor run_constexpr(OpDesc op, const std::string& opset = "CoreML8") {
@@ -87,7 +90,9 @@ TEST(blob_values_are_read_and_validated) {
     d.block.outputs = {"w"};
     return run1(d, {});
   };
-  CHECK((fvec(load(blob("fp16", 64, {2, 2}))) == std::vector<float>{1, 2, 3, 4}));
+  Tensor w = load(blob("fp16", 64, {2, 2}));
+  CHECK(w.is_half_backed());  // a view of the mapped halves, not an fp32 copy
+  CHECK((fvec(w) == std::vector<float>{1, 2, 3, 4}));
   std::string e = error_of([&] { load(blob("fp32", 64, {2})); });
   CHECK(e.find("EWEIGHTS") == 0 && e.find("has dtype float16") != std::string::npos && e.find("'w' (const)") != std::string::npos);
   e = error_of([&] { load(blob("fp16", 72, {4})); });
@@ -234,6 +239,37 @@ TEST(intermediates_are_freed_but_outputs_survive) {
   // Running twice gives the same answer (constants are not consumed).
   auto again = g->run({{"x", input_f32({3}, {-1, 0, 1})}}, {});
   CHECK_EQ(again[0].tensor.fdata()[0], out[0].tensor.fdata()[0]);
+}
+
+TEST(buffer_pool_recycles_zeroed_buffers) {
+  auto pool = std::make_shared<BufferPool>(1 << 20);
+  float* first;
+  {
+    BufferPool::Scope scope(pool.get());
+    Tensor t = Tensor::f32({1000});
+    first = t.fdata();
+    std::fill_n(t.fdata(), 1000, 7.f);
+  }
+  CHECK_EQ(pool->pooled_bytes(), size_t{4000});
+  {
+    BufferPool::Scope scope(pool.get());
+    Tensor again = Tensor::f32({900});  // fits the freed buffer (not more than 2x + slack)
+    CHECK(again.fdata() == first);
+    CHECK_EQ(again.fdata()[0], 0.f);
+    CHECK_EQ(again.fdata()[899], 0.f);
+    CHECK_EQ(pool->pooled_bytes(), size_t{0});
+    Tensor small = Tensor::f32({10});  // a new buffer: the pool is empty
+    CHECK(small.fdata() != first);
+  }
+  // Over the byte budget: buffers are really freed, not kept.
+  {
+    BufferPool::Scope scope(pool.get());
+    Tensor big = Tensor::f32({1 << 19});  // 2 MiB > 1 MiB budget
+  }
+  CHECK(pool->pooled_bytes() <= (size_t{1} << 20));
+  // Without a scope, allocation does not touch the pool; tensors outliving the pool are freed normally.
+  Tensor outside = Tensor::f32({5});
+  CHECK_EQ(outside.fdata()[4], 0.f);
 }
 
 CMO_TEST_MAIN()

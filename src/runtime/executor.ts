@@ -176,20 +176,23 @@ const ARRAY_DTYPE: Record<number, string> = { 65568: 'fp32', 65600: 'fp64', 1311
 
 /** Op types the executor runs (const, constexpr_*, control flow included). */
 export const SUPPORTED_OPS: readonly string[] = [
-  'abs', 'acos', 'add', 'asin', 'atan', 'atanh', 'avg_pool', 'band_part', 'batch_norm', 'cast', 'ceil', 'clip', 'concat',
-  'cond', 'const', 'constexpr_affine_dequantize', 'constexpr_blockwise_shift_scale', 'constexpr_cast',
-  'constexpr_lut_to_dense', 'constexpr_lut_to_sparse', 'constexpr_sparse_blockwise_shift_scale',
-  'constexpr_sparse_to_dense', 'conv', 'conv_transpose', 'cos', 'cosh', 'cumsum', 'einsum', 'elu', 'equal', 'erf', 'exp',
-  'exp2', 'expand_dims', 'fill', 'fill_like', 'flatten2d', 'floor', 'floor_div', 'gather', 'gather_along_axis', 'gather_nd',
-  'gelu', 'greater', 'greater_equal', 'identity', 'instance_norm', 'inverse', 'l2_norm', 'l2_pool', 'layer_norm',
-  'leaky_relu', 'less', 'less_equal', 'linear', 'linear_activation', 'log', 'logical_and', 'logical_not', 'logical_or',
-  'logical_xor', 'matmul', 'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'not_equal', 'pad', 'pow', 'prelu',
-  'range_1d', 'real_div', 'reduce_argmax', 'reduce_argmin', 'reduce_l1_norm', 'reduce_l2_norm', 'reduce_log_sum',
-  'reduce_log_sum_exp', 'reduce_max', 'reduce_mean', 'reduce_min', 'reduce_prod', 'reduce_sum', 'reduce_sum_square',
-  'relu', 'relu6', 'reshape', 'reverse', 'round', 'rsqrt', 'scaled_tanh', 'select', 'shape', 'sigmoid', 'sigmoid_hard',
-  'sign', 'silu', 'sin', 'sinh', 'slice_by_index', 'slice_by_size', 'softmax', 'softplus', 'softplus_parametric',
-  'softsign', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'sub', 'tan', 'tanh', 'threshold', 'tile', 'transpose',
-  'upsample_bilinear', 'upsample_nearest_neighbor', 'while_loop',
+  'abs', 'acos', 'add', 'argsort', 'asin', 'atan', 'atanh', 'avg_pool', 'band_part', 'batch_norm', 'cast', 'ceil',
+  'clamped_relu', 'clip', 'concat', 'cond', 'const', 'constexpr_affine_dequantize',
+  'constexpr_blockwise_shift_scale', 'constexpr_cast', 'constexpr_lut_to_dense', 'constexpr_lut_to_sparse',
+  'constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense', 'conv', 'conv_transpose', 'cos', 'cosh',
+  'cumsum', 'depth_to_space', 'einsum', 'elu', 'equal', 'erf', 'exp', 'exp2', 'expand_dims', 'fill', 'fill_like',
+  'flatten2d', 'floor', 'floor_div', 'gather', 'gather_along_axis', 'gather_nd', 'gelu', 'greater', 'greater_equal',
+  'identity', 'instance_norm', 'inverse', 'l2_norm', 'l2_pool', 'layer_norm', 'leaky_relu', 'less', 'less_equal',
+  'linear', 'linear_activation', 'log', 'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'lstm', 'matmul',
+  'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'non_zero', 'not_equal', 'one_hot', 'pad', 'pixel_shuffle',
+  'pixel_unshuffle', 'pow', 'prelu', 'range_1d', 'real_div', 'reduce_argmax', 'reduce_argmin', 'reduce_l1_norm',
+  'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max', 'reduce_mean', 'reduce_min', 'reduce_prod',
+  'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'reshape', 'reverse', 'round', 'rsqrt',
+  'scaled_dot_product_attention', 'scaled_tanh', 'scatter', 'scatter_along_axis', 'scatter_nd', 'select', 'shape',
+  'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin', 'sinh', 'slice_by_index', 'slice_by_size', 'slice_update',
+  'softmax', 'softplus', 'softplus_parametric', 'softsign', 'space_to_depth', 'split', 'sqrt', 'square', 'squeeze',
+  'stack', 'sub', 'tan', 'tanh', 'threshold', 'tile', 'topk', 'transpose', 'upsample_bilinear',
+  'upsample_nearest_neighbor', 'while_loop',
 ];
 
 function num(v: LongLike | undefined | null): number {
@@ -441,6 +444,24 @@ export function createExecutor(source: Model | ExecutorModel, options: { functio
   const desc = lowerProgram(model, options.function);
   const fnFeatures = options.function ? model.description?.functions?.find((f) => f.name === options.function)?.input : undefined;
   const features: FeatureDescription[] = fnFeatures ?? model.description?.input ?? [];
+  const outputFeatures = options.function
+    ? model.description?.functions?.find((f) => f.name === options.function)?.output
+    : model.description?.output;
+  if (outputFeatures && outputFeatures.length > 0) {
+    const declared = outputFeatures.map((f) => f.name).sort();
+    const produced = [...desc.block.outputs].sort();
+    if (declared.join('\u0000') !== produced.join('\u0000')) {
+      throw new ModelFormatError(
+        `the model description's outputs (${declared.join(', ')}) differ from function '${desc.function}' outputs (${produced.join(', ')})`,
+        { file: model.path },
+      );
+    }
+  }
+  for (const feature of features) {
+    if (!desc.inputs.some((i) => i.name === feature.name)) {
+      throw new ModelFormatError(`the model description's input '${feature.name}' is not an input of function '${desc.function}'`, { file: model.path });
+    }
+  }
   const specs: InputSpec[] = desc.inputs.map((i) => {
     const feature = features.find((f) => f.name === i.name);
     const arrayType = feature?.type?.multiArrayType?.dataType;

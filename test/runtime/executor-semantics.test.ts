@@ -364,11 +364,36 @@ describe('load-time and input errors', () => {
     await expect(enumerated.predict({ x: { data: new Float32Array(6), shape: [2, 3] } })).rejects.toThrow(/not one of the enumerated shapes/);
   });
 
+  it('rejects a description whose features do not match the program', () => {
+    const feature = (name: string) => ({ name, type: { multiArrayType: { dataType: 65568, shape: [2, 3] } } });
+    expect(() => createExecutor({ program: identity, modelDir: '.', path: 'm.mlmodel', description: { input: [feature('x')], output: [feature('z')] } }))
+      .toThrow(/m\.mlmodel: the model description's outputs \(z\) differ from function 'main' outputs \(y\)/);
+    expect(() => createExecutor({ program: identity, modelDir: '.', description: { input: [feature('q')], output: [feature('y')] } }))
+      .toThrow(/input 'q' is not an input of function 'main'/);
+  });
+
   it('an aborted signal rejects with AbortError', async () => {
     const exec = createExecutor({ program: identity, modelDir: '.' });
     const ac = new AbortController();
     ac.abort();
     await expect(exec.predict({ x: { data: new Float32Array(6), shape: [2, 3] } }, { signal: ac.signal })).rejects.toBeInstanceOf(AbortError);
+  });
+
+  it('an abort during a long while_loop stops the native run with AbortError', async () => {
+    const intType = { tensorType: { dataType: 23, rank: 0, dimensions: [] } };
+    const cond = { inputs: [{ name: 'ci', type: intType }], outputs: ['c'], operations: [op('less', 'c', { x: 'ci', y: i32(2_000_000_000) }, [{ name: 'c', dtype: 'bool', shape: [] }])] };
+    const body = { inputs: [{ name: 'bi', type: intType }], outputs: ['bi2'], operations: [op('add', 'bi2', { x: 'bi', y: i32(1) }, [{ name: 'bi2', dtype: 'int32', shape: [] }])] };
+    const prog = program(
+      [{ name: 'x', dtype: 'int32', shape: [] }],
+      [op('while_loop', 'loop', { loop_vars: ['x'] }, [{ name: 'y', dtype: 'int32', shape: [] }], [cond, body])],
+      ['y'],
+    );
+    const ac = new AbortController();
+    const started = performance.now();
+    const run = createExecutor({ program: prog, modelDir: '.' }).predict({ x: { data: Int32Array.from([0]), shape: [] } }, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await expect(run).rejects.toBeInstanceOf(AbortError);
+    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it('reports progress per op and honours the threads option', async () => {

@@ -21,7 +21,12 @@ kernels::Tensor to_kernel(const OpContext& c, const std::string& param, const Te
   }
   kernels::Tensor out(kd, t.shape);
   const int64_t n = t.size();
-  if (t.dtype == DType::F32) {
+  if (t.is_half_backed() && kd == kernels::DType::Float16) {
+    std::memcpy(out.bytes.data(), t.h.get(), static_cast<size_t>(n) * 2);
+  } else if (t.is_half_backed()) {
+    Tensor w = as_f32(t);
+    for (int64_t k = 0; k < n; ++k) out.set_float(static_cast<size_t>(k), w.fdata()[k]);
+  } else if (t.dtype == DType::F32) {
     for (int64_t k = 0; k < n; ++k) out.set_float(static_cast<size_t>(k), t.fdata()[k]);
   } else if (t.dtype == DType::Str) {
     c.fail("input '" + param + "' is a string");
@@ -36,8 +41,17 @@ kernels::Tensor to_kernel(const OpContext& c, const std::string& param, const Te
   return out;
 }
 
-Tensor from_kernel(const kernels::Tensor& t) {
+Tensor from_kernel(kernels::Tensor&& t) {
   kernels::TensorData v = t.view();
+  if (t.dtype == kernels::DType::Float16) {
+    // Keep decoded fp16 weights as halves (half the memory); ops widen them when they run.
+    auto holder = std::make_shared<std::vector<uint8_t>>(std::move(t.bytes));
+    Tensor out;
+    out.dtype = DType::F32;
+    out.shape = t.shape;
+    out.h = std::shared_ptr<const uint16_t>(holder, reinterpret_cast<const uint16_t*>(holder->data()));
+    return out;
+  }
   if (kernels::dtype_is_float(t.dtype)) {
     Tensor out = Tensor::f32(t.shape);
     std::vector<float> f = kernels::to_float32(v);
@@ -58,7 +72,7 @@ void k_decompress(OpContext& c) {
   auto outs = kernels::decompress_op(c.node().type, c.opset() < 18 ? kernels::Opset::IOS16 : kernels::Opset::IOS18, params,
                                      "op '" + c.node().name + "' (" + c.node().type + ")");
   if (outs.size() != c.num_outputs()) c.fail("decoder returned " + std::to_string(outs.size()) + " outputs");
-  for (size_t k = 0; k < outs.size(); ++k) c.set(k, from_kernel(outs[k]));
+  for (size_t k = 0; k < outs.size(); ++k) c.set(k, from_kernel(std::move(outs[k])));
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <limits>
 
-#include "../../linalg/blas.h"
 #include "common.h"
+#include "gemm.h"
 
 namespace cmo::exec {
 
@@ -120,13 +120,13 @@ void k_conv(OpContext& c) {
       const float* wg = w.fdata() + gi * cout_g * ck;
       float* yg = y.fdata() + (n * cout + gi * cout_g) * op;
       if (pointwise) {
-        linalg::sgemm(false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, 0.f, yg, op);
+        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, 0.f, yg, op);
         continue;
       }
       for (int64_t t0 = 0; t0 < op; t0 += tile) {
         int64_t t1 = std::min(op, t0 + tile);
         im2col(xg, cin_g, g, t0, t1, col.data(), c.threads());
-        linalg::sgemm(false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, 0.f, yg + t0, op);
+        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, 0.f, yg + t0, op);
       }
     }
   if (const Tensor* bt = c.find("bias")) {
@@ -182,7 +182,7 @@ void k_conv_transpose(OpContext& c) {
     for (int64_t gi = 0; gi < groups; ++gi) {
       const float* xg = x.fdata() + (n * C + gi * cin_g) * ip;
       const float* wg = w.fdata() + gi * cin_g * rows;
-      linalg::sgemm(true, false, rows, ip, cin_g, 1.f, wg, rows, xg, ip, 0.f, col.data(), ip);
+      gemm(c.threads(), true, false, rows, ip, cin_g, 1.f, wg, rows, xg, ip, 0.f, col.data(), ip);
       float* yg = y.fdata() + (n * cout + gi * cout_g) * opn;
       // col2im: scatter-add each (channel, kernel tap, input position) into the cropped output.
       parallel_range(

@@ -84,6 +84,10 @@ void k_clip(OpContext& c) {
   float lo = static_cast<float>(c.num("alpha")), hi = static_cast<float>(c.num("beta"));
   unary(c, [lo, hi](float x) { return std::min(std::max(x, lo), hi); });
 }
+void k_clamped_relu(OpContext& c) {
+  float a = static_cast<float>(c.num("alpha", 0.0)), b = static_cast<float>(c.num("beta", 6.0));
+  unary(c, [a, b](float x) { return std::min(b, x >= 0 ? x : a * x); });
+}
 void k_threshold(OpContext& c) {
   float a = static_cast<float>(c.num("alpha"));
   unary(c, [a](float x) { return std::max(x, a); });
@@ -325,7 +329,7 @@ void register_elementwise_ops() {
       {"square", k_square}, {"erf", k_erf}, {"relu", k_relu}, {"relu6", k_relu6}, {"sigmoid", k_sigmoid},
       {"silu", k_silu}, {"softplus", k_softplus}, {"softsign", k_softsign}, {"neg", k_neg}, {"log", k_log},
       {"rsqrt", k_rsqrt}, {"inverse", k_inverse}, {"leaky_relu", k_leaky_relu}, {"elu", k_elu}, {"clip", k_clip},
-      {"threshold", k_threshold}, {"sigmoid_hard", k_sigmoid_hard}, {"scaled_tanh", k_scaled_tanh},
+      {"threshold", k_threshold}, {"clamped_relu", k_clamped_relu}, {"sigmoid_hard", k_sigmoid_hard}, {"scaled_tanh", k_scaled_tanh},
       {"linear_activation", k_linear_activation}, {"softplus_parametric", k_softplus_parametric}, {"prelu", k_prelu},
       {"gelu", k_gelu}, {"add", k_binary<Bin::Add>}, {"sub", k_binary<Bin::Sub>}, {"mul", k_binary<Bin::Mul>},
       {"real_div", k_binary<Bin::Div>}, {"floor_div", k_binary<Bin::FloorDiv>}, {"mod", k_binary<Bin::Mod>},

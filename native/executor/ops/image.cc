@@ -78,3 +78,49 @@ void register_image_ops() {
 }
 
 }  // namespace cmo::exec
+
+namespace cmo::exec {
+namespace {
+
+// Rearranges [N, C, H, W] blocks: `to_depth` moves bs×bs spatial blocks into channels. `dcr` selects
+// the channel order: depth_to_space/space_to_depth use (i, j, c) (TF DCR), pixel_(un)shuffle (c, i, j).
+void rearrange(OpContext& c, int64_t bs, bool to_depth, bool dcr) {
+  Tensor x = as_f32(c.in("x"));
+  if (x.rank() != 4 || bs < 1) c.fail("x must be [N, C, H, W] and the block size positive");
+  int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  int64_t Cs = to_depth ? C : C / (bs * bs);  // channels of the spatial (large) side
+  if (!to_depth && C % (bs * bs)) c.fail("channels must be a multiple of block_size^2");
+  if (to_depth && (H % bs || W % bs)) c.fail("H and W must be multiples of the block size");
+  int64_t Hs = to_depth ? H : H * bs, Ws = to_depth ? W : W * bs;  // spatial side
+  Shape os = to_depth ? Shape{N, C * bs * bs, H / bs, W / bs} : Shape{N, Cs, Hs, Ws};
+  Tensor y = Tensor::f32(os);
+  const int64_t Hd = Hs / bs, Wd = Ws / bs, Cd = Cs * bs * bs;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t cs = 0; cs < Cs; ++cs)
+      for (int64_t h = 0; h < Hs; ++h)
+        for (int64_t w = 0; w < Ws; ++w) {
+          int64_t i = h % bs, j = w % bs;
+          int64_t cd = dcr ? (i * bs + j) * Cs + cs : (cs * bs + i) * bs + j;
+          int64_t s_off = ((n * Cs + cs) * Hs + h) * Ws + w;
+          int64_t d_off = ((n * Cd + cd) * Hd + h / bs) * Wd + w / bs;
+          if (to_depth) y.fdata()[d_off] = x.fdata()[s_off];
+          else y.fdata()[s_off] = x.fdata()[d_off];
+        }
+  c.set(0, std::move(y));
+}
+
+void k_depth_to_space(OpContext& c) { rearrange(c, static_cast<int64_t>(c.num("block_size")), false, true); }
+void k_space_to_depth(OpContext& c) { rearrange(c, static_cast<int64_t>(c.num("block_size")), true, true); }
+void k_pixel_shuffle(OpContext& c) { rearrange(c, static_cast<int64_t>(c.num("upscale_factor")), false, false); }
+void k_pixel_unshuffle(OpContext& c) { rearrange(c, static_cast<int64_t>(c.num("downscale_factor")), true, false); }
+
+}  // namespace
+
+void register_rearrange_ops() {
+  register_kernel("depth_to_space", k_depth_to_space);
+  register_kernel("space_to_depth", k_space_to_depth);
+  register_kernel("pixel_shuffle", k_pixel_shuffle);
+  register_kernel("pixel_unshuffle", k_pixel_unshuffle);
+}
+
+}  // namespace cmo::exec

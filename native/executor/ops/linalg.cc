@@ -1,9 +1,11 @@
 // linear, matmul (batched, broadcasting, rank-1 operands), einsum (any two-operand equation without
 // ellipsis): all lowered onto sgemm (OpenBLAS/Accelerate, portable fallback).
+#include <cmath>
+#include <limits>
 #include <map>
 
-#include "../../linalg/blas.h"
 #include "common.h"
+#include "gemm.h"
 
 namespace cmo::exec {
 namespace {
@@ -21,15 +23,15 @@ void k_linear(OpContext& c) {
     Tensor bf = as_f32(*b);
     if (bf.size() != dout) c.fail("bias has " + std::to_string(bf.size()) + " elements, expected " + std::to_string(dout));
     for (int64_t r = 0; r < m; ++r) std::copy(bf.fdata(), bf.fdata() + dout, y.fdata() + r * dout);
-    linalg::sgemm(false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 1.f, y.fdata(), dout);
+    gemm(c.threads(), false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 1.f, y.fdata(), dout);
   } else {
-    linalg::sgemm(false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 0.f, y.fdata(), dout);
+    gemm(c.threads(), false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 0.f, y.fdata(), dout);
   }
   c.set(0, std::move(y));
 }
 
 // Batched C[b] = op(A[b]) · op(B[b]) with numpy batch broadcasting.
-Tensor batched_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const std::string& what) {
+Tensor batched_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const std::string& what, unsigned threads) {
   Shape as = a.shape, bs = b.shape;
   bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
   if (a_vec) { as = {1, as[0]}; ta = false; }
@@ -47,6 +49,8 @@ Tensor batched_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const 
   if (!a_vec) os.push_back(m);
   if (!b_vec) os.push_back(n);
   Tensor y = Tensor::f32(os);
+  std::vector<const float*> pa(static_cast<size_t>(nb)), pb(static_cast<size_t>(nb));
+  std::vector<float*> pc(static_cast<size_t>(nb));
   for (int64_t bi = 0; bi < nb; ++bi) {
     int64_t rem = bi, oa = 0, ob = 0;
     for (size_t d = batch.size(); d-- > 0;) {
@@ -55,9 +59,11 @@ Tensor batched_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const 
       oa += idx * sa[d];
       ob += idx * sb[d];
     }
-    linalg::sgemm(ta, tb, m, n, k, 1.f, a.fdata() + oa * m * k, ta ? m : k, b.fdata() + ob * k * n, tb ? k : n, 0.f,
-                  y.fdata() + bi * m * n, n);
+    pa[bi] = a.fdata() + oa * m * k;
+    pb[bi] = b.fdata() + ob * k * n;
+    pc[bi] = y.fdata() + bi * m * n;
   }
+  if (nb > 0) gemm_batch(threads, ta, tb, m, n, k, nb, pa.data(), ta ? m : k, pb.data(), tb ? k : n, pc.data(), n);
   return y;
 }
 
@@ -65,7 +71,7 @@ void k_matmul(OpContext& c) {
   Tensor x = as_f32(c.in("x")), y = as_f32(c.in("y"));
   if (x.rank() < 1 || y.rank() < 1) c.fail("operands must have rank >= 1");
   c.set(0, batched_matmul(x, c.flag("transpose_x", false), y, c.flag("transpose_y", false),
-                          "op '" + c.node().name + "' (matmul)"));
+                          "op '" + c.node().name + "' (matmul)", c.threads()));
 }
 
 void k_einsum(OpContext& c) {
@@ -129,9 +135,10 @@ void k_einsum(OpContext& c) {
   };
   int64_t nb = prod(batch), m = prod(left), k = prod(contr), n = prod(right);
   Tensor C = Tensor::f32({nb * m * n});
-  for (int64_t bi = 0; bi < nb; ++bi)
-    linalg::sgemm(false, false, m, n, k, 1.f, A.fdata() + bi * m * k, k, B.fdata() + bi * k * n, n, 0.f,
-                  C.fdata() + bi * m * n, n);
+  std::vector<const float*> pa(static_cast<size_t>(nb)), pb(static_cast<size_t>(nb));
+  std::vector<float*> pc(static_cast<size_t>(nb));
+  for (int64_t bi = 0; bi < nb; ++bi) pa[bi] = A.fdata() + bi * m * k, pb[bi] = B.fdata() + bi * k * n, pc[bi] = C.fdata() + bi * m * n;
+  if (nb > 0) gemm_batch(c.threads(), false, false, m, n, k, nb, pa.data(), k, pb.data(), n, pc.data(), n);
   std::string cl = batch + left + right;
   Shape cshape;
   for (char ch : cl) cshape.push_back(size[ch]);
@@ -146,9 +153,54 @@ void k_einsum(OpContext& c) {
   c.set(0, strided_tensor(C, st, 0, os, c.threads()));
 }
 
+// scaled_dot_product_attention (iOS18): softmax(Q·K^T / sqrt(E) + mask)·V over the last two axes,
+// batch axes broadcast; a bool mask keeps positions where it is true (others get -inf).
+void k_sdpa(OpContext& c) {
+  Tensor q = as_f32(c.in("query")), k = as_f32(c.in("key")), v = as_f32(c.in("value"));
+  const std::string what = "op '" + c.node().name + "' (scaled_dot_product_attention)";
+  if (q.rank() < 3 || k.rank() < 3 || v.rank() < 3) c.fail("query/key/value must have rank >= 3");
+  const int64_t E = q.shape.back();
+  Tensor scores = batched_matmul(q, false, k, true, what, c.threads());  // [..., L, S]
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)));
+  const int64_t S = scores.shape.back(), rows = scores.size() / std::max<int64_t>(S, 1);
+  for (int64_t i = 0; i < scores.size(); ++i) scores.fdata()[i] *= scale;
+  if (const Tensor* m = c.find("attn_mask")) {
+    Shape bs = broadcast_shapes(scores.shape, m->shape, what);
+    if (bs != scores.shape) c.fail("attn_mask " + shape_str(m->shape) + " does not broadcast to the scores " + shape_str(scores.shape));
+    Tensor mf = m->dtype == DType::F32 ? *m : as_i32(*m);
+    const bool is_bool = m->dtype == DType::Bool;
+    auto st = broadcast_strides(m->shape, scores.shape);
+    std::vector<int64_t> idx(scores.shape.size(), 0);
+    for (int64_t i = 0; i < scores.size(); ++i) {
+      int64_t off = 0;
+      for (size_t d = 0; d < idx.size(); ++d) off += idx[d] * st[d];
+      float& sv = scores.fdata()[i];
+      if (is_bool) sv = mf.idata()[off] ? sv : -std::numeric_limits<float>::infinity();
+      else sv += mf.dtype == DType::F32 ? mf.fdata()[off] : static_cast<float>(mf.idata()[off]);
+      for (size_t d = idx.size(); d-- > 0;) {
+        if (++idx[d] < scores.shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    float* p = scores.fdata() + r * S;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < S; ++j) mx = std::max(mx, p[j]);
+    double sum = 0;
+    for (int64_t j = 0; j < S; ++j) {
+      p[j] = mx == -std::numeric_limits<float>::infinity() ? 0.f : std::exp(p[j] - mx);
+      sum += p[j];
+    }
+    for (int64_t j = 0; j < S; ++j) p[j] = sum > 0 ? static_cast<float>(p[j] / sum) : 0.f;
+  }
+  c.set(0, batched_matmul(scores, false, v, false, what, c.threads()));
+}
+
 }  // namespace
 
 void register_linalg_ops() {
+  register_kernel("scaled_dot_product_attention", k_sdpa);
   register_kernel("linear", k_linear);
   register_kernel("matmul", k_matmul);
   register_kernel("einsum", k_einsum);

@@ -69,9 +69,29 @@ void k_band_part(OpContext& c) {
   c.set(0, std::move(out));
 }
 
+// non_zero: int32 [count, rank] coordinates of the non-zero elements in row-major order.
+void k_non_zero(OpContext& c) {
+  const Tensor& x = c.in("x");
+  const int64_t r = x.rank();
+  std::vector<int32_t> coords;
+  std::vector<int64_t> idx(static_cast<size_t>(r), 0);
+  for (int64_t k = 0; k < x.size(); ++k) {
+    if (x.at(k) != 0)
+      for (int64_t d = 0; d < r; ++d) coords.push_back(static_cast<int32_t>(idx[d]));
+    for (int64_t d = r - 1; d >= 0; --d) {
+      if (++idx[d] < x.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  Tensor y = Tensor::i32({r ? static_cast<int64_t>(coords.size()) / r : 0, r});
+  std::copy(coords.begin(), coords.end(), y.idata());
+  c.set(0, std::move(y));
+}
+
 }  // namespace
 
 void register_misc_ops() {
+  register_kernel("non_zero", k_non_zero);
   register_kernel("fill", k_fill);
   register_kernel("fill_like", k_fill_like);
   register_kernel("range_1d", k_range_1d);

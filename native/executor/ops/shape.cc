@@ -208,8 +208,15 @@ void k_split(OpContext& c) {
   }
 }
 
-void k_slice_by_index(OpContext& c) {
-  const Tensor& x = c.in("x");
+// Geometry of x[begin:end:stride] with masks (Python slicing): a base offset and, per kept axis,
+// its length and element stride.
+struct SliceView {
+  int64_t base = 0;
+  Shape shape;
+  std::vector<int64_t> strides;
+};
+
+SliceView slice_view(OpContext& c, const Tensor& x) {
   const int64_t r = x.rank();
   auto begin = c.ints("begin"), end = c.ints("end");
   auto stride = c.ints("stride", std::vector<int64_t>(r, 1));
@@ -222,9 +229,7 @@ void k_slice_by_index(OpContext& c) {
   if (static_cast<int64_t>(begin.size()) != r || static_cast<int64_t>(end.size()) != r || static_cast<int64_t>(stride.size()) != r)
     c.fail("begin/end/stride must have rank(x) entries");
   auto st = strides_of(x.shape);
-  int64_t base = 0;
-  Shape os, full_shape;
-  std::vector<int64_t> ss;
+  SliceView v;
   for (int64_t d = 0; d < r; ++d) {
     int64_t n = x.shape[d], s = stride[d];
     if (s == 0) c.fail("stride 0");
@@ -232,7 +237,7 @@ void k_slice_by_index(OpContext& c) {
       int64_t b = begin[d] < 0 ? begin[d] + n : begin[d];
       if (bm[d]) b = s > 0 ? 0 : n - 1;
       if (b < 0 || b >= n) c.fail("squeezed index out of range");
-      base += b * st[d];
+      v.base += b * st[d];
       continue;
     }
     int64_t start, stop;
@@ -247,15 +252,45 @@ void k_slice_by_index(OpContext& c) {
       stop = s > 0 ? std::clamp<int64_t>(stop, 0, n) : std::clamp<int64_t>(stop, -1, n - 1);
     }
     int64_t len = s > 0 ? std::max<int64_t>(0, (stop - start + s - 1) / s) : std::max<int64_t>(0, (start - stop + (-s) - 1) / (-s));
-    if (len > 0) base += start * st[d];
-    os.push_back(len);
-    ss.push_back(st[d] * s);
+    if (len > 0) v.base += start * st[d];
+    v.shape.push_back(len);
+    v.strides.push_back(st[d] * s);
   }
-  if (numel(os) == 0) {
-    c.set(0, like(x, os));
+  return v;
+}
+
+void k_slice_by_index(OpContext& c) {
+  const Tensor& x = c.in("x");
+  SliceView v = slice_view(c, x);
+  if (numel(v.shape) == 0) {
+    c.set(0, like(x, v.shape));
     return;
   }
-  c.set(0, strided_tensor(x, ss, base, os, c.threads()));
+  c.set(0, strided_tensor(x, v.strides, v.base, v.shape, c.threads()));
+}
+
+// slice_update: x with x[begin:end:stride] (same masks as slice_by_index) replaced by `update`.
+void k_slice_update(OpContext& c) {
+  const Tensor& x = c.in("x");
+  const Tensor& upd_in = c.in("update");
+  SliceView v = slice_view(c, x);
+  if (upd_in.shape != v.shape) c.fail("update shape " + shape_str(upd_in.shape) + " differs from the slice shape " + shape_str(v.shape));
+  bool fl = x.dtype == DType::F32 || upd_in.dtype == DType::F32;
+  Tensor out = fl ? as_f32(x) : as_i32(x);
+  out = strided_tensor(out, strides_of(out.shape), 0, out.shape, c.threads());  // own copy
+  Tensor upd = fl ? as_f32(upd_in) : as_i32(upd_in);
+  std::vector<int64_t> idx(v.shape.size(), 0);
+  for (int64_t k = 0, n = numel(v.shape); k < n; ++k) {
+    int64_t off = v.base;
+    for (size_t d = 0; d < idx.size(); ++d) off += idx[d] * v.strides[d];
+    if (fl) out.fdata()[off] = upd.fdata()[k];
+    else out.idata()[off] = upd.idata()[k];
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < v.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  c.set(0, std::move(out));
 }
 
 void k_slice_by_size(OpContext& c) {
@@ -378,6 +413,7 @@ void register_shape_ops() {
   register_kernel("split", k_split);
   register_kernel("slice_by_index", k_slice_by_index);
   register_kernel("slice_by_size", k_slice_by_size);
+  register_kernel("slice_update", k_slice_update);
   register_kernel("tile", k_tile);
   register_kernel("reverse", k_reverse);
   register_kernel("pad", k_pad);
