@@ -82,17 +82,14 @@ function modulesOf(tensors) {
  * Returns { tensors, weights, bytes (weight.bin), seconds, synthSeconds, ops }.
  */
 export async function generateUnet({ tensors, dest, specVersion = 9, onProgress }) {
-  const [{ ProgramBuilder, tensor }, { syntheticFp16 }, { BlobWriter }] = await Promise.all([
-    dist('mil/builder.js'), dist('util/synthetic.js'), dist('format/blob.js'),
-  ]);
+  const [{ ProgramBuilder, tensor }, { syntheticFp16 }] = await Promise.all([dist('mil/builder.js'), dist('util/synthetic.js')]);
   const started = now();
   fs.rmSync(dest, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(dest), { recursive: true });
   // Same directory as dest, so save() moves it into the package with a rename.
   const weightsPath = `${dest}.weight.bin.tmp`;
   const b = new ProgramBuilder({
-    specVersion, weightsPath,
-    openWeightSink: (f) => BlobWriter.create(f),
+    specVersion, weightsPath, // the builder's default sink is the native BlobWriter
     shortDescription: 'coreml-optimize bench: synthetic UNet (real layer shapes, synthetic weights)',
   });
   let synthSeconds = 0;

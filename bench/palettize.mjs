@@ -36,7 +36,8 @@ function predictedBytes(tensors, cfg) {
   let total = 64;
   for (const t of tensors) {
     const n = numel(t.shape);
-    if (!compressible(t)) { total += rec(2 * n); continue; }
+    // coremltools leaves a weight dense when its output channels are not a multiple of group_size.
+    if (!compressible(t) || (gs && t.shape[0] % gs !== 0)) { total += rec(2 * n); continue; }
     const groups = gs ? Math.ceil(t.shape[0] / gs) : 1;
     total += rec(Math.ceil((n * nbits) / 8)) + rec(groups * 2 ** nbits * 2);
   }

@@ -104,3 +104,18 @@ export { linearQuantizeWeights, quantizeHandler } from './optimize/quantize.js';
 export type { QuantizeOptions } from './optimize/quantize.js';
 export { compressModel, decompressWeights } from './optimize/compress.js';
 export type { CompressModelOptions, MultiStepModel, DecompressReport, DecompressedModel } from './optimize/compress.js';
+// Palettization pass, shared pass types, weight materialization, comparison, demo model, synthetic weights.
+export { palettizeWeights, palettizeHandler } from './optimize/palettize.js';
+export type { PalettizeOptions } from './optimize/palettize.js';
+export { runPass } from './optimize/pass.js';
+export type { PassOptions, PassHandler, PassContext, CompressedModel, CompressionReport, WeightReport } from './optimize/pass.js';
+export { selectWeights } from './optimize/select.js';
+export type { WeightCandidate, Selection, SkippedWeight } from './optimize/select.js';
+export { materializeWeights } from './optimize/materialize.js';
+export type { MaterializedWeight } from './optimize/materialize.js';
+export { compareModels, compareTensors, randomInputs, ErrorAccumulator } from './runtime/compare.js';
+export type { TensorComparison, ModelComparison, CompareOptions } from './runtime/compare.js';
+export { buildExampleModel } from './demo/example-model.js';
+export { runDemo, DEMO_VARIANTS } from './demo/run-demo.js';
+export { syntheticFp16, syntheticFp32 } from './util/synthetic.js';
+export { loadNativeAddon } from './native.js';

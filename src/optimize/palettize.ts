@@ -336,8 +336,13 @@ export async function palettizeWeights(model: Model, config: OptimizationConfig 
       return detail;
     },
   };
-  const palettized = await runPass(model, cfg, handler, options);
-  return quantizeLuts(palettized, lutWeights, options);
+  // coremltools' num_kmeans_workers sizes its process pool; here it sizes the native thread pool for
+  // this call when larger than 1 (its default, 1, leaves the pool as setThreads left it).
+  const workers = Math.max(1, ...cfg.allConfigs().map((c) => (c instanceof OpPalettizerConfig ? c.num_kmeans_workers : 1)));
+  const threads = options.threads ?? (workers > 1 ? workers : undefined);
+  const passOptions = { ...options, ...(threads !== undefined ? { threads } : {}) };
+  const palettized = await runPass(model, cfg, handler, passOptions);
+  return quantizeLuts(palettized, lutWeights, passOptions);
 }
 
 /**

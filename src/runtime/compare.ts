@@ -56,7 +56,7 @@ export class ErrorAccumulator {
       name,
       psnr: identical ? null : 20 * Math.log10(this.peak / Math.sqrt(mse)),
       snr: identical ? null : 10 * Math.log10(this.sumSq / this.errSq),
-      cosine: denominator > 0 ? this.dot / denominator : identical ? 1 : 0,
+      cosine: denominator > 0 ? Math.max(-1, Math.min(1, this.dot / denominator)) : identical ? 1 : 0,
       maxAbsError: this.maxAbs,
       identical,
     };

@@ -15,6 +15,7 @@ import { materializeWeights } from '../../src/optimize/materialize.js';
 import { openProgram } from '../../src/mil/from-model.js';
 import { syntheticFp16, syntheticFp32 } from '../../src/util/synthetic.js';
 import { AbortError } from '../../src/errors.js';
+import { runCli } from '../cli/run-cli.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cmo-pal-test-'));
 let fp16Model: Model;
@@ -170,5 +171,15 @@ describe('palettizeWeights', () => {
     close();
     await expect(palettizeWeights(ios16, config({ nbits: 4, granularity: 'per_grouped_channel', group_size: 16 }))).rejects.toThrow(/per_grouped_channel palettization is supported since iOS18/);
     await expect(palettizeWeights(ios16, config({ nbits: 3 }))).rejects.toThrow(/Parameter lut should be a vector of size/);
+  });
+
+  it('info reports what palettization did to a saved model', async () => {
+    const out = await palettizeWeights(fp16Model, config({ nbits: 4, granularity: 'per_grouped_channel', group_size: 16 }));
+    const saved = await out.save(path.join(dir, 'info-check.mlpackage'));
+    const r = await runCli(['info', saved.path!, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { program: { weights: { name: string; compression: { kind: string; nbits?: number; groupSize?: number }[] }[] } };
+    const w1 = report.program.weights.find((w) => w.name === 'w1_palettized')!;
+    expect(w1.compression).toEqual([expect.objectContaining({ kind: 'palettization', nbits: 4, granularity: 'per_grouped_channel', groupSize: 16 })]);
   });
 });
