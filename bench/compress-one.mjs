@@ -24,7 +24,7 @@ async function main() {
     return;
   }
   const [{ loadModel }, { OptimizationConfig }] = await Promise.all([dist('model.js'), dist('optimize/config.js')]);
-  const config = OptimizationConfig.fromDict({ config_type: pass.configType, global_config: JSON.parse(args.config) });
+  const config = pass.plan ? JSON.parse(args.config) : OptimizationConfig.fromDict({ config_type: pass.configType, global_config: JSON.parse(args.config) });
   const model = await loadModel(args['model-path']);
   const sampler = new RssSampler().every(250);
   let lastPct = -1;
