@@ -164,6 +164,22 @@ std::vector<int64_t> get_shape(const Napi::Object& o, const char* key) {
   return shape;
 }
 
+kernels::PalettizeParams get_palettize_params(const Napi::Object& o, const char* what) {
+  kernels::PalettizeParams p;
+  const std::string mode = get_string(o, "mode", "kmeans");
+  if (mode == "kmeans") p.mode = kernels::PalettizeMode::kKmeans;
+  else if (mode == "uniform") p.mode = kernels::PalettizeMode::kUniform;
+  else if (mode == "unique") p.mode = kernels::PalettizeMode::kUnique;
+  else throw Napi::TypeError::New(o.Env(), std::string(what) + " entry: mode must be kmeans, uniform or unique, got " + mode);
+  p.nbits = static_cast<int>(get_int(o, "nbits", 4));
+  p.group_size = get_int(o, "groupSize", 0);
+  p.channel_axis = static_cast<int>(get_int(o, "channelAxis", 0));
+  p.cluster_dim = static_cast<int>(get_int(o, "clusterDim", 1));
+  p.per_channel_scale = get_bool(o, "perChannelScale", false);
+  p.seed = static_cast<uint64_t>(get_int(o, "seed", 0));
+  return p;
+}
+
 blob::DType uint_dtype_for_bits(int nbits) {
   switch (nbits) {
     case 1: return blob::DType::UInt1;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../kernels/palettize.h"
 #include "../stream/weight_stream.h"
 #include "async_job.h"
 
@@ -27,6 +28,10 @@ double get_number(const Napi::Object& o, const char* key, double fallback);
 bool get_bool(const Napi::Object& o, const char* key, bool fallback);
 std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback);
 std::vector<int64_t> get_shape(const Napi::Object& o, const char* key);
+
+// The palettize parameters of an entry (mode, nbits, groupSize, channelAxis, clusterDim,
+// perChannelScale, seed); `what` names the entry kind in errors.
+kernels::PalettizeParams get_palettize_params(const Napi::Object& o, const char* what);
 
 // blob dtype of an n-bit unsigned index (1,2,3,4,6,8).
 blob::DType uint_dtype_for_bits(int nbits);

@@ -219,17 +219,7 @@ stream::TransformOutput run_int(const JointPalettizeEntry& e, const std::vector<
 
 void parse_params(const Napi::Object& o, JointPalettizeEntry* e) {
   e->shape = get_shape(o, "shape");
-  const std::string mode = get_string(o, "mode", "kmeans");
-  if (mode == "kmeans") e->params.mode = kernels::PalettizeMode::kKmeans;
-  else if (mode == "uniform") e->params.mode = kernels::PalettizeMode::kUniform;
-  else if (mode == "unique") e->params.mode = kernels::PalettizeMode::kUnique;
-  else throw Napi::TypeError::New(o.Env(), "joint palettize entry: mode must be kmeans, uniform or unique, got " + mode);
-  e->params.nbits = static_cast<int>(get_int(o, "nbits", 4));
-  e->params.group_size = get_int(o, "groupSize", 0);
-  e->params.channel_axis = static_cast<int>(get_int(o, "channelAxis", 0));
-  e->params.cluster_dim = static_cast<int>(get_int(o, "clusterDim", 1));
-  e->params.per_channel_scale = get_bool(o, "perChannelScale", false);
-  e->params.seed = static_cast<uint64_t>(get_int(o, "seed", 0));
+  e->params = get_palettize_params(o, "joint palettize");
 }
 
 stream::Transform parse_sparse(const Napi::Object& o, const std::shared_ptr<CancelToken>& cancel) {

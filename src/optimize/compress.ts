@@ -21,7 +21,7 @@ import { palettizeWeights } from './palettize.js';
 import { pruneWeights } from './prune.js';
 import { linearQuantizeWeights } from './quantize.js';
 import {
-  blobValuesOf, discardTempDir, floorSpecVersion, offsetOf, passError, tempDir, type CompressedModel, type CompressionReport, type PassOptions,
+  blobValuesOf, discardTempDir, floorSpecVersion, offsetOf, passError, planCopy, tempDir, type CompressedModel, type CompressionReport, type PassOptions,
 } from './pass.js';
 import { runCompressJob, type CompressEntry } from './native-compress.js';
 import { blobValue, WEIGHT_FILE_NAME } from './values.js';
@@ -168,14 +168,7 @@ export async function decompressWeights(model: Model, options: Omit<PassOptions,
       if (inChain.has(op)) continue;
       for (const v of blobValuesOf(op)) {
         noteFile(v);
-        const source = offsetOf(v);
-        let index = copyIndex.get(source);
-        if (index === undefined) {
-          index = entries.length;
-          copyIndex.set(source, index);
-          entries.push({ source, kind: 'copy' });
-        }
-        copied.push({ value: v, entry: index });
+        copied.push({ value: v, entry: planCopy(entries, copyIndex, v) });
       }
     }
   }

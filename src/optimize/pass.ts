@@ -117,6 +117,21 @@ export function blobValuesOf(op: Operation): ValueMsg[] {
   return out;
 }
 
+/**
+ * Plans a verbatim copy of a blob value, once per source record: several values may share one blob
+ * (coremltools dedups equal constants), and the copy must be shared too. Returns the entry index.
+ */
+export function planCopy(entries: CompressEntry[], copyIndex: Map<number, number>, value: ValueMsg): number {
+  const source = offsetOf(value);
+  let index = copyIndex.get(source);
+  if (index === undefined) {
+    index = entries.length;
+    copyIndex.set(source, index);
+    entries.push({ source, kind: 'copy' });
+  }
+  return index;
+}
+
 export function offsetOf(v: ValueMsg): number {
   return Number(v.blobFileValue!.offset ?? 0);
 }
@@ -221,16 +236,7 @@ async function runPassOnProgram(
           reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
         }
       }
-      for (const v of values) {
-        const source = offsetOf(v);
-        let index = copyIndex.get(source);
-        if (index === undefined) {
-          index = entries.length;
-          copyIndex.set(source, index);
-          entries.push({ source, kind: 'copy' });
-        }
-        copiedValues.push({ value: v, entry: index });
-      }
+      for (const v of values) copiedValues.push({ value: v, entry: planCopy(entries, copyIndex, v) });
     }
   }
   if (!inputFile) throw new UnsupportedError(`${handler.api}: the model has no weights in a weight file`, { file: where });

@@ -7,6 +7,7 @@ import { halfBitsToFloatArray } from '../mil/values.js';
 import { createExecutor, type Executor, type TensorInput, type TensorOutput } from './executor.js';
 import type { ProgressCallback } from '../native.js';
 import { UnsupportedError } from '../errors.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface TensorComparison {
   name: string;
@@ -76,24 +77,12 @@ export function outputAsFloat32(t: TensorOutput): Float32Array {
   return Float32Array.from(t.data as ArrayLike<number>);
 }
 
-/** mulberry32: small, fast, seedable; enough for reproducible test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Deterministic random inputs for an executor: N(0, 1) floats, integers in [0, 100) (token ids,
  * indices), booleans. Flexible dimensions take their smallest allowed size (1 when unbounded).
  */
 export function randomInputs(executor: Executor, seed: number): Record<string, TensorInput> {
-  const next = rng(seed);
+  const next = mulberry32(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
   const out: Record<string, TensorInput> = {};
   for (const input of executor.inputs) {
