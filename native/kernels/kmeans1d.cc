@@ -264,6 +264,61 @@ void dc_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo, s
   }
 }
 
+// The sweep's windows are mostly 1-3 columns: scanned inline (no ifunc call, no second argmin
+// pass). Same operations in the same order as scan_window (fp contraction is off): same bits.
+inline size_t scan_tiny(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
+  const double wi = L.cw[i + 1], si = L.cs[i + 1], s2i = L.cs2[i + 1];
+  size_t arg = a;
+  double best = 0;
+  for (size_t t = a; t <= b; ++t) {
+    double w = wi - L.cw[t];
+    double s1 = si - L.cs[t];
+    double mu = s1 / w;
+    double r = s2i - L.cs2[t];
+    r += w * (mu * mu);
+    r -= (2 * mu) * s1;
+    double v = L.prev[t - 1] + r;
+    if (t == a || v < best) {
+      best = v;
+      arg = t;
+    }
+  }
+  *best_out = best;
+  return arg;
+}
+
+// Rows lo..hi of one layer by a descending sweep with Knuth–Yao bounds
+// opt[m−1][i] <= opt[m][i] <= opt[m][i+1]: row i scans only [lower[i], arg[i+1]], about
+// i/m² columns, so for the later layers of a large-k DP (8-bit LUTs: k = 256) this costs a few
+// cells per row where divide and conquer pays ~log n. Rows above lower_hi (no previous-layer
+// bound) fall back to divide and conquer. The same monotonicity divide and conquer relies on.
+template <class Index>
+void sweep_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo, size_t hi, size_t optlo,
+                size_t opthi, double* cur, Index* arg) {
+  size_t top = hi;
+  if (hi > lower_hi) {
+    size_t from = std::max(lo, lower_hi + 1);
+    dc_rows<Index>(L, lower, lower_hi, from, hi, optlo, opthi, cur, arg);
+    if (from == lo) return;
+    top = from - 1;
+  }
+  size_t b_next = hi > top ? static_cast<size_t>(arg[top + 1]) : opthi;
+  for (size_t i = top + 1; i-- > lo;) {
+    size_t a = std::max(optlo, static_cast<size_t>(lower[i]));
+    size_t b = std::min(std::min(b_next, opthi), i);
+    if (a > b) a = b;  // rounding can make the bounds cross; fall back to one column
+    double best;
+    size_t j = b - a < 4 ? scan_tiny(L, i, a, b, &best) : scan_window(L, i, a, b, &best);
+    cur[i] = best;
+    arg[i] = static_cast<Index>(j);
+    b_next = j;
+  }
+}
+
+// Divide and conquer pays ~log n cells per row, the sweep ~rows/m² (m = layer): sweep once m² is
+// large against the row count.
+inline bool sweep_pays(size_t m, size_t rows) { return m * m * 8 >= rows; }
+
 template <class Index>
 Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
   // Per-thread buffers reused across calls: thousands of small groups must not each pay for
@@ -380,7 +435,8 @@ void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t
     size_t newP = m;
     for (;;) {
       size_t optlo = lo == m ? m : static_cast<size_t>(row[lo - 1]);
-      dc_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
+      if (lower && sweep_pays(m, P)) sweep_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
+      else dc_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
       bool over = false;
       for (size_t i = lo; i <= hi; ++i) {
         if (h.cur[i] <= ub) newP = i;
