@@ -126,6 +126,12 @@ class Smawk {
   std::vector<double> cache_;
 };
 
+// Polled once per DP layer (a layer of a 65,536-value, 256-cluster DP is milliseconds), so that
+// long single-group DPs stop promptly too.
+void poll(const CancelCheck& cancelled) {
+  if (cancelled && cancelled()) throw Cancelled();
+}
+
 void check_input(const double* values, const double* weights, size_t n, size_t k) {
   if (n == 0) throw Error("EINVAL", "kmeans1d: no values to cluster");
   if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
@@ -171,7 +177,7 @@ void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const A
 }
 
 template <class Index>
-Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k) {
+Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
   CostTable ct(x, w, n);
   Kmeans1dResult r;
   if (k == n) {  // every value is its own cluster: centroid = value exactly (as kmeans1d computes it)
@@ -186,6 +192,7 @@ Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k)
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   Smawk smawk(n);
   for (size_t m = 1; m < k; ++m) {
+    poll(cancelled);
     Layer f{&ct, prev.data()};
     const std::vector<uint32_t>& arg = smawk.run(f);
     Index* row = table.data() + (m - 1) * n;
@@ -320,7 +327,7 @@ void sweep_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo
 inline bool sweep_pays(size_t m, size_t rows) { return m * m * 8 >= rows; }
 
 template <class Index>
-Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
+Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
   // Per-thread buffers reused across calls: thousands of small groups must not each pay for
   // fresh (page-faulted, zeroed) allocations.
   thread_local CostTable ct;
@@ -336,6 +343,7 @@ Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
   }
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   for (size_t m = 1; m < k; ++m) {
+    poll(cancelled);
     DcLayer L{ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), prev.data(), vals.data()};
     Index* row = table.data() + (m - 1) * n;
     const Index* lower = m >= 2 ? table.data() + (m - 2) * n : nullptr;
@@ -409,7 +417,7 @@ struct HalfDp {
 // Layers 0..L−1 of the prefix DP on (x, w), rows pruned by `ub`. k_total sets the row caps.
 template <class Index>
 void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t k_total, double ub,
-                    HalfDp<Index>& h) {
+                    HalfDp<Index>& h, const CancelCheck& cancelled) {
   h.ct.build(x, w, n);
   if (h.table.size() < (L > 1 ? (L - 1) * n : 0)) h.table.resize((L - 1) * n);
   if (h.prev.size() < n) {
@@ -425,6 +433,7 @@ void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t
     else break;  // nondecreasing: the rest exceed UB too
   }
   for (size_t m = 1; m < L; ++m) {
+    poll(cancelled);
     const size_t cap = n - k_total + m;
     const size_t colmax = std::min(P + 1, cap);
     DcLayer Ly{h.ct.cumw.data(), h.ct.cumsum.data(), h.ct.cumsum2.data(), h.prev.data(), h.vals.data()};
@@ -466,7 +475,7 @@ void half_starts(const HalfDp<Index>& h, size_t n, size_t L, size_t e, std::vect
 }
 
 template <class Index>
-Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k) {
+Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
   thread_local HalfDp<Index> fwd, bwd;
   CostTable& ct = fwd.ct;
   ct.build(x, w, n);
@@ -475,14 +484,14 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
   // with the cost) and the suffix half sums in the other direction. A larger UB only prunes less.
   ub = ub * (1 + 1e-6) + 1e-9 * std::fabs(ct.cumsum2[n]) + 1e-300;
   const size_t L1 = (k + 1) / 2, L2 = k - L1;
-  forward_pruned<Index>(x, w, n, L1, k, ub, fwd);
+  forward_pruned<Index>(x, w, n, L1, k, ub, fwd, cancelled);
   bwd.xs.resize(n);
   bwd.ws.resize(n);
   for (size_t i = 0; i < n; ++i) {
     bwd.xs[i] = -x[n - 1 - i];
     bwd.ws[i] = w ? w[n - 1 - i] : 1.0;
   }
-  forward_pruned<Index>(bwd.xs.data(), bwd.ws.data(), n, L2, k, ub, bwd);
+  forward_pruned<Index>(bwd.xs.data(), bwd.ws.data(), n, L2, k, ub, bwd, cancelled);
   // Split s: prefix [0, s−1] (L1 clusters), suffix [s, n−1] (L2 clusters).
   size_t s_lo = std::max(L1, n - 1 - bwd.last_valid), s_hi = std::min(n - L2, fwd.last_valid + 1);
   size_t best_s = s_lo;
@@ -494,7 +503,7 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
       best_s = s;
     }
   }
-  if (!(best <= ub)) return solve_dc<Index>(x, w, n, k);  // defensive: never seen; exact fallback
+  if (!(best <= ub)) return solve_dc<Index>(x, w, n, k, cancelled);  // defensive: never seen; exact fallback
   std::vector<size_t> a, b;
   half_starts(fwd, n, L1, best_s - 1, a);
   half_starts(bwd, n, L2, n - 1 - best_s, b);
@@ -515,7 +524,7 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
 }  // namespace
 
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
-                               Kmeans1dAlgorithm algo) {
+                               Kmeans1dAlgorithm algo, const CancelCheck& cancelled) {
   check_input(values, weights, n, k);
   k = std::min(k, n);
   double table_bytes = static_cast<double>(k) * static_cast<double>(n) * (n <= 65536 ? 2.0 : 4.0);
@@ -531,15 +540,15 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
     return r;
   }
   if (algo == Kmeans1dAlgorithm::kSmawk) {
-    if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k);
-    return solve_smawk<uint32_t>(values, weights, n, k);
+    if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k, cancelled);
+    return solve_smawk<uint32_t>(values, weights, n, k, cancelled);
   }
   if (algo == Kmeans1dAlgorithm::kPruned && k >= 2) {
-    if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k);
-    return solve_pruned<uint32_t>(values, weights, n, k);
+    if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k, cancelled);
+    return solve_pruned<uint32_t>(values, weights, n, k, cancelled);
   }
-  if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k);
-  return solve_dc<uint32_t>(values, weights, n, k);
+  if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k, cancelled);
+  return solve_dc<uint32_t>(values, weights, n, k, cancelled);
 }
 
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k) {
