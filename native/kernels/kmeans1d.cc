@@ -126,6 +126,12 @@ class Smawk {
   std::vector<double> cache_;
 };
 
+// Polled once per DP layer (a layer of a 65,536-value, 256-cluster DP is milliseconds), so that
+// long single-group DPs stop promptly too.
+void poll(const CancelCheck& cancelled) {
+  if (cancelled && cancelled()) throw Cancelled();
+}
+
 void check_input(const double* values, const double* weights, size_t n, size_t k) {
   if (n == 0) throw Error("EINVAL", "kmeans1d: no values to cluster");
   if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
@@ -171,7 +177,7 @@ void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const A
 }
 
 template <class Index>
-Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k) {
+Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
   CostTable ct(x, w, n);
   Kmeans1dResult r;
   if (k == n) {  // every value is its own cluster: centroid = value exactly (as kmeans1d computes it)
@@ -186,6 +192,7 @@ Kmeans1dResult solve_smawk(const double* x, const double* w, size_t n, size_t k)
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   Smawk smawk(n);
   for (size_t m = 1; m < k; ++m) {
+    poll(cancelled);
     Layer f{&ct, prev.data()};
     const std::vector<uint32_t>& arg = smawk.run(f);
     Index* row = table.data() + (m - 1) * n;
@@ -264,8 +271,63 @@ void dc_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo, s
   }
 }
 
+// The sweep's windows are mostly 1-3 columns: scanned inline (no ifunc call, no second argmin
+// pass). Same operations in the same order as scan_window (fp contraction is off): same bits.
+inline size_t scan_tiny(const DcLayer& L, size_t i, size_t a, size_t b, double* best_out) {
+  const double wi = L.cw[i + 1], si = L.cs[i + 1], s2i = L.cs2[i + 1];
+  size_t arg = a;
+  double best = 0;
+  for (size_t t = a; t <= b; ++t) {
+    double w = wi - L.cw[t];
+    double s1 = si - L.cs[t];
+    double mu = s1 / w;
+    double r = s2i - L.cs2[t];
+    r += w * (mu * mu);
+    r -= (2 * mu) * s1;
+    double v = L.prev[t - 1] + r;
+    if (t == a || v < best) {
+      best = v;
+      arg = t;
+    }
+  }
+  *best_out = best;
+  return arg;
+}
+
+// Rows lo..hi of one layer by a descending sweep with Knuth–Yao bounds
+// opt[m−1][i] <= opt[m][i] <= opt[m][i+1]: row i scans only [lower[i], arg[i+1]], about
+// i/m² columns, so for the later layers of a large-k DP (8-bit LUTs: k = 256) this costs a few
+// cells per row where divide and conquer pays ~log n. Rows above lower_hi (no previous-layer
+// bound) fall back to divide and conquer. The same monotonicity divide and conquer relies on.
 template <class Index>
-Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
+void sweep_rows(const DcLayer& L, const Index* lower, size_t lower_hi, size_t lo, size_t hi, size_t optlo,
+                size_t opthi, double* cur, Index* arg) {
+  size_t top = hi;
+  if (hi > lower_hi) {
+    size_t from = std::max(lo, lower_hi + 1);
+    dc_rows<Index>(L, lower, lower_hi, from, hi, optlo, opthi, cur, arg);
+    if (from == lo) return;
+    top = from - 1;
+  }
+  size_t b_next = hi > top ? static_cast<size_t>(arg[top + 1]) : opthi;
+  for (size_t i = top + 1; i-- > lo;) {
+    size_t a = std::max(optlo, static_cast<size_t>(lower[i]));
+    size_t b = std::min(std::min(b_next, opthi), i);
+    if (a > b) a = b;  // rounding can make the bounds cross; fall back to one column
+    double best;
+    size_t j = b - a < 4 ? scan_tiny(L, i, a, b, &best) : scan_window(L, i, a, b, &best);
+    cur[i] = best;
+    arg[i] = static_cast<Index>(j);
+    b_next = j;
+  }
+}
+
+// Divide and conquer pays ~log n cells per row, the sweep ~rows/m² (m = layer): sweep once m² is
+// large against the row count.
+inline bool sweep_pays(size_t m, size_t rows) { return m * m * 8 >= rows; }
+
+template <class Index>
+Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
   // Per-thread buffers reused across calls: thousands of small groups must not each pay for
   // fresh (page-faulted, zeroed) allocations.
   thread_local CostTable ct;
@@ -281,6 +343,7 @@ Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k) {
   }
   for (size_t i = 0; i < n; ++i) prev[i] = ct.cost(0, i);
   for (size_t m = 1; m < k; ++m) {
+    poll(cancelled);
     DcLayer L{ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), prev.data(), vals.data()};
     Index* row = table.data() + (m - 1) * n;
     const Index* lower = m >= 2 ? table.data() + (m - 2) * n : nullptr;
@@ -354,7 +417,7 @@ struct HalfDp {
 // Layers 0..L−1 of the prefix DP on (x, w), rows pruned by `ub`. k_total sets the row caps.
 template <class Index>
 void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t k_total, double ub,
-                    HalfDp<Index>& h) {
+                    HalfDp<Index>& h, const CancelCheck& cancelled) {
   h.ct.build(x, w, n);
   if (h.table.size() < (L > 1 ? (L - 1) * n : 0)) h.table.resize((L - 1) * n);
   if (h.prev.size() < n) {
@@ -370,6 +433,7 @@ void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t
     else break;  // nondecreasing: the rest exceed UB too
   }
   for (size_t m = 1; m < L; ++m) {
+    poll(cancelled);
     const size_t cap = n - k_total + m;
     const size_t colmax = std::min(P + 1, cap);
     DcLayer Ly{h.ct.cumw.data(), h.ct.cumsum.data(), h.ct.cumsum2.data(), h.prev.data(), h.vals.data()};
@@ -380,7 +444,8 @@ void forward_pruned(const double* x, const double* w, size_t n, size_t L, size_t
     size_t newP = m;
     for (;;) {
       size_t optlo = lo == m ? m : static_cast<size_t>(row[lo - 1]);
-      dc_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
+      if (lower && sweep_pays(m, P)) sweep_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
+      else dc_rows<Index>(Ly, lower, P, lo, hi, optlo, colmax, h.cur.data(), row);
       bool over = false;
       for (size_t i = lo; i <= hi; ++i) {
         if (h.cur[i] <= ub) newP = i;
@@ -410,7 +475,7 @@ void half_starts(const HalfDp<Index>& h, size_t n, size_t L, size_t e, std::vect
 }
 
 template <class Index>
-Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k) {
+Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
   thread_local HalfDp<Index> fwd, bwd;
   CostTable& ct = fwd.ct;
   ct.build(x, w, n);
@@ -419,14 +484,14 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
   // with the cost) and the suffix half sums in the other direction. A larger UB only prunes less.
   ub = ub * (1 + 1e-6) + 1e-9 * std::fabs(ct.cumsum2[n]) + 1e-300;
   const size_t L1 = (k + 1) / 2, L2 = k - L1;
-  forward_pruned<Index>(x, w, n, L1, k, ub, fwd);
+  forward_pruned<Index>(x, w, n, L1, k, ub, fwd, cancelled);
   bwd.xs.resize(n);
   bwd.ws.resize(n);
   for (size_t i = 0; i < n; ++i) {
     bwd.xs[i] = -x[n - 1 - i];
     bwd.ws[i] = w ? w[n - 1 - i] : 1.0;
   }
-  forward_pruned<Index>(bwd.xs.data(), bwd.ws.data(), n, L2, k, ub, bwd);
+  forward_pruned<Index>(bwd.xs.data(), bwd.ws.data(), n, L2, k, ub, bwd, cancelled);
   // Split s: prefix [0, s−1] (L1 clusters), suffix [s, n−1] (L2 clusters).
   size_t s_lo = std::max(L1, n - 1 - bwd.last_valid), s_hi = std::min(n - L2, fwd.last_valid + 1);
   size_t best_s = s_lo;
@@ -438,7 +503,7 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
       best_s = s;
     }
   }
-  if (!(best <= ub)) return solve_dc<Index>(x, w, n, k);  // defensive: never seen; exact fallback
+  if (!(best <= ub)) return solve_dc<Index>(x, w, n, k, cancelled);  // defensive: never seen; exact fallback
   std::vector<size_t> a, b;
   half_starts(fwd, n, L1, best_s - 1, a);
   half_starts(bwd, n, L2, n - 1 - best_s, b);
@@ -459,7 +524,7 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
 }  // namespace
 
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
-                               Kmeans1dAlgorithm algo) {
+                               Kmeans1dAlgorithm algo, const CancelCheck& cancelled) {
   check_input(values, weights, n, k);
   k = std::min(k, n);
   double table_bytes = static_cast<double>(k) * static_cast<double>(n) * (n <= 65536 ? 2.0 : 4.0);
@@ -475,15 +540,15 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
     return r;
   }
   if (algo == Kmeans1dAlgorithm::kSmawk) {
-    if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k);
-    return solve_smawk<uint32_t>(values, weights, n, k);
+    if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k, cancelled);
+    return solve_smawk<uint32_t>(values, weights, n, k, cancelled);
   }
   if (algo == Kmeans1dAlgorithm::kPruned && k >= 2) {
-    if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k);
-    return solve_pruned<uint32_t>(values, weights, n, k);
+    if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k, cancelled);
+    return solve_pruned<uint32_t>(values, weights, n, k, cancelled);
   }
-  if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k);
-  return solve_dc<uint32_t>(values, weights, n, k);
+  if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k, cancelled);
+  return solve_dc<uint32_t>(values, weights, n, k, cancelled);
 }
 
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k) {

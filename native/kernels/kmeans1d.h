@@ -16,6 +16,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace cmo::kernels {
@@ -35,11 +36,16 @@ enum class Kmeans1dAlgorithm {
   kSmawk,          // O(k·n): SMAWK on kmeans1d's implicit n×n matrix (same REDUCE/INTERPOLATE rules)
 };
 
+// Returns true when the caller wants the work abandoned (polled once per DP layer).
+using CancelCheck = std::function<bool()>;
+
 // values: strictly ascending, weights: > 0 (nullptr = all 1). O(n) doubles plus a (k−1)×n argmin
 // table of uint16 (n <= 65536) or uint32 (backtracking needs it; D rows are kept two at a time).
-// Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big.
+// Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big;
+// cmo::Cancelled when `cancelled` returns true (checked between DP layers).
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
-                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kPruned);
+                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kPruned,
+                               const CancelCheck& cancelled = {});
 
 // Scalar brute-force reference: the textbook DP, every admissible column scanned (O(k·n²); test oracle).
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k);

@@ -98,7 +98,7 @@ Scratch& scratch() {
 }
 
 // Exact 1-D k-means for one group. LUT entries beyond the clusters stay zero (coremltools pads).
-void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx) {
+void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx, const CancelCheck& cancelled) {
   const size_t k = size_t{1} << nbits;
   std::fill(lut, lut + k, 0.0f);
   Scratch& s = scratch();
@@ -118,7 +118,8 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
         s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(i);
       }
     } else {
-      Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k);
+      Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k,
+                                         Kmeans1dAlgorithm::kPruned, cancelled);
       for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = half_to_float(double_to_half(r.centroids[c]));
       for (size_t i = 0; i < n; ++i) s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(r.assignment[i]);
     }
@@ -131,7 +132,8 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
       for (size_t i = 0; i < n; ++i) lut[i] = static_cast<float>(s.distinct.values[i]);
       for (size_t i = 0; i < g.count; ++i) idx[i] = static_cast<uint8_t>(s.inverse[i]);
     } else {
-      Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k);
+      Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k,
+                                         Kmeans1dAlgorithm::kPruned, cancelled);
       for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = static_cast<float>(r.centroids[c]);
       for (size_t i = 0; i < g.count; ++i) idx[i] = static_cast<uint8_t>(r.assignment[s.inverse[i]]);
     }
@@ -323,7 +325,7 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
     float* glut = lut.data() + g * entries * V;
     switch (p.mode) {
       case PalettizeMode::kKmeans:
-        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx);
+        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled);
         else kmeans_vector_group(gd, nbits, p.seed, inner_threads, glut, gidx);
         break;
       case PalettizeMode::kUniform:

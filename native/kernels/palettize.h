@@ -36,7 +36,7 @@ struct PalettizeParams {
 // Progress (done, total elements) and cancellation, without any JS dependency.
 struct PalettizeHooks {
   std::function<void(double, double)> progress;
-  std::function<bool()> cancelled;  // polled between groups; true -> throws cmo::Cancelled
+  std::function<bool()> cancelled;  // polled between groups and DP layers (any thread); true -> throws cmo::Cancelled
 };
 
 struct PalettizeResult {

@@ -107,6 +107,209 @@ void nearest_centers(const float* points, size_t n, size_t dim, const float* cen
   }
 }
 
+namespace {
+
+// One clustering state: centers (k × dim, float as stored in the LUT) and the assignment.
+struct Clustering {
+  std::vector<float> centers;
+  std::vector<uint32_t> assign;
+  std::vector<float> dist;  // squared distance of each point to its center
+  double inertia = 0;       // Σ dist, summed in double in point order
+  int iterations = 0;
+};
+
+class Solver {
+ public:
+  Solver(const float* points, size_t n, size_t dim, size_t k, unsigned threads)
+      : x_(points), n_(n), dim_(dim), k_(k), threads_(threads), chunks_((n + kChunk - 1) / kChunk),
+        centers_t_(k * dim), sums_(chunks_ * k * dim), counts_(chunks_ * k) {}
+
+  // k-means++ with greedy trials (2 + ln k candidates per step, keep the best), as scikit-learn does.
+  void seed_plus_plus(SplitMix64& rng, Clustering& c) {
+    const size_t n = n_, dim = dim_, k = k_;
+    c.centers.assign(k * dim, 0.0f);
+    std::vector<float> closest(n), cand_d(n), best_d(n);
+    size_t first = std::min(n - 1, static_cast<size_t>(rng.uniform() * static_cast<double>(n)));
+    std::copy(x_ + first * dim, x_ + (first + 1) * dim, c.centers.begin());
+    double pot = 0;
+    for (size_t i = 0; i < n; ++i) pot += (closest[i] = sqdist(x_ + i * dim, c.centers.data(), dim));
+    const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+    for (size_t cc = 1; cc < k; ++cc) {
+      size_t best_idx = 0;
+      double best_pot = std::numeric_limits<double>::infinity();
+      for (int t = 0; t < trials; ++t) {
+        double target = rng.uniform() * pot;
+        size_t idx = 0;
+        double acc = 0;
+        for (; idx + 1 < n; ++idx) {  // cumulative search (n·trials per center; fine for k <= 256)
+          acc += closest[idx];
+          if (acc > target) break;
+        }
+        double cp = 0;
+        for (size_t i = 0; i < n; ++i) {
+          float d = std::min(closest[i], sqdist(x_ + i * dim, x_ + idx * dim, dim));
+          cand_d[i] = d;
+          cp += d;
+        }
+        if (cp < best_pot) {
+          best_pot = cp;
+          best_idx = idx;
+          best_d.swap(cand_d);
+        }
+      }
+      std::copy(x_ + best_idx * dim, x_ + (best_idx + 1) * dim, c.centers.begin() + cc * dim);
+      closest.swap(best_d);
+      pot = best_pot;
+    }
+  }
+
+  void assign_all(Clustering& c) {
+    const size_t k = k_, dim = dim_;
+    for (size_t cc = 0; cc < k; ++cc)
+      for (size_t d = 0; d < dim; ++d) centers_t_[d * k + cc] = c.centers[cc * dim + d];
+    c.assign.resize(n_);
+    c.dist.resize(n_);
+    for_chunks(n_, threads_, [&](size_t, size_t b, size_t e) {
+      nearest_centers(x_ + b * dim, e - b, dim, centers_t_.data(), k, c.assign.data() + b, c.dist.data() + b);
+    });
+    double s = 0;
+    for (size_t i = 0; i < n_; ++i) s += c.dist[i];
+    c.inertia = s;
+  }
+
+  // Lloyd iterations until the assignment no longer changes (a true fixed point), the inertia
+  // improves by less than rel_tol (relative) in an iteration, or max_iter. Returns with
+  // c.assign/dist/inertia matching c.centers.
+  void lloyd(Clustering& c, int max_iter, double rel_tol) {
+    const size_t k = k_, dim = dim_;
+    assign_all(c);
+    std::vector<uint32_t> prev;
+    std::vector<double> total(k * dim), cnt(k);
+    for (int it = 0; it < max_iter; ++it) {
+      std::fill(sums_.begin(), sums_.end(), 0.0);
+      std::fill(counts_.begin(), counts_.end(), 0.0);
+      for_chunks(n_, threads_, [&](size_t ch, size_t b, size_t e) {
+        double* s = sums_.data() + ch * k * dim;
+        double* cn = counts_.data() + ch * k;
+        for (size_t i = b; i < e; ++i) {
+          uint32_t a = c.assign[i];
+          cn[a] += 1;
+          for (size_t d = 0; d < dim; ++d) s[a * dim + d] += x_[i * dim + d];
+        }
+      });
+      std::fill(total.begin(), total.end(), 0.0);
+      std::fill(cnt.begin(), cnt.end(), 0.0);
+      for (size_t ch = 0; ch < chunks_; ++ch) {  // ordered reduction: same result for any thread count
+        for (size_t j = 0; j < k * dim; ++j) total[j] += sums_[ch * k * dim + j];
+        for (size_t j = 0; j < k; ++j) cnt[j] += counts_[ch * k + j];
+      }
+      std::vector<char> taken;
+      for (size_t cc = 0; cc < k; ++cc) {
+        if (cnt[cc] == 0) {
+          // Empty cluster: move it onto the point farthest from its center (lowest index on ties).
+          if (taken.empty()) taken.assign(n_, 0);
+          size_t far = 0;
+          float fd = -1;
+          for (size_t i = 0; i < n_; ++i)
+            if (!taken[i] && c.dist[i] > fd) {
+              fd = c.dist[i];
+              far = i;
+            }
+          taken[far] = 1;
+          c.dist[far] = 0;
+          for (size_t d = 0; d < dim; ++d) c.centers[cc * dim + d] = x_[far * dim + d];
+        } else {
+          for (size_t d = 0; d < dim; ++d) c.centers[cc * dim + d] = static_cast<float>(total[cc * dim + d] / cnt[cc]);
+        }
+      }
+      prev.swap(c.assign);
+      const double before = c.inertia;
+      assign_all(c);
+      c.iterations += 1;
+      if (c.assign == prev || before - c.inertia <= rel_tol * c.inertia) break;
+    }
+  }
+
+  // Hartigan single-point transfers: moving x from cluster a to b changes the cost by
+  // n_b/(n_b+1)·|x−c_b|² − n_a/(n_a−1)·|x−c_a|²; take every improving move (largest gain per point),
+  // updating the two means at once. Escapes many of Lloyd's local minima; sequential, so it is
+  // deterministic. Centers are exact means (double) while it runs, stored as float at the end.
+  void hartigan(Clustering& c, int max_passes) {
+    const size_t k = k_, dim = dim_, n = n_;
+    std::vector<double> sum(k * dim, 0.0), mean(k * dim), cnt(k, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t a = c.assign[i];
+      cnt[a] += 1;
+      for (size_t d = 0; d < dim; ++d) sum[a * dim + d] += x_[i * dim + d];
+    }
+    for (size_t cc = 0; cc < k; ++cc)
+      for (size_t d = 0; d < dim; ++d) mean[cc * dim + d] = cnt[cc] > 0 ? sum[cc * dim + d] / cnt[cc] : 0.0;
+    std::vector<double> dist(k);
+    for (int pass = 0; pass < max_passes; ++pass) {
+      size_t moves = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const float* xi = x_ + i * dim;
+        const uint32_t a = c.assign[i];
+        if (cnt[a] <= 1) continue;
+        for (size_t cc = 0; cc < k; ++cc) {
+          double s = 0;
+          for (size_t d = 0; d < dim; ++d) {
+            double t = xi[d] - mean[cc * dim + d];
+            s += t * t;
+          }
+          dist[cc] = s;
+        }
+        const double remove = dist[a] * cnt[a] / (cnt[a] - 1);
+        uint32_t best = a;
+        double best_add = remove * (1 - 1e-12);  // strict improvement only (no cycling on rounding)
+        for (size_t cc = 0; cc < k; ++cc) {
+          if (cc == a) continue;
+          double add = dist[cc] * cnt[cc] / (cnt[cc] + 1);
+          if (add < best_add) {
+            best_add = add;
+            best = static_cast<uint32_t>(cc);
+          }
+        }
+        if (best == a) continue;
+        ++moves;
+        for (size_t d = 0; d < dim; ++d) {
+          sum[a * dim + d] -= xi[d];
+          sum[best * dim + d] += xi[d];
+        }
+        cnt[a] -= 1;
+        cnt[best] += 1;
+        for (size_t d = 0; d < dim; ++d) {
+          mean[a * dim + d] = sum[a * dim + d] / cnt[a];
+          mean[best * dim + d] = sum[best * dim + d] / cnt[best];
+        }
+        c.assign[i] = best;
+      }
+      if (moves == 0) break;
+    }
+    for (size_t j = 0; j < k * dim; ++j) c.centers[j] = static_cast<float>(mean[j]);
+  }
+
+ private:
+  const float* x_;
+  size_t n_, dim_, k_;
+  unsigned threads_;
+  size_t chunks_;
+  std::vector<float> centers_t_;
+  std::vector<double> sums_, counts_;
+};
+
+// Restarts by problem size (point·center·dim distance terms per Lloyd iteration), so that big
+// tensors stay affordable: 4 up to 2^22 terms, halving every 2^2 more, at least 1. Hartigan's
+// sequential transfers run up to 2^24 terms.
+int auto_restarts(double terms) {
+  int r = 4;
+  for (double t = 4194304.0; r > 1 && terms > t; t *= 4) r /= 2;
+  return r;
+}
+constexpr double kHartiganMaxTerms = 16777216.0;
+
+}  // namespace
+
 VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, const VectorKmeansParams& p) {
   if (n == 0 || dim == 0) throw Error("EINVAL", "vector_kmeans: no points");
   if (p.k == 0) throw Error("EINVAL", "vector_kmeans: k must be at least 1");
@@ -143,134 +346,35 @@ VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, cons
   }
 
   const size_t k = p.k;
+  const double terms = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(dim);
+  int n_init = p.n_init;
+  if (n_init <= 0) n_init = auto_restarts(terms);
+  const bool refine = p.refine && terms <= kHartiganMaxTerms;
+
+  Solver solver(points, n, dim, k, p.threads);
+  Clustering best, cur;
+  best.inertia = std::numeric_limits<double>::infinity();
+  for (int run = 0; run < n_init; ++run) {
+    // Restart r draws from its own stream: results depend on (seed, r) only.
+    SplitMix64 rng{(p.seed ^ 0x5DEECE66Dull) + static_cast<uint64_t>(run) * 0xD1B54A32D192ED03ull};
+    solver.seed_plus_plus(rng, cur);
+    cur.iterations = 0;
+    if (refine) {
+      // Lloyd until it slows down, Hartigan's transfers until none improves (a pass costs about
+      // one Lloyd iteration but gains far more near Lloyd's local minimum), Lloyd to settle.
+      solver.lloyd(cur, p.max_iter, 1e-4);
+      solver.hartigan(cur, 100);
+      solver.lloyd(cur, 20, 0.0);
+    } else {
+      solver.lloyd(cur, p.max_iter, 1e-6);
+    }
+    if (cur.inertia < best.inertia) std::swap(best, cur);  // first run wins ties
+  }
   r.k = k;
-  SplitMix64 rng{p.seed ^ 0x5DEECE66Dull};
-  std::vector<float> centers(k * dim), centers_t(k * dim);
-  std::vector<float> closest(n);  // squared distance to the nearest chosen center
-
-  // k-means++ with greedy trials (2 + ln k candidates per step, keep the best), as scikit-learn does.
-  size_t first = static_cast<size_t>(rng.uniform() * static_cast<double>(n));
-  std::copy(points + first * dim, points + (first + 1) * dim, centers.begin());
-  double pot = 0;
-  for (size_t i = 0; i < n; ++i) pot += (closest[i] = sqdist(points + i * dim, centers.data(), dim));
-  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  std::vector<float> cand_d(n), best_d(n);
-  for (size_t c = 1; c < k; ++c) {
-    size_t best_idx = 0;
-    double best_pot = std::numeric_limits<double>::infinity();
-    for (int t = 0; t < trials; ++t) {
-      double target = rng.uniform() * pot;
-      size_t idx = 0;
-      double acc = 0;
-      for (; idx + 1 < n; ++idx) {  // cumulative search (n·trials per center; fine for k <= 256)
-        acc += closest[idx];
-        if (acc > target) break;
-      }
-      double cp = 0;
-      for (size_t i = 0; i < n; ++i) {
-        float d = std::min(closest[i], sqdist(points + i * dim, points + idx * dim, dim));
-        cand_d[i] = d;
-        cp += d;
-      }
-      if (cp < best_pot) {
-        best_pot = cp;
-        best_idx = idx;
-        best_d.swap(cand_d);
-      }
-    }
-    std::copy(points + best_idx * dim, points + (best_idx + 1) * dim, centers.begin() + c * dim);
-    closest.swap(best_d);
-    best_d.resize(n);
-    pot = best_pot;
-  }
-
-  // Lloyd iterations.
-  double mean_var = 0;
-  for (size_t d = 0; d < dim; ++d) {
-    double s = 0, s2 = 0;
-    for (size_t i = 0; i < n; ++i) {
-      double v = points[i * dim + d];
-      s += v;
-      s2 += v * v;
-    }
-    double mu = s / static_cast<double>(n);
-    mean_var += s2 / static_cast<double>(n) - mu * mu;
-  }
-  mean_var /= static_cast<double>(dim);
-  const double tol = p.tol * mean_var;
-  const size_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<uint32_t> assign(n, 0);
-  std::vector<float> dist(n);
-  std::vector<double> sums(chunks * k * dim);
-  std::vector<double> counts(chunks * k);
-  auto transpose = [&] {
-    for (size_t c = 0; c < k; ++c)
-      for (size_t d = 0; d < dim; ++d) centers_t[d * k + c] = centers[c * dim + d];
-  };
-  auto assign_all = [&] {
-    transpose();
-    for_chunks(n, p.threads, [&](size_t, size_t b, size_t e) {
-      nearest_centers(points + b * dim, e - b, dim, centers_t.data(), k, assign.data() + b, dist.data() + b);
-    });
-  };
-  int it = 0;
-  for (; it < p.max_iter; ++it) {
-    assign_all();
-    std::fill(sums.begin(), sums.end(), 0.0);
-    std::fill(counts.begin(), counts.end(), 0.0);
-    for_chunks(n, p.threads, [&](size_t ch, size_t b, size_t e) {
-      double* s = sums.data() + ch * k * dim;
-      double* c = counts.data() + ch * k;
-      for (size_t i = b; i < e; ++i) {
-        uint32_t a = assign[i];
-        c[a] += 1;
-        for (size_t d = 0; d < dim; ++d) s[a * dim + d] += points[i * dim + d];
-      }
-    });
-    std::vector<double> total(k * dim, 0.0), cnt(k, 0.0);
-    for (size_t ch = 0; ch < chunks; ++ch) {  // ordered reduction: same result for any thread count
-      for (size_t j = 0; j < k * dim; ++j) total[j] += sums[ch * k * dim + j];
-      for (size_t j = 0; j < k; ++j) cnt[j] += counts[ch * k + j];
-    }
-    double shift = 0;
-    std::vector<char> taken(n, 0);
-    for (size_t c = 0; c < k; ++c) {
-      float nc[64];
-      std::vector<float> big;
-      float* newc = dim <= 64 ? nc : (big.resize(dim), big.data());
-      if (cnt[c] == 0) {
-        // Empty cluster: move it onto the point farthest from its center (lowest index on ties).
-        size_t far = 0;
-        float fd = -1;
-        for (size_t i = 0; i < n; ++i)
-          if (!taken[i] && dist[i] > fd) {
-            fd = dist[i];
-            far = i;
-          }
-        taken[far] = 1;
-        dist[far] = 0;
-        for (size_t d = 0; d < dim; ++d) newc[d] = points[far * dim + d];
-      } else {
-        for (size_t d = 0; d < dim; ++d) newc[d] = static_cast<float>(total[c * dim + d] / cnt[c]);
-      }
-      for (size_t d = 0; d < dim; ++d) {
-        double t = static_cast<double>(newc[d]) - centers[c * dim + d];
-        shift += t * t;
-        centers[c * dim + d] = newc[d];
-      }
-    }
-    if (shift <= tol) {
-      ++it;
-      break;
-    }
-  }
-  assign_all();
-  r.iterations = it;
-  r.centers = centers;
-  r.assignment = assign;
-  double inertia = 0;
-  for (size_t i = 0; i < n; ++i) inertia += dist[i];
-  r.inertia = inertia;
+  r.iterations = best.iterations;
+  r.centers = std::move(best.centers);
+  r.assignment = std::move(best.assign);
+  r.inertia = best.inertia;
   return r;
 }
 

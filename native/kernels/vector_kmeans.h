@@ -1,8 +1,10 @@
-// Vector k-means for cluster_dim > 1 (vector palettization): k-means++ seeding + Lloyd iterations.
-// Deterministic for a given seed, independent of the thread count (fixed chunking, ordered
-// reductions). No exact algorithm exists in > 1-D; coremltools uses scikit-learn here
-// (KMeans(init="k-means++", n_init=1, tol=1e-2, random_state=0)), whose random stream we do not
-// reproduce — results are comparable in quality, not bit-identical.
+// Vector k-means for cluster_dim > 1 (vector palettization): several k-means++ restarts, each run
+// by Lloyd to a true fixed point (no assignment changes), then Hartigan single-point transfers and
+// Lloyd again; the lowest inertia wins. Deterministic for a given seed, independent of the thread
+// count (fixed chunking, ordered reductions, sequential transfers). No exact algorithm exists in
+// > 1-D; coremltools uses scikit-learn here (KMeans(init="k-means++", n_init=1, tol=1e-2,
+// random_state=0)), whose random stream we do not reproduce: the restarts, full convergence and
+// transfers are what make our error no larger than its single, early-stopped run.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +16,8 @@ struct VectorKmeansParams {
   size_t k = 16;
   uint64_t seed = 0;
   int max_iter = 300;
-  double tol = 1e-2;     // like sklearn: stop when Σ center shift² <= tol · mean per-dim variance
+  int n_init = 0;        // k-means++ restarts, best inertia kept; 0 = auto (up to 4, fewer on big inputs)
+  bool refine = true;    // Hartigan single-point transfers after Lloyd (skipped on very big inputs)
   unsigned threads = 0;  // 0 = pool size; 1 = run on the calling thread only
 };
 

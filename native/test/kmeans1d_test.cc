@@ -162,7 +162,7 @@ TEST(fast_paths_equal_reference_on_larger_inputs) {
     std::vector<double> x = random_sorted_distinct(rng, n, trial % 3);
     std::vector<double> w(n);
     for (double& wi : w) wi = static_cast<double>(1 + rng() % 100000);
-    for (size_t k : {2, 3, 7, 16, 64}) {
+    for (size_t k : {2, 3, 7, 16, 64, 128}) {  // 64, 128: later layers use the Knuth–Yao sweep
       Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), n, k);
       Kmeans1dResult smawk = kmeans1d_sorted(x.data(), w.data(), n, k, Kmeans1dAlgorithm::kSmawk);
       Kmeans1dResult dc = kmeans1d_sorted(x.data(), w.data(), n, k, Kmeans1dAlgorithm::kDivideConquer);

@@ -316,6 +316,35 @@ TEST(nearest_centers_fast_equals_reference) {
   }
 }
 
+TEST(cancellation_is_polled_inside_a_single_group_dp) {
+  // One group (per tensor), 8-bit: the group-start poll says "go on", a later poll from inside the
+  // DP says "stop" -> cmo::Cancelled before the DP finishes.
+  std::vector<uint16_t> w = random_f16(64 * 1024, 11, 0.05f);
+  WeightView v;
+  v.data = w.data();
+  v.shape = {64, 1024};
+  PalettizeParams p;
+  p.nbits = 8;
+  p.threads = 1;
+  int polls = 0;
+  PalettizeHooks hooks;
+  hooks.cancelled = [&] { return ++polls > 3; };
+  bool cancelled = false;
+  try {
+    palettize_tensor(v, p, hooks);
+  } catch (const cmo::Cancelled&) {
+    cancelled = true;
+  }
+  CHECK(cancelled);
+  CHECK_EQ(polls, 4);
+  // Never cancelled: the same weight completes, polled once per group plus once per DP layer.
+  polls = 0;
+  hooks.cancelled = [&] { return ++polls < 0; };
+  PalettizeResult r = palettize_tensor(v, p, hooks);
+  CHECK(!r.skipped);
+  CHECK(polls > 200);
+}
+
 TEST(vector_kmeans_deterministic_per_seed_and_thread_count) {
   std::mt19937_64 rng(2);
   std::normal_distribution<float> nd(0, 1);
