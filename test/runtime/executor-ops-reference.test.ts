@@ -718,6 +718,120 @@ describe('pooling, norms', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// matmul / linear / conv_transpose / upsample (also covered by fixtures; here on other shapes)
+
+describe('linear algebra and resampling', () => {
+  it('matmul with transposes and batch broadcasting', async () => {
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[2, 1, 3, 4], [5, 4, 6], false, false],
+      [[4, 3], [2, 5, 4], true, true],
+      [[1, 3, 2], [3, 3, 5], true, false],
+      [[2, 3, 4], [1, 6, 4], false, true],
+    ];
+    for (const [k, [xs, ys, tx, ty]] of cases.entries()) {
+      const x = rnd(xs, 180 + k), y = rnd(ys, 190 + k);
+      const M = tx ? xs.at(-1)! : xs.at(-2)!, K = tx ? xs.at(-2)! : xs.at(-1)!, N = ty ? ys.at(-2)! : ys.at(-1)!;
+      const os = [...broadcastShape(xs.slice(0, -2), ys.slice(0, -2)), M, N];
+      const want = build(os, 'fp32', (idx) => {
+        const b = idx.slice(0, -2), i = idx.at(-2)!, j = idx.at(-1)!;
+        let acc = 0;
+        for (let q = 0; q < K; q++) acc += bat(x, [...b, tx ? q : i, tx ? i : q]) * bat(y, [...b, ty ? j : q, ty ? q : j]);
+        return acc;
+      });
+      const [z] = await runOp('matmul', { x, y }, { transpose_x: bool(tx), transpose_y: bool(ty) }, [{ dtype: 'fp32', shape: os }]);
+      expectArr(z!, want, { abs: 1e-5, rel: 1e-5 });
+    }
+  });
+
+  it('linear with and without bias, rank 1 to 3 inputs', async () => {
+    for (const [k, xs] of [[5], [3, 5], [2, 1, 5]].entries()) {
+      const x = rnd(xs, 200 + k), w = rnd([4, 5], 210), b = rnd([4], 211);
+      for (const withBias of [true, false]) {
+        const os = [...xs.slice(0, -1), 4];
+        const want = build(os, 'fp32', (idx) => {
+          let acc = withBias ? at(b, [idx.at(-1)!]) : 0;
+          for (let q = 0; q < 5; q++) acc += at(x, [...idx.slice(0, -1), q]) * at(w, [idx.at(-1)!, q]);
+          return acc;
+        });
+        const [y] = await runOp('linear', { x }, { weight: constOf(w), ...(withBias ? { bias: constOf(b) } : {}) }, [{ dtype: 'fp32', shape: os }]);
+        expectArr(y!, want, { abs: 1e-5, rel: 1e-5 });
+      }
+    }
+  });
+
+  it('conv_transpose (scatter form) with stride, dilation, groups and custom pad', async () => {
+    for (const [k, cfg] of [
+      { C: 4, O: 6, g: 2, k: [3, 2], s: [2, 1], d: [1, 2], pad: [0, 0, 0, 0], type: 'valid' },
+      { C: 3, O: 2, g: 1, k: [2, 3], s: [3, 2], d: [1, 1], pad: [1, 0, 2, 1], type: 'custom' },
+    ].entries()) {
+      const [H, W] = [4, 5];
+      const x = rnd([1, cfg.C, H, W], 220 + k), w = rnd([cfg.C, cfg.O / cfg.g, cfg.k[0]!, cfg.k[1]!], 230 + k);
+      const full = [H, W].map((n, a) => (n - 1) * cfg.s[a]! + (cfg.k[a]! - 1) * cfg.d[a]! + 1);
+      const os = [1, cfg.O, full[0]! - cfg.pad[0]! - cfg.pad[1]!, full[1]! - cfg.pad[2]! - cfg.pad[3]!];
+      const acc = new Float64Array(numel(os));
+      const cg = cfg.C / cfg.g, og = cfg.O / cfg.g;
+      for (let c = 0; c < cfg.C; c++)
+        for (let i = 0; i < H; i++)
+          for (let j = 0; j < W; j++)
+            for (let o = 0; o < og; o++)
+              for (let a = 0; a < cfg.k[0]!; a++)
+                for (let b = 0; b < cfg.k[1]!; b++) {
+                  const oi = i * cfg.s[0]! + a * cfg.d[0]! - cfg.pad[0]!, oj = j * cfg.s[1]! + b * cfg.d[1]! - cfg.pad[2]!;
+                  if (oi < 0 || oj < 0 || oi >= os[2]! || oj >= os[3]!) continue;
+                  const oc = Math.floor(c / cg) * og + o;
+                  acc[(oc * os[2]! + oi) * os[3]! + oj] += at(x, [0, c, i, j]) * at(w, [c, o, a, b]);
+                }
+      const [y] = await runOp('conv_transpose', { x }, {
+        weight: constOf(w), strides: ints(cfg.s), dilations: ints(cfg.d), pad_type: str(cfg.type), pad: ints(cfg.pad), groups: i32(cfg.g),
+      }, [{ dtype: 'fp32', shape: os }]);
+      expectArr(y!, { dtype: 'fp32', shape: os, data: Array.from(acc) }, { abs: 1e-5, rel: 1e-5 });
+    }
+  });
+
+  it('upsample_nearest_neighbor with integer and fractional scales', async () => {
+    const x = rnd([1, 2, 3, 4], 240);
+    for (const [sh, sw] of [[2, 3], [1.5, 0.5], [1, 2.5]]) {
+      const os = [1, 2, Math.floor(3 * sh!), Math.floor(4 * sw!)];
+      const [y] = await runOp('upsample_nearest_neighbor', { x }, { scale_factor_height: f32(sh!), scale_factor_width: f32(sw!) }, [{ dtype: 'fp32', shape: os }]);
+      expectArr(y!, build(os, 'fp32', ([n, c, i, j]) => at(x, [n!, c!, Math.min(2, Math.floor(i! / sh!)), Math.min(3, Math.floor(j! / sw!))])));
+    }
+  });
+
+  it('upsample_bilinear: align_corners, half-pixel centers and the legacy transform', async () => {
+    const x = rnd([2, 1, 3, 4], 250);
+    const srcOf = (i: number, n: number, o: number, align: boolean, half: boolean) =>
+      align ? (o > 1 ? (i * (n - 1)) / (o - 1) : 0) : half ? Math.min(Math.max((i + 0.5) * (n / o) - 0.5, 0), n - 1) : Math.min(i * (n / o), n - 1);
+    for (const [align, half, sh, sw] of [[true, false, 2, 2], [false, true, 2, 1.5], [false, false, 3, 2]] as [boolean, boolean, number, number][]) {
+      const OH = Math.floor(3 * sh), OW = Math.floor(4 * sw);
+      const os = [2, 1, OH, OW];
+      const want = build(os, 'fp32', ([n, c, i, j]) => {
+        const fy = srcOf(i!, 3, OH, align, half), fx = srcOf(j!, 4, OW, align, half);
+        const y0 = Math.floor(fy), x0 = Math.floor(fx), y1 = Math.min(y0 + 1, 2), x1 = Math.min(x0 + 1, 3), wy = fy - y0, wx = fx - x0;
+        const p = (a: number, b: number) => at(x, [n!, c!, a, b]);
+        return (1 - wy) * ((1 - wx) * p(y0, x0) + wx * p(y0, x1)) + wy * ((1 - wx) * p(y1, x0) + wx * p(y1, x1));
+      });
+      const [y] = await runOp('upsample_bilinear', { x }, {
+        scale_factor_height: f32(sh), scale_factor_width: f32(sw), align_corners: bool(align), half_pixel_centers: bool(half),
+      }, [{ dtype: 'fp32', shape: os }], 'CoreML6');
+      expectArr(y!, want, TIGHT);
+    }
+  });
+
+  it('empty tensors flow through slicing, elementwise ops and concat', async () => {
+    const x = rnd([2, 3], 260);
+    const prog = program([{ name: 'x', dtype: 'fp32', shape: [2, 3] }], [
+      op('slice_by_index', 'e', { x: 'x', begin: ints([0, 2]), end: ints([2, 2]) }, [{ name: 'e', dtype: 'fp32', shape: [2, 0] }]),
+      op('relu', 'r', { x: 'e' }, [{ name: 'r', dtype: 'fp32', shape: [2, 0] }]),
+      op('add', 'a', { x: 'r', y: f32(1) }, [{ name: 'a', dtype: 'fp32', shape: [2, 0] }]),
+      op('concat', 'y', { values: ['a', 'x', 'a'], axis: i32(1) }, [{ name: 'y', dtype: 'fp32', shape: [2, 3] }]),
+    ], ['y', 'a']);
+    const out = await createExecutor({ program: prog, modelDir: '.' }).predict({ x: feedOf(x) });
+    expectArr(out.y!, x);
+    expectArr(out.a!, { dtype: 'fp32', shape: [2, 0], data: [] });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Coverage: every supported op has a reference test somewhere.
 
 /** Ops whose reference test lives in another file (fixture cases count by their case name). */
@@ -763,6 +877,7 @@ describe('coverage', () => {
       'slice_by_index', 'slice_by_size', 'slice_update', 'pad', 'fill', 'fill_like', 'range_1d',
       'gather', 'gather_along_axis', 'gather_nd', 'one_hot', 'topk', 'argsort', 'non_zero',
       'max_pool', 'avg_pool', 'l2_pool', 'l2_norm', 'batch_norm', 'instance_norm',
+      'matmul', 'linear', 'conv_transpose', 'upsample_nearest_neighbor', 'upsample_bilinear',
     ]);
     for (const [opName, where] of Object.entries(COVERED_ELSEWHERE)) {
       // The named file must exist and mention the op (fixture cases: the case list names it).
