@@ -66,11 +66,6 @@ const TIGHT = { abs: 1e-6, rel: 2e-6 };
 const MATH = { abs: 2e-6, rel: 1e-5 };
 
 // N-d index helpers for the references.
-function strides(shape: number[]) {
-  const s = new Array<number>(shape.length).fill(1);
-  for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1]! * shape[i + 1]!;
-  return s;
-}
 function unravel(k: number, shape: number[]) {
   const idx = new Array<number>(shape.length);
   for (let i = shape.length - 1; i >= 0; i--) { idx[i] = k % shape[i]!; k = Math.floor(k / shape[i]!); }
