@@ -827,6 +827,83 @@ describe('linear algebra and resampling', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// scatter family and space/depth rearrangements
+
+const SCATTER_MODES: Record<string, (d: number, u: number) => number> = {
+  update: (_d, u) => u, add: (d, u) => d + u, sub: (d, u) => d - u, mul: (d, u) => d * u,
+  div: (d, u) => d / u, max: Math.max, min: Math.min,
+};
+/** Applies updates in row-major order of `updates` to a copy of data at target(p). */
+function scatterRef(data: Arr, upd: Arr, target: (p: number[]) => number[], f: (d: number, u: number) => number): Arr {
+  const out = { ...data, data: [...data.data] };
+  for (let k = 0; k < upd.data.length; k++) {
+    const t = target(unravel(k, upd.shape));
+    const o = t.reduce((acc, v, i) => acc * data.shape[i]! + v, 0);
+    out.data[o] = f32r(f(out.data[o]!, upd.data[k]!));
+  }
+  return out;
+}
+const wrapIdx = (v: number, n: number) => (v < 0 ? v + n : v);
+
+describe('scatter family and space/depth rearrangements', () => {
+  for (const [mode, f] of Object.entries(SCATTER_MODES)) {
+    it(`scatter / scatter_along_axis / scatter_nd, mode ${mode}`, async () => {
+      const data = rnd([4, 3, 2], 300, 2);
+      // Duplicate indices only where the result does not depend on the order (not update/sub/div).
+      const dup = mode === 'add' || mode === 'mul' || mode === 'max' || mode === 'min';
+      for (const axis of [1, -3]) {
+        const ax = normAxis(axis, 3);
+        const n = data.shape[ax]!;
+        const idx: Arr = { dtype: 'int32', shape: [2, 1], data: dup ? [-1, n - 1] : [-1, 0] };
+        const us = [...data.shape.slice(0, ax), 2, 1, ...data.shape.slice(ax + 1)];
+        const upd = mode === 'div' ? nonZero(us, 301) : rnd(us, 301, 2);
+        const want = scatterRef(data, upd, (p) => [...p.slice(0, ax), wrapIdx(at(idx, p.slice(ax, ax + 2)), n), ...p.slice(ax + 2)], f);
+        const [y] = await runOp('scatter', { data }, { indices: constOf(idx), updates: constOf(upd), axis: i32(axis), mode: str(mode) }, [{ dtype: 'fp32', shape: data.shape }], 'CoreML6');
+        expectArr(y!, want, TIGHT);
+      }
+      for (const axis of [0, -1]) {
+        const ax = normAxis(axis, 3);
+        const n = data.shape[ax]!;
+        const is = [...data.shape]; is[ax] = dup ? 3 : 1;
+        const idx = rndInt(is, 302 + ax, -n, n - 1);
+        const upd = mode === 'div' ? nonZero(is, 303) : rnd(is, 303, 2);
+        const want = scatterRef(data, upd, (p) => p.map((v, i) => (i === ax ? wrapIdx(at(idx, p), n) : v)), f);
+        const [y] = await runOp('scatter_along_axis', { data }, { indices: constOf(idx), updates: constOf(upd), axis: i32(axis), mode: str(mode) }, [{ dtype: 'fp32', shape: data.shape }], 'CoreML6');
+        expectArr(y!, want, TIGHT);
+      }
+      // scatter_nd: indices [..., K] address the first K axes; updates = indices.shape[:-1] + data.shape[K:].
+      const nd: Arr = { dtype: 'int32', shape: [3, 2], data: dup ? [0, 1, 3, -1, 0, 1] : [0, 1, 3, -1, 2, 0] };
+      const upd = mode === 'div' ? nonZero([3, 2], 304) : rnd([3, 2], 304, 2);
+      const want = scatterRef(data, upd, (p) => [wrapIdx(at(nd, [p[0]!, 0]), 4), wrapIdx(at(nd, [p[0]!, 1]), 3), p[1]!], f);
+      const [y] = await runOp('scatter_nd', { data }, { indices: constOf(nd), updates: constOf(upd), mode: str(mode) }, [{ dtype: 'fp32', shape: data.shape }], 'CoreML6');
+      expectArr(y!, want, TIGHT);
+    });
+  }
+
+  it('depth_to_space / space_to_depth (DCR) and pixel_shuffle / pixel_unshuffle (CRD)', async () => {
+    const bs = 2;
+    const deep = rnd([2, 8, 2, 3], 310), wide = rnd([2, 2, 4, 6], 311);
+    const upShape = [2, 2, 4, 6], downShape = [2, 8, 2, 3];
+    const cases: [string, Arr, number[], Record<string, Arg>, (o: number[]) => number[]][] = [
+      ['depth_to_space', deep, upShape, { block_size: i32(bs) }, ([n, c, h, w]) => [n!, ((h! % bs) * bs + (w! % bs)) * 2 + c!, Math.floor(h! / bs), Math.floor(w! / bs)]],
+      ['pixel_shuffle', deep, upShape, { upscale_factor: i32(bs) }, ([n, c, h, w]) => [n!, c! * bs * bs + (h! % bs) * bs + (w! % bs), Math.floor(h! / bs), Math.floor(w! / bs)]],
+      ['space_to_depth', wide, downShape, { block_size: i32(bs) }, ([n, c, h, w]) => {
+        const blk = Math.floor(c! / 2), ch = c! % 2;
+        return [n!, ch, h! * bs + Math.floor(blk / bs), w! * bs + (blk % bs)];
+      }],
+      ['pixel_unshuffle', wide, downShape, { downscale_factor: i32(bs) }, ([n, c, h, w]) => {
+        const ch = Math.floor(c! / (bs * bs)), r = c! % (bs * bs);
+        return [n!, ch, h! * bs + Math.floor(r / bs), w! * bs + (r % bs)];
+      }],
+    ];
+    for (const [type, x, os, attrs, src] of cases) {
+      const [y] = await runOp(type, { x }, attrs, [{ dtype: 'fp32', shape: os }]);
+      expectArr(y!, build(os, 'fp32', (o) => at(x, src(o))));
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Coverage: every supported op has a reference test somewhere.
 
 /** Ops whose reference test lives in another file (fixture cases count by their case name). */
@@ -846,13 +923,6 @@ const COVERED_ELSEWHERE: Record<string, string> = {
   upsample_nearest_neighbor: 'fixtures executor-reference/upsample_nearest_neighbor',
   lstm: 'test/runtime/executor-more-ops.test.ts',
   scaled_dot_product_attention: 'test/runtime/executor-more-ops.test.ts',
-  scatter: 'test/runtime/executor-more-ops.test.ts',
-  scatter_along_axis: 'test/runtime/executor-more-ops.test.ts',
-  scatter_nd: 'test/runtime/executor-more-ops.test.ts',
-  depth_to_space: 'test/runtime/executor-more-ops.test.ts',
-  space_to_depth: 'test/runtime/executor-more-ops.test.ts',
-  pixel_shuffle: 'test/runtime/executor-more-ops.test.ts',
-  pixel_unshuffle: 'test/runtime/executor-more-ops.test.ts',
   constexpr_affine_dequantize: 'fixtures executor-reference/constexpr_affine_dequantize + test/kernels/decompress-golden.test.ts (every constexpr op of the golden packages)',
   constexpr_blockwise_shift_scale: 'fixtures executor-reference/constexpr_blockwise_shift_scale + test/kernels/decompress-golden.test.ts (every constexpr op of the golden packages)',
   constexpr_lut_to_dense: 'fixtures executor-reference/constexpr_lut_to_dense_* + test/kernels/decompress-golden.test.ts (every constexpr op of the golden packages)',
@@ -873,6 +943,7 @@ describe('coverage', () => {
       'gather', 'gather_along_axis', 'gather_nd', 'one_hot', 'topk', 'argsort', 'non_zero',
       'max_pool', 'avg_pool', 'l2_pool', 'l2_norm', 'batch_norm', 'instance_norm',
       'matmul', 'linear', 'conv_transpose', 'upsample_nearest_neighbor', 'upsample_bilinear',
+      'scatter', 'scatter_along_axis', 'scatter_nd', 'depth_to_space', 'space_to_depth', 'pixel_shuffle', 'pixel_unshuffle',
     ]);
     for (const [opName, where] of Object.entries(COVERED_ELSEWHERE)) {
       // The named file must exist and mention the op (fixture cases: the case list names it).
