@@ -903,6 +903,27 @@ describe('scatter family and space/depth rearrangements', () => {
   });
 });
 
+describe('int32 data through float-computed and data-movement ops', () => {
+  it('unary math, reductions and data movement keep int32 exact', async () => {
+    const x = rndInt([3, 4], 400, -50, 50);
+    for (const [type, f] of [['abs', Math.abs], ['neg', (v: number) => -v], ['sign', Math.sign], ['square', (v: number) => v * v], ['relu', (v: number) => Math.max(v, 0)]] as [string, (v: number) => number][]) {
+      const [y] = await runOp(type, { x }, {}, [{ dtype: 'int32', shape: x.shape }]);
+      expectArr(y!, { ...x, data: x.data.map((v) => f(v) + 0) });
+    }
+    for (const [type, f] of [['reduce_sum', (v: number[]) => v.reduce((a, b) => a + b, 0)], ['reduce_max', (v: number[]) => Math.max(...v)], ['reduce_min', (v: number[]) => Math.min(...v)]] as [string, (v: number[]) => number][]) {
+      const want = reduceRef(x, [-1], false, f, 'int32');
+      const [y] = await runOp(type, { x }, { axes: ints([-1]), keep_dims: bool(false) }, [{ dtype: 'int32', shape: want.shape }]);
+      expectArr(y!, want);
+    }
+    const [t] = await runOp('transpose', { x }, { perm: ints([1, 0]) }, [{ dtype: 'int32', shape: [4, 3] }]);
+    expectArr(t!, build([4, 3], 'int32', ([i, j]) => at(x, [j!, i!])));
+    const [g] = await runOp('gather', { x }, { indices: ints([2, 0, 2]), axis: i32(0) }, [{ dtype: 'int32', shape: [3, 4] }]);
+    expectArr(g!, build([3, 4], 'int32', ([i, j]) => at(x, [[2, 0, 2][i!]!, j!])));
+    const [tl] = await runOp('tile', { x }, { reps: ints([1, 2]) }, [{ dtype: 'int32', shape: [3, 8] }]);
+    expectArr(tl!, build([3, 8], 'int32', ([i, j]) => at(x, [i!, j! % 4])));
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Coverage: every supported op has a reference test somewhere.
 
