@@ -924,6 +924,51 @@ describe('int32 data through float-computed and data-movement ops', () => {
   });
 });
 
+// fp16 I/O: inputs are widened exactly, outputs rounded to nearest even once (independent TS codec).
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+function floatToHalf(v: number): number {
+  const rne = (x: number) => { const f = Math.floor(x), d = x - f; return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 ? f + 1 : f; };
+  const sgn = v < 0 || Object.is(v, -0) ? 0x8000 : 0, a = Math.abs(v);
+  if (Number.isNaN(v)) return 0x7e00;
+  if (a < 2 ** -14) return sgn | rne(a / 2 ** -24);
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  if (2 ** (e + 1) <= a) e++;
+  let m = rne(a / 2 ** (e - 10));
+  if (m === 2048) { m = 1024; e++; }
+  if (e > 15) return sgn | 0x7c00;
+  return sgn | ((e + 15) << 10) | (m - 1024);
+}
+
+describe('fp16 inputs and outputs', () => {
+  it('add with broadcasting and softmax, fp16 in and out', async () => {
+    const a = Array.from(randoms(24, 410), (v) => floatToHalf(v * 4)), b = Array.from(randoms(4, 411), (v) => floatToHalf(v));
+    expect(halfToFloat(floatToHalf(1 / 3))).toBe(0.333251953125);
+    const prog = program([{ name: 'a', dtype: 'fp16', shape: [2, 3, 4] }, { name: 'b', dtype: 'fp16', shape: [4] }], [
+      op('add', 's', { x: 'a', y: 'b' }, [{ name: 's', dtype: 'fp16', shape: [2, 3, 4] }]),
+      op('softmax', 'p', { x: 'a', axis: i32(-2) }, [{ name: 'p', dtype: 'fp16', shape: [2, 3, 4] }]),
+    ], ['s', 'p']);
+    const out = await createExecutor({ program: prog, modelDir: '.' }).predict({
+      a: { data: Uint16Array.from(a), shape: [2, 3, 4] }, b: { data: Uint16Array.from(b), shape: [4] },
+    });
+    const av = a.map(halfToFloat), bv = b.map(halfToFloat);
+    expect(out.s!.dtype).toBe('fp16');
+    // The executor computes in fp32 and rounds each output once to fp16: bit-exact.
+    expect(Array.from(out.s!.data)).toEqual(av.map((v, k) => floatToHalf(f32r(v + bv[k % 4]!))));
+    const sm = build([2, 3, 4], 'fp32', ([n, i, j]) => {
+      let z = 0;
+      for (let q = 0; q < 3; q++) z += Math.exp(av[(n! * 3 + q) * 4 + j!]!);
+      return Math.exp(av[(n! * 3 + i!) * 4 + j!]!) / z;
+    });
+    expectArr({ ...out.p!, data: Float32Array.from(out.p!.data, halfToFloat) }, sm, { abs: 1e-4, rel: 1e-3 });
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Coverage: every supported op has a reference test somewhere.
 
