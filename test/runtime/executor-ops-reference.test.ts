@@ -168,7 +168,7 @@ describe('elementwise unary ops vs float64 Math', () => {
     const x = rnd([2, 3, 4], 5, 3);
     const alpha = [0.5, -1, 2], beta = [1, 0.5, -2];
     const [p] = await runOp('prelu', { x }, { alpha: floats([3], alpha) }, [{ dtype: 'fp32', shape: [2, 3, 4] }]);
-    expectArr(p!, build(x.shape, 'fp32', ([_, c, ..._r]) => { const v = at(x, [_!, c!, ..._r]); return v >= 0 ? v : alpha[c!]! * v; }), TIGHT);
+    expectArr(p!, build(x.shape, 'fp32', (idx) => { const v = at(x, idx); return v >= 0 ? v : alpha[idx[1]!]! * v; }), TIGHT);
     const x4 = rnd([1, 3, 2, 2], 6, 3);
     const [sp] = await runOp('softplus_parametric', { x: x4 }, { alpha: floats([3], alpha), beta: floats([3], beta) }, [{ dtype: 'fp32', shape: x4.shape }]);
     expectArr(sp!, build(x4.shape, 'fp32', (idx) => alpha[idx[1]!]! * Math.log1p(Math.exp(beta[idx[1]!]! * at(x4, idx)))), MATH);
