@@ -74,6 +74,9 @@ size_t BufferPool::pooled_bytes() const {
 }
 
 std::shared_ptr<float> alloc_f32(size_t n) {
+  // An empty vector's data() may be null, which would make an empty (0-element) tensor look like an
+  // output that was never produced; keep at least one element of storage.
+  n = std::max<size_t>(n, 1);
   if (current_pool) return current_pool->take(n);
   auto holder = std::make_shared<std::vector<float>>(n);
   return std::shared_ptr<float>(holder, holder->data());

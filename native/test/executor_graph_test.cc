@@ -241,6 +241,17 @@ TEST(intermediates_are_freed_but_outputs_survive) {
   CHECK_EQ(again[0].tensor.fdata()[0], out[0].tensor.fdata()[0]);
 }
 
+// A 0-element fp32 tensor must still hold storage: the graph treats a null buffer as "output not
+// produced" (an empty slice_by_index used to fail that way).
+TEST(empty_f32_tensor_is_produced) {
+  CHECK(Tensor::f32({2, 0}).f != nullptr);
+  auto pool = std::make_shared<BufferPool>(1 << 20);
+  BufferPool::Scope scope(pool.get());
+  Tensor t = Tensor::f32({0});
+  CHECK(t.f != nullptr);
+  CHECK_EQ(t.size(), int64_t{0});
+}
+
 TEST(buffer_pool_recycles_zeroed_buffers) {
   auto pool = std::make_shared<BufferPool>(1 << 20);
   float* first;
