@@ -352,9 +352,10 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       group_sse[g] = sse;
       group_signal[g] = sig;
     }
-    size_t now = done.fetch_add(per_group) + per_group;
     if (hooks.progress) {
+      // Counted under the lock: reports reach the callback in increasing order (the last is the total).
       std::lock_guard<std::mutex> lock(progress_mutex);
+      size_t now = done.fetch_add(per_group) + per_group;
       hooks.progress(static_cast<double>(now), static_cast<double>(n_elem));
     }
   };
