@@ -97,8 +97,16 @@ Scratch& scratch() {
   return s;
 }
 
+// Squared error and signal of a group, when known without a pass over its elements.
+struct GroupError {
+  bool known = false;
+  double sse = 0, signal = 0;
+};
+
 // Exact 1-D k-means for one group. LUT entries beyond the clusters stay zero (coremltools pads).
-void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx, const CancelCheck& cancelled) {
+// fp16 groups get their error from the histogram (one term per distinct value, not per element).
+void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx, const CancelCheck& cancelled,
+                         GroupError& err) {
   const size_t k = size_t{1} << nbits;
   std::fill(lut, lut + k, 0.0f);
   Scratch& s = scratch();
@@ -124,6 +132,16 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
       for (size_t i = 0; i < n; ++i) s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(r.assignment[i]);
     }
     for (size_t i = 0; i < g.count; ++i) idx[i] = s.cluster_of_key[fp16_order_key(g.f16[i])];
+    double sse = 0, sig = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double x = s.distinct.values[i], c = s.distinct.counts[i];
+      const double d = x - static_cast<double>(lut[s.cluster_of_key[s.keys[i]]]);
+      sse += c * (d * d);
+      sig += c * (x * x);
+    }
+    err.known = true;
+    err.sse = sse;
+    err.signal = sig;
     s.hist.clear();
   } else {
     distinct_f32(g.f32, g.count, s.distinct, &s.inverse);
@@ -323,9 +341,10 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
     }
     gd.V = static_cast<int>(V);
     float* glut = lut.data() + g * entries * V;
+    GroupError gerr;
     switch (p.mode) {
       case PalettizeMode::kKmeans:
-        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled);
+        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled, gerr);
         else kmeans_vector_group(gd, nbits, p.seed, inner_threads, glut, gidx);
         break;
       case PalettizeMode::kUniform:
@@ -339,7 +358,10 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       group_offsets(res.indices_shape, axis, g, gs / V, 1, ioffs);
       for (size_t t = 0; t < ioffs.size(); ++t) res.indices[ioffs[t]] = gidx[t];
     }
-    if (!p.per_channel_scale) {  // error vs the weight: decoded value = LUT entry (exact in float)
+    if (gerr.known) {
+      group_sse[g] = gerr.sse;
+      group_signal[g] = gerr.signal;
+    } else if (!p.per_channel_scale) {  // error vs the weight: decoded value = LUT entry (exact in float)
       double sse = 0, sig = 0;
       const float* ht = fp16_table();
       for (size_t t = 0; t < gd.count / V; ++t)
