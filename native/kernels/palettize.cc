@@ -158,7 +158,16 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
   }
 }
 
-void kmeans_vector_group(const GroupData& g, int nbits, uint64_t seed, unsigned threads, float* lut, uint8_t* idx) {
+// k-means++ restarts for vector groups, by the size of the whole tensor (elements · LUT entries):
+// small tensors get 4, big ones 1 so that a multi-GB model stays affordable (Hartigan's
+// transfers, which give most of the gain at cluster_dim 2, run either way).
+int vector_restarts(size_t tensor_elements, size_t entries) {
+  const double work = static_cast<double>(tensor_elements) * static_cast<double>(entries);
+  return work <= 8388608.0 ? 4 : work <= 33554432.0 ? 2 : 1;
+}
+
+void kmeans_vector_group(const GroupData& g, int nbits, uint64_t seed, unsigned threads, int restarts, float* lut,
+                         uint8_t* idx) {
   const size_t V = static_cast<size_t>(g.V);
   const size_t k = size_t{1} << nbits;
   std::vector<float> pts(g.count);
@@ -167,6 +176,7 @@ void kmeans_vector_group(const GroupData& g, int nbits, uint64_t seed, unsigned 
   p.k = k;
   p.seed = seed;
   p.threads = threads;
+  p.n_init = restarts;
   VectorKmeansResult r = vector_kmeans(pts.data(), g.count / V, V, p);
   std::fill(lut, lut + k * V, 0.0f);
   for (size_t i = 0; i < r.centers.size(); ++i)
@@ -345,7 +355,7 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
     switch (p.mode) {
       case PalettizeMode::kKmeans:
         if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled, gerr);
-        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, glut, gidx);
+        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, vector_restarts(n_elem, entries), glut, gidx);
         break;
       case PalettizeMode::kUniform:
         uniform_group(gd, nbits, glut, gidx);
