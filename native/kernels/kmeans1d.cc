@@ -373,10 +373,21 @@ double lloyd_upper_bound(const double* x, const CostTable& ct, size_t n, size_t 
   const double total = ct.cumw[n];
   start[0] = 0;
   start[k] = n;
-  for (size_t c = 1; c < k; ++c) {  // equal-weight quantiles
-    double target = total * static_cast<double>(c) / static_cast<double>(k);
-    start[c] = static_cast<size_t>(std::lower_bound(ct.cumw.begin() + 1, ct.cumw.end(), target) - ct.cumw.begin());
+  // Start near the optimum so that the bound is tight (it prunes more rows): high-resolution
+  // quantization theory puts optimal cells at equal shares of ∫ p^(1/3) dx; with counts c_j over
+  // gaps Δ_j that is c_j^(1/3)·Δ_j^(2/3). (Equal-weight quantiles start far off on heavy tails,
+  // and Lloyd then stalls 5-30 % above the optimum.)
+  std::vector<double> g(n + 1, 0.0);
+  for (size_t j = 0; j < n; ++j) {
+    double lo = j > 0 ? x[j - 1] : x[j], hi = j + 1 < n ? x[j + 1] : x[j];
+    double gap = n > 1 ? 0.5 * (hi - lo) : 1.0;
+    g[j + 1] = g[j] + std::cbrt(ct.weight(j, j) * gap * gap);
   }
+  for (size_t c = 1; c < k; ++c) {
+    double target = g[n] * static_cast<double>(c) / static_cast<double>(k);
+    start[c] = static_cast<size_t>(std::lower_bound(g.begin() + 1, g.end(), target) - g.begin());
+  }
+  (void)total;
   auto fix = [&] {  // strictly increasing, room for every cluster
     for (size_t c = 1; c < k; ++c) start[c] = std::max(start[c], start[c - 1] + 1);
     for (size_t c = k - 1; c >= 1; --c) start[c] = std::min(start[c], start[c + 1] - 1);

@@ -7,9 +7,10 @@
 // centroids its incremental weighted mean, so where coremltools uses kmeans1d we produce the same
 // LUT and indices bit for bit (test/kernels/palettize.test.ts checks the coremltools 9.0 golden
 // files: 1-8 bit per tensor, gs32, per-channel scale).
-// Default algorithm (kPruned): divide-and-conquer row minima with a vectorized window scan, rows
-// pruned by a Lloyd upper bound, prefix/suffix halves joined at the best split; SMAWK and plain
-// D&C are kept as alternatives, and an O(k·n²) scalar DP is the test oracle.
+// Default algorithm (kPruned): divide-and-conquer row minima with a vectorized window scan (a
+// Knuth–Yao descending sweep for the later layers of large-k DPs), rows pruned by a Lloyd upper
+// bound, prefix/suffix halves joined at the best split; SMAWK and plain D&C are kept as
+// alternatives, and an O(k·n²) scalar DP is the test oracle.
 //
 // Input histograms: fp16 weights become a histogram over the 65,536 bit patterns (no sort);
 // fp32 weights are sorted and de-duplicated. ±0 are one value; NaN/Inf raise cmo::Error.

@@ -97,8 +97,16 @@ Scratch& scratch() {
   return s;
 }
 
+// Squared error and signal of a group, when known without a pass over its elements.
+struct GroupError {
+  bool known = false;
+  double sse = 0, signal = 0;
+};
+
 // Exact 1-D k-means for one group. LUT entries beyond the clusters stay zero (coremltools pads).
-void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx, const CancelCheck& cancelled) {
+// fp16 groups get their error from the histogram (one term per distinct value, not per element).
+void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx, const CancelCheck& cancelled,
+                         GroupError& err) {
   const size_t k = size_t{1} << nbits;
   std::fill(lut, lut + k, 0.0f);
   Scratch& s = scratch();
@@ -124,6 +132,16 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
       for (size_t i = 0; i < n; ++i) s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(r.assignment[i]);
     }
     for (size_t i = 0; i < g.count; ++i) idx[i] = s.cluster_of_key[fp16_order_key(g.f16[i])];
+    double sse = 0, sig = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double x = s.distinct.values[i], c = s.distinct.counts[i];
+      const double d = x - static_cast<double>(lut[s.cluster_of_key[s.keys[i]]]);
+      sse += c * (d * d);
+      sig += c * (x * x);
+    }
+    err.known = true;
+    err.sse = sse;
+    err.signal = sig;
     s.hist.clear();
   } else {
     distinct_f32(g.f32, g.count, s.distinct, &s.inverse);
@@ -140,7 +158,16 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
   }
 }
 
-void kmeans_vector_group(const GroupData& g, int nbits, uint64_t seed, unsigned threads, float* lut, uint8_t* idx) {
+// k-means++ restarts for vector groups, by the size of the whole tensor (elements · LUT entries):
+// small tensors get 4, big ones 1 so that a multi-GB model stays affordable (Hartigan's
+// transfers, which give most of the gain at cluster_dim 2, run either way).
+int vector_restarts(size_t tensor_elements, size_t entries) {
+  const double work = static_cast<double>(tensor_elements) * static_cast<double>(entries);
+  return work <= 8388608.0 ? 4 : work <= 33554432.0 ? 2 : 1;
+}
+
+void kmeans_vector_group(const GroupData& g, int nbits, uint64_t seed, unsigned threads, int restarts, float* lut,
+                         uint8_t* idx) {
   const size_t V = static_cast<size_t>(g.V);
   const size_t k = size_t{1} << nbits;
   std::vector<float> pts(g.count);
@@ -149,6 +176,7 @@ void kmeans_vector_group(const GroupData& g, int nbits, uint64_t seed, unsigned 
   p.k = k;
   p.seed = seed;
   p.threads = threads;
+  p.n_init = restarts;
   VectorKmeansResult r = vector_kmeans(pts.data(), g.count / V, V, p);
   std::fill(lut, lut + k * V, 0.0f);
   for (size_t i = 0; i < r.centers.size(); ++i)
@@ -323,10 +351,11 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
     }
     gd.V = static_cast<int>(V);
     float* glut = lut.data() + g * entries * V;
+    GroupError gerr;
     switch (p.mode) {
       case PalettizeMode::kKmeans:
-        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled);
-        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, glut, gidx);
+        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled, gerr);
+        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, vector_restarts(n_elem, entries), glut, gidx);
         break;
       case PalettizeMode::kUniform:
         uniform_group(gd, nbits, glut, gidx);
@@ -339,7 +368,10 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       group_offsets(res.indices_shape, axis, g, gs / V, 1, ioffs);
       for (size_t t = 0; t < ioffs.size(); ++t) res.indices[ioffs[t]] = gidx[t];
     }
-    if (!p.per_channel_scale) {  // error vs the weight: decoded value = LUT entry (exact in float)
+    if (gerr.known) {
+      group_sse[g] = gerr.sse;
+      group_signal[g] = gerr.signal;
+    } else if (!p.per_channel_scale) {  // error vs the weight: decoded value = LUT entry (exact in float)
       double sse = 0, sig = 0;
       const float* ht = fp16_table();
       for (size_t t = 0; t < gd.count / V; ++t)
@@ -352,9 +384,10 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       group_sse[g] = sse;
       group_signal[g] = sig;
     }
-    size_t now = done.fetch_add(per_group) + per_group;
     if (hooks.progress) {
+      // Counted under the lock: reports reach the callback in increasing order (the last is the total).
       std::lock_guard<std::mutex> lock(progress_mutex);
+      size_t now = done.fetch_add(per_group) + per_group;
       hooks.progress(static_cast<double>(now), static_cast<double>(n_elem));
     }
   };

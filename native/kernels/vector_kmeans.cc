@@ -244,6 +244,14 @@ class Solver {
     }
     for (size_t cc = 0; cc < k; ++cc)
       for (size_t d = 0; d < dim; ++d) mean[cc * dim + d] = cnt[cc] > 0 ? sum[cc * dim + d] / cnt[cc] : 0.0;
+    // Cost factors of adding to / removing from each cluster, refreshed only for the two clusters
+    // a move touches (no division per point and center).
+    std::vector<double> add_f(k), rem_f(k);
+    auto refresh = [&](size_t cc) {
+      add_f[cc] = cnt[cc] / (cnt[cc] + 1);
+      rem_f[cc] = cnt[cc] > 1 ? cnt[cc] / (cnt[cc] - 1) : 0.0;
+    };
+    for (size_t cc = 0; cc < k; ++cc) refresh(cc);
     std::vector<double> dist(k);
     for (int pass = 0; pass < max_passes; ++pass) {
       size_t moves = 0;
@@ -259,13 +267,11 @@ class Solver {
           }
           dist[cc] = s;
         }
-        const double remove = dist[a] * cnt[a] / (cnt[a] - 1);
         uint32_t best = a;
-        double best_add = remove * (1 - 1e-12);  // strict improvement only (no cycling on rounding)
+        double best_add = dist[a] * rem_f[a] * (1 - 1e-12);  // strict improvement only (no cycling on rounding)
         for (size_t cc = 0; cc < k; ++cc) {
-          if (cc == a) continue;
-          double add = dist[cc] * cnt[cc] / (cnt[cc] + 1);
-          if (add < best_add) {
+          double add = dist[cc] * add_f[cc];
+          if (add < best_add && cc != a) {
             best_add = add;
             best = static_cast<uint32_t>(cc);
           }
@@ -278,6 +284,8 @@ class Solver {
         }
         cnt[a] -= 1;
         cnt[best] += 1;
+        refresh(a);
+        refresh(best);
         for (size_t d = 0; d < dim; ++d) {
           mean[a * dim + d] = sum[a * dim + d] / cnt[a];
           mean[best * dim + d] = sum[best * dim + d] / cnt[best];
@@ -362,11 +370,11 @@ VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, cons
     if (refine) {
       // Lloyd until it slows down, Hartigan's transfers until none improves (a pass costs about
       // one Lloyd iteration but gains far more near Lloyd's local minimum), Lloyd to settle.
-      solver.lloyd(cur, p.max_iter, 1e-4);
-      solver.hartigan(cur, 100);
-      solver.lloyd(cur, 20, 0.0);
+      solver.lloyd(cur, p.max_iter, 1e-3);
+      solver.hartigan(cur, 30);
+      solver.lloyd(cur, 10, 0.0);
     } else {
-      solver.lloyd(cur, p.max_iter, 1e-6);
+      solver.lloyd(cur, p.max_iter, 1e-4);
     }
     if (cur.inertia < best.inertia) std::swap(best, cur);  // first run wins ties
   }
