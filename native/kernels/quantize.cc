@@ -149,6 +149,16 @@ using namespace qdetail;
 
 namespace {
 
+// std::nearbyint under the default round-to-nearest-even mode, without the libm call that baseline
+// x86-64 makes for it: adding and subtracting 2^23 rounds |v| < 2^23 to an integer, half to even.
+inline float round_half_even(float v) {
+  const float a = std::fabs(v);
+  if (!(a < 8388608.0f)) return v;  // already integral, inf or NaN
+  return std::copysign((a + 8388608.0f) - 8388608.0f, v);
+}
+
+inline float round_to_half(float v);
+
 // Typed element access, chosen once per tensor so the hot loops carry no dtype switch. Arithmetic
 // matches block_params/quantize_value exactly: F16 rounds each intermediate to fp16 (RNE), as round_to.
 template <bool F16>
@@ -166,16 +176,32 @@ struct WeightAccess {
     }
   }
   static float round(float v) {
-    if constexpr (F16) return half_to_float(float_to_half(v));
+    if constexpr (F16) return round_to_half(v);
     else return v;
   }
 };
+
+// half_to_float(float_to_half(v)) computed in the float domain (bit-identical, no branches on the
+// common normal path): RNE on bit 13 for normals, on a 2^-24 grid for subnormals, inf past 65520.
+inline float round_to_half(float v) {
+  uint32_t x;
+  std::memcpy(&x, &v, 4);
+  const uint32_t sign = x & 0x80000000u, a = x & 0x7FFFFFFFu;
+  if (a >= 0x38800000u && a < 0x477FF000u) {  // fp16 normal range
+    const uint32_t bits = sign | ((a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+  if (a < 0x38800000u) return std::copysign(round_half_even(std::fabs(v) * 16777216.0f) * (1.0f / 16777216.0f), v);
+  return half_to_float(float_to_half(v));  // inf / NaN / overflow
+}
 
 // Same value as quantize_value, inlined and with the block constants hoisted.
 template <bool F16>
 inline uint8_t quantize_one(float w, float scale, bool scale_zero, bool zp, float zero_point, float qmin, float qmax) {
   using A = WeightAccess<F16>;
-  float q = scale_zero ? 0.0f : std::nearbyint(A::round(w / scale));
+  float q = scale_zero ? 0.0f : round_half_even(A::round(w / scale));
   if (zp) q = A::round(q + zero_point);
   q = std::min(std::max(q, qmin), qmax);
   // Int8/Int4 store static_cast<int8_t>, the unsigned types static_cast<uint8_t>: for the
