@@ -7,9 +7,12 @@
 //                         (constexpr_sparse_blockwise_shift_scale; joint prune → quantize)
 //   form "lut":           data, scale[, offset], then every extra source copied (the LUT of a
 //                         palettized weight, quantized per tensor; joint palettize → quantize)
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "../kernels/quantize.h"
+#include "../util/fp16.h"
 #include "../util/thread_pool.h"
 #include "compress_entries.h"
 #include "compress_sources.h"
@@ -27,15 +30,55 @@ struct QuantizeEntry {
   bool ios16 = false;
 };
 
+// Float weights only (the caller checked). fp16 inf is exponent 0x1F with a zero mantissa, so the
+// fp16 scan is integer-only; both scans are split over the pool.
 bool has_inf(const kernels::TensorData& t) {
-  for (int64_t i = 0; i < t.numel(); ++i)
-    if (std::isinf(t.get_float(static_cast<size_t>(i)))) return true;
+  const size_t n = static_cast<size_t>(t.numel());
+  constexpr size_t kChunk = 1 << 16;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<uint8_t> found(chunks, 0);
+  const bool f16 = t.dtype == kernels::DType::Float16;
+  parallel_for(chunks, [&](size_t c) {
+    const size_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    bool any = false;
+    if (f16) {
+      for (size_t i = begin; i < end; ++i) {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * i, 2);
+        any |= (h & 0x7FFFu) == 0x7C00u;
+      }
+    } else {
+      for (size_t i = begin; i < end; ++i) {
+        uint32_t x;
+        std::memcpy(&x, t.data + 4 * i, 4);
+        any |= (x & 0x7FFFFFFFu) == 0x7F800000u;
+      }
+    }
+    found[c] = any;
+  });
+  for (uint8_t f : found)
+    if (f) return true;
   return false;
 }
 
-// Σ w² and Σ (w − scale·(q − zero point))² for the report, in parallel chunks (each chunk walks
-// its multi-index incrementally to find the element's scale block).
-void quantization_error(const kernels::TensorData& w, const kernels::QuantizeResult& r, double* signal, double* sse) {
+template <bool F16>
+float load_float(const uint8_t* p, size_t i) {
+  if constexpr (F16) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return half_to_float(h);
+  } else {
+    float f;
+    std::memcpy(&f, p + 4 * i, 4);
+    return f;
+  }
+}
+
+// Σ w² and Σ (w − scale·(q − zero point))² for the report, in parallel chunks of kChunk elements,
+// each summed in element order (so the totals do not depend on the thread count). Within a chunk
+// the scale block is found per row and then per run of the last axis's block, not per element.
+template <bool F16, bool Signed>
+void quantization_error_typed(const kernels::TensorData& w, const kernels::QuantizeResult& r, double* signal, double* sse) {
   const auto& shape = r.quantized.shape;
   const auto& sshape = r.scale.shape;
   const size_t rank = shape.size();
@@ -43,30 +86,45 @@ void quantization_error(const kernels::TensorData& w, const kernels::QuantizeRes
   constexpr size_t kChunk = 1 << 16;
   const size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> sig(chunks, 0), err(chunks, 0);
-  const kernels::TensorData qv = r.quantized.view(), sv = r.scale.view();
-  const kernels::TensorData zv = r.zero_point ? r.zero_point->view() : kernels::TensorData{};
-  std::vector<int64_t> block(rank);
+  const uint8_t* q = r.quantized.bytes.data();
+  const uint8_t* sc = r.scale.bytes.data();
+  const uint8_t* zp = r.zero_point ? r.zero_point->bytes.data() : nullptr;
+  std::vector<int64_t> block(rank), sstride(rank, 1);
   for (size_t a = 0; a < rank; ++a) block[a] = shape[a] / sshape[a];
+  for (size_t a = rank; a-- > 1;) sstride[a - 1] = sstride[a] * sshape[a];
+  const size_t last = rank ? static_cast<size_t>(shape[rank - 1]) : 1;
+  const size_t blast = rank ? static_cast<size_t>(block[rank - 1]) : 1;
+  auto row_base = [&](size_t row) {
+    size_t s = 0;
+    for (size_t a = rank - 1; a-- > 0;) {
+      const size_t ia = row % static_cast<size_t>(shape[a]);
+      row /= static_cast<size_t>(shape[a]);
+      s += ia / static_cast<size_t>(block[a]) * static_cast<size_t>(sstride[a]);
+    }
+    return s;
+  };
+  auto qval = [&](const uint8_t* p, size_t i) {
+    return Signed ? static_cast<float>(static_cast<int8_t>(p[i])) : static_cast<float>(p[i]);
+  };
   parallel_for(chunks, [&](size_t c) {
     const size_t begin = c * kChunk, end = std::min(n, begin + kChunk);
-    std::vector<int64_t> idx(rank, 0);
-    size_t rem = begin;
-    for (size_t a = rank; a-- > 0;) {
-      idx[a] = static_cast<int64_t>(rem % static_cast<size_t>(shape[a]));
-      rem /= static_cast<size_t>(shape[a]);
-    }
     double s_sig = 0, s_err = 0;
-    for (size_t i = begin; i < end; ++i) {
-      int64_t s = 0;
-      for (size_t a = 0; a < rank; ++a) s = s * sshape[a] + idx[a] / block[a];
-      const float zp = r.zero_point ? static_cast<float>(zv.get_int(static_cast<size_t>(s))) : 0.f;
-      const double approx = sv.get_float(static_cast<size_t>(s)) * (static_cast<float>(qv.get_int(i)) - zp);
-      const double x = w.get_float(i);
-      s_sig += x * x;
-      s_err += (x - approx) * (x - approx);
-      for (size_t a = rank; a-- > 0;) {
-        if (++idx[a] < shape[a]) break;
-        idx[a] = 0;
+    size_t i = begin;
+    while (i < end) {
+      const size_t row = i / last, rbase = rank > 1 ? row_base(row) : 0;
+      const size_t row_end = std::min(end, (row + 1) * last);
+      while (i < row_end) {
+        const size_t j = i - row * last;
+        const size_t s = rbase + j / blast;
+        const size_t run_end = std::min(row_end, i + (blast - j % blast));
+        const float scale = load_float<F16>(sc, s);
+        const float z = zp ? qval(zp, s) : 0.f;
+        for (; i < run_end; ++i) {
+          const double approx = scale * (qval(q, i) - z);
+          const double x = load_float<F16>(w.data, i);
+          s_sig += x * x;
+          s_err += (x - approx) * (x - approx);
+        }
       }
     }
     sig[c] = s_sig;
@@ -75,6 +133,18 @@ void quantization_error(const kernels::TensorData& w, const kernels::QuantizeRes
   for (size_t c = 0; c < chunks; ++c) {
     *signal += sig[c];
     *sse += err[c];
+  }
+}
+
+void quantization_error(const kernels::TensorData& w, const kernels::QuantizeResult& r, double* signal, double* sse) {
+  const bool f16 = w.dtype == kernels::DType::Float16;
+  const bool sgn = r.quantized.dtype == kernels::DType::Int8 || r.quantized.dtype == kernels::DType::Int4;
+  if (f16) {
+    if (sgn) quantization_error_typed<true, true>(w, r, signal, sse);
+    else quantization_error_typed<true, false>(w, r, signal, sse);
+  } else {
+    if (sgn) quantization_error_typed<false, true>(w, r, signal, sse);
+    else quantization_error_typed<false, false>(w, r, signal, sse);
   }
 }
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
+#include "../util/fp16.h"
 #include "../util/thread_pool.h"
 #include "decompress.h"
 
@@ -145,48 +147,95 @@ bool has_zero_point(const QuantizeOptions& o) {
 
 using namespace qdetail;
 
-QuantizeResult quantize_linear(const TensorData& w, const QuantizeOptions& o) {
-  Plan p = make_plan(w, o);
-  QuantizeResult r = make_result(w, o, p, has_zero_point(o));
-  const size_t rank = w.shape.size();
-  const int64_t nblocks = shape_numel(p.scale_shape);
-  if (w.numel() == 0) return r;
-  std::vector<int64_t> strides(rank, 1);
-  for (size_t k = rank; k-- > 1;) strides[k - 1] = strides[k] * w.shape[k];
+namespace {
 
-  // Visits every flat index of block `b` (a box of p.block elements) in row-major order.
-  auto for_each_in_block = [&](int64_t b, auto&& fn) {
-    std::vector<int64_t> origin(rank), pos(rank, 0);
-    for (size_t k = rank; k-- > 0;) {
-      origin[k] = (b % p.scale_shape[k]) * p.block[k];
-      b /= p.scale_shape[k];
+// std::nearbyint under the default round-to-nearest-even mode, without the libm call that baseline
+// x86-64 makes for it: adding and subtracting 2^23 rounds |v| < 2^23 to an integer, half to even.
+inline float round_half_even(float v) {
+  const float a = std::fabs(v);
+  if (!(a < 8388608.0f)) return v;  // already integral, inf or NaN
+  return std::copysign((a + 8388608.0f) - 8388608.0f, v);
+}
+
+inline float round_to_half(float v);
+
+// Typed element access, chosen once per tensor so the hot loops carry no dtype switch. Arithmetic
+// matches block_params/quantize_value exactly: F16 rounds each intermediate to fp16 (RNE), as round_to.
+template <bool F16>
+struct WeightAccess {
+  const uint8_t* data;
+  float load(size_t i) const {
+    if constexpr (F16) {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      return half_to_float(h);
+    } else {
+      float f;
+      std::memcpy(&f, data + 4 * i, 4);
+      return f;
     }
-    if (rank == 0) { fn(int64_t{0}); return; }
-    const int64_t last = p.block[rank - 1];
-    while (true) {
-      int64_t base = 0;
-      for (size_t k = 0; k < rank; ++k) base += (origin[k] + pos[k]) * strides[k];
-      for (int64_t j = 0; j < last; ++j) fn(base + j);
-      size_t k = rank - 1;
-      while (k-- > 0) {
-        if (++pos[k] < p.block[k]) break;
-        pos[k] = 0;
-      }
-      if (k == static_cast<size_t>(-1)) break;
+  }
+  static float round(float v) {
+    if constexpr (F16) return round_to_half(v);
+    else return v;
+  }
+};
+
+// half_to_float(float_to_half(v)) computed in the float domain (bit-identical, no branches on the
+// common normal path): RNE on bit 13 for normals, on a 2^-24 grid for subnormals, inf past 65520.
+inline float round_to_half(float v) {
+  uint32_t x;
+  std::memcpy(&x, &v, 4);
+  const uint32_t sign = x & 0x80000000u, a = x & 0x7FFFFFFFu;
+  if (a >= 0x38800000u && a < 0x477FF000u) {  // fp16 normal range
+    const uint32_t bits = sign | ((a + 0xFFFu + ((a >> 13) & 1u)) & ~0x1FFFu);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+  if (a < 0x38800000u) return std::copysign(round_half_even(std::fabs(v) * 16777216.0f) * (1.0f / 16777216.0f), v);
+  return half_to_float(float_to_half(v));  // inf / NaN / overflow
+}
+
+// Same value as quantize_value, inlined and with the block constants hoisted.
+template <bool F16>
+inline uint8_t quantize_one(float w, float scale, bool scale_zero, bool zp, float zero_point, float qmin, float qmax) {
+  using A = WeightAccess<F16>;
+  float q = scale_zero ? 0.0f : round_half_even(A::round(w / scale));
+  if (zp) q = A::round(q + zero_point);
+  q = std::min(std::max(q, qmin), qmax);
+  // Int8/Int4 store static_cast<int8_t>, the unsigned types static_cast<uint8_t>: for the
+  // integer-valued q in [qmin, qmax] both equal the low byte of the int.
+  return static_cast<uint8_t>(static_cast<int>(q));
+}
+
+// min/max with NaN sticky in mn, as the reference.
+struct MinMax {
+  float mn = INFINITY, mx = -INFINITY;
+  void add(float v) {
+    if (std::isnan(v)) mn = NAN;
+    if (!std::isnan(mn)) {
+      mn = std::min(mn, v);
+      mx = std::max(mx, v);
     }
-  };
+  }
+};
+
+template <bool F16>
+void quantize_typed(const TensorData& w, const QuantizeOptions& o, const Plan& p, QuantizeResult& r) {
+  const WeightAccess<F16> acc{w.data};
+  uint8_t* out = r.quantized.bytes.data();
+  const float qmin = static_cast<float>(p.qmin), qmax = static_cast<float>(p.qmax);
+  const int64_t nblocks = shape_numel(p.scale_shape);
 
   if (nblocks == 1) {  // per tensor: one block, so split the element range instead
     const size_t n = static_cast<size_t>(w.numel()), chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
     std::vector<float> mns(chunks, INFINITY), mxs(chunks, -INFINITY);
     parallel_for(chunks, [&](size_t c) {
-      for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i) {
-        const float v = w.get_float(i);
-        if (std::isnan(v)) mns[c] = NAN;  // sticky: min/max below would otherwise skip a NaN
-        if (std::isnan(mns[c])) continue;
-        mns[c] = std::min(mns[c], v);
-        mxs[c] = std::max(mxs[c], v);
-      }
+      MinMax m;
+      for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i) m.add(acc.load(i));
+      mns[c] = m.mn;
+      mxs[c] = m.mx;
     });
     float mn = INFINITY, mx = -INFINITY;
     for (size_t c = 0; c < chunks; ++c) {
@@ -195,38 +244,87 @@ QuantizeResult quantize_linear(const TensorData& w, const QuantizeOptions& o) {
       mn = std::min(mn, mns[c]);
       mx = std::max(mx, mxs[c]);
     }
-    if (!std::isfinite(mn) || !std::isfinite(mx))
-      throw Error("EINVAL", "quantize: weight contains inf or NaN");
+    if (!std::isfinite(mn) || !std::isfinite(mx)) throw Error("EINVAL", "quantize: weight contains inf or NaN");
     const BlockParams bp = block_params(mn, mx, p, o.mode, o.dtype);
     r.scale.set_float(0, bp.scale);
     if (r.zero_point) r.zero_point->set_float(0, bp.zero_point);
     parallel_for(chunks, [&](size_t c) {
       for (size_t i = c * chunk, e = std::min(n, (c + 1) * chunk); i < e; ++i)
-        r.quantized.set_float(i, static_cast<float>(quantize_value(w.get_float(i), bp, p)));
+        out[i] = quantize_one<F16>(acc.load(i), bp.scale, bp.scale == 0.0f, bp.has_zero_point, bp.zero_point, qmin, qmax);
     });
-    return r;
+    return;
   }
 
-  parallel_for(static_cast<size_t>(nblocks), [&](size_t bi) {
-    const int64_t b = static_cast<int64_t>(bi);
-    float mn = INFINITY, mx = -INFINITY;
-    for_each_in_block(b, [&](int64_t i) {
-      const float v = w.get_float(static_cast<size_t>(i));
-      if (std::isnan(v)) mn = NAN;
-      if (!std::isnan(mn)) {
-        mn = std::min(mn, v);
-        mx = std::max(mx, v);
+  // Collapse trailing axes that a block covers whole (their scale dim is 1), so a block's
+  // contiguous runs are as long as possible: per-channel on axis 0 becomes one run per block.
+  std::vector<int64_t> shape = w.shape, block = p.block, sshape = p.scale_shape;
+  while (shape.size() > 1 && block.back() == shape.back()) {
+    const int64_t inner = shape.back();
+    shape.pop_back();
+    block.pop_back();
+    sshape.pop_back();
+    shape.back() *= inner;
+    block.back() *= inner;
+  }
+  const size_t rank = shape.size();
+  std::vector<int64_t> strides(rank, 1);
+  for (size_t k = rank; k-- > 1;) strides[k - 1] = strides[k] * shape[k];
+  const int64_t run = block[rank - 1];
+  int64_t runs_per_block = 1;
+  for (size_t k = 0; k + 1 < rank; ++k) runs_per_block *= block[k];
+
+  // Calls fn(base) for every contiguous run (length `run`) of block b, in row-major order.
+  auto for_each_run = [&](int64_t b, int64_t* origin, int64_t* pos, auto&& fn) {
+    for (size_t k = rank; k-- > 0;) {
+      origin[k] = (b % sshape[k]) * block[k];
+      b /= sshape[k];
+      pos[k] = 0;
+    }
+    for (int64_t n = 0; n < runs_per_block; ++n) {
+      int64_t base = 0;
+      for (size_t k = 0; k < rank; ++k) base += (origin[k] + pos[k]) * strides[k];
+      fn(static_cast<size_t>(base));
+      for (size_t k = rank - 1; k-- > 0;) {
+        if (++pos[k] < block[k]) break;
+        pos[k] = 0;
       }
-    });
-    if (!std::isfinite(mn) || !std::isfinite(mx))
-      throw Error("EINVAL", "quantize: weight contains inf or NaN");
-    BlockParams bp = block_params(mn, mx, p, o.mode, o.dtype);
-    r.scale.set_float(bi, bp.scale);
-    if (r.zero_point) r.zero_point->set_float(bi, bp.zero_point);
-    for_each_in_block(b, [&](int64_t i) {
-      r.quantized.set_float(static_cast<size_t>(i), static_cast<float>(quantize_value(w.get_float(static_cast<size_t>(i)), bp, p)));
-    });
-  }, std::max<size_t>(1, 4096 / static_cast<size_t>(std::max<int64_t>(1, w.numel() / std::max<int64_t>(1, nblocks)))));
+    }
+  };
+
+  const size_t per_block = static_cast<size_t>(std::max<int64_t>(1, w.numel() / nblocks));
+  const size_t grain = std::max<size_t>(1, 16384 / per_block);
+  const size_t tasks = (static_cast<size_t>(nblocks) + grain - 1) / grain;
+  parallel_for(tasks, [&](size_t t) {
+    std::vector<int64_t> scratch(2 * rank);
+    int64_t* origin = scratch.data();
+    int64_t* pos = origin + rank;
+    for (size_t bi = t * grain, be = std::min<size_t>(static_cast<size_t>(nblocks), (t + 1) * grain); bi < be; ++bi) {
+      const int64_t b = static_cast<int64_t>(bi);
+      MinMax m;
+      for_each_run(b, origin, pos, [&](size_t base) {
+        for (size_t i = base, e = base + static_cast<size_t>(run); i < e; ++i) m.add(acc.load(i));
+      });
+      if (!std::isfinite(m.mn) || !std::isfinite(m.mx)) throw Error("EINVAL", "quantize: weight contains inf or NaN");
+      const BlockParams bp = block_params(m.mn, m.mx, p, o.mode, o.dtype);
+      r.scale.set_float(bi, bp.scale);
+      if (r.zero_point) r.zero_point->set_float(bi, bp.zero_point);
+      const bool sz = bp.scale == 0.0f;
+      for_each_run(b, origin, pos, [&](size_t base) {
+        for (size_t i = base, e = base + static_cast<size_t>(run); i < e; ++i)
+          out[i] = quantize_one<F16>(acc.load(i), bp.scale, sz, bp.has_zero_point, bp.zero_point, qmin, qmax);
+      });
+    }
+  });
+}
+
+}  // namespace
+
+QuantizeResult quantize_linear(const TensorData& w, const QuantizeOptions& o) {
+  Plan p = make_plan(w, o);
+  QuantizeResult r = make_result(w, o, p, has_zero_point(o));
+  if (w.numel() == 0) return r;
+  if (w.dtype == DType::Float16) quantize_typed<true>(w, o, p, r);
+  else quantize_typed<false>(w, o, p, r);
   return r;
 }
 
