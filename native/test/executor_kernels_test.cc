@@ -1,6 +1,7 @@
 // Fast kernels (im2col + sgemm conv, col2im conv_transpose, batched sgemm matmul/linear) against
 // the scalar references in native/executor/ops/reference.cc.
 #include <cmath>
+#include <string>
 
 #include "../executor/ops/reference.h"
 #include "check.h"
@@ -16,18 +17,23 @@ struct ConvCase {
   ref::Conv2dParams p;
 };
 
-void check_conv(const ConvCase& k, uint32_t seed) {
+// Runs one conv or conv_transpose op (custom padding) and compares it with the scalar reference.
+void check_conv_op(const char* op, const ConvCase& k, uint32_t seed) {
+  const bool transpose = std::string(op) == "conv_transpose";
+  // conv weights are [O, C/groups, KH, KW]; conv_transpose weights are [C, O/groups, KH, KW].
+  const Shape wshape = transpose ? Shape{k.C, k.O / k.p.groups, k.KH, k.KW} : Shape{k.O, k.C / k.p.groups, k.KH, k.KW};
   auto x = random_floats(static_cast<size_t>(k.N * k.C * k.H * k.W), seed);
-  auto w = random_floats(static_cast<size_t>(k.O * (k.C / k.p.groups) * k.KH * k.KW), seed + 1);
+  auto w = random_floats(static_cast<size_t>(wshape[0] * wshape[1] * k.KH * k.KW), seed + 1);
   auto b = random_floats(static_cast<size_t>(k.O), seed + 2);
   int64_t OH, OW;
-  auto want = ref::conv2d(x, k.N, k.C, k.H, k.W, w, k.O, k.KH, k.KW, b, k.p, OH, OW);
+  auto want = transpose ? ref::conv_transpose2d(x, k.N, k.C, k.H, k.W, w, k.O, k.KH, k.KW, b, k.p, OH, OW)
+                        : ref::conv2d(x, k.N, k.C, k.H, k.W, w, k.O, k.KH, k.KW, b, k.p, OH, OW);
   GraphDesc d;
   d.opset = "CoreML7";
   d.inputs = {{"x", {"fp32", {k.N, k.C, k.H, k.W}, true}}};
-  d.block.ops.push_back(const_op("w", floats({k.O, k.C / k.p.groups, k.KH, k.KW}, w)));
+  d.block.ops.push_back(const_op("w", floats(wshape, w)));
   d.block.ops.push_back(const_op("b", floats({k.O}, b)));
-  d.block.ops.push_back(make_op("conv", "y",
+  d.block.ops.push_back(make_op(op, "y",
                                 {{"x", {name_of("x")}},
                                  {"weight", {name_of("w")}},
                                  {"bias", {name_of("b")}},
@@ -42,31 +48,8 @@ void check_conv(const ConvCase& k, uint32_t seed) {
   CHECK(max_rel_err(y.fdata(), want) < 1e-4);
 }
 
-void check_conv_transpose(const ConvCase& k, uint32_t seed) {
-  auto x = random_floats(static_cast<size_t>(k.N * k.C * k.H * k.W), seed);
-  auto w = random_floats(static_cast<size_t>(k.C * (k.O / k.p.groups) * k.KH * k.KW), seed + 1);
-  auto b = random_floats(static_cast<size_t>(k.O), seed + 2);
-  int64_t OH, OW;
-  auto want = ref::conv_transpose2d(x, k.N, k.C, k.H, k.W, w, k.O, k.KH, k.KW, b, k.p, OH, OW);
-  GraphDesc d;
-  d.opset = "CoreML7";
-  d.inputs = {{"x", {"fp32", {k.N, k.C, k.H, k.W}, true}}};
-  d.block.ops.push_back(const_op("w", floats({k.C, k.O / k.p.groups, k.KH, k.KW}, w)));
-  d.block.ops.push_back(const_op("b", floats({k.O}, b)));
-  d.block.ops.push_back(make_op("conv_transpose", "y",
-                                {{"x", {name_of("x")}},
-                                 {"weight", {name_of("w")}},
-                                 {"bias", {name_of("b")}},
-                                 {"strides", {val(ints1({int32_t(k.p.stride_h), int32_t(k.p.stride_w)}))}},
-                                 {"dilations", {val(ints1({int32_t(k.p.dil_h), int32_t(k.p.dil_w)}))}},
-                                 {"pad_type", {val(string_value("custom"))}},
-                                 {"pad", {val(ints1({int32_t(k.p.pad_top), int32_t(k.p.pad_bottom), int32_t(k.p.pad_left), int32_t(k.p.pad_right)}))}},
-                                 {"groups", {val(scalar_i(int32_t(k.p.groups)))}}}));
-  d.block.outputs = {"y"};
-  Tensor y = run1(d, {{"x", input_f32({k.N, k.C, k.H, k.W}, x)}});
-  CHECK((y.shape == Shape{k.N, k.O, OH, OW}));
-  CHECK(max_rel_err(y.fdata(), want) < 1e-4);
-}
+void check_conv(const ConvCase& k, uint32_t seed) { check_conv_op("conv", k, seed); }
+void check_conv_transpose(const ConvCase& k, uint32_t seed) { check_conv_op("conv_transpose", k, seed); }
 
 }  // namespace
 
