@@ -40,8 +40,9 @@ enum class Kmeans1dAlgorithm {
 // Returns true when the caller wants the work abandoned (polled once per DP layer).
 using CancelCheck = std::function<bool()>;
 
-// values: strictly ascending, weights: > 0 (nullptr = all 1). O(n) doubles plus a (k−1)×n argmin
-// table of uint16 (n <= 65536) or uint32 (backtracking needs it; D rows are kept two at a time).
+// values: strictly ascending, weights: > 0 (nullptr = all 1). kPruned uses O(n) memory: a (k−2)×n
+// uint16/uint32 argmin table for backtracking only while it fits in 4 MB, otherwise two rolling
+// rows and a recursion on the halves. kDivideConquer and kSmawk always keep the (k−1)×n table.
 // Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big;
 // cmo::Cancelled when `cancelled` returns true (checked between DP layers).
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,

@@ -177,6 +177,26 @@ TEST(fast_paths_equal_reference_on_larger_inputs) {
   }
 }
 
+// 8-bit LUTs over many distinct values exceed the 4 MB argmin-table budget: the pruned solver then
+// keeps two rolling argmin rows and recurses on the halves (Hirschberg). Same segmentation as the
+// table-keeping divide and conquer (itself checked against brute force above); real-valued data has
+// no ties.
+TEST(large_k_recursion_matches_table_dp) {
+  std::mt19937_64 rng(99);
+  struct Case { size_t n, k; int kind; };
+  for (Case c : {Case{9000, 256, 0}, Case{12000, 200, 2}, Case{70000, 64, 0}, Case{20000, 255, 2}}) {
+    std::vector<double> x = random_sorted_distinct(rng, c.n, c.kind);
+    std::vector<double> w(c.n);
+    for (double& wi : w) wi = static_cast<double>(1 + rng() % 5000);
+    Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), c.n, c.k);
+    Kmeans1dResult dc = kmeans1d_sorted(x.data(), w.data(), c.n, c.k, Kmeans1dAlgorithm::kDivideConquer);
+    CHECK(fast.assignment == dc.assignment);
+    CHECK(fast.centroids == dc.centroids);
+    CHECK_EQ(fast.centroids.size(), c.k);
+    CHECK_NEAR(fast.cost, dc.cost, 1e-12 * dc.cost);
+  }
+}
+
 TEST(k_one_and_k_n) {
   std::vector<double> x = {-3, -1, 0.5, 2, 7};
   std::vector<double> w = {1, 2, 3, 4, 5};
