@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <map>
+#include <thread>
+#include <utility>
 
 #include "../util/error.h"
 #include "../util/thread_pool.h"
@@ -40,33 +43,12 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
   };
   const unsigned threads = ThreadPool::global()->size();
   double done = 0;
-  size_t begin = 0;
-  while (begin < entries.size()) {
-    check_cancel();
-    // Window: up to window_bytes of input, at least one entry, at most a few entries per thread.
-    size_t end = begin;
-    uint64_t window = 0;
-    while (end < entries.size() && (end == begin || (window + entry_bytes[end] <= options.window_bytes &&
-                                                     end - begin < 4 * static_cast<size_t>(threads)))) {
-      window += entry_bytes[end];
-      ++end;
-    }
-    std::vector<TransformOutput> outputs(end - begin);
-    std::vector<size_t> transformed;
-    for (size_t i = begin; i < end; ++i)
-      if (entries[i].transform) transformed.push_back(i);
-    // Big tensors parallelise inside their transform; many small ones parallelise here.
-    parallel_for(transformed.size(), [&](size_t t) {
-      size_t i = transformed[t];
-      if (options.cancelled && options.cancelled()) return;
-      std::vector<Source> sources;
-      for (const auto& r : records[i]) sources.push_back({r, input.data(r)});
-      outputs[i - begin] = entries[i].transform(sources);
-    });
-    check_cancel();
-    for (size_t i = begin; i < end; ++i) {
+  // Appends one computed window to the output, in entry order (dedup, inline small blobs, copies of
+  // skipped entries), frees its buffers and releases its input pages.
+  auto write_window = [&](size_t wbegin, size_t wend, std::vector<TransformOutput>& outputs) {
+    for (size_t i = wbegin; i < wend; ++i) {
       EntryResult& r = results[i];
-      TransformOutput* out = entries[i].transform ? &outputs[i - begin] : nullptr;
+      TransformOutput* out = entries[i].transform ? &outputs[i - wbegin] : nullptr;
       if (!out || !out->skipped.empty()) {
         for (const auto& rec : records[i]) {
           EntryOutput o;
@@ -108,8 +90,59 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
       done += static_cast<double>(entry_bytes[i]);
       if (options.progress) options.progress(done, total);
     }
+  };
+  // Window w is written by its own thread while window w+1 is computed, so the pool never waits on
+  // the disk (at most two windows of outputs are held).
+  struct PendingWrite {
+    std::thread thread;
+    std::exception_ptr error;
+    std::vector<TransformOutput> outputs;
+    void join() {
+      if (thread.joinable()) thread.join();
+    }
+    ~PendingWrite() { join(); }
+  };
+  PendingWrite pending;
+  auto finish_pending = [&] {
+    pending.join();
+    if (pending.error) std::rethrow_exception(std::exchange(pending.error, nullptr));
+  };
+  size_t begin = 0;
+  while (begin < entries.size()) {
+    check_cancel();
+    // Window: up to window_bytes of input, at least one entry, at most a few entries per thread.
+    size_t end = begin;
+    uint64_t window = 0;
+    while (end < entries.size() && (end == begin || (window + entry_bytes[end] <= options.window_bytes &&
+                                                     end - begin < 4 * static_cast<size_t>(threads)))) {
+      window += entry_bytes[end];
+      ++end;
+    }
+    std::vector<TransformOutput> outputs(end - begin);
+    std::vector<size_t> transformed;
+    for (size_t i = begin; i < end; ++i)
+      if (entries[i].transform) transformed.push_back(i);
+    // Big tensors parallelise inside their transform; many small ones parallelise here.
+    parallel_for(transformed.size(), [&](size_t t) {
+      size_t i = transformed[t];
+      if (options.cancelled && options.cancelled()) return;
+      std::vector<Source> sources;
+      for (const auto& r : records[i]) sources.push_back({r, input.data(r)});
+      outputs[i - begin] = entries[i].transform(sources);
+    });
+    finish_pending();
+    check_cancel();
+    pending.outputs = std::move(outputs);
+    pending.thread = std::thread([&write_window, &pending, begin, end] {
+      try {
+        write_window(begin, end, pending.outputs);
+      } catch (...) {
+        pending.error = std::current_exception();
+      }
+    });
     begin = end;
   }
+  finish_pending();
   return results;
 }
 

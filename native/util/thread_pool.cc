@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <memory>
 
@@ -104,9 +105,25 @@ void ThreadPool::parallel_for(size_t count, const std::function<void(size_t)>& b
   size_t helpers = std::min<size_t>(fan - 1, chunks - 1);
   for (size_t i = 0; i < helpers; ++i) submit([state] { state->run(); });
   state->run();
-  {
+  // While other threads finish their chunks, run queued tasks (helpers of nested loops, e.g. a big
+  // tensor's groups while its neighbours are done) instead of sleeping: otherwise the caller idles
+  // at the end of every window. Chunks never wait on an outer loop, so helping cannot deadlock.
+  while (state->done.load() < state->count) {
+    std::function<void()> task;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!queue_.empty()) {
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (task) {
+      task();
+      continue;
+    }
     std::unique_lock<std::mutex> lock(state->mutex);
-    state->finished.wait(lock, [&] { return state->done.load() >= state->count; });
+    state->finished.wait_for(lock, std::chrono::microseconds(200),
+                             [&] { return state->done.load() >= state->count; });
   }
   if (state->error) std::rethrow_exception(state->error);
 }
