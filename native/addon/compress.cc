@@ -122,6 +122,11 @@ void Init(Napi::Env env, Napi::Object exports) {
 
 void register_entry_parser(const char* kind, EntryParser parser) { parsers()[kind] = parser; }
 
+EntryParser find_entry_parser(const std::string& kind) {
+  auto it = parsers().find(kind);
+  return it == parsers().end() ? nullptr : it->second;
+}
+
 int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;

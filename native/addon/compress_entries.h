@@ -17,6 +17,8 @@ namespace cmo::addon {
 using EntryParser = stream::Transform (*)(const Napi::Object& entry, const std::shared_ptr<CancelToken>& cancel);
 
 void register_entry_parser(const char* kind, EntryParser parser);
+// The parser registered for `kind`, or nullptr.
+EntryParser find_entry_parser(const std::string& kind);
 
 struct EntryParserRegistrar {
   EntryParserRegistrar(const char* kind, EntryParser parser) { register_entry_parser(kind, parser); }

@@ -24,14 +24,25 @@ import {
   blobValuesOf, discardTempDir, floorSpecVersion, offsetOf, passError, planCopy, tempDir, type CompressedModel, type CompressionReport, type PassOptions,
 } from './pass.js';
 import { runCompressJob, type CompressEntry } from './native-compress.js';
+import { fusablePair, runFusedPair } from './fused.js';
 import { blobValue, WEIGHT_FILE_NAME } from './values.js';
 
 export type CompressModelOptions = Omit<PassOptions, 'jointCompression'> & {
   /** Called before each step starts (index, total). */
   onStep?: (index: number, total: number, api: string) => void;
+  /**
+   * Run prune followed by a joint palettize / quantize step as one pass over the weights (default
+   * true; the output is the same byte for byte). false runs every step as its own pass.
+   */
+  fuse?: boolean;
 };
 
-export type MultiStepModel = Model & { readonly compression: CompressionReport; readonly steps: CompressionReport[] };
+export type MultiStepModel = Model & {
+  readonly compression: CompressionReport;
+  readonly steps: CompressionReport[];
+  /** Passes over the weight file (fewer than steps when a prune step was fused with the next). */
+  readonly passes: number;
+};
 
 function isCompressPlan(plan: unknown): plan is CompressPlan {
   const steps = (plan as { steps?: unknown } | null)?.steps;
@@ -57,20 +68,35 @@ export async function compressModel(model: Model, plan: CompressPlan | string | 
       throw targetError('ValueError', TARGET_MESSAGES.joint);
     }
   }
-  const { onStep, ...passOptions } = options;
+  const { onStep, fuse = true, ...passOptions } = options;
   let current: Model = model;
   const reports: CompressionReport[] = [];
-  for (const [i, step] of p.steps.entries()) {
+  let passes = 0;
+  for (let i = 0; i < p.steps.length; i++) {
+    const step = p.steps[i]!;
     throwIfAborted(options.signal);
     onStep?.(i, p.steps.length, step.api);
+    const next2 = p.steps[i + 1];
+    if (fuse && next2 && fusablePair(step, next2)) {
+      const fused = await runFusedPair(current, step, next2, passOptions);
+      if (fused) {
+        onStep?.(i + 1, p.steps.length, next2.api);
+        reports.push(...fused.reports);
+        current = fused.model;
+        passes++;
+        i++;
+        continue;
+      }
+    }
     const opts: PassOptions = { ...passOptions, jointCompression: step.joint_compression };
     const next: CompressedModel = step.api === 'prune' ? await pruneWeights(current, step.config, opts)
       : step.api === 'palettize' ? await palettizeWeights(current, step.config, opts)
       : await linearQuantizeWeights(current, step.config, opts);
     reports.push(next.compression);
     current = next;
+    passes++;
   }
-  return Object.assign(current, { steps: reports, compression: reports[reports.length - 1]! }) as MultiStepModel;
+  return Object.assign(current, { steps: reports, compression: reports[reports.length - 1]!, passes }) as MultiStepModel;
 }
 
 /* ---- decompression ---- */

@@ -157,15 +157,19 @@ function sqnrDb(signal: number, sse: number): number {
   return 10 * Math.log10(signal / sse);
 }
 
-export async function runPass(model: Model, config: OptimizationConfig, handler: PassHandler, options: PassOptions = {}): Promise<CompressedModel> {
-  const started = performance.now();
-  throwIfAborted(options.signal);
+/** A model's program opened for a pass: a private copy of the spec (the input model stays untouched). */
+export interface OpenedProgram {
+  spec: ModelSpec;
+  program: Program;
+  close(): void;
+}
+
+export function openProgram(model: Model, api: string): OpenedProgram {
   const where = model.path;
-  if (!model.program) throw new UnsupportedError(`${handler.api}: only ML Program models can be compressed (this is ${model.modelType ?? 'an unknown model type'})`, { file: where });
+  if (!model.program) throw new UnsupportedError(`${api}: only ML Program models can be compressed (this is ${model.modelType ?? 'an unknown model type'})`, { file: where });
   if (model.missingWeightFiles.length > 0) {
-    throw new UnsupportedError(`${handler.api}: the weight file ${model.missingWeightFiles.join(', ')} is missing, so the weights cannot be compressed`, { file: where });
+    throw new UnsupportedError(`${api}: the weight file ${model.missingWeightFiles.join(', ')} is missing, so the weights cannot be compressed`, { file: where });
   }
-  // Work on a copy of the spec: the input model stays untouched.
   const spec = decodeModel(encodeModel(model.spec), where);
   floorSpecVersion(spec);
   // Blob values stay lazy; a handler that needs a weight's data in JS (a custom LUT function)
@@ -180,16 +184,41 @@ export async function runPass(model: Model, config: OptimizationConfig, handler:
       return f;
     },
   });
+  return {
+    spec, program, close: () => {
+      for (const f of openFiles.values()) f.close();
+    },
+  };
+}
+
+export async function runPass(model: Model, config: OptimizationConfig, handler: PassHandler, options: PassOptions = {}): Promise<CompressedModel> {
+  const started = performance.now();
+  throwIfAborted(options.signal);
+  const opened = openProgram(model, handler.api);
   try {
-    return await runPassOnProgram(model, spec, program, config, handler, options, started);
+    return await runPassOnProgram(model, opened.spec, opened.program, config, handler, options, started);
   } finally {
-    for (const f of openFiles.values()) f.close();
+    opened.close();
   }
 }
 
-async function runPassOnProgram(
-  model: Model, spec: ModelSpec, program: Program, config: OptimizationConfig, handler: PassHandler, options: PassOptions, started: number,
-): Promise<CompressedModel> {
+/** A planned pass: the native entries in op order and what to rewrite once they ran. */
+export interface PassPlan {
+  handler: PassHandler;
+  ctx: PassContext;
+  entries: CompressEntry[];
+  /** Blob values copied as they are, with the entry that copies them. */
+  copiedValues: { value: ValueMsg; entry: number }[];
+  /** Candidates with a native entry, and the blob values that entry reads. */
+  planned: { candidate: WeightCandidate; entry: number; values: ValueMsg[] }[];
+  /** Weights left dense at planning time (no native work). */
+  skippedReports: WeightReport[];
+  /** The weight file every entry reads. */
+  inputFile: string;
+}
+
+/** Picks the weights and plans one native entry per blob of the program, in op order. */
+export function planPass(model: Model, spec: ModelSpec, program: Program, config: OptimizationConfig, handler: PassHandler, options: PassOptions = {}): PassPlan {
   const where = model.path;
   if (program.functions.size > 1) throw new UnsupportedError(`${handler.api}: multi-function models are not supported (coremltools rejects them too)`, { file: where });
   const specVersion = spec.specificationVersion ?? 7;
@@ -204,13 +233,12 @@ async function runPassOnProgram(
 
   const { candidates, skipped } = selectWeights(program, config, { api: handler.api, jointCompression: ctx.jointCompression });
   const byOp = new Map<Operation['msg'], WeightCandidate>(candidates.map((c) => [c.op.msg, c]));
-  const reports: WeightReport[] = skipped.map((s) => ({ name: s.name, shape: [], dtype: 'fp16' as MilDType, status: 'skipped', detail: s.reason, bytesBefore: 0, bytesAfter: 0 }));
+  const skippedReports: WeightReport[] = skipped.map((s) => ({ name: s.name, shape: [], dtype: 'fp16' as MilDType, status: 'skipped', detail: s.reason, bytesBefore: 0, bytesAfter: 0 }));
 
-  // Plan every blob of the program in op order.
   const entries: CompressEntry[] = [];
   const copyIndex = new Map<number, number>(); // source offset → entry index (shared blobs copied once)
-  const copiedValues: { value: ValueMsg; entry: number }[] = [];
-  const planned: { candidate: WeightCandidate; entry: number; values: ValueMsg[] }[] = [];
+  const copiedValues: PassPlan['copiedValues'] = [];
+  const planned: PassPlan['planned'] = [];
   let inputFile: string | undefined;
   for (const fn of program.functions.values()) {
     for (const op of fn.walk()) {
@@ -233,35 +261,23 @@ async function runPassOnProgram(
           values = values.filter((v) => !used.includes(v));
           if (values.length === 0) continue;
         } else {
-          reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
+          skippedReports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: String(plan['skip']), bytesBefore: 0, bytesAfter: 0 });
         }
       }
       for (const v of values) copiedValues.push({ value: v, entry: planCopy(entries, copyIndex, v) });
     }
   }
   if (!inputFile) throw new UnsupportedError(`${handler.api}: the model has no weights in a weight file`, { file: where });
+  return { handler, ctx, entries, copiedValues, planned, skippedReports, inputFile };
+}
 
-  const dir = tempDir();
-  const output = path.join(dir, 'weight.bin');
-  const previousThreads = options.threads !== undefined ? getThreads() : undefined;
-  if (options.threads !== undefined) setThreads(options.threads);
-  let results: CompressResult[];
-  try {
-    results = await runCompressJob(inputFile, output, entries, {
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-  } catch (err) {
-    discardTempDir(dir);
-    throw passError(err, handler.api, where ?? inputFile);
-  } finally {
-    if (previousThreads !== undefined) setThreads(previousThreads);
-  }
-
-  for (const { value, entry } of copiedValues) {
+/** Rewrites the planned program from the native results; returns a report line per weight. */
+export function applyPass(plan: PassPlan, results: CompressResult[]): WeightReport[] {
+  const reports = [...plan.skippedReports];
+  for (const { value, entry } of plan.copiedValues) {
     value.blobFileValue = { fileName: WEIGHT_FILE_NAME, offset: results[entry]!.outputs[0]!.offset! };
   }
-  for (const { candidate, entry, values } of planned) {
+  for (const { candidate, entry, values } of plan.planned) {
     const result = results[entry]!;
     const bytesBefore = storedBytes(candidate.dtype, candidate.elementCount);
     if (result.skipped) {
@@ -270,7 +286,7 @@ async function runPassOnProgram(
       reports.push({ name: candidate.name, shape: candidate.shape, dtype: candidate.dtype, status: 'skipped', detail: result.skipped, bytesBefore, bytesAfter: bytesBefore });
       continue;
     }
-    const detail = handler.emit(candidate, result, ctx);
+    const detail = plan.handler.emit(candidate, result, plan.ctx);
     const bytesAfter = result.outputs.reduce((s, o) => s + (o.offset !== undefined ? storedBytes(dtypeFromBlob(o.dtype) ?? 'uint8', o.elementCount) : 0), 0);
     const sse = result.info['sse']?.[0];
     const signal = result.info['signal']?.[0];
@@ -279,16 +295,48 @@ async function runPassOnProgram(
       ...(sse !== undefined && signal !== undefined ? { sqnrDb: sqnrDb(signal, sse) } : {}),
     });
   }
+  return reports;
+}
+
+/** Runs a compression job into a fresh temporary weight.bin; the directory is removed on failure. */
+export async function runJobToTemp(entries: CompressEntry[], inputFile: string, api: string, where: string | undefined, options: PassOptions): Promise<{ output: string; results: CompressResult[] }> {
+  const dir = tempDir();
+  const output = path.join(dir, 'weight.bin');
+  const previousThreads = options.threads !== undefined ? getThreads() : undefined;
+  if (options.threads !== undefined) setThreads(options.threads);
+  try {
+    const results = await runCompressJob(inputFile, output, entries, {
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return { output, results };
+  } catch (err) {
+    discardTempDir(dir);
+    throw passError(err, api, where ?? inputFile);
+  } finally {
+    if (previousThreads !== undefined) setThreads(previousThreads);
+  }
+}
+
+/** The compressed model: the rewritten spec with the new weight.bin (moved in on save). */
+export function deriveCompressed(model: Model, spec: ModelSpec, output: string, report: CompressionReport): CompressedModel {
   // coremltools re-exports compressed programs without the buildInfo attribute.
   if (spec.mlProgram?.attributes) delete spec.mlProgram.attributes['buildInfo'];
-
   const derived = model.derive(spec, { weightFiles: [{ name: 'weight.bin', from: output, move: true }] });
-  const report: CompressionReport = {
+  return Object.assign(derived, { compression: report });
+}
+
+async function runPassOnProgram(
+  model: Model, spec: ModelSpec, program: Program, config: OptimizationConfig, handler: PassHandler, options: PassOptions, started: number,
+): Promise<CompressedModel> {
+  const plan = planPass(model, spec, program, config, handler, options);
+  const { output, results } = await runJobToTemp(plan.entries, plan.inputFile, handler.api, model.path, options);
+  const weights = applyPass(plan, results);
+  return deriveCompressed(model, spec, output, {
     api: handler.api,
-    weights: reports,
-    weightFileBytesBefore: fs.statSync(inputFile).size,
+    weights,
+    weightFileBytesBefore: fs.statSync(plan.inputFile).size,
     weightFileBytesAfter: fs.statSync(output).size,
     seconds: (performance.now() - started) / 1000,
-  };
-  return Object.assign(derived, { compression: report });
+  });
 }
