@@ -108,7 +108,13 @@ describe('coreml-optimize prune / quantize / compress / decompress', () => {
     const r = await run(['compress', src('src_a_ios18.mlpackage'), out, '--config', path.join(goldenDir, 'joint_prune50_q8_ios18.json')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/step 2 of 2 \(joint\)/);
+    expect(r.stdout).toMatch(/2 steps in 1 pass over the weights/);
     await expectGoldenValues(out, 'joint_prune50_q8_ios18');
+    const separate = path.join(tmp, 'joint-2pass.mlpackage');
+    const r2 = await run(['compress', src('src_a_ios18.mlpackage'), separate, '--config', path.join(goldenDir, 'joint_prune50_q8_ios18.json'), '--no-fuse']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stdout).toMatch(/2 steps in 2 passes over the weights/);
+    await expectGoldenValues(separate, 'joint_prune50_q8_ios18');
 
     const plain = path.join(tmp, 'plain.mlpackage');
     const d = await run(['decompress', out, plain]);
@@ -137,8 +143,9 @@ describe('coreml-optimize prune / quantize / compress / decompress', () => {
     const out = path.join(tmp, 'pp.mlpackage');
     const r = await run(['compress', src('src_a_ios18.mlpackage'), out, '--config', planFile, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { steps: { api: string }[] };
+    const report = JSON.parse(r.stdout) as { passes: number; steps: { api: string }[] };
     expect(report.steps.map((s) => s.api)).toEqual(['prune', 'palettize']);
+    expect(report.passes).toBe(1);
     const chains = describeModel(await loadModel(out)).chains;
     expect(chains.get('fc1_weight_to_fp16_sparsified')).toEqual(['constexpr_lut_to_sparse', 'constexpr_sparse_to_dense']);
   });

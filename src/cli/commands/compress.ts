@@ -13,7 +13,8 @@ export function registerCompress(program: Command): void {
     .requiredOption('--config <file>', 'the plan file')
     .option('--threads <n>', 'native threads (default: all cores)')
     .option('--json', 'print the step reports as JSON')
-    .action(async (input: string, output: string, opts: { config: string; threads?: string; json?: boolean }) => {
+    .option('--no-fuse', 'run every step as its own pass (by default prune + a joint step share one pass; same output)')
+    .action(async (input: string, output: string, opts: { config: string; threads?: string; json?: boolean; fuse: boolean }) => {
       const plan = loadCompressPlan(opts.config);
       const model = await loadModel(input);
       const signal = cliSignal(cmd);
@@ -21,6 +22,7 @@ export function registerCompress(program: Command): void {
       const result = await compressModel(model, plan, {
         ...(opts.threads !== undefined ? { threads: Number(opts.threads) } : {}),
         ...(signal ? { signal } : {}),
+        fuse: opts.fuse,
         onStep: (i, _n, api) => {
           if (i > 0) {
             bar.done();
@@ -32,13 +34,14 @@ export function registerCompress(program: Command): void {
       bar.done();
       await result.save(output, { newIdentifiers: true, ...(signal ? { signal } : {}) });
       if (opts.json) {
-        console.log(JSON.stringify({ input, output, steps: result.steps }, (_k, v) => (v === Infinity ? null : v), 2));
+        console.log(JSON.stringify({ input, output, passes: result.passes, steps: result.steps }, (_k, v) => (v === Infinity ? null : v), 2));
       } else {
         result.steps.forEach((r, i) => {
           console.log(`step ${i + 1} of ${result.steps.length}${plan.steps[i]!.joint_compression ? ' (joint)' : ''}:`);
           console.log(formatReport(r));
           console.log('');
         });
+        console.log(`${result.steps.length} step${result.steps.length === 1 ? '' : 's'} in ${result.passes} pass${result.passes === 1 ? '' : 'es'} over the weights`);
         console.log(`wrote ${output}`);
       }
     });
