@@ -17,7 +17,6 @@ import fs from 'node:fs';
 import type { Model } from '../model.js';
 import { dtypeFromBlob, storedBytes } from '../mil/types.js';
 import type { ValueMsg } from '../mil/values.js';
-import type { OptimizationConfig } from './config.js';
 import { OpPalettizerConfig } from './config.js';
 import type { CompressStep } from './steps.js';
 import type { CompressEntry, CompressResult } from './native-compress.js';
@@ -26,7 +25,7 @@ import {
   type CompressedModel, type CompressionReport, type PassHandler, type PassOptions, type PassPlan,
 } from './pass.js';
 import { pruneHandler } from './prune.js';
-import { palettizeHandler } from './palettize.js';
+import { kmeansWorkerThreads, palettizeHandler } from './palettize.js';
 import { quantizeHandler } from './quantize.js';
 import path from 'node:path';
 import { BlobFile } from '../format/blob.js';
@@ -195,7 +194,7 @@ export async function runFusedPair(
   const native = nativePlan(plan1, plan2);
   if (!native) return undefined;
 
-  const threads = options.threads ?? threadsFor(second.config);
+  const threads = options.threads ?? kmeansWorkerThreads(second.config);
   const { output, results } = await runJobToTemp(native.entries, plan1.inputFile, `${first.api} + ${second.api}`, model.path, {
     ...options, ...(threads !== undefined ? { threads } : {}),
   });
@@ -277,10 +276,4 @@ function recordSizes(plan1: PassPlan): Map<number, number> {
     file.close();
   }
   return sizes;
-}
-
-/** palettizeWeights' num_kmeans_workers rule: a worker count above 1 sizes the pool for the call. */
-function threadsFor(config: OptimizationConfig): number | undefined {
-  const workers = Math.max(1, ...config.allConfigs().map((c) => (c instanceof OpPalettizerConfig ? c.num_kmeans_workers : 1)));
-  return workers > 1 ? workers : undefined;
 }

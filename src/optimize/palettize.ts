@@ -319,6 +319,15 @@ function emitJoint(c: WeightCandidate, r: CompressResult, ctx: PassContext): str
 }
 
 /**
+ * coremltools' num_kmeans_workers sizes its process pool; here it sizes the native thread pool for
+ * the call when larger than 1 (its default, 1, leaves the pool as setThreads left it).
+ */
+export function kmeansWorkerThreads(config: OptimizationConfig): number | undefined {
+  const workers = Math.max(1, ...config.allConfigs().map((c) => (c instanceof OpPalettizerConfig ? c.num_kmeans_workers : 1)));
+  return workers > 1 ? workers : undefined;
+}
+
+/**
  * Palettize the weights of an ML Program (coremltools' palettize_weights). Returns a new, unsaved
  * model; the input is not modified. `config` is an OptimizationConfig or its dict form.
  */
@@ -336,10 +345,7 @@ export async function palettizeWeights(model: Model, config: OptimizationConfig 
       return detail;
     },
   };
-  // coremltools' num_kmeans_workers sizes its process pool; here it sizes the native thread pool for
-  // this call when larger than 1 (its default, 1, leaves the pool as setThreads left it).
-  const workers = Math.max(1, ...cfg.allConfigs().map((c) => (c instanceof OpPalettizerConfig ? c.num_kmeans_workers : 1)));
-  const threads = options.threads ?? (workers > 1 ? workers : undefined);
+  const threads = options.threads ?? kmeansWorkerThreads(cfg);
   const passOptions = { ...options, ...(threads !== undefined ? { threads } : {}) };
   const palettized = await runPass(model, cfg, handler, passOptions);
   return quantizeLuts(palettized, lutWeights, passOptions);
