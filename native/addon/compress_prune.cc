@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "../kernels/prune.h"
+#include "../util/fp16.h"
+#include "../util/thread_pool.h"
 #include "compress_chain.h"
 #include "compress_entries.h"
 #include "compress_sources.h"
@@ -49,12 +51,40 @@ kernels::PruneResult prune_weight(const PruneEntry& e, const kernels::TensorData
   return r;
 }
 
+template <bool F16>
+void energy_chunk(const uint8_t* data, const std::vector<uint8_t>& mask, size_t begin, size_t end, double* signal, double* sse) {
+  double s = 0, e = 0;
+  for (size_t i = begin; i < end; ++i) {
+    const double v = load_float_element<F16>(data, i);
+    s += v * v;
+    e += mask[i] ? 0.0 : v * v;
+  }
+  *signal = s;
+  *sse = e;
+}
+
+// Weight energy and pruned energy for the SQNR, in fixed chunks summed in order: the same figures
+// for any thread count.
 void add_prune_info(const kernels::PruneResult& r, const kernels::TensorData& w, stream::TransformOutput* out) {
+  const size_t n = r.mask.size();
+  constexpr size_t kChunk = size_t{1} << 16;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> signals(chunks, 0.0), sses(chunks, 0.0);
+  parallel_for(chunks, [&](size_t c) {
+    const size_t b = c * kChunk, e = std::min(n, b + kChunk);
+    if (w.dtype == kernels::DType::Float16) energy_chunk<true>(w.data, r.mask, b, e, &signals[c], &sses[c]);
+    else if (w.dtype == kernels::DType::Float32) energy_chunk<false>(w.data, r.mask, b, e, &signals[c], &sses[c]);
+    else
+      for (size_t i = b; i < e; ++i) {
+        const double v = w.get_float(i);
+        signals[c] += v * v;
+        if (!r.mask[i]) sses[c] += v * v;
+      }
+  });
   double signal = 0, sse = 0;
-  for (size_t i = 0; i < r.mask.size(); ++i) {
-    const double v = w.get_float(i);
-    signal += v * v;
-    if (!r.mask[i]) sse += v * v;
+  for (size_t c = 0; c < chunks; ++c) {
+    signal += signals[c];
+    sse += sses[c];
   }
   out->info.push_back({"sparsity", {r.sparsity}});
   out->info.push_back({"nonzeroCount", {static_cast<double>(r.nonzero.numel())}});

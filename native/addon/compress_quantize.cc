@@ -61,18 +61,6 @@ bool has_inf(const kernels::TensorData& t) {
   return false;
 }
 
-template <bool F16>
-float load_float(const uint8_t* p, size_t i) {
-  if constexpr (F16) {
-    uint16_t h;
-    std::memcpy(&h, p + 2 * i, 2);
-    return half_to_float(h);
-  } else {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-}
 
 // Σ w² and Σ (w − scale·(q − zero point))² for the report, in parallel chunks of kChunk elements,
 // each summed in element order (so the totals do not depend on the thread count). Within a chunk
@@ -117,11 +105,11 @@ void quantization_error_typed(const kernels::TensorData& w, const kernels::Quant
         const size_t j = i - row * last;
         const size_t s = rbase + j / blast;
         const size_t run_end = std::min(row_end, i + (blast - j % blast));
-        const float scale = load_float<F16>(sc, s);
+        const float scale = load_float_element<F16>(sc, s);
         const float z = zp ? qval(zp, s) : 0.f;
         for (; i < run_end; ++i) {
           const double approx = scale * (qval(q, i) - z);
-          const double x = load_float<F16>(w.data, i);
+          const double x = load_float_element<F16>(w.data, i);
           s_sig += x * x;
           s_err += (x - approx) * (x - approx);
         }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "../util/fp16.h"
 #include "../util/thread_pool.h"
 #include "decompress.h"
 
@@ -74,9 +75,70 @@ void check_float(const TensorData& w, const char* what) {
 
 }  // namespace
 
+namespace {
+
+// fp16 magnitudes: |h| = h & 0x7FFF orders like |value| for non-NaN halves, so the two order
+// statistics numpy_percentile needs come from a histogram of the 32,768 magnitude patterns — O(n),
+// built in parallel, no copy and no selection (a 13 M-weight UNet layer: one read instead of a
+// copy plus nth_element). Same a, b, same lerp, same fp16 comparison as the generic path.
+std::vector<uint8_t> magnitude_prune_mask_f16(const TensorData& w, double target) {
+  const size_t n = static_cast<size_t>(w.numel());
+  const double q = target * 100.0;
+  if (q == 100.0) return std::vector<uint8_t>(n, 0);
+  if (q == 0.0) return std::vector<uint8_t>(n, 1);
+  auto half_at = [&](size_t i) {
+    uint16_t h;
+    std::memcpy(&h, w.data + 2 * i, 2);
+    return static_cast<uint16_t>(h & 0x7FFFu);
+  };
+  constexpr size_t kBuckets = 32768, kChunk = size_t{1} << 22;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<std::vector<uint64_t>> partial(chunks);
+  parallel_for(chunks, [&](size_t c) {
+    std::vector<uint64_t> h(kBuckets, 0);
+    for (size_t i = c * kChunk, e = std::min(n, (c + 1) * kChunk); i < e; ++i) ++h[half_at(i)];
+    partial[c] = std::move(h);
+  });
+  std::vector<uint64_t> hist(kBuckets, 0);
+  for (const auto& h : partial)
+    for (size_t b = 0; b < kBuckets; ++b) hist[b] += h[b];
+  for (size_t b = 0x7C01; b < kBuckets; ++b)
+    if (hist[b]) throw Error("EINVAL", "pruning: weight contains NaN");
+  // numpy: virtual index (n − 1)·q/100, ranks prev and next = prev + 1 (see numpy_percentile).
+  const double virt = static_cast<double>(n - 1) * (q / 100.0);
+  size_t prev = n - 1, next = n - 1;
+  double gamma = 0;
+  if (virt < static_cast<double>(n - 1)) {
+    prev = static_cast<size_t>(std::floor(virt));
+    next = prev + 1;
+    gamma = virt - static_cast<double>(prev);
+  }
+  auto value_at_rank = [&](size_t rank) {
+    uint64_t seen = 0;
+    for (size_t b = 0; b < kBuckets; ++b) {
+      seen += hist[b];
+      if (seen > rank) return half_to_float(static_cast<uint16_t>(b));
+    }
+    return half_to_float(0x7C00);  // unreachable: rank < n
+  };
+  const float a = value_at_rank(prev), b = next == prev ? a : value_at_rank(next);
+  const double diff = round_to(DType::Float16, b - a);
+  const double pct = gamma >= 0.5 ? static_cast<double>(b) - diff * (1.0 - gamma) : static_cast<double>(a) + diff * gamma;
+  // The threshold is an fp16 value (numpy compares in the array dtype): compare bit patterns.
+  const uint16_t thr = float_to_half(threshold_in(DType::Float16, pct));
+  std::vector<uint8_t> keep(n);
+  parallel_for((n + 65535) / 65536, [&](size_t c) {
+    for (size_t i = c * 65536, e = std::min(n, (c + 1) * 65536); i < e; ++i) keep[i] = half_at(i) > thr;
+  });
+  return keep;
+}
+
+}  // namespace
+
 std::vector<uint8_t> magnitude_prune_mask(const TensorData& w, double target) {
   check_float(w, "magnitude pruning");
   check_target(target);
+  if (w.dtype == DType::Float16) return magnitude_prune_mask_f16(w, target);
   std::vector<float> mag(static_cast<size_t>(w.numel()));
   for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::fabs(w.get_float(i));
   return percentile_mask(mag, target, w.dtype);
@@ -292,18 +354,45 @@ std::vector<uint8_t> threshold_prune_mask(const TensorData& w, double threshold)
 PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) {
   w.validate("prune");
   if (keep.size() != static_cast<size_t>(w.numel())) throw Error("EINVAL", "prune: mask size differs from the weight");
+  const size_t n = keep.size();
   PruneResult r;
-  r.mask.resize(keep.size());
-  size_t nz = 0;
-  for (size_t i = 0; i < keep.size(); ++i) {
-    r.mask[i] = keep[i] && w.get_float(i) != 0.0f;
-    nz += r.mask[i];
-  }
-  r.nonzero = Tensor(w.dtype, {static_cast<int64_t>(nz)});
-  const size_t es = dtype_unpacked_size(w.dtype);
-  for (size_t i = 0, j = 0; i < keep.size(); ++i)
-    if (r.mask[i]) std::memcpy(r.nonzero.bytes.data() + es * j++, w.data + es * i, es);
-  r.sparsity = keep.empty() ? 0.0 : 1.0 - static_cast<double>(nz) / static_cast<double>(keep.size());
+  r.mask.resize(n);
+  // Chunks in parallel: mask and non-zero count per chunk, then each chunk copies its non-zeros
+  // to its prefix offset (the same order as a sequential scan).
+  constexpr size_t kChunk = size_t{1} << 16;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<size_t> start(chunks + 1, 0);
+  const DType dt = w.dtype;
+  parallel_for(chunks, [&](size_t c) {
+    size_t nz = 0;
+    for (size_t i = c * kChunk, e = std::min(n, (c + 1) * kChunk); i < e; ++i) {
+      bool nonzero;  // ±0 are zeros; NaN counts as non-zero, as `!= 0.0f` does
+      if (dt == DType::Float16) {
+        uint16_t h;
+        std::memcpy(&h, w.data + 2 * i, 2);
+        nonzero = (h & 0x7FFFu) != 0;
+      } else if (dt == DType::Float32) {
+        uint32_t u;
+        std::memcpy(&u, w.data + 4 * i, 4);
+        nonzero = (u & 0x7FFFFFFFu) != 0;
+      } else {
+        nonzero = w.get_float(i) != 0.0f;
+      }
+      r.mask[i] = keep[i] && nonzero;
+      nz += r.mask[i];
+    }
+    start[c + 1] = nz;
+  });
+  for (size_t c = 0; c < chunks; ++c) start[c + 1] += start[c];
+  const size_t nz = start[chunks];
+  r.nonzero = Tensor(dt, {static_cast<int64_t>(nz)});
+  const size_t es = dtype_unpacked_size(dt);
+  parallel_for(chunks, [&](size_t c) {
+    size_t j = start[c];
+    for (size_t i = c * kChunk, e = std::min(n, (c + 1) * kChunk); i < e; ++i)
+      if (r.mask[i]) std::memcpy(r.nonzero.bytes.data() + es * j++, w.data + es * i, es);
+  });
+  r.sparsity = n == 0 ? 0.0 : 1.0 - static_cast<double>(nz) / static_cast<double>(n);
   return r;
 }
 

@@ -164,17 +164,7 @@ inline float round_to_half(float v);
 template <bool F16>
 struct WeightAccess {
   const uint8_t* data;
-  float load(size_t i) const {
-    if constexpr (F16) {
-      uint16_t h;
-      std::memcpy(&h, data + 2 * i, 2);
-      return half_to_float(h);
-    } else {
-      float f;
-      std::memcpy(&f, data + 4 * i, 4);
-      return f;
-    }
-  }
+  float load(size_t i) const { return load_float_element<F16>(data, i); }
   static float round(float v) {
     if constexpr (F16) return round_to_half(v);
     else return v;

@@ -132,4 +132,31 @@ TEST(magnitude_and_block_fast_match_reference_random) {
   }
 }
 
+// The fp16 path reads order statistics off a magnitude histogram; the reference sorts. Large
+// tensors (several histogram chunks), fine and coarse values (many ties), ±0, subnormals, and
+// targets near 0 and 1.
+TEST(magnitude_fp16_histogram_matches_sort_reference) {
+  std::mt19937 rng(23);
+  for (int iter = 0; iter < 24; ++iter) {
+    const bool big = iter < 2;  // 4.6 M values: two histogram chunks
+    const int64_t rows = big ? 33 : 1 + static_cast<int64_t>(rng() % 64), cols = big ? 140000 : 1 + static_cast<int64_t>(rng() % 3000);
+    Tensor w(DType::Float16, {rows, cols});
+    std::normal_distribution<float> nd(0.f, iter % 3 == 0 ? 1e-5f : 0.05f);
+    const bool coarse = iter % 4 == 1;
+    for (size_t i = 0; i < static_cast<size_t>(w.numel()); ++i) {
+      float v = nd(rng);
+      if (coarse) v = std::round(v * 64.0f) / 64.0f;
+      if (rng() % 50 == 0) v = (rng() % 2) ? 0.0f : -0.0f;
+      w.set_float(i, v);
+    }
+    for (double target : {0.0, 1e-6, 0.25, 0.4, 0.5, 0.75, 0.999999, 1.0}) {
+      if (big && target != 0.4 && target != 0.999999) continue;
+      CHECK(magnitude_prune_mask(w.view(), target) == magnitude_prune_mask_ref(w.view(), target));
+    }
+  }
+  Tensor nan(DType::Float16, {2, 2});
+  nan.set_float(3, NAN);
+  CHECK_THROWS(magnitude_prune_mask(nan.view(), 0.5));
+}
+
 CMO_TEST_MAIN()

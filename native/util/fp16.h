@@ -1,6 +1,7 @@
 // IEEE 754 binary16 <-> binary32, exact and branch-light. Scalar on purpose: it is the reference
 // that vector paths (F16C / NEON) are tested against.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -56,6 +57,21 @@ inline uint16_t float_to_half(float f) {
   }
   uint32_t rounded = absx + 0xFFFu + ((absx >> 13) & 1u);  // round half to even on bit 13
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+}
+
+// Element i of a raw fp16 (F16) or fp32 array as float; no alignment assumed (blob data in a
+// mapping, packed buffers). Chosen at compile time so hot loops carry no dtype switch.
+template <bool F16>
+inline float load_float_element(const uint8_t* data, size_t i) {
+  if constexpr (F16) {
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    return half_to_float(h);
+  } else {
+    float f;
+    std::memcpy(&f, data + 4 * i, 4);
+    return f;
+  }
 }
 
 }  // namespace cmo

@@ -5,8 +5,8 @@
  *
  * How, without changing what comes out: step 1 is planned on the model and applied to its program
  * with placeholder offsets; step 2 is planned on that intermediate program. Each step-2 entry that
- * reads a step-1 output becomes a native "chain" entry (stage 1 → stage 2 in memory, see
- * native/addon/compress_chain.cc); the others read the original blobs directly. After the single
+ * reads a step-1 output becomes a native "fused" entry (stage 1 → stage 2 in memory, see
+ * native/addon/compress_fused.cc); the others read the original blobs directly. After the single
  * native job, both steps are planned again on a fresh copy with the real step-1 figures and must
  * plan the same entries; then both rewrites run with the real results. Whenever the two-step run
  * could differ (a stage leaves a weight as it was, a value would be an immediate, a plan that does
@@ -76,7 +76,7 @@ type Source2 = { native: number; how: 'direct' } | { native: number; how: 'outpu
 interface NativePlan {
   entries: CompressEntry[];
   second: Source2[];
-  /** Step-1 transform entries → the native entry that ran them (alone or as stage 1 of a chain). */
+  /** Step-1 transform entries → the native entry that ran them (alone or as stage 1 of a fused entry). */
   first: Map<number, { native: number; chained: boolean }>;
 }
 
@@ -127,7 +127,7 @@ function nativePlan(plan1: PassPlan, plan2: PassPlan): NativePlan | undefined {
     first.set(i, { native: entries.length, chained: true });
     second.push({ native: entries.length, how: 'direct' });
     entries.push({
-      kind: 'chain', name: e2['name'], source: from.source, ...(from.extraSources ? { extraSources: from.extraSources } : {}),
+      kind: 'fused', name: e2['name'], source: from.source, ...(from.extraSources ? { extraSources: from.extraSources } : {}),
       stages: [without(from, ['source', 'extraSources']), stage2], stageInputs: sources.map((s) => s.output),
     });
   }
@@ -199,8 +199,8 @@ export async function runFusedPair(
     ...options, ...(threads !== undefined ? { threads } : {}),
   });
   const dir = path.dirname(output);
-  // A chain that reports "skipped" means the two-step run would have gone differently.
-  if (results.some((r, k) => r.skipped !== undefined && native.entries[k]!.kind === 'chain')) {
+  // A fused entry that reports "skipped" means the two-step run would have gone differently.
+  if (results.some((r, k) => r.skipped !== undefined && native.entries[k]!.kind === 'fused')) {
     discardTempDir(dir);
     return undefined;
   }
