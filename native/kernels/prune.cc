@@ -387,10 +387,25 @@ PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) 
   const size_t nz = start[chunks];
   r.nonzero = Tensor(dt, {static_cast<int64_t>(nz)});
   const size_t es = dtype_unpacked_size(dt);
+  // Branch-free compaction (a pruned mask is close to random, so `if (mask)` mispredicts half the
+  // time): every element is stored at slot j and j advances only past kept ones; stores past the
+  // chunk's last slot (which belongs to the next chunk) go to a scratch slot instead.
+  uint8_t* dst = r.nonzero.bytes.data();
   parallel_for(chunks, [&](size_t c) {
     size_t j = start[c];
-    for (size_t i = c * kChunk, e = std::min(n, (c + 1) * kChunk); i < e; ++i)
-      if (r.mask[i]) std::memcpy(r.nonzero.bytes.data() + es * j++, w.data + es * i, es);
+    const size_t limit = start[c + 1];
+    const size_t b = c * kChunk, e = std::min(n, (c + 1) * kChunk);
+    if (es == 2) {
+      uint8_t scratch[2];
+      for (size_t i = b; i < e; ++i) {
+        uint8_t* to = j < limit ? dst + 2 * j : scratch;
+        std::memcpy(to, w.data + 2 * i, 2);
+        j += r.mask[i];
+      }
+    } else {
+      for (size_t i = b; i < e; ++i)
+        if (r.mask[i]) std::memcpy(dst + es * j++, w.data + es * i, es);
+    }
   });
   r.sparsity = n == 0 ? 0.0 : 1.0 - static_cast<double>(nz) / static_cast<double>(n);
   return r;
