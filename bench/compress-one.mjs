@@ -6,6 +6,7 @@
  * a temporary directory that is removed at exit); its size is what the saved package would hold.
  *
  *   node bench/compress-one.mjs --model-path M.mlpackage --api palettize --config '{"nbits":4}' [--threads N]
+ *   (--api plan: a {steps: [...]} plan through compressModel; --no-fuse runs every step as its own pass)
  */
 import { PASSES } from './lib/compression-configs.mjs';
 import { RssSampler, now, parseArgs } from './lib/common.mjs';
@@ -31,6 +32,7 @@ async function main() {
   const s = now();
   const result = await mod[pass.fn](model, config, {
     ...(args.threads ? { threads: Number(args.threads) } : {}),
+    ...(pass.plan && args['no-fuse'] ? { fuse: false } : {}),
     onProgress: (done, total) => {
       const pct = Math.floor((done / total) * 10);
       if (pct !== lastPct && total > 0) { lastPct = pct; process.stderr.write(`    ${pct * 10}%\n`); }
@@ -46,6 +48,7 @@ async function main() {
   const out = {
     seconds,
     reportSeconds: r.seconds,
+    ...(result.passes !== undefined ? { passes: result.passes } : {}),
     bytesBefore: r.weightFileBytesBefore,
     bytesAfter: r.weightFileBytesAfter,
     compressed: compressed.length,

@@ -73,21 +73,47 @@ stream::TransformOutput run_sparse(const JointPalettizeEntry& e, const std::vect
     return out;
   }
   const int64_t groups = channels / gs;
-  // Group of each non-zero, in row-major order of the dense weight.
-  std::vector<int32_t> group_of(static_cast<size_t>(d));
-  std::vector<std::vector<uint8_t>> group_values(static_cast<size_t>(groups));
-  int64_t k = 0;
+  // Dense row-major position (o·channels + c)·inner + r belongs to channel group c / gs: walking
+  // the mask by (o, c) rows gives every non-zero its group without a division per element.
   const int64_t n = mask.view.numel();
-  for (int64_t i = 0; i < n; ++i) {
-    if (!mask.view.data[i]) continue;
-    if (k >= d) throw Error("EINVAL", "palettize_sparse: the mask has more ones than the non-zero values");
-    const auto g = static_cast<int32_t>(((i / inner) % channels) / gs);
-    group_of[static_cast<size_t>(k)] = g;
-    auto& gv = group_values[static_cast<size_t>(g)];
-    gv.insert(gv.end(), values.view.data + k * static_cast<int64_t>(es), values.view.data + (k + 1) * static_cast<int64_t>(es));
-    ++k;
+  const int64_t outer = channels * inner == 0 ? 0 : n / (channels * inner);
+  const uint8_t* mask_data = mask.view.data;
+  std::vector<int64_t> group_count(static_cast<size_t>(groups), 0);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < channels; ++c) {
+      const uint8_t* row = mask_data + (o * channels + c) * inner;
+      int64_t ones = 0;
+      for (int64_t r = 0; r < inner; ++r) ones += row[r] != 0;
+      group_count[static_cast<size_t>(c / gs)] += ones;
+    }
+  int64_t total = 0;
+  for (int64_t cnt : group_count) total += cnt;
+  if (total != d)
+    throw Error("EINVAL", "palettize_sparse: the mask has " + std::to_string(total) + " ones but there are " + std::to_string(d) + " non-zero values");
+  // Each group's values in dense order. Branch-free (the mask is close to random): every value is
+  // stored at the group's fill position, which advances only past kept ones (one spare slot).
+  std::vector<std::vector<uint8_t>> group_values(static_cast<size_t>(groups));
+  for (int64_t g = 0; g < groups; ++g) group_values[static_cast<size_t>(g)].resize(static_cast<size_t>(group_count[static_cast<size_t>(g)] + 1) * es);
+  if (d > 0) {
+    std::vector<int64_t> fill(static_cast<size_t>(groups), 0);
+    const uint8_t* src = values.view.data;
+    int64_t k = 0;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < channels; ++c) {
+        const uint8_t* row = mask_data + (o * channels + c) * inner;
+        const auto g = static_cast<size_t>(c / gs);
+        uint8_t* dst = group_values[g].data();
+        int64_t f = fill[g];
+        for (int64_t r = 0; r < inner; ++r) {
+          const int64_t keep = row[r] != 0;
+          std::memcpy(dst + f * static_cast<int64_t>(es), src + std::min(k, d - 1) * static_cast<int64_t>(es), es);
+          f += keep;
+          k += keep;
+        }
+        fill[g] = f;
+      }
   }
-  if (k != d) throw Error("EINVAL", "palettize_sparse: the mask's ones do not match the non-zero values");
+  for (auto& gv : group_values) gv.resize(gv.size() - es);
 
   kernels::PalettizeParams p = e.params;
   p.group_size = 0;
@@ -131,11 +157,21 @@ stream::TransformOutput run_sparse(const JointPalettizeEntry& e, const std::vect
     const void* src = r.lut_type == kernels::WeightType::kFloat16 ? static_cast<const void*>(r.lut_f16.data()) : r.lut_f32.data();
     std::memcpy(&lut.bytes[static_cast<size_t>(g * entries) * es], src, m * es);
   }
+  // Back to dense order: the same (o, c) walk hands out each group's indices in turn.
   std::vector<uint8_t> indices(static_cast<size_t>(d));
-  std::vector<size_t> cursor(static_cast<size_t>(groups), 0);
-  for (int64_t i = 0; i < d; ++i) {
-    const auto g = static_cast<size_t>(group_of[static_cast<size_t>(i)]);
-    indices[static_cast<size_t>(i)] = results[g].indices[cursor[g]++];
+  {
+    std::vector<size_t> cursor(static_cast<size_t>(groups), 0);
+    size_t k = 0;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < channels; ++c) {
+        const uint8_t* row = mask_data + (o * channels + c) * inner;
+        const auto g = static_cast<size_t>(c / gs);
+        const std::vector<uint8_t>& gi = results[g].indices;
+        size_t cur = cursor[g];
+        for (int64_t r = 0; r < inner; ++r)
+          if (row[r]) indices[k++] = gi[cur++];
+        cursor[g] = cur;
+      }
   }
   out.blobs.push_back(copy_of(sources[1]));
   out.blobs.push_back(indices_blob(indices, nbits));
