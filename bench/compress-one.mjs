@@ -49,7 +49,7 @@ async function main() {
     seconds,
     reportSeconds: r.seconds,
     ...(result.passes !== undefined ? { passes: result.passes } : {}),
-    bytesBefore: r.weightFileBytesBefore,
+    bytesBefore: result.steps?.[0]?.weightFileBytesBefore ?? r.weightFileBytesBefore,  // a plan: the model's own size
     bytesAfter: r.weightFileBytesAfter,
     compressed: compressed.length,
     compressedElements: compressed.reduce((a, w) => a + w.shape.reduce((x, y) => x * y, 1), 0),

@@ -7,10 +7,11 @@
  *
  * Baseline in the same run: plain-JS Lloyd k-means with k-means++ init (bench/baseline-kmeans.mjs),
  * single thread, on a subset of tensors, against our native palettizeWeights on the same subset
- * (1 thread and all threads): speed ratio and SSE ratio.
+ * (1 thread and all threads): speed ratio and SSE ratio. With --fuse-baseline each multi-step plan
+ * (prune + joint palettize) also runs with one pass per step: the baseline for the one-pass plan.
  *
  *   node bench/palettize.mjs [--quick | --scale F] [--model sdxl|sd15|file.json] [--out DIR] [--keep]
- *       [--threads N] [--configs 4-bit,gs16 | none] [--baseline-tensors 20 (8 with --quick)] [--baseline-max-elements 524288] [--baseline-config gs16|per_tensor] [--no-baseline] [--repeat 2]
+ *       [--threads N] [--configs 4-bit,gs16 | none] [--baseline-tensors 20 (8 with --quick)] [--baseline-max-elements 524288] [--baseline-config gs16|per_tensor] [--no-baseline] [--repeat 2] [--fuse-baseline]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,17 +58,24 @@ async function ensureModel(list, tensors, scale, outDir) {
   return { dest, generated: true };
 }
 
-async function runConfigs(modelPath, tensors, configs, threads) {
+async function runConfigs(modelPath, tensors, configs, threads, fuseBaseline) {
   const rows = [];
+  const child = (cfg, extra = []) => runChild(path.join(BENCH_DIR, 'compress-one.mjs'), [
+    '--model-path', modelPath, '--api', cfg.api, '--config', JSON.stringify(cfg.global_config), ...(threads ? ['--threads', String(threads)] : []), ...extra,
+  ]);
   for (const cfg of configs) {
     process.stderr.write(`  ${cfg.name} ...\n`);
-    const r = await runChild(path.join(BENCH_DIR, 'compress-one.mjs'), [
-      '--model-path', modelPath, '--api', cfg.api, '--config', JSON.stringify(cfg.global_config), ...(threads ? ['--threads', String(threads)] : []),
-    ]);
+    const r = await child(cfg);
     rows.push({ cfg, r, predicted: cfg.api === 'palettize' ? predictedBytes(tensors, cfg) : undefined });
     // One line as soon as each configuration finishes, so a long full run shows its figures early.
     log(r.unavailable ? `# ${cfg.name}: ${r.unavailable}`
-      : `# ${cfg.name}: ${(r.bytesAfter / GB).toFixed(3)} GB in ${fmtSec(r.seconds)}, peak RSS ${fmtMiB(r.peakHwm)}, SQNR mean ${r.meanSqnrDb?.toFixed(2)} dB, worst ${r.worstSqnrDb?.toFixed(2)} dB`);
+      : `# ${cfg.name}: ${(r.bytesAfter / GB).toFixed(3)} GB in ${fmtSec(r.seconds)}${r.passes ? ` (${r.passes} pass${r.passes > 1 ? 'es' : ''})` : ''}, peak RSS ${fmtMiB(r.peakHwm)}, SQNR mean ${r.meanSqnrDb?.toFixed(2)} dB, worst ${r.worstSqnrDb?.toFixed(2)} dB`);
+    if (fuseBaseline && cfg.api === 'plan' && !r.unavailable) {
+      // Same-run baseline for the one-pass plan: every step as its own pass (same output bytes).
+      process.stderr.write(`  ${cfg.name}, --no-fuse ...\n`);
+      const b = await child(cfg, ['--no-fuse']);
+      log(`#   baseline, one pass per step: ${(b.bytesAfter / GB).toFixed(3)} GB in ${fmtSec(b.seconds)} (${b.passes} passes), peak RSS ${fmtMiB(b.peakHwm)} -> one pass is ${(b.seconds / r.seconds).toFixed(2)}x faster`);
+    }
   }
   return rows;
 }
@@ -182,7 +190,7 @@ async function main() {
 
   const started = now();
   const { dest, generated } = await ensureModel(list, tensors, scale, outDir);
-  const rows = await runConfigs(dest, tensors, configs, threads);
+  const rows = await runConfigs(dest, tensors, configs, threads, Boolean(args['fuse-baseline']));
   if (rows.length) {
     log(`\n## Compression of the synthetic ${list.label} UNet (${(rows.find((x) => x.r.bytesBefore)?.r.bytesBefore / GB).toFixed(3)} GB fp16 weight.bin); each configuration in its own process`);
     printConfigRows(rows, full);

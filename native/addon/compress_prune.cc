@@ -6,6 +6,7 @@
 // materialized and pruned; the mask then selects the stored data / indices. Blobs: mask (uint1),
 // the selected data or indices, then the op's other records copied (scale, offset / lut).
 #include <cstring>
+#include <utility>
 
 #include "../kernels/prune.h"
 #include "../util/fp16.h"
@@ -45,7 +46,7 @@ kernels::PruneResult prune_weight(const PruneEntry& e, const kernels::TensorData
       break;
     case Method::Threshold: keep = kernels::threshold_prune_mask(w, e.threshold); break;
   }
-  kernels::PruneResult r = kernels::prune_result(w, keep);
+  kernels::PruneResult r = kernels::prune_result(w, std::move(keep));
   if (r.sparsity < e.minimum_sparsity)
     *skipped = "sparsity " + std::to_string(r.sparsity) + " < minimum_sparsity_percentile " + std::to_string(e.minimum_sparsity);
   return r;
@@ -55,7 +56,14 @@ template <bool F16>
 void energy_chunk(const uint8_t* data, const std::vector<uint8_t>& mask, size_t begin, size_t end, double* signal, double* sse) {
   double s = 0, e = 0;
   for (size_t i = begin; i < end; ++i) {
-    const double v = load_float_element<F16>(data, i);
+    double v;
+    if constexpr (F16) {  // table lookup: the software fp16 conversion dominated this loop
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      v = half_to_float_table()[h];
+    } else {
+      v = load_float_element<false>(data, i);
+    }
     s += v * v;
     e += mask[i] ? 0.0 : v * v;
   }

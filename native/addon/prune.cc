@@ -75,7 +75,7 @@ Napi::Value PruneTensor(const Napi::CallbackInfo& info) {
           case Kind::Threshold: keep = threshold_prune_mask(w, job->threshold); break;
         }
         if (keep.empty()) keep.assign(static_cast<size_t>(w.numel()), 1);
-        out.result = prune_result(w, keep);
+        out.result = prune_result(w, std::move(keep));
         if (out.skipped.empty() && out.result.sparsity < job->minimum_sparsity)
           out.skipped = "weight value has sparsity of " + std::to_string(out.result.sparsity) +
                         " < minimum_sparsity_percentile " + std::to_string(job->minimum_sparsity);

@@ -1,6 +1,7 @@
 #include "prune.h"
 
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -352,34 +353,50 @@ std::vector<uint8_t> threshold_prune_mask(const TensorData& w, double threshold)
 }
 
 PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) {
+  return prune_result(w, std::vector<uint8_t>(keep));
+}
+
+PruneResult prune_result(const TensorData& w, std::vector<uint8_t>&& keep) {
   w.validate("prune");
   if (keep.size() != static_cast<size_t>(w.numel())) throw Error("EINVAL", "prune: mask size differs from the weight");
   const size_t n = keep.size();
   PruneResult r;
-  r.mask.resize(n);
+  r.mask = std::move(keep);  // becomes keep && (w != 0) in place: no second n-byte buffer to fault in
   // Chunks in parallel: mask and non-zero count per chunk, then each chunk copies its non-zeros
   // to its prefix offset (the same order as a sequential scan).
   constexpr size_t kChunk = size_t{1} << 16;
   const size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<size_t> start(chunks + 1, 0);
   const DType dt = w.dtype;
-  parallel_for(chunks, [&](size_t c) {
+  uint8_t* const mask = r.mask.data();
+  parallel_for(chunks, [&, mask, dt](size_t c) {
+    // Locals, not captures by reference: the uint8 stores below may alias anything, so values read
+    // through the closure would be reloaded on every element.
+    const uint8_t* const data = w.data;
+    const size_t b = c * kChunk, e = std::min(n, (c + 1) * kChunk);
     size_t nz = 0;
-    for (size_t i = c * kChunk, e = std::min(n, (c + 1) * kChunk); i < e; ++i) {
-      bool nonzero;  // ±0 are zeros; NaN counts as non-zero, as `!= 0.0f` does
-      if (dt == DType::Float16) {
+    if (dt == DType::Float16) {  // ±0 are zeros
+      for (size_t i = b; i < e; ++i) {
         uint16_t h;
-        std::memcpy(&h, w.data + 2 * i, 2);
-        nonzero = (h & 0x7FFFu) != 0;
-      } else if (dt == DType::Float32) {
-        uint32_t u;
-        std::memcpy(&u, w.data + 4 * i, 4);
-        nonzero = (u & 0x7FFFFFFFu) != 0;
-      } else {
-        nonzero = w.get_float(i) != 0.0f;
+        std::memcpy(&h, data + 2 * i, 2);
+        const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && (h & 0x7FFFu) != 0);
+        mask[i] = m;
+        nz += m;
       }
-      r.mask[i] = keep[i] && nonzero;
-      nz += r.mask[i];
+    } else if (dt == DType::Float32) {
+      for (size_t i = b; i < e; ++i) {
+        uint32_t u;
+        std::memcpy(&u, data + 4 * i, 4);
+        const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && (u & 0x7FFFFFFFu) != 0);
+        mask[i] = m;
+        nz += m;
+      }
+    } else {
+      for (size_t i = b; i < e; ++i) {
+        const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && w.get_float(i) != 0.0f);  // NaN is non-zero
+        mask[i] = m;
+        nz += m;
+      }
     }
     start[c + 1] = nz;
   });
@@ -390,8 +407,9 @@ PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) 
   // Branch-free compaction (a pruned mask is close to random, so `if (mask)` mispredicts half the
   // time): every element is stored at slot j and j advances only past kept ones; stores past the
   // chunk's last slot (which belongs to the next chunk) go to a scratch slot instead.
-  uint8_t* dst = r.nonzero.bytes.data();
-  parallel_for(chunks, [&](size_t c) {
+  uint8_t* const dst = r.nonzero.bytes.data();
+  parallel_for(chunks, [&, dst, mask, es](size_t c) {
+    const uint8_t* const data = w.data;
     size_t j = start[c];
     const size_t limit = start[c + 1];
     const size_t b = c * kChunk, e = std::min(n, (c + 1) * kChunk);
@@ -399,12 +417,12 @@ PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) 
       uint8_t scratch[2];
       for (size_t i = b; i < e; ++i) {
         uint8_t* to = j < limit ? dst + 2 * j : scratch;
-        std::memcpy(to, w.data + 2 * i, 2);
-        j += r.mask[i];
+        std::memcpy(to, data + 2 * i, 2);
+        j += mask[i];
       }
     } else {
       for (size_t i = b; i < e; ++i)
-        if (r.mask[i]) std::memcpy(dst + es * j++, w.data + es * i, es);
+        if (mask[i]) std::memcpy(dst + es * j++, data + es * i, es);
     }
   });
   r.sparsity = n == 0 ? 0.0 : 1.0 - static_cast<double>(nz) / static_cast<double>(n);

@@ -42,5 +42,7 @@ struct PruneResult {
 };
 // Applies a keep-mask to the weight.
 PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep);
+// Same, reusing `keep`'s storage for the mask.
+PruneResult prune_result(const TensorData& w, std::vector<uint8_t>&& keep);
 
 }  // namespace cmo::kernels

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace cmo {
 
@@ -57,6 +58,17 @@ inline uint16_t float_to_half(float f) {
   }
   uint32_t rounded = absx + 0xFFFu + ((absx >> 13) & 1u);  // round half to even on bit 13
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+}
+
+// All 65,536 halves as floats (built once, 256 KB): a lookup beats the software conversion in
+// loops over every element of a weight.
+inline const float* half_to_float_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t h = 0; h < 65536; ++h) t[h] = half_to_float(static_cast<uint16_t>(h));
+    return t;
+  }();
+  return table.data();
 }
 
 // Element i of a raw fp16 (F16) or fp32 array as float; no alignment assumed (blob data in a

@@ -200,11 +200,8 @@ export async function runFusedPair(
   });
   const dir = path.dirname(output);
   // A fused entry that reports "skipped" means the two-step run would have gone differently.
-  if (results.some((r, k) => r.skipped !== undefined && native.entries[k]!.kind === 'fused')) {
-    discardTempDir(dir);
-    return undefined;
-  }
-
+  // (Rare: those weights are then compressed again by the two passes.)
+  if (results.some((r, k) => r.skipped !== undefined && native.entries[k]!.kind === 'fused')) return fail(dir);
   // A step-1 value that became an immediate changes what step 2 sees: run the steps one by one.
   for (const ran of native.first.values()) {
     if (!ran.chained && results[ran.native]!.outputs.some((o) => o.offset === undefined)) return fail(dir);
