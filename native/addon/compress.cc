@@ -51,6 +51,7 @@ Napi::Value ResultsToJs(Napi::Env env, std::vector<stream::EntryResult>& results
     }
     e.Set("info", info);
     if (!r.skipped.empty()) e.Set("skipped", r.skipped);
+    if (!r.passed_through.empty()) e.Set("passedThrough", r.passed_through);
     out.Set(static_cast<uint32_t>(i), e);
   }
   return out;

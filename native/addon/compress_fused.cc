@@ -2,9 +2,11 @@
 // file (compressModel fuses prune → palettize/quantize with joint_compression this way). Stage 1
 // reads the entry's sources; stage 2 reads stage 1's output blobs (`stageInputs` picks which, in
 // order) from memory, and only stage 2's blobs are written. Stage 1's info comes back prefixed with
-// "stage1.". When the two-step run would have gone differently — stage 1 or 2 leaves the weight as
-// it was, or a value stage 2 reads would have been an immediate (< 10 elements) — the entry is
-// reported as skipped ("fused: ...") and compressModel runs the steps one after the other instead.
+// "stage1.". When stage 2 leaves the weight as it was, stage 1's values are written as the two-step
+// run would copy them ("passedThrough" says why). When the two-step run would have gone otherwise —
+// stage 1 leaves the weight as it was, or a value stage 2 reads would have been an immediate
+// (< 10 elements) — the entry is reported as skipped ("fused: ...") and compressModel runs the
+// steps one after the other instead.
 #include <string>
 
 #include "../util/error.h"
@@ -61,7 +63,21 @@ stream::Transform parse(const Napi::Object& e, const std::shared_ptr<CancelToken
       next.push_back(s);
     }
     stream::TransformOutput two = second(next);
-    if (!two.skipped.empty()) return fallback("stage 2 left the weight as it was (" + two.skipped + ")");
+    if (!two.skipped.empty()) {
+      // The two-step run copies stage 1's values as they are: write them, in the order stage 2
+      // would have read (and copied) them, never deduplicated or inlined (a copy is neither).
+      stream::TransformOutput through;
+      for (size_t idx : inputs) {
+        stream::OutputBlob b = one.blobs[idx];
+        b.inline_if_small = false;
+        b.dedup_shape.clear();
+        through.blobs.push_back(std::move(b));
+      }
+      through.passed_through = two.skipped;
+      two.info.clear();
+      for (auto& [key, values] : one.info) through.info.push_back({"stage1." + key, std::move(values)});
+      return through;
+    }
     for (auto& [key, values] : one.info) two.info.push_back({"stage1." + key, std::move(values)});
     return two;
   };

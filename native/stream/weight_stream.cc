@@ -84,6 +84,7 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
           r.outputs.push_back(std::move(o));
         }
         r.info = std::move(out->info);
+        r.passed_through = std::move(out->passed_through);
       }
       if (out) *out = TransformOutput();  // free the window's memory as we go
       for (const auto& rec : records[i]) input.file().release(rec.data_offset, rec.size_in_bytes);

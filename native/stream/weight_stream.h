@@ -42,6 +42,9 @@ struct TransformOutput {
   std::vector<OutputBlob> blobs;
   Info info;
   std::string skipped;
+  // Set when `blobs` are values passed through unchanged because a later stage of a fused entry
+  // left the weight as it was (the blobs are still written); says why.
+  std::string passed_through;
 };
 
 // One input record of an entry, as a view into the mapping.
@@ -74,6 +77,7 @@ struct EntryResult {
   std::vector<EntryOutput> outputs;
   Info info;
   std::string skipped;
+  std::string passed_through;  // see TransformOutput
 };
 
 struct StreamOptions {

@@ -8,10 +8,12 @@
  * reads a step-1 output becomes a native "fused" entry (stage 1 → stage 2 in memory, see
  * native/addon/compress_fused.cc); the others read the original blobs directly. After the single
  * native job, both steps are planned again on a fresh copy with the real step-1 figures and must
- * plan the same entries; then both rewrites run with the real results. Whenever the two-step run
- * could differ (a stage leaves a weight as it was, a value would be an immediate, a plan that does
- * not map onto one pass), runFusedPair returns undefined and compressModel runs the steps one
- * after the other. A test checks the fused output equals the sequential one byte for byte.
+ * plan the same entries; then both rewrites run with the real results. A weight step 2 leaves as it
+ * was (e.g. channels not divisible by group_size) keeps step 1's values, written where step 2 would
+ * have copied them. Whenever the two-step run could differ otherwise (step 1 leaves a weight as it
+ * was, a value would be an immediate, a plan that does not map onto one pass), runFusedPair returns
+ * undefined and compressModel runs the steps one after the other. A test checks the fused output
+ * equals the sequential one byte for byte.
  */
 import fs from 'node:fs';
 import type { Model } from '../model.js';
@@ -222,6 +224,8 @@ export async function runFusedPair(
     if (s.how === 'direct') {
       const info: Record<string, number[]> = {};
       for (const [k, v] of Object.entries(r.info)) if (!k.startsWith('stage1.')) info[k] = v;
+      // Step 2 left this weight as it was: its values (stage 1's) were written where step 2 would have copied them.
+      if (r.passedThrough !== undefined) return { outputs: r.outputs, info: {}, skipped: r.passedThrough };
       return { ...r, info };
     }
     return { outputs: [r.outputs[s.output]!], info: {} };

@@ -31,6 +31,8 @@ export interface CompressResult {
   info: Record<string, number[]>;
   /** Set when the transform left the weight as it was (the record was copied); says why. */
   skipped?: string;
+  /** A fused entry whose second stage left the weight as it was: `outputs` are stage 1's values, written as they are; says why. */
+  passedThrough?: string;
 }
 
 interface CompressAddon {

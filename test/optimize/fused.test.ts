@@ -96,13 +96,29 @@ describe('fused prune → joint step (one pass)', () => {
     expect(fused.steps[1]!.weights.filter((w) => w.status === 'compressed').length).toBeGreaterThan(3);
   });
 
-  it('falls back to two passes where a stage leaves weights as they were at run time, and still matches', async () => {
-    // group_size 3 divides none of most weights' channel counts: the palettize step skips those
-    // natively, so the fused chain cannot stand in for the two steps.
+  it('a weight the second step leaves as it was keeps the pruned values, still in one pass and the same bytes', async () => {
+    // group_size 3 divides none of most weights' channel counts: palettize skips those natively,
+    // and the two-step run copies their pruned form (as SDXL's conv_out.weight with gs16).
     const plan = { steps: [prune({ target_sparsity: 0.5 }), palettize({ global_config: { nbits: 4, granularity: 'per_grouped_channel', group_size: 3 } })] };
     const fused = await expectSameAsSequential(await goldenSource('src_a_ios18.mlpackage'), plan);
-    expect(fused.passes).toBe(2);
+    expect(fused.passes).toBe(1);
     expect(fused.steps[1]!.weights.filter((w) => /not divisible by group_size 3/.test(w.detail)).length).toBe(5);
+  });
+
+  it('falls back to two passes when the first step leaves weights as they were at run time, and still matches', async () => {
+    // minimum_sparsity_percentile: the threshold pruner leaves a weight dense when it would prune
+    // too little, so the second step sees a plain const there — not what one pass planned.
+    const plan = {
+      steps: [
+        { api: 'prune', config: { config_type: 'OpThresholdPrunerConfig', global_config: { threshold: 0.01, minimum_sparsity_percentile: 0.3 } } },
+        palettize({ global_config: { nbits: 4 } }),
+      ],
+    };
+    const fused = await expectSameAsSequential(await goldenSource('src_a_ios18.mlpackage'), plan);
+    expect(fused.passes).toBe(2);
+    const kept = fused.steps[0]!.weights.filter((w) => /minimum_sparsity_percentile/.test(w.detail)).length;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(7);
   });
 
   it('a custom LUT function is never fused (it reads weights in JS)', async () => {
