@@ -352,6 +352,26 @@ std::vector<uint8_t> threshold_prune_mask(const TensorData& w, double threshold)
   return keep;
 }
 
+namespace {
+
+// mask[i] &= (element i is not ±0), on the raw IEEE bits (sign bit ignored; NaN counts as non-zero
+// like `!= 0.0f`). Returns the ones left in [b, e).
+template <class Bits>
+size_t and_nonzero_bits(uint8_t* mask, const uint8_t* data, size_t b, size_t e) {
+  constexpr Bits kMagnitude = static_cast<Bits>(static_cast<Bits>(~Bits{0}) >> 1);  // 0x7FFF, 0x7FFFFFFF
+  size_t nz = 0;
+  for (size_t i = b; i < e; ++i) {
+    Bits u;
+    std::memcpy(&u, data + sizeof(Bits) * i, sizeof(Bits));
+    const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && (u & kMagnitude) != 0);
+    mask[i] = m;
+    nz += m;
+  }
+  return nz;
+}
+
+}  // namespace
+
 PruneResult prune_result(const TensorData& w, const std::vector<uint8_t>& keep) {
   return prune_result(w, std::vector<uint8_t>(keep));
 }
@@ -376,21 +396,9 @@ PruneResult prune_result(const TensorData& w, std::vector<uint8_t>&& keep) {
     const size_t b = c * kChunk, e = std::min(n, (c + 1) * kChunk);
     size_t nz = 0;
     if (dt == DType::Float16) {  // ±0 are zeros
-      for (size_t i = b; i < e; ++i) {
-        uint16_t h;
-        std::memcpy(&h, data + 2 * i, 2);
-        const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && (h & 0x7FFFu) != 0);
-        mask[i] = m;
-        nz += m;
-      }
+      nz = and_nonzero_bits<uint16_t>(mask, data, b, e);
     } else if (dt == DType::Float32) {
-      for (size_t i = b; i < e; ++i) {
-        uint32_t u;
-        std::memcpy(&u, data + 4 * i, 4);
-        const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && (u & 0x7FFFFFFFu) != 0);
-        mask[i] = m;
-        nz += m;
-      }
+      nz = and_nonzero_bits<uint32_t>(mask, data, b, e);
     } else {
       for (size_t i = b; i < e; ++i) {
         const uint8_t m = static_cast<uint8_t>(mask[i] != 0 && w.get_float(i) != 0.0f);  // NaN is non-zero
