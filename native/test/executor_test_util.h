@@ -9,23 +9,21 @@
 
 namespace cmo::exec::testing {
 
-inline ValueDesc floats(Shape shape, const std::vector<float>& v) {
+// A value holding `count` 4-byte elements copied from `src`.
+inline ValueDesc four_byte_value(const char* dtype, ValueDesc::Encoding encoding, Shape shape, const void* src, size_t count) {
   ValueDesc d;
-  d.dtype = "fp32";
+  d.dtype = dtype;
   d.shape = std::move(shape);
-  d.encoding = ValueDesc::Encoding::Floats;
-  d.bytes.resize(v.size() * 4);
-  std::memcpy(d.bytes.data(), v.data(), d.bytes.size());
+  d.encoding = encoding;
+  d.bytes.resize(count * 4);
+  if (count) std::memcpy(d.bytes.data(), src, d.bytes.size());
   return d;
 }
+inline ValueDesc floats(Shape shape, const std::vector<float>& v) {
+  return four_byte_value("fp32", ValueDesc::Encoding::Floats, std::move(shape), v.data(), v.size());
+}
 inline ValueDesc ints(Shape shape, const std::vector<int32_t>& v) {
-  ValueDesc d;
-  d.dtype = "int32";
-  d.shape = std::move(shape);
-  d.encoding = ValueDesc::Encoding::Ints;
-  d.bytes.resize(v.size() * 4);
-  std::memcpy(d.bytes.data(), v.data(), d.bytes.size());
-  return d;
+  return four_byte_value("int32", ValueDesc::Encoding::Ints, std::move(shape), v.data(), v.size());
 }
 inline ValueDesc ints1(const std::vector<int32_t>& v) { return ints({static_cast<int64_t>(v.size())}, v); }
 inline ValueDesc scalar_i(int32_t v) { return ints({}, {v}); }

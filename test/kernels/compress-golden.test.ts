@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { KernelTensor } from '../../src/kernels/decompress.js';
 import { pruneTensor, type PruneRequest } from '../../src/kernels/prune.js';
 import { quantizeTensor, toAffineDequantizeParams, type QuantDType } from '../../src/kernels/quantize.js';
-import { bytesOf, goldenDir, loadGoldenPackage, loadSidecar, unpackLsb, type GoldenPackage } from './golden-package.js';
+import { bytesOf, goldenDir, loadGoldenPackage, loadSidecar, unpackLsb, type GoldenOp, type GoldenPackage, type Sidecar } from './golden-package.js';
 
 const names = readdirSync(goldenDir).filter((f) => f.endsWith('.mlpackage')).map((f) => f.replace(/\.mlpackage$/, ''));
 const qPackages = names.filter((n) => n.startsWith('q_')).sort();
@@ -61,19 +61,33 @@ function outputAxis(pkgName: string, weightName: string): number {
   return w?.consumers.some((c) => c.startsWith('mm') && c.endsWith('.y')) ? -1 : 0;
 }
 
+/**
+ * Runs `check` on every compressed op of a golden package with the source const it came from
+ * (the op name minus `suffix`) and the package's global config; returns how many ops were checked.
+ */
+async function forEachGoldenOp(
+  pkgName: string, suffix: RegExp,
+  check: (op: GoldenOp, w: KernelTensor, cfg: Sidecar['steps'][number]['config']['global_config']) => Promise<void>,
+): Promise<number> {
+  const cfg = loadSidecar(pkgName).steps[0]!.config.global_config;
+  const src = source(pkgName);
+  let checked = 0;
+  for (const op of loadGoldenPackage(pkgName).ops) {
+    const constName = op.name.replace(suffix, '');
+    const w = src.consts.get(constName);
+    expect(w, `${pkgName}: source const ${constName}`).toBeDefined();
+    await check(op, w!, cfg);
+    checked++;
+  }
+  return checked;
+}
+
 describe('quantizeTensor reproduces the golden q_* packages', () => {
   for (const pkgName of qPackages) {
     it(pkgName, async () => {
-      const cfg = loadSidecar(pkgName).steps[0]!.config.global_config;
-      const pkg = loadGoldenPackage(pkgName);
-      const src = source(pkgName);
-      let checked = 0;
-      for (const op of pkg.ops) {
-        const constName = op.name.replace(/_quantized$/, '');
-        const w = src.consts.get(constName);
-        expect(w, `${pkgName}: source const ${constName}`).toBeDefined();
+      const checked = await forEachGoldenOp(pkgName, /_quantized$/, async (op, w, cfg) => {
         const r = await quantizeTensor({
-          data: weightData(w!), shape: w!.shape,
+          data: weightData(w), shape: w.shape,
           mode: cfg.mode.toLowerCase(), quantDtype: cfg.dtype as QuantDType, granularity: cfg.granularity,
           blockSize: cfg.block_size, axis: outputAxis(pkgName, op.outputs[0]!),
         });
@@ -93,8 +107,7 @@ describe('quantizeTensor reproduces the golden q_* packages', () => {
           expect(a.paramShape).toEqual(p.zero_point!.shape);
           expect(a.axis).toBe(new Int32Array(bytesOf(p.axis!).slice().buffer)[0]);
         }
-        checked++;
-      }
+      });
       expect(checked).toBe(7);
     });
   }
@@ -103,13 +116,7 @@ describe('quantizeTensor reproduces the golden q_* packages', () => {
 describe('pruneTensor reproduces the golden prune_* packages', () => {
   for (const pkgName of prunePackages) {
     it(pkgName, async () => {
-      const cfg = loadSidecar(pkgName).steps[0]!.config.global_config;
-      const pkg = loadGoldenPackage(pkgName);
-      const src = source(pkgName);
-      let checked = 0;
-      for (const op of pkg.ops) {
-        const constName = op.name.replace(/_sparsified$/, '');
-        const w = src.consts.get(constName)!;
+      const checked = await forEachGoldenOp(pkgName, /_sparsified$/, async (op, w, cfg) => {
         const base = { data: weightData(w), shape: w.shape };
         let req: PruneRequest;
         if (cfg.threshold !== undefined) req = { ...base, kind: 'threshold', threshold: cfg.threshold, minimumSparsity: cfg.minimum_sparsity_percentile };
@@ -121,8 +128,7 @@ describe('pruneTensor reproduces the golden prune_* packages', () => {
         const p = op.params as Record<string, KernelTensor>;
         expectSame(r.maskPackedLsb, bytesOf(p.mask!), `${pkgName} ${op.name} mask`);
         expectSame(bytesOfArray(r.nonzero), bytesOf(p.nonzero_data!), `${pkgName} ${op.name} nonzero_data`);
-        checked++;
-      }
+      });
       expect(checked).toBeGreaterThan(0);
     });
   }
