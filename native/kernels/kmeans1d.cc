@@ -1,5 +1,8 @@
 #include "kmeans1d.h"
 
+#include "kmeans1d_cost.h"
+#include "kmeans1d_penalized.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -19,39 +22,6 @@
 namespace cmo::kernels {
 
 namespace {
-
-// Prefix sums exactly as kmeans1d's WeightedCostCalculator builds them (same operation order), so
-// interval costs are bit-identical to coremltools' for the same input.
-struct CostTable {
-  std::vector<double> cumw, cumsum, cumsum2;
-
-  CostTable() = default;
-  CostTable(const double* x, const double* w, size_t n) { build(x, w, n); }
-  void build(const double* x, const double* w, size_t n) {
-    cumw.resize(n + 1);
-    cumsum.resize(n + 1);
-    cumsum2.resize(n + 1);
-    cumw[0] = cumsum[0] = cumsum2[0] = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-      double wi = w ? w[i] : 1.0;
-      cumw[i + 1] = wi + cumw[i];
-      cumsum[i + 1] = wi * x[i] + cumsum[i];
-      cumsum2[i + 1] = wi * x[i] * x[i] + cumsum2[i];
-    }
-  }
-  double weight(size_t i, size_t j) const { return i <= j ? cumw[j + 1] - cumw[i] : 0.0; }
-  // Sum of squared deviations of values i..j (inclusive) from their weighted mean.
-  double cost(size_t i, size_t j) const {
-    if (j < i) return 0.0;
-    double w = cumw[j + 1] - cumw[i];
-    double s1 = cumsum[j + 1] - cumsum[i];
-    double mu = s1 / w;
-    double r = cumsum2[j + 1] - cumsum2[i];
-    r += w * (mu * mu);
-    r -= (2 * mu) * s1;
-    return r;
-  }
-};
 
 // Matrix entry C(i, j) of DP layer m: best cost of values 0..i when the last cluster starts at j.
 // kmeans1d's "min trick" (column j−1 clamped to i, j = 0 reading column i) keeps the implicit n×n
@@ -585,6 +555,67 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
   return r;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Lagrangian search (default). OPT(c) is convex in c, so the penalized optimum for penalty λ has
+// c(λ) clusters with c nonincreasing in λ, and every solve yields an exact point (c, OPT(c)) of the
+// lower convex hull. λ starts at the high-resolution estimate of the marginal OPT(k−1) − OPT(k)
+// and moves by the power law until k is bracketed, then by the chord slope of the bracket, which
+// either lands strictly inside it or shows k lies on a hull edge (no λ gives k: fallback).
+
+// High-resolution quantization (Panter–Dite): OPT(c) ≈ (Σ_j (w_j·gap_j²)^(1/3))³ / (12·c²), so the
+// marginal at k is ≈ 2·OPT(k)/k. Sampled on ~1,024 values: an estimate only sets the first λ.
+double initial_lambda(const double* x, const CostTable& ct, size_t n, size_t k) {
+  const size_t stride = std::max<size_t>(1, n / 1024);
+  double g = 0;
+  for (size_t j = 0; j < n; j += stride) {
+    double lo = j > 0 ? x[j - 1] : x[j], hi = j + 1 < n ? x[j + 1] : x[j];
+    double gap = 0.5 * (hi - lo);
+    g += std::cbrt(ct.weight(j, j) * gap * gap);
+  }
+  g *= static_cast<double>(stride);
+  const double kd = static_cast<double>(k);
+  return g * g * g / (6.0 * kd * kd * kd);
+}
+
+constexpr int kLagrangianRounds = 12;
+
+template <class Index>
+Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
+  thread_local CostTable ct;
+  thread_local PenalizedDp dp;
+  thread_local PenalizedSegmentation seg;
+  ct.build(x, w, n);
+  double lambda = initial_lambda(x, ct, n, k);
+  size_t lo_c = 0, hi_c = 0;  // bracket: fewest clusters above k, most below k (0 = none yet)
+  double lo_cost = 0, hi_cost = 0;
+  bool chord = false;
+  for (int round = 0; round < kLagrangianRounds && std::isfinite(lambda) && lambda > 0; ++round) {
+    poll(cancelled);
+    dp.solve(ct, n, lambda, seg);
+    const size_t c = seg.clusters;
+    if (c == k) {
+      Kmeans1dResult r;
+      backtrack(x, ct, n, k, [&](size_t m, size_t) { return seg.starts[m]; }, r);
+      r.lagrangian = true;
+      return r;
+    }
+    if (chord && (c == lo_c || c == hi_c)) break;  // k lies on a hull edge: no λ gives k clusters
+    if (c < k && (lo_c == 0 || c > lo_c)) lo_c = c, lo_cost = seg.cost;
+    if (c > k && (hi_c == 0 || c < hi_c)) hi_c = c, hi_cost = seg.cost;
+    if (lo_c != 0 && hi_c != 0) {
+      lambda = (lo_cost - hi_cost) / static_cast<double>(hi_c - lo_c);
+      chord = true;
+    } else {
+      // Power law OPT(c) ∝ c^−2: the marginal scales as c^−3. Clamped so a poor estimate still moves.
+      double ratio = static_cast<double>(c) / static_cast<double>(k);
+      lambda *= std::min(8.0, std::max(0.125, ratio * ratio * ratio));
+    }
+  }
+  Kmeans1dResult r = solve_pruned<Index>(x, w, n, k, cancelled);
+  return r;
+}
+
 }  // namespace
 
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
@@ -592,7 +623,7 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
   check_input(values, weights, n, k);
   k = std::min(k, n);
   double table_bytes = static_cast<double>(k) * static_cast<double>(n) * (n <= 65536 ? 2.0 : 4.0);
-  if (algo != Kmeans1dAlgorithm::kPruned && table_bytes > 2.0 * 1024 * 1024 * 1024)
+  if (algo != Kmeans1dAlgorithm::kPruned && algo != Kmeans1dAlgorithm::kLagrangian && table_bytes > 2.0 * 1024 * 1024 * 1024)
     throw Error("EINVAL", "kmeans1d: k·n too large (" + std::to_string(k) + " clusters × " + std::to_string(n) +
                               " distinct values needs a " + std::to_string(static_cast<long long>(table_bytes / 1048576)) +
                               " MiB table)");
@@ -607,7 +638,11 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
     if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k, cancelled);
     return solve_smawk<uint32_t>(values, weights, n, k, cancelled);
   }
-  if (algo == Kmeans1dAlgorithm::kPruned && k >= 2) {
+  if (algo == Kmeans1dAlgorithm::kLagrangian && k >= 2) {
+    if (n <= 65536) return solve_lagrangian<uint16_t>(values, weights, n, k, cancelled);
+    return solve_lagrangian<uint32_t>(values, weights, n, k, cancelled);
+  }
+  if ((algo == Kmeans1dAlgorithm::kPruned || algo == Kmeans1dAlgorithm::kLagrangian) && k >= 2) {
     if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k, cancelled);
     return solve_pruned<uint32_t>(values, weights, n, k, cancelled);
   }

@@ -7,10 +7,13 @@
 // centroids its incremental weighted mean, so where coremltools uses kmeans1d we produce the same
 // LUT and indices bit for bit (test/kernels/palettize.test.ts checks the coremltools 9.0 golden
 // files: 1-8 bit per tensor, gs32, per-channel scale).
-// Default algorithm (kPruned): divide-and-conquer row minima with a vectorized window scan (a
-// Knuth–Yao descending sweep for the later layers of large-k DPs), rows pruned by a Lloyd upper
-// bound, prefix/suffix halves joined at the best split; SMAWK and plain D&C are kept as
-// alternatives, and an O(k·n²) scalar DP is the test oracle.
+// Default algorithm (kLagrangian): a search over the penalty λ of the penalized DP
+// (kmeans1d_penalized.h) until its optimum has exactly k clusters — a few O(n) passes whatever k
+// is. Where no λ gives k clusters (ties on the convex hull of OPT(c)) it falls back to kPruned:
+// divide-and-conquer row minima with a vectorized window scan (a Knuth–Yao descending sweep for the
+// later layers of large-k DPs), rows pruned by a Lloyd upper bound, prefix/suffix halves joined at
+// the best split. SMAWK and plain D&C are kept as alternatives, and an O(k·n²) scalar DP is the
+// test oracle.
 //
 // Input histograms: fp16 weights become a histogram over the 65,536 bit patterns (no sort);
 // fp32 weights are sorted and de-duplicated. ±0 are one value; NaN/Inf raise cmo::Error.
@@ -26,10 +29,13 @@ struct Kmeans1dResult {
   std::vector<double> centroids;     // k_eff = min(k, n) weighted means, ascending
   std::vector<uint32_t> assignment;  // cluster of each input value (same order as the input)
   double cost = 0;                   // Σ w·(x − centroid)², computed after the fact in double
+  bool lagrangian = false;           // solved by the λ search (not its layered-DP fallback)
 };
 
 enum class Kmeans1dAlgorithm {
-  kPruned,         // default: kDivideConquer rows, pruned by an upper bound from Lloyd on the
+  kLagrangian,     // default: penalized DP, λ searched until the optimum has k clusters (a few
+                   // O(n) passes); kPruned when no λ does
+  kPruned,         // kDivideConquer rows, pruned by an upper bound from Lloyd on the
                    // histogram, prefix/suffix halves joined at the best split (2-3× fewer cells)
   kDivideConquer,  // monotone row minima by divide and conquer with Knuth's lower bound from
                    // the previous layer; O(k·n·log n) worst case but a branch-free, vectorized
@@ -40,13 +46,13 @@ enum class Kmeans1dAlgorithm {
 // Returns true when the caller wants the work abandoned (polled once per DP layer).
 using CancelCheck = std::function<bool()>;
 
-// values: strictly ascending, weights: > 0 (nullptr = all 1). kPruned uses O(n) memory: a (k−2)×n
+// values: strictly ascending, weights: > 0 (nullptr = all 1). kLagrangian and kPruned use O(n) memory: a (k−2)×n
 // uint16/uint32 argmin table for backtracking only while it fits in 4 MB, otherwise two rolling
 // rows and a recursion on the halves. kDivideConquer and kSmawk always keep the (k−1)×n table.
 // Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big;
 // cmo::Cancelled when `cancelled` returns true (checked between DP layers).
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
-                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kPruned,
+                               Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kLagrangian,
                                const CancelCheck& cancelled = {});
 
 // Scalar brute-force reference: the textbook DP, every admissible column scanned (O(k·n²); test oracle).

@@ -127,7 +127,7 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
       }
     } else {
       Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k,
-                                         Kmeans1dAlgorithm::kPruned, cancelled);
+                                         Kmeans1dAlgorithm::kLagrangian, cancelled);
       for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = half_to_float(double_to_half(r.centroids[c]));
       for (size_t i = 0; i < n; ++i) s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(r.assignment[i]);
     }
@@ -151,7 +151,7 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
       for (size_t i = 0; i < g.count; ++i) idx[i] = static_cast<uint8_t>(s.inverse[i]);
     } else {
       Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k,
-                                         Kmeans1dAlgorithm::kPruned, cancelled);
+                                         Kmeans1dAlgorithm::kLagrangian, cancelled);
       for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = static_cast<float>(r.centroids[c]);
       for (size_t i = 0; i < g.count; ++i) idx[i] = static_cast<uint8_t>(r.assignment[s.inverse[i]]);
     }

@@ -1,5 +1,6 @@
-// Exact 1-D k-means: SMAWK fast path vs an independent O(k·n²) brute-force DP written here, plus
-// the scalar reference in the library, known answers and adversarial inputs.
+// Exact 1-D k-means: the Lagrangian search (default), the pruned, divide-and-conquer and SMAWK
+// DPs vs an independent O(k·n²) brute-force DP written here, plus the scalar reference in the
+// library, known answers and adversarial inputs.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -118,6 +119,7 @@ TEST(fast_paths_equal_bruteforce_and_oracle_on_random_inputs) {
     for (size_t k = 1; k <= n; ++k) {
       ++cases;
       Kmeans1dResult fast = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k);
+      Kmeans1dResult pruned = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k, Kmeans1dAlgorithm::kPruned);
       Kmeans1dResult smawk = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k, Kmeans1dAlgorithm::kSmawk);
       Kmeans1dResult dc = kmeans1d_sorted(x.data(), weighted ? w.data() : nullptr, n, k, Kmeans1dAlgorithm::kDivideConquer);
       Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), weighted ? w.data() : nullptr, n, k);
@@ -127,7 +129,12 @@ TEST(fast_paths_equal_bruteforce_and_oracle_on_random_inputs) {
       bool tie = std::fabs(fast.cost - ref.cost) <= 1e-12 * (1 + std::fabs(ref.cost)) && kind == 1;
       if ((fast.assignment != ref.assignment || fast.centroids != ref.centroids) && !tie) {
         ++mismatch_ref;
-        std::printf("pruned mismatch trial %d n %zu k %zu costs %.17g %.17g\n", trial, n, k, fast.cost, ref.cost);
+        std::printf("default mismatch trial %d n %zu k %zu costs %.17g %.17g\n", trial, n, k, fast.cost, ref.cost);
+      }
+      bool pruned_tie = std::fabs(pruned.cost - ref.cost) <= 1e-12 * (1 + std::fabs(ref.cost)) && kind == 1;
+      if ((pruned.assignment != ref.assignment || pruned.centroids != ref.centroids) && !pruned_tie) {
+        ++mismatch_ref;
+        std::printf("pruned mismatch trial %d n %zu k %zu costs %.17g %.17g\n", trial, n, k, pruned.cost, ref.cost);
       }
       bool dc_tie = std::fabs(dc.cost - ref.cost) <= 1e-12 * (1 + std::fabs(ref.cost)) && kind == 1;
       if ((dc.assignment != ref.assignment || dc.centroids != ref.centroids) && !dc_tie) {
@@ -164,6 +171,7 @@ TEST(fast_paths_equal_reference_on_larger_inputs) {
     for (double& wi : w) wi = static_cast<double>(1 + rng() % 100000);
     for (size_t k : {2, 3, 7, 16, 64, 128}) {  // 64, 128: later layers use the Knuth–Yao sweep
       Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), n, k);
+      Kmeans1dResult pruned = kmeans1d_sorted(x.data(), w.data(), n, k, Kmeans1dAlgorithm::kPruned);
       Kmeans1dResult smawk = kmeans1d_sorted(x.data(), w.data(), n, k, Kmeans1dAlgorithm::kSmawk);
       Kmeans1dResult dc = kmeans1d_sorted(x.data(), w.data(), n, k, Kmeans1dAlgorithm::kDivideConquer);
       Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), w.data(), n, k);
@@ -171,6 +179,8 @@ TEST(fast_paths_equal_reference_on_larger_inputs) {
       CHECK(dc.centroids == ref.centroids);
       CHECK(fast.assignment == ref.assignment);
       CHECK(fast.centroids == ref.centroids);
+      CHECK(pruned.assignment == ref.assignment);
+      CHECK(pruned.centroids == ref.centroids);
       CHECK(smawk.assignment == ref.assignment);
       CHECK(smawk.centroids == ref.centroids);
     }
@@ -188,13 +198,60 @@ TEST(large_k_recursion_matches_table_dp) {
     std::vector<double> x = random_sorted_distinct(rng, c.n, c.kind);
     std::vector<double> w(c.n);
     for (double& wi : w) wi = static_cast<double>(1 + rng() % 5000);
-    Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), c.n, c.k);
+    Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), c.n, c.k, Kmeans1dAlgorithm::kPruned);
     Kmeans1dResult dc = kmeans1d_sorted(x.data(), w.data(), c.n, c.k, Kmeans1dAlgorithm::kDivideConquer);
+    Kmeans1dResult lagrangian = kmeans1d_sorted(x.data(), w.data(), c.n, c.k);
     CHECK(fast.assignment == dc.assignment);
     CHECK(fast.centroids == dc.centroids);
     CHECK_EQ(fast.centroids.size(), c.k);
     CHECK_NEAR(fast.cost, dc.cost, 1e-12 * dc.cost);
+    CHECK(lagrangian.assignment == dc.assignment);
+    CHECK(lagrangian.centroids == dc.centroids);
   }
+}
+
+// Weight-like data (fp16 Gaussian groups, as palettization sees them): the λ search must find
+// k clusters itself — not pass every group to the layered fallback — and give the layered DP's
+// segmentation, bit for bit.
+TEST(lagrangian_search_solves_weight_groups) {
+  std::mt19937_64 rng(5);
+  int solved = 0, cases = 0;
+  for (size_t fan_in : {320, 1280, 11520}) {
+    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
+    for (size_t k : {16, 64, 256}) {
+      std::vector<uint16_t> h(16 * fan_in);
+      for (uint16_t& v : h) v = double_to_half(nd(rng));
+      Fp16Histogram hist;
+      hist.add(h.data(), h.size());
+      DistinctValues d;
+      hist.distinct(d, nullptr);
+      const size_t n = d.values.size();
+      Kmeans1dResult lagrangian = kmeans1d_sorted(d.values.data(), d.counts.data(), n, k);
+      Kmeans1dResult dc = kmeans1d_sorted(d.values.data(), d.counts.data(), n, k, Kmeans1dAlgorithm::kDivideConquer);
+      ++cases;
+      solved += lagrangian.lagrangian;
+      CHECK(lagrangian.assignment == dc.assignment);
+      CHECK(lagrangian.centroids == dc.centroids);
+    }
+  }
+  CHECK_EQ(solved, cases);
+}
+
+// Evenly spaced unit-weight values: OPT(4) = 8, OPT(5) = 5.5, OPT(6) = 3 for 12 values lie on one
+// line, so no penalty gives exactly 5 clusters. The search must notice and fall back to the
+// layered DP (and still return the optimum).
+TEST(lagrangian_falls_back_when_k_is_on_a_hull_edge) {
+  std::vector<double> x(12);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i);
+  Kmeans1dResult r = kmeans1d_sorted(x.data(), nullptr, x.size(), 5);
+  Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), nullptr, x.size(), 5);
+  CHECK(!r.lagrangian);
+  CHECK_EQ(r.centroids.size(), size_t{5});
+  CHECK_NEAR(r.cost, 5.5, 1e-12);
+  CHECK_NEAR(ref.cost, 5.5, 1e-12);
+  Kmeans1dResult four = kmeans1d_sorted(x.data(), nullptr, x.size(), 4);
+  CHECK(four.lagrangian);  // a hull vertex: found by the search
+  CHECK_NEAR(four.cost, 8.0, 1e-12);
 }
 
 TEST(k_one_and_k_n) {

@@ -328,7 +328,7 @@ TEST(cancellation_is_polled_inside_a_single_group_dp) {
   p.threads = 1;
   int polls = 0;
   PalettizeHooks hooks;
-  hooks.cancelled = [&] { return ++polls > 3; };
+  hooks.cancelled = [&] { return ++polls > 1; };
   bool cancelled = false;
   try {
     palettize_tensor(v, p, hooks);
@@ -336,13 +336,14 @@ TEST(cancellation_is_polled_inside_a_single_group_dp) {
     cancelled = true;
   }
   CHECK(cancelled);
-  CHECK_EQ(polls, 4);
-  // Never cancelled: the same weight completes, polled once per group plus once per DP layer.
+  CHECK_EQ(polls, 2);
+  // Never cancelled: the same weight completes, polled once per group plus once per λ round
+  // (or DP layer, in the layered fallback).
   polls = 0;
   hooks.cancelled = [&] { return ++polls < 0; };
   PalettizeResult r = palettize_tensor(v, p, hooks);
   CHECK(!r.skipped);
-  CHECK(polls > 200);
+  CHECK(polls >= 2);
 }
 
 TEST(vector_kmeans_deterministic_per_seed_and_thread_count) {

@@ -1,0 +1,47 @@
+// Interval costs of weighted 1-D k-means from prefix sums, shared by the layered DPs
+// (kmeans1d.cc) and the penalized DP (kmeans1d_penalized.cc) so both compute identical bits.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+// Bit-for-bit agreement with kmeans1d (and between machines) needs a*b+c evaluated as two roundings.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
+namespace cmo::kernels {
+
+// Prefix sums exactly as kmeans1d's WeightedCostCalculator builds them (same operation order), so
+// interval costs are bit-identical to coremltools' for the same input.
+struct CostTable {
+  std::vector<double> cumw, cumsum, cumsum2;
+
+  CostTable() = default;
+  CostTable(const double* x, const double* w, size_t n) { build(x, w, n); }
+  void build(const double* x, const double* w, size_t n) {
+    cumw.resize(n + 1);
+    cumsum.resize(n + 1);
+    cumsum2.resize(n + 1);
+    cumw[0] = cumsum[0] = cumsum2[0] = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      double wi = w ? w[i] : 1.0;
+      cumw[i + 1] = wi + cumw[i];
+      cumsum[i + 1] = wi * x[i] + cumsum[i];
+      cumsum2[i + 1] = wi * x[i] * x[i] + cumsum2[i];
+    }
+  }
+  double weight(size_t i, size_t j) const { return i <= j ? cumw[j + 1] - cumw[i] : 0.0; }
+  // Sum of squared deviations of values i..j (inclusive) from their weighted mean.
+  double cost(size_t i, size_t j) const {
+    if (j < i) return 0.0;
+    double w = cumw[j + 1] - cumw[i];
+    double s1 = cumsum[j + 1] - cumsum[i];
+    double mu = s1 / w;
+    double r = cumsum2[j + 1] - cumsum2[i];
+    r += w * (mu * mu);
+    r -= (2 * mu) * s1;
+    return r;
+  }
+};
+
+}  // namespace cmo::kernels
