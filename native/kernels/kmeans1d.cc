@@ -115,27 +115,38 @@ void check_input(const double* values, const double* weights, size_t n, size_t k
 }
 
 // Walks the argmin table back from the last value, computing centroids the way kmeans1d does.
+// Each centroid is a running weighted mean — a chain of dependent divisions per cluster — so the
+// clusters advance in lockstep (independent chains overlap; same operations per cluster: same bits).
 template <class Argmin>
 void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const Argmin& argmin_at, Kmeans1dResult& r) {
   r.centroids.assign(k, 0.0);
   r.assignment.assign(n, 0);
+  std::vector<size_t> first(k, 0), end(k, 0);  // cluster m covers [first[m], end[m])
   size_t t = n;
   size_t m = k;
   size_t last = n - 1;
   while (m > 0 && t > 0) {
     --m;
-    size_t t_end = t;
     size_t start = m == 0 ? 0 : argmin_at(m, last);
-    if (start > t_end) start = t_end;  // empty cluster (degenerate ties only): keep the bound
-    double centroid = 0.0;
-    for (size_t i = start; i < t_end; ++i) {
-      r.assignment[i] = static_cast<uint32_t>(m);
-      centroid += (x[i] - centroid) * ct.weight(i, i) / ct.weight(start, i);
-    }
-    r.centroids[m] = centroid;
+    if (start > t) start = t;  // empty cluster (degenerate ties only): keep the bound
+    first[m] = start;
+    end[m] = t;
+    std::fill(r.assignment.begin() + static_cast<std::ptrdiff_t>(start), r.assignment.begin() + static_cast<std::ptrdiff_t>(t),
+              static_cast<uint32_t>(m));
     t = start;
     if (start == 0) break;
     last = start - 1;
+  }
+  std::vector<size_t> active;  // clusters with values left, longest first
+  for (size_t c = 0; c < k; ++c)
+    if (end[c] > first[c]) active.push_back(c);
+  std::sort(active.begin(), active.end(), [&](size_t a, size_t b) { return end[a] - first[a] > end[b] - first[b]; });
+  for (size_t step = 0; !active.empty(); ++step) {
+    while (!active.empty() && end[active.back()] - first[active.back()] <= step) active.pop_back();
+    for (size_t c : active) {
+      const size_t i = first[c] + step;
+      r.centroids[c] += (x[i] - r.centroids[c]) * ct.weight(i, i) / ct.weight(first[c], i);
+    }
   }
   // Final cost from the chosen segmentation (cheap; independent of the DP's rounding).
   double cost = 0;
@@ -341,14 +352,15 @@ Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k, co
 // Lloyd iterations on the histogram from segment starts (start[0] = 0, start[k] = n, strictly
 // increasing): returns the cost of the segmentation reached, an upper bound on OPT(k). Prefix sums
 // make an iteration O(k log n).
-double lloyd_refine(const double* x, const CostTable& ct, size_t n, size_t k, std::vector<size_t>& start) {
+double lloyd_refine(const double* x, const CostTable& ct, size_t n, size_t k, std::vector<size_t>& start,
+                    int max_iterations = 50) {
   auto fix = [&] {  // strictly increasing, room for every cluster
     for (size_t c = 1; c < k; ++c) start[c] = std::max(start[c], start[c - 1] + 1);
     for (size_t c = k - 1; c >= 1; --c) start[c] = std::min(start[c], start[c + 1] - 1);
   };
   fix();
   std::vector<double> mu(k);
-  for (int it = 0; it < 50; ++it) {
+  for (int it = 0; it < max_iterations; ++it) {
     for (size_t c = 0; c < k; ++c) {
       size_t a = start[c], b = start[c + 1] - 1;
       mu[c] = (ct.cumsum[b + 1] - ct.cumsum[a]) / (ct.cumw[b + 1] - ct.cumw[a]);
@@ -376,7 +388,8 @@ double lloyd_refine(const double* x, const CostTable& ct, size_t n, size_t k, st
 // start far off on heavy tails, and Lloyd then stalls 5-30 % above the optimum.) stride > 1 reads
 // the density at every stride-th value only (a cube root per value costs a third of a penalized
 // pass); Lloyd then moves the starts to the same kind of fixed point.
-double lloyd_upper_bound(const double* x, const CostTable& ct, size_t n, size_t k, size_t stride = 1) {
+double lloyd_upper_bound(const double* x, const CostTable& ct, size_t n, size_t k, size_t stride = 1,
+                         int max_iterations = 50) {
   std::vector<size_t> start(k + 1);
   start[0] = 0;
   start[k] = n;
@@ -393,7 +406,7 @@ double lloyd_upper_bound(const double* x, const CostTable& ct, size_t n, size_t 
     size_t t = static_cast<size_t>(std::lower_bound(g.begin() + 1, g.end(), target) - g.begin());
     start[c] = std::min(n, t * stride);
   }
-  return lloyd_refine(x, ct, n, k, start);
+  return lloyd_refine(x, ct, n, k, start, max_iterations);
 }
 
 template <class Index>
@@ -578,7 +591,7 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
 // OPT(c) ∝ c^−2, with OPT(k) bounded by Lloyd (on ~1,024 density samples). Closer than the
 // Panter–Dite integral alone on heavy-tailed weights: 1.5 passes per group instead of 2.2.
 double initial_lambda(const double* x, const CostTable& ct, size_t n, size_t k) {
-  return 2 * lloyd_upper_bound(x, ct, n, k, std::max<size_t>(1, n / 1024)) / static_cast<double>(k);
+  return 2 * lloyd_upper_bound(x, ct, n, k, std::max<size_t>(1, n / 1024), 20) / static_cast<double>(k);
 }
 
 // An upper bound on OPT(k) from an optimal segmentation with k ± 1 clusters (starts, without the
@@ -618,9 +631,17 @@ constexpr double kMarginalNudge = 1e-3;
 
 template <class Index>
 Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
-  thread_local CostTable ct;
-  thread_local PenalizedDp dp;
-  thread_local PenalizedSegmentation seg;
+  // Per-thread buffers, bound once: in a shared library each thread_local access is a call.
+  struct Scratch {
+    CostTable ct;
+    PenalizedDp dp;
+    PenalizedSegmentation seg;
+  };
+  thread_local Scratch tls;
+  Scratch& scratch = tls;
+  CostTable& ct = scratch.ct;
+  PenalizedDp& dp = scratch.dp;
+  PenalizedSegmentation& seg = scratch.seg;
   ct.build(x, w, n);
   double lambda = initial_lambda(x, ct, n, k);
   size_t lo_c = 0, hi_c = 0;  // bracket: fewest clusters above k, most below k (0 = none yet)

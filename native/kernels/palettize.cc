@@ -131,7 +131,12 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
       for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = half_to_float(double_to_half(r.centroids[c]));
       for (size_t i = 0; i < n; ++i) s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(r.assignment[i]);
     }
-    for (size_t i = 0; i < g.count; ++i) idx[i] = s.cluster_of_key[fp16_order_key(g.f16[i])];
+    // Through a plain pointer: `s` lives in thread-local storage, and the uint8_t stores may alias
+    // it, so the compiler would otherwise look the thread-local address up (a call, in a shared
+    // library) for every weight.
+    const uint8_t* __restrict cluster_of_key = s.cluster_of_key.data();
+    const uint16_t* __restrict weights = g.f16;
+    for (size_t i = 0; i < g.count; ++i) idx[i] = cluster_of_key[fp16_order_key(weights[i])];
     double sse = 0, sig = 0;
     for (size_t i = 0; i < n; ++i) {
       const double x = s.distinct.values[i], c = s.distinct.counts[i];
