@@ -6,13 +6,14 @@
 import type { Operation, OperationMsg } from '../mil/program.js';
 import type { ValueMsg } from '../mil/values.js';
 
-/** Binds `key` of `op` to a var name or an inline value. */
+/** Binds `key` of `op` to a var name or an inline value (and keeps the function's use index current). */
 export function bindInput(op: Operation, key: string, binding: string | ValueMsg): void {
   op.msg.inputs ??= {};
   op.msg.inputs[key] = { arguments: [typeof binding === 'string' ? { name: binding } : { value: binding }] };
+  op.block.fn.noteInputsChanged(op);
 }
 
-/** Inserts `msgs` right before `op` (the block re-indexes its producers and uses). */
+/** Inserts `msgs` right before `op` (the block updates its producers and uses). */
 export function insertBefore(op: Operation, msgs: OperationMsg[]): void {
   op.block.insertBefore(op, msgs);
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { GOLDEN, hasFixtures, loadProgramFixture, packageModelFile } from './helpers.js';
-import { makeConstexprOp, makeConstOp, type OperationMsg, type Program } from '../../src/mil/program.js';
+import { makeConstexprOp, makeConstOp, Program, type OperationMsg } from '../../src/mil/program.js';
 import { milType } from '../../src/mil/proto.js';
 import { encodeImmediateTensor } from '../../src/mil/values.js';
 import { tensorType } from '../../src/mil/types.js';
@@ -121,3 +121,53 @@ describe('editing API on a small program', () => {
   });
 });
 void protobuf;
+
+describe('editing keeps the use/producer index current', () => {
+  /** Every var's producer and uses, by op name, for comparing an edited program with a fresh decode. */
+  function indexSnapshot(p: Program): string[] {
+    const fn = p.main;
+    const names = new Set<string>();
+    for (const op of fn.walk()) {
+      for (const o of op.outputs) names.add(o.name);
+      for (const k of op.inputNames) for (const b of op.input(k)) if (b.kind === 'name') names.add(b.name);
+    }
+    for (const o of fn.block.outputs) names.add(o);
+    return [...names].sort().map((n) => {
+      const uses = fn.consumersOf(n).map((u) => (u.op ? `${u.op.name}.${u.input}[${u.index}]` : 'block output')).sort();
+      return `${n} <- ${fn.producerOf(n)?.name ?? '-'} -> ${uses.join(',')}`;
+    });
+  }
+
+  it('after const → chain swaps, rebinding joint-style inputs and removals, as a rebuilt index', async () => {
+    const { ProgramBuilder } = await import('../../src/mil/builder.js');
+    const b = new ProgramBuilder({ specVersion: 9 });
+    let x = b.input('x', 'fp16', [1, 3]);
+    for (let i = 0; i < 12; i++) {  // 9-element weights stay immediate (no weight file needed)
+      const w = b.const(`w${i}`, [1, 2, 3, 4, 5, 6, 7, 8, 9].map((v) => v * (i + 1)), [3, 3], 'fp16');
+      x = b.op('linear', { x, weight: w }, { name: `l${i}` });
+    }
+    b.output(x);
+    const program = b.buildProgram().program;
+    const fn = program.main;
+    expect(fn.consumersOf('w3').map((u) => u.op?.name)).toEqual(['l3']);  // index built before the edits
+    for (let i = 0; i < 12; i += 2) {
+      const constOp = fn.producerOf(`w${i}`)!;
+      const lut = makeConstexprOp(fn.opset, 'constexpr_lut_to_dense', `w${i}_pal`, [
+        ['indices', encodeImmediateTensor('uint1', new Array(9).fill(1), [3, 3])],
+        ['lut', encodeImmediateTensor('fp16', [0, 1], [1, 1, 2, 1])],
+      ], [{ name: `w${i}_pal`, type: tensorType('fp16', [3, 3]) }]);
+      fn.block.replaceConst(constOp, [lut], `w${i}_pal`);
+    }
+    // A joint-style edit: a new op in front of a chain op, whose input is rebound to it.
+    const { bindInput, insertBefore } = await import('../../src/optimize/joint.js');
+    const palOp = fn.producerOf('w4_pal')!;
+    insertBefore(palOp, [makeConstOp('lut4', encodeImmediateTensor('fp16', [2, 3], [1, 1, 2, 1]))]);
+    bindInput(palOp, 'lut', 'lut4');
+    expect(fn.consumersOf('lut4').map((u) => `${u.op?.name}.${u.input}`)).toEqual(['w4_pal.lut']);
+    expect(fn.consumersOf('w4')).toEqual([]);
+    expect(fn.producerOf('w4')).toBeUndefined();
+    expect(fn.positionOf(fn.producerOf('lut4')!)).toBeLessThan(fn.positionOf(palOp));
+    const fresh = Program.decode(program.encode());
+    expect(indexSnapshot(program)).toEqual(indexSnapshot(fresh));
+  });
+});
