@@ -589,7 +589,8 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
 
 // First λ: the marginal OPT(k−1) − OPT(k) ≈ 2·OPT(k)/k of the high-resolution power law
 // OPT(c) ∝ c^−2, with OPT(k) bounded by Lloyd (on ~1,024 density samples). Closer than the
-// Panter–Dite integral alone on heavy-tailed weights: 1.5 passes per group instead of 2.2.
+// Panter–Dite integral alone on heavy-tailed weights (1.8 passes per group over the synthetic
+// SDXL UNet at gs16, instead of ~2.2).
 double initial_lambda(const double* x, const CostTable& ct, size_t n, size_t k) {
   return 2 * lloyd_upper_bound(x, ct, n, k, std::max<size_t>(1, n / 1024), 20) / static_cast<double>(k);
 }
@@ -676,8 +677,7 @@ Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size
       lambda *= std::min(8.0, std::max(0.125, ratio * ratio * ratio));
     }
   }
-  Kmeans1dResult r = solve_pruned<Index>(x, w, n, k, cancelled);
-  return r;
+  return solve_pruned<Index>(x, w, n, k, cancelled);
 }
 
 }  // namespace

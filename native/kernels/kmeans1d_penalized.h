@@ -9,9 +9,9 @@
 // gives exactly k clusters (ties on the convex hull).
 //
 // Algorithm: least-weight subsequence with monotone decisions — a deque of candidate cluster starts,
-// each owning the rows it wins; a new candidate's first winning row is looked for in a vector block
-// of 8 rows from the back's first row, then by galloping and bisection (Monge: once a later start
-// wins, it keeps winning).
+// each owning the rows it wins; a new candidate's first winning row is found by galloping from the
+// back's first row, then bisection (Monge: once a later start wins, it keeps winning). Candidates
+// are compared without divisions (kmeans1d_penalized.cc).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "kernels/kmeans1d.h"
+#include "kernels/kmeans1d_penalized.h"
 #include "kernels/lut_modes.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -208,6 +209,49 @@ TEST(large_k_recursion_matches_table_dp) {
     CHECK(lagrangian.assignment == dc.assignment);
     CHECK(lagrangian.centroids == dc.centroids);
   }
+}
+
+// The penalized pass (deque + galloping, division-free duels) against the textbook O(n²)
+// penalized DP in long double, with segment costs from two-pass sums: same optimum value, and the
+// segmentation it returns really costs what it reports.
+TEST(penalized_pass_matches_quadratic_reference) {
+  std::mt19937_64 rng(31);
+  int cases = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const size_t n = 1 + rng() % 300;
+    std::vector<double> x = random_sorted_distinct(rng, n, trial % 3);
+    std::vector<double> w(x.size());
+    for (double& wi : w) wi = static_cast<double>(1 + rng() % 50);
+    const size_t m = x.size();
+    CostTable ct(x.data(), w.data(), m);
+    long double total_cost = 0;
+    for (size_t c = 1; c < 8 && c <= m; ++c) total_cost += seg_cost(x, w, 0, m - 1) / (c * c);
+    for (double scale : {1e-4, 1e-2, 0.1, 1.0}) {
+      const double lambda = static_cast<double>(total_cost) * scale;
+      std::vector<long double> best(m + 1, 0);
+      for (size_t i = 1; i <= m; ++i) {
+        best[i] = std::numeric_limits<long double>::infinity();
+        for (size_t j = 0; j < i; ++j) best[i] = std::min(best[i], best[j] + seg_cost(x, w, j, i - 1) + lambda);
+      }
+      PenalizedDp dp;
+      PenalizedSegmentation seg;
+      dp.solve(ct, m, lambda, seg);
+      ++cases;
+      CHECK_EQ(seg.starts.size(), seg.clusters);
+      CHECK_EQ(seg.starts.empty() ? size_t{1} : seg.starts[0], size_t{0});
+      long double mine = 0;
+      for (size_t c = 0; c < seg.clusters; ++c) {
+        const size_t end = c + 1 < seg.clusters ? seg.starts[c + 1] : m;
+        CHECK(end > seg.starts[c]);
+        mine += seg_cost(x, w, seg.starts[c], end - 1);
+      }
+      const long double penalized = mine + lambda * static_cast<long double>(seg.clusters);
+      const long double scale_ref = 1 + std::fabs(static_cast<double>(best[m]));
+      CHECK(std::fabs(static_cast<double>(penalized - best[m])) <= 1e-9 * static_cast<double>(scale_ref));
+      CHECK(std::fabs(static_cast<double>(mine) - seg.cost) <= 1e-9 * (1 + static_cast<double>(mine)));
+    }
+  }
+  CHECK(cases >= 480);
 }
 
 // Weight-like data (fp16 Gaussian groups, as palettization sees them): the λ search must find
