@@ -4,24 +4,6 @@ namespace cmo::kernels {
 
 namespace {
 
-// Penalized cost of the rows [0, i] when the last cluster starts at j, less λ (which every
-// candidate pays alike): best[j] + cost(j, i). Same operations and order as CostTable::cost.
-struct Candidates {
-  const double* cw;
-  const double* cs;
-  const double* cs2;
-  const double* best;
-  double cost(size_t j, size_t i) const {
-    double w = cw[i + 1] - cw[j];
-    double s1 = cs[i + 1] - cs[j];
-    double mu = s1 / w;
-    double r = cs2[i + 1] - cs2[j];
-    r += w * (mu * mu);
-    r -= (2 * mu) * s1;
-    return r;
-  }
-};
-
 // Start `later` against start `earlier` (< later) at rows i >= later, without divisions:
 // best[l] + Q_l − S_l²/W_l < best[e] + Q_e − S_e²/W_e with Q_l − Q_e = cs2[e] − cs2[l] independent
 // of i, so `later` wins ⟺ K·W_l·W_e < S_l²·W_e − S_e²·W_l, K = best[l] − best[e] + cs2[e] − cs2[l]
@@ -31,9 +13,9 @@ struct Duel {
   const double* cw;
   const double* cs;
   double wl, sl, we, se, k;
-  Duel(const Candidates& f, size_t later, size_t earlier)
-      : cw(f.cw), cs(f.cs), wl(f.cw[later]), sl(f.cs[later]), we(f.cw[earlier]), se(f.cs[earlier]),
-        k((f.best[later] - f.best[earlier]) + (f.cs2[earlier] - f.cs2[later])) {}
+  Duel(const CostTable& ct, const double* best, size_t later, size_t earlier)
+      : cw(ct.cumw.data()), cs(ct.cumsum.data()), wl(cw[later]), sl(cs[later]), we(cw[earlier]), se(cs[earlier]),
+        k((best[later] - best[earlier]) + (ct.cumsum2[earlier] - ct.cumsum2[later])) {}
   bool later_wins(size_t i) const {
     const double w_l = cw[i + 1] - wl, s_l = cs[i + 1] - sl;
     const double w_e = cw[i + 1] - we, s_e = cs[i + 1] - se;
@@ -73,7 +55,6 @@ void PenalizedDp::solve(const CostTable& ct, size_t n, double lambda, PenalizedS
   double* best = best_.data();
   best[0] = cost_sum_[0] = 0;
   count_[0] = 0;
-  const Candidates f{ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), best};
   size_t head = 0, tail = 0;  // deque cand_[head, tail): starts, each best from row from_[·] on
   for (size_t i = 0; i < n; ++i) {
     // Candidate start j = i (a cluster beginning at value i) joins once best[i] is known.
@@ -82,7 +63,7 @@ void PenalizedDp::solve(const CostTable& ct, size_t n, double lambda, PenalizedS
     while (tail > head) {
       const size_t b = cand_[tail - 1];
       const size_t s = from_[tail - 1] > i ? from_[tail - 1] : i;
-      const size_t r = first_win_row(Duel(f, j, b), s, n);
+      const size_t r = first_win_row(Duel(ct, best, j, b), s, n);
       if (r == s) {  // j wins from the back's first row on (Monge: for good): drop the back
         --tail;
         continue;
@@ -97,7 +78,7 @@ void PenalizedDp::solve(const CostTable& ct, size_t n, double lambda, PenalizedS
     }
     while (tail - head > 1 && from_[head + 1] <= i) ++head;
     const size_t start = cand_[head];
-    const double cost = f.cost(start, i);
+    const double cost = ct.cost(start, i);  // best[i + 1] = best[start] + cost(start, i) + λ
     best[i + 1] = (best[start] + cost) + lambda;
     cost_sum_[i + 1] = cost_sum_[start] + cost;
     count_[i + 1] = count_[start] + 1;
