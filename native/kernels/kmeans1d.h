@@ -43,14 +43,15 @@ enum class Kmeans1dAlgorithm {
   kSmawk,          // O(k·n): SMAWK on kmeans1d's implicit n×n matrix (same REDUCE/INTERPOLATE rules)
 };
 
-// Returns true when the caller wants the work abandoned (polled once per DP layer).
+// Returns true when the caller wants the work abandoned (polled once per λ pass or DP layer).
 using CancelCheck = std::function<bool()>;
 
-// values: strictly ascending, weights: > 0 (nullptr = all 1). kLagrangian and kPruned use O(n) memory: a (k−2)×n
-// uint16/uint32 argmin table for backtracking only while it fits in 4 MB, otherwise two rolling
-// rows and a recursion on the halves. kDivideConquer and kSmawk always keep the (k−1)×n table.
-// Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite input, or a table too big;
-// cmo::Cancelled when `cancelled` returns true (checked between DP layers).
+// values: strictly ascending, weights: > 0 (nullptr = all 1). kLagrangian and kPruned use O(n)
+// memory (kPruned: a (k−2)×n uint16/uint32 argmin table for backtracking only while it fits in
+// 4 MB, otherwise two rolling rows and a recursion on the halves). kDivideConquer and kSmawk always
+// keep the (k−1)×n table. Throws cmo::Error("EINVAL") on n == 0, k == 0, unsorted or non-finite
+// input, or a table too big; cmo::Cancelled when `cancelled` returns true (checked between λ passes
+// and DP layers).
 Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
                                Kmeans1dAlgorithm algo = Kmeans1dAlgorithm::kLagrangian,
                                const CancelCheck& cancelled = {});
