@@ -343,14 +343,13 @@ export class MilFunction {
     });
     this.inputsOf!.set(op, names);
   }
+  private dropUses(name: string, drop: (u: Use) => boolean): void {
+    const kept = (this.uses!.get(name) ?? []).filter(u => !drop(u));
+    if (kept.length) this.uses!.set(name, kept);
+    else this.uses!.delete(name);
+  }
   private unindexInputs(op: Operation): void {
-    for (const name of this.inputsOf!.get(op) ?? []) {
-      const l = this.uses!.get(name);
-      if (!l) continue;
-      const kept = l.filter(u => u.op !== op);
-      if (kept.length) this.uses!.set(name, kept);
-      else this.uses!.delete(name);
-    }
+    for (const name of this.inputsOf!.get(op) ?? []) this.dropUses(name, u => u.op === op);
     this.inputsOf!.delete(op);
   }
   private unindexOp(op: Operation): void {
@@ -358,11 +357,7 @@ export class MilFunction {
     this.unindexInputs(op);
     for (const b of op.blocks) {
       for (const inner of b.operations) this.unindexOp(inner);
-      for (const o of b.outputs) {
-        const kept = (this.uses!.get(o) ?? []).filter(u => u.blockOutput !== b);
-        if (kept.length) this.uses!.set(o, kept);
-        else this.uses!.delete(o);
-      }
+      for (const o of b.outputs) this.dropUses(o, u => u.blockOutput === b);
     }
   }
   /** Index upkeep for Block edits (a no-op until the index is first built). */
