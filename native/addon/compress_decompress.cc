@@ -99,7 +99,7 @@ ChainSpec parse_chain(const Napi::Object& o) {
         p.kind = ChainParam::Kind::Immediate;
         kernels::DType dtype;
         try {
-          dtype = kernels::dtype_from_name(get_string(spec, "dtype", ""));
+          dtype = kernels::mil_dtype_from_name(get_string(spec, "dtype", ""));
         } catch (const Error& err) {
           throw Napi::TypeError::New(o.Env(), "chain entry: " + op.name + "." + key + ": " + err.what());
         }

@@ -57,7 +57,7 @@ stream::TransformOutput run_sparse(const JointPalettizeEntry& e, const std::vect
   SourceTensor mask = source_tensor(sources[1], e.shape, "palettize_sparse mask");
   const auto vt = values.view.dtype;
   if (vt != kernels::DType::Float16 && vt != kernels::DType::Float32) {
-    out.skipped = std::string("dtype ") + kernels::dtype_name(vt) + " is not a float weight";
+    out.skipped = std::string("dtype ") + kernels::mil_dtype_name(vt) + " is not a float weight";
     return out;
   }
   const size_t es = kernels::dtype_unpacked_size(vt);
@@ -191,7 +191,7 @@ stream::TransformOutput run_int(const JointPalettizeEntry& e, const std::vector<
   SourceTensor data = source_tensor(sources[0], e.shape, "palettize_int data");
   const auto dt = data.view.dtype;
   if (dt != kernels::DType::Int8 && dt != kernels::DType::UInt8) {
-    out.skipped = std::string("quantized data of dtype ") + kernels::dtype_name(dt) + " is not palettized (int8/uint8 only)";
+    out.skipped = std::string("quantized data of dtype ") + kernels::mil_dtype_name(dt) + " is not palettized (int8/uint8 only)";
     return out;
   }
   const size_t n = static_cast<size_t>(data.view.numel());

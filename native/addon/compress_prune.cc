@@ -104,7 +104,7 @@ stream::TransformOutput run(const PruneEntry& e, const std::vector<stream::Sourc
   stream::TransformOutput out;
   SourceTensor w = source_tensor(sources[0], e.shape, "prune");
   if (w.view.dtype != kernels::DType::Float16 && w.view.dtype != kernels::DType::Float32) {
-    out.skipped = std::string("dtype ") + kernels::dtype_name(w.view.dtype) + " is not a float weight";
+    out.skipped = std::string("dtype ") + kernels::mil_dtype_name(w.view.dtype) + " is not a float weight";
     return out;
   }
   kernels::PruneResult r = prune_weight(e, w.view, &out.skipped);

@@ -156,7 +156,7 @@ stream::TransformOutput run(const QuantizeEntry& e, const std::vector<stream::So
     weight = primary.view;
   }
   if (weight.dtype != kernels::DType::Float16 && weight.dtype != kernels::DType::Float32) {
-    out.skipped = std::string("dtype ") + kernels::dtype_name(weight.dtype) + " is not a float weight";
+    out.skipped = std::string("dtype ") + kernels::mil_dtype_name(weight.dtype) + " is not a float weight";
     return out;
   }
   if (has_inf(weight)) {

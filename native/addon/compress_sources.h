@@ -13,9 +13,6 @@
 
 namespace cmo::addon {
 
-inline kernels::DType kernel_dtype(blob::DType t) { return static_cast<kernels::DType>(static_cast<uint32_t>(t)); }
-inline blob::DType blob_dtype(kernels::DType t) { return static_cast<blob::DType>(static_cast<uint32_t>(t)); }
-
 // A record as an owned-or-borrowed kernel view with `shape` (element count checked).
 struct SourceTensor {
   std::vector<uint8_t> unpacked;  // filled for sub-byte records
@@ -24,7 +21,7 @@ struct SourceTensor {
 
 inline SourceTensor source_tensor(const stream::Source& s, const std::vector<int64_t>& shape, const char* what) {
   SourceTensor out;
-  const auto t = kernel_dtype(s.record.dtype);
+  const kernels::DType t = s.record.dtype;
   if (static_cast<uint64_t>(kernels::shape_numel(shape)) != s.record.element_count)
     throw Error("EINVAL", std::string(what) + ": blob at offset " + std::to_string(s.record.metadata_offset) + " holds " +
                               std::to_string(s.record.element_count) + " elements, expected " + kernels::shape_string(shape));
@@ -46,7 +43,7 @@ inline SourceTensor source_tensor(const stream::Source& s, const std::vector<int
 // An output blob holding a kernel tensor (sub-byte dtypes packed LSB-first).
 inline stream::OutputBlob blob_of(const kernels::Tensor& t, bool inline_if_small = true) {
   stream::OutputBlob b;
-  b.dtype = blob_dtype(t.dtype);
+  b.dtype = t.dtype;
   b.element_count = static_cast<uint64_t>(t.numel());
   b.inline_if_small = inline_if_small;
   b.dedup_shape = kernels::shape_string(t.shape);

@@ -26,7 +26,7 @@ struct DecompressJob {
 
 Napi::Object output_to_js(Napi::Env env, const Tensor& t, const DecompressJob& job) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("dtype", Napi::String::New(env, kernels::dtype_name(t.dtype)));
+  o.Set("dtype", Napi::String::New(env, kernels::mil_dtype_name(t.dtype)));
   o.Set("shape", shape_to_js(env, t.shape));
   if (job.want_values) o.Set("values", float32_from(env, kernels::to_float32(t.view())));
   if (job.want_data) o.Set("data", typed_array_from(env, t));

@@ -67,12 +67,12 @@ static Tensor finish(DType dt, std::vector<int64_t> shape, std::vector<uint8_t> 
       t.bytes = kernels::unpack_bits_lsb(bytes.data(), bytes.size(), count, bits, dt == DType::Int4);
     } else {
       throw Napi::RangeError::New(env, what + ": " + std::to_string(bytes.size()) + " bytes fit neither " +
-                                           std::to_string(count) + " unpacked nor packed " + kernels::dtype_name(dt) + " values");
+                                           std::to_string(count) + " unpacked nor packed " + kernels::mil_dtype_name(dt) + " values");
     }
   } else {
     if (bytes.size() != count * kernels::dtype_unpacked_size(dt))
       throw Napi::RangeError::New(env, what + ": " + std::to_string(bytes.size()) + " bytes do not match " +
-                                           kernels::dtype_name(dt) + " shape " + kernels::shape_string(t.shape));
+                                           kernels::mil_dtype_name(dt) + " shape " + kernels::shape_string(t.shape));
     t.bytes = std::move(bytes);
   }
   return t;
@@ -84,7 +84,7 @@ Tensor tensor_from_js(Napi::Object o, const std::string& what) {
   if (!dv.IsString()) throw Napi::TypeError::New(env, what + ": dtype must be a string such as 'fp16' or 'uint4'");
   DType dt;
   try {
-    dt = kernels::dtype_from_name(dv.As<Napi::String>().Utf8Value());
+    dt = kernels::mil_dtype_from_name(dv.As<Napi::String>().Utf8Value());
   } catch (const Error& e) {
     throw Napi::TypeError::New(env, what + ": " + e.what());
   }
@@ -101,7 +101,7 @@ Tensor float_tensor_from_js(Napi::Object o, const std::string& what) {
       dv.IsString() && (dv.As<Napi::String>().Utf8Value().rfind("fp", 0) == 0 || dv.As<Napi::String>().Utf8Value().rfind("float", 0) == 0);
   if (weight_dtype_given) {
     try {
-      dt = kernels::dtype_from_name(dv.As<Napi::String>().Utf8Value());
+      dt = kernels::mil_dtype_from_name(dv.As<Napi::String>().Utf8Value());
     } catch (const Error& e) {
       throw Napi::TypeError::New(env, what + ": " + e.what());
     }

@@ -84,9 +84,9 @@ Napi::Value QuantizeTensor(const Napi::CallbackInfo& info) {
       [job](Napi::Env env, QuantizeResult& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("quantized", typed_array_from(env, r.quantized));
-        o.Set("quantizedDtype", Napi::String::New(env, dtype_name(r.quantized.dtype)));
+        o.Set("quantizedDtype", Napi::String::New(env, mil_dtype_name(r.quantized.dtype)));
         o.Set("scale", typed_array_from(env, r.scale));
-        o.Set("scaleDtype", Napi::String::New(env, dtype_name(r.scale.dtype)));
+        o.Set("scaleDtype", Napi::String::New(env, mil_dtype_name(r.scale.dtype)));
         o.Set("scaleShape", shape_to_js(env, r.scale.shape));
         o.Set("blockSizes", shape_to_js(env, job->options.block_sizes));
         if (r.zero_point) o.Set("zeroPoint", typed_array_from(env, *r.zero_point));

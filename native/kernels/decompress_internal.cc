@@ -34,7 +34,7 @@ LutGeometry lut_geometry(const TensorData& indices, const TensorData& lut, std::
   indices.validate(where + " indices");
   lut.validate(where + " lut");
   if (dtype_is_float(indices.dtype) || dtype_is_signed_int(indices.dtype) || dtype_bits(indices.dtype) > 8)
-    bad_param(where, std::string("indices must be uint1..uint8, got ") + dtype_name(indices.dtype));
+    bad_param(where, std::string("indices must be uint1..uint8, got ") + mil_dtype_name(indices.dtype));
   LutGeometry g;
   g.rank = indices.shape.size();
   if (g.rank == 0) bad_param(where, "indices must have rank >= 1");
@@ -45,7 +45,7 @@ LutGeometry lut_geometry(const TensorData& indices, const TensorData& lut, std::
   g.vector_size = lut.shape[g.rank + 1];
   if (g.palette <= 0 || g.vector_size <= 0) bad_param(where, "empty lut " + shape_string(lut.shape));
   if (g.palette > (int64_t{1} << dtype_bits(indices.dtype)) && indices.dtype != DType::UInt8)
-    bad_param(where, "lut has " + std::to_string(g.palette) + " entries, more than " + dtype_name(indices.dtype) +
+    bad_param(where, "lut has " + std::to_string(g.palette) + " entries, more than " + mil_dtype_name(indices.dtype) +
                          " indices can address");
   std::vector<int64_t> lead(lut.shape.begin(), lut.shape.begin() + static_cast<long>(g.rank));
   g.groups = block_factors(indices.shape, lead, where, "lut");
@@ -64,7 +64,7 @@ LutGeometry lut_geometry(const TensorData& indices, const TensorData& lut, std::
 
 void check_float_out(DType t, const std::string& where, const std::string& param) {
   if (t != DType::Float16 && t != DType::Float32)
-    bad_param(where, param + " must be fp16 or fp32, got " + dtype_name(t));
+    bad_param(where, param + " must be fp16 or fp32, got " + mil_dtype_name(t));
 }
 
 void check_shift_scale(const TensorData& data, const TensorData& scale, const TensorData* offset,

@@ -71,7 +71,7 @@ void check_target(double t) {
 void check_float(const TensorData& w, const char* what) {
   w.validate(what);
   if (w.dtype != DType::Float16 && w.dtype != DType::Float32)
-    throw Error("EINVAL", std::string(what) + ": weight must be fp16 or fp32, got " + dtype_name(w.dtype));
+    throw Error("EINVAL", std::string(what) + ": weight must be fp16 or fp32, got " + mil_dtype_name(w.dtype));
 }
 
 }  // namespace

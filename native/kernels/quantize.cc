@@ -17,7 +17,7 @@ std::pair<int, int> quant_range(DType dtype, QuantMode mode) {
     case DType::UInt8: return {0, sym ? 254 : 255};
     case DType::Int4: return {sym ? -7 : -8, 7};
     case DType::UInt4: return {0, sym ? 14 : 15};
-    default: throw Error("EINVAL", std::string("quantization dtype must be int8, uint8, int4 or uint4, got ") + dtype_name(dtype));
+    default: throw Error("EINVAL", std::string("quantization dtype must be int8, uint8, int4 or uint4, got ") + mil_dtype_name(dtype));
   }
 }
 
@@ -75,7 +75,7 @@ struct Plan {
 Plan make_plan(const TensorData& w, const QuantizeOptions& o) {
   w.validate("quantize weight");
   if (w.dtype != DType::Float16 && w.dtype != DType::Float32)
-    throw Error("EINVAL", std::string("quantize: weight must be fp16 or fp32, got ") + dtype_name(w.dtype));
+    throw Error("EINVAL", std::string("quantize: weight must be fp16 or fp32, got ") + mil_dtype_name(w.dtype));
   std::string why = check_block_sizes(w.shape, o.block_sizes);
   if (!why.empty()) throw Error("EBLOCKSIZE", "quantize: invalid block_sizes: " + why);
   Plan p;

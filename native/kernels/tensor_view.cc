@@ -10,7 +10,7 @@
 
 namespace cmo::kernels {
 
-const char* dtype_name(DType t) {
+const char* mil_dtype_name(DType t) {
   switch (t) {
     case DType::Float16: return "fp16";
     case DType::Float32: return "fp32";
@@ -27,11 +27,13 @@ const char* dtype_name(DType t) {
     case DType::UInt6: return "uint6";
     case DType::Int32: return "int32";
     case DType::UInt32: return "uint32";
+    case DType::Float8E4M3FN: return "fp8e4m3fn";  // stored by blob files; no kernel computes in them
+    case DType::Float8E5M2: return "fp8e5m2";
   }
   return "unknown";
 }
 
-DType dtype_from_name(const std::string& n) {
+DType mil_dtype_from_name(const std::string& n) {
   if (n == "fp16" || n == "float16") return DType::Float16;
   if (n == "fp32" || n == "float32") return DType::Float32;
   if (n == "uint8") return DType::UInt8;
@@ -49,19 +51,7 @@ DType dtype_from_name(const std::string& n) {
   throw Error("EINVAL", "unknown tensor dtype '" + n + "'");
 }
 
-int dtype_bits(DType t) {
-  switch (t) {
-    case DType::Float16: case DType::BFloat16: case DType::Int16: case DType::UInt16: return 16;
-    case DType::Float32: case DType::Int32: case DType::UInt32: return 32;
-    case DType::UInt8: case DType::Int8: return 8;
-    case DType::Int4: case DType::UInt4: return 4;
-    case DType::UInt1: return 1;
-    case DType::UInt2: return 2;
-    case DType::UInt3: return 3;
-    case DType::UInt6: return 6;
-  }
-  return 0;
-}
+int dtype_bits(DType t) { return static_cast<int>(blob::bits_of(t)); }
 
 size_t dtype_unpacked_size(DType t) {
   int b = dtype_bits(t);
@@ -98,7 +88,7 @@ void TensorData::validate(const std::string& what) const {
   size_t need = static_cast<size_t>(n) * dtype_unpacked_size(dtype);
   if (n > 0 && data == nullptr) throw Error("EINVAL", what + ": no data for shape " + shape_string(shape));
   if (byte_size < need)
-    throw Error("EINVAL", what + ": " + std::to_string(byte_size) + " bytes of " + dtype_name(dtype) +
+    throw Error("EINVAL", what + ": " + std::to_string(byte_size) + " bytes of " + mil_dtype_name(dtype) +
                               " data cannot hold shape " + shape_string(shape) + " (" + std::to_string(need) +
                               " bytes needed)");
 }

@@ -1,5 +1,5 @@
 // Plain (napi-free) tensor views shared by the compression kernels.
-// DType numbers are the MIL blob BlobDataType codes (spec §3.2) so a blob record's dtype can be used
+// DType is blob::DType (the MIL blob BlobDataType codes, spec §3.2), so a blob record's dtype is used
 // directly. Sub-byte types (int4, uint1..uint6) are held UNPACKED here: one value per byte (int4 as a
 // sign-extended int8), because every kernel wants random access; packing lives in decompress_bitpack.h.
 #pragma once
@@ -8,31 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "../blob/dtype.h"
 #include "../util/error.h"
 
 namespace cmo::kernels {
 
-enum class DType : uint32_t {
-  Float16 = 1,
-  Float32 = 2,
-  UInt8 = 3,
-  Int8 = 4,
-  BFloat16 = 5,
-  Int16 = 6,
-  UInt16 = 7,
-  Int4 = 8,
-  UInt1 = 9,
-  UInt2 = 10,
-  UInt4 = 11,
-  UInt3 = 12,
-  UInt6 = 13,
-  Int32 = 14,
-  UInt32 = 15,
-};
+// The blob record codes themselves: a weight record's dtype is a kernel dtype, no conversion.
+using DType = blob::DType;
 
-const char* dtype_name(DType t);
+const char* mil_dtype_name(DType t);
 // Parses the names used in the JS API ("fp16", "float16", "uint4", ...). Throws cmo::Error on unknown.
-DType dtype_from_name(const std::string& name);
+DType mil_dtype_from_name(const std::string& name);
 // Bits of one element in a packed blob (fp16 = 16, uint3 = 3, ...).
 int dtype_bits(DType t);
 // Bytes per element in the UNPACKED in-memory form used by TensorData (sub-byte types: 1).

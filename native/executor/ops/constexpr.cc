@@ -15,7 +15,7 @@ kernels::Tensor to_kernel(const OpContext& c, const std::string& param, const Te
   std::string dtype = t.declared.empty() ? dtype_name(t.dtype) : t.declared;
   kernels::DType kd;
   try {
-    kd = kernels::dtype_from_name(dtype);
+    kd = kernels::mil_dtype_from_name(dtype);
   } catch (const Error&) {
     c.fail("input '" + param + "' has dtype " + dtype + ", which compression ops do not take");
   }
