@@ -82,16 +82,6 @@ struct Scratch {
   std::vector<uint32_t> inverse;
 };
 
-// fp16 bits -> float for hot loops (half_to_float is branchy).
-const float* fp16_table() {
-  static const std::vector<float> table = [] {
-    std::vector<float> t(65536);
-    for (uint32_t h = 0; h < 65536; ++h) t[h] = half_to_float(static_cast<uint16_t>(h));
-    return t;
-  }();
-  return table.data();
-}
-
 Scratch& scratch() {
   thread_local Scratch s;
   return s;
@@ -378,7 +368,7 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       group_signal[g] = gerr.signal;
     } else if (!p.per_channel_scale) {  // error vs the weight: decoded value = LUT entry (exact in float)
       double sse = 0, sig = 0;
-      const float* ht = fp16_table();
+      const float* ht = half_to_float_table();
       for (size_t t = 0; t < gd.count / V; ++t)
         for (size_t j = 0; j < V; ++j) {
           size_t e = t * V + j;
