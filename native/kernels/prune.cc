@@ -1,10 +1,10 @@
 #include "prune.h"
 
 #include <algorithm>
-#include <utility>
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <utility>
 
 #include "../util/fp16.h"
 #include "../util/thread_pool.h"
@@ -73,10 +73,6 @@ void check_float(const TensorData& w, const char* what) {
   if (w.dtype != DType::Float16 && w.dtype != DType::Float32)
     throw Error("EINVAL", std::string(what) + ": weight must be fp16 or fp32, got " + mil_dtype_name(w.dtype));
 }
-
-}  // namespace
-
-namespace {
 
 // fp16 magnitudes: |h| = h & 0x7FFF orders like |value| for non-NaN halves, so the two order
 // statistics numpy_percentile needs come from a histogram of the 32,768 magnitude patterns — O(n),

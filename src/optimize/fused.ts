@@ -16,6 +16,8 @@
  * equals the sequential one byte for byte.
  */
 import fs from 'node:fs';
+import path from 'node:path';
+import { BlobFile } from '../format/blob.js';
 import type { Model } from '../model.js';
 import { dtypeFromBlob, storedBytes } from '../mil/types.js';
 import type { ValueMsg } from '../mil/values.js';
@@ -29,8 +31,6 @@ import {
 import { pruneHandler } from './prune.js';
 import { kmeansWorkerThreads, palettizeHandler } from './palettize.js';
 import { quantizeHandler } from './quantize.js';
-import path from 'node:path';
-import { BlobFile } from '../format/blob.js';
 
 /** Placeholder offsets: far above any real weight file, unique per (step-1 entry, output). */
 const PLACEHOLDER_BASE = 2 ** 50;
