@@ -301,8 +301,17 @@ export class MilFunction {
       for (const b of op.blocks) yield* this.walk(b);
     }
   }
-  /** Drops the use/producer index (after editing messages directly); rebuilt on the next query. */
-  invalidate(): void { this.uses = undefined; this.producers = undefined; this.inputsOf = undefined; this.order = undefined; }
+  /**
+   * After editing the messages directly (not through Block): drops the op wrappers and the
+   * use/producer index; both are rebuilt from the messages on the next query.
+   */
+  invalidate(): void {
+    this.root = undefined;
+    this.uses = undefined;
+    this.producers = undefined;
+    this.inputsOf = undefined;
+    this.order = undefined;
+  }
   private order: Map<Operation, number> | undefined;
   /** Position of an op in walk() order (for sorting ops topologically). */
   positionOf(op: Operation): number {

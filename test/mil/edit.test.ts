@@ -171,3 +171,24 @@ describe('editing keeps the use/producer index current', () => {
     expect(indexSnapshot(program)).toEqual(indexSnapshot(fresh));
   });
 });
+
+describe('invalidate after editing messages directly', () => {
+  it('walk() and the index show the edited messages, not the old wrappers', async () => {
+    const { ProgramBuilder } = await import('../../src/mil/builder.js');
+    const b = new ProgramBuilder({ specVersion: 9 });
+    const x = b.input('x', 'fp16', [1, 3]);
+    const w = b.const('w', [1, 2, 3, 4, 5, 6, 7, 8, 9], [3, 3], 'fp16');
+    b.output(b.op('linear', { x, weight: w }, { name: 'l' }));
+    const program = b.buildProgram().program;
+    const fn = program.main;
+    expect([...fn.walk()].map((o) => o.name)).toEqual(['w', 'l']);
+    const msgs = fn.block.msg.operations!;
+    msgs.splice(0, 1, makeConstOp('w', encodeImmediateTensor('fp16', [9, 8, 7, 6, 5, 4, 3, 2, 1], [3, 3])));
+    fn.invalidate();
+    const ops = [...fn.walk()];
+    expect(ops.map((o) => o.name)).toEqual(['w', 'l']);
+    expect(ops[0]!.msg).toBe(msgs[0]);
+    expect(fn.producerOf('w')!.msg).toBe(msgs[0]);
+    expect(fn.consumersOf('w').map((u) => u.op?.name)).toEqual(['l']);
+  });
+});
