@@ -2,11 +2,19 @@
  * Typed errors. Every error a user can see names the file (when there is one) and the problem.
  * `code` is stable and machine-readable; the message is for people.
  */
+/**
+ * Errors are one line (the CLI prints them as such and logs grep them): line breaks inside a message
+ * — a quoted snippet of a pretty-printed JSON file, a native message — are shown as `\n`.
+ */
+export function oneLine(message: string): string {
+  return message.replace(/\r\n|\r|\n/g, '\\n');
+}
+
 export class CoreMLOptimizeError extends Error {
   readonly code: string;
   readonly file: string | undefined;
   constructor(code: string, message: string, options: { file?: string; cause?: unknown } = {}) {
-    super(options.file ? `${options.file}: ${message}` : message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    super(oneLine(options.file ? `${options.file}: ${message}` : message), options.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = new.target.name;
     this.code = code;
     this.file = options.file;

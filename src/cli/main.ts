@@ -5,7 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { registerCommands } from './commands.js';
-import { CoreMLOptimizeError } from '../errors.js';
+import { CoreMLOptimizeError, oneLine } from '../errors.js';
 
 /** Exit codes: 0 ok, 1 error, 2 usage error, 3 a check (e.g. compare --min-psnr) failed, 130 aborted. */
 export const EXIT = { ok: 0, error: 1, usage: 2, checkFailed: 3, aborted: 130 } as const;
@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.aborted;
     }
     const message = err instanceof CoreMLOptimizeError ? `${err.message} [${err.code}]` : err instanceof Error ? err.message : String(err);
-    console.error(`coreml-optimize: ${message.split('\n')[0]}`);
+    console.error(`coreml-optimize: ${oneLine(message)}`);
     if (process.env.COREML_OPTIMIZE_DEBUG && err instanceof Error) console.error(err.stack);
     return EXIT.error;
   } finally {

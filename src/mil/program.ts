@@ -265,6 +265,18 @@ export class Block {
 /** One use of a var: an op input (name and position) or a block output. */
 export type Use = { op?: Operation; input?: string; index?: number; blockOutput?: Block };
 
+/**
+ * Work counters of the graph model (ops visited by walk(), use/producer index builds and the ops
+ * they indexed). Tests assert on these instead of wall-clock time: "linear in the op count" is a
+ * count, and counts do not flake on a loaded machine.
+ */
+export const milWorkCounters = { walkedOps: 0, indexBuilds: 0, indexedOps: 0 };
+export function resetMilWorkCounters(): void {
+  milWorkCounters.walkedOps = 0;
+  milWorkCounters.indexBuilds = 0;
+  milWorkCounters.indexedOps = 0;
+}
+
 export class MilFunction {
   readonly name: string;
   readonly msg: FunctionMsg;
@@ -297,6 +309,7 @@ export class MilFunction {
   /** Every operation, depth first (nested blocks after their owner op). */
   *walk(block: Block = this.block): Generator<Operation> {
     for (const op of block.operations) {
+      milWorkCounters.walkedOps++;
       yield op;
       for (const b of op.blocks) yield* this.walk(b);
     }
@@ -323,6 +336,7 @@ export class MilFunction {
     return this.order.get(op) ?? -1;
   }
   private index(): void {
+    milWorkCounters.indexBuilds++;
     this.uses = new Map();
     this.producers = new Map();
     this.inputsOf = new Map();
@@ -336,6 +350,7 @@ export class MilFunction {
   }
   /** Adds an op (and its nested blocks) to the index. */
   private indexOp(op: Operation): void {
+    milWorkCounters.indexedOps++;
     for (const o of op.outputs) this.producers!.set(o.name, op);
     this.indexInputs(op);
     for (const b of op.blocks) {

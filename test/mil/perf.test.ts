@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProgramBuilder, tensor } from '../../src/mil/builder.js';
 import { listWeights } from '../../src/mil/weights.js';
-import { Program } from '../../src/mil/program.js';
+import { Program, milWorkCounters, resetMilWorkCounters } from '../../src/mil/program.js';
 
 /** Program bytes of L layers: constexpr LUT weight + const bias + linear + relu (4 ops, 2 weights each). */
 function layers(L: number): Uint8Array {
@@ -17,22 +17,25 @@ function layers(L: number): Uint8Array {
   return b.buildProgram().program.encode();
 }
 
-function timeLoadAndList(bytes: Uint8Array): { ms: number; weights: number } {
-  const t0 = performance.now();
+/** Graph-model work (ops walked + ops indexed) of decoding a program and listing its weights. */
+function workOfLoadAndList(bytes: Uint8Array): { work: number; indexBuilds: number; weights: number } {
+  resetMilWorkCounters();
   const weights = listWeights(Program.decode(bytes)).length;
-  return { ms: performance.now() - t0, weights };
+  return { work: milWorkCounters.walkedOps + milWorkCounters.indexedOps, indexBuilds: milWorkCounters.indexBuilds, weights };
 }
 
 describe('scales to large programs', () => {
-  it('decode + index + listWeights grow linearly with the op count (no per-weight walks)', () => {
-    const small = layers(400);
-    const big = layers(1600);
-    timeLoadAndList(small); // warm up
-    const a = timeLoadAndList(small);
-    const b = timeLoadAndList(big);
+  it('decode + index + listWeights do work linear in the op count (no per-weight walks)', () => {
+    const a = workOfLoadAndList(layers(400));
+    const b = workOfLoadAndList(layers(1600));
     expect(a.weights).toBe(800);
     expect(b.weights).toBe(3200);
-    // 4× the ops: linear ≈ 4×, quadratic ≈ 16×.
-    expect(b.ms / a.ms).toBeLessThan(10);
+    // One index build per function, whatever the size; work per op constant: 4x the ops is 4x the
+    // work (a walk per weight would make it 16x).
+    expect(a.indexBuilds).toBeLessThanOrEqual(1);
+    expect(b.indexBuilds).toBe(a.indexBuilds);
+    expect(a.work).toBeGreaterThan(0);
+    expect(b.work / a.work).toBeCloseTo(4, 1);
+    expect(a.work).toBeLessThan(4 * 1600);
   });
 });

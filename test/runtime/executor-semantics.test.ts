@@ -389,11 +389,10 @@ describe('load-time and input errors', () => {
       ['y'],
     );
     const ac = new AbortController();
-    const started = performance.now();
+    // The loop never ends on its own: the rejection is the proof that the abort was observed.
     const run = createExecutor({ program: prog, modelDir: '.' }).predict({ x: { data: Int32Array.from([0]), shape: [] } }, { signal: ac.signal });
     setTimeout(() => ac.abort(), 50);
     await expect(run).rejects.toBeInstanceOf(AbortError);
-    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it('reports progress per op and honours the threads option', async () => {
