@@ -3,8 +3,10 @@
  * saving. Holds the decoded `CoreML.Specification.Model` message and knows where the weight files
  * are; weight files are never read here (they are copied file to file on save).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { ModelFormatError, UnsupportedError, WeightFileError, throwIfAborted } from './errors.js';
+import { isLiveTempDir, removeTempDir } from './util/temp-dirs.js';
 import { referencedBlobFileNames } from './format/blob-references.js';
 import { type Manifest, createManifest, findWeightsItem, withNewIdentifiers } from './format/manifest.js';
 import {
@@ -202,7 +204,29 @@ export class Model {
     const createWeightsDir = !(declaredButAbsent && !this.pendingWeightFiles) && (findWeightsItem(manifest) !== undefined || weightFiles.length > 0);
     throwIfAborted(options.signal);
     await writePackage(target, { specBytes, manifest, weightFiles, copyItems, createWeightsDir, signal: options.signal });
+    // Weight files moved out of a temporary directory leave it empty: nothing more to keep.
+    for (const w of this.pendingWeightFiles ?? []) if (w.move && !fs.existsSync(w.from)) removeTempDir(path.dirname(path.resolve(w.from)));
     return loadModelSync(target);
+  }
+
+  /**
+   * Releases what an unsaved model holds on disk: the temporary directory of a weight file a
+   * compression pass wrote (removed now instead of at process exit). A loaded model owns nothing and
+   * is left as it is; a disposed unsaved model can no longer be saved or run.
+   */
+  dispose(): void {
+    for (const w of this.pendingWeightFiles ?? []) {
+      const dir = path.dirname(path.resolve(w.from));
+      if (w.move && isLiveTempDir(dir)) removeTempDir(dir);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
   }
 }
 

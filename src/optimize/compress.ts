@@ -82,7 +82,7 @@ export async function compressModel(model: Model, plan: CompressPlan | string | 
       if (fused) {
         onStep?.(i + 1, p.steps.length, next2.api);
         reports.push(...fused.reports);
-        current = fused.model;
+        current = replaceIntermediate(current, fused.model, model);
         passes++;
         i++;
         continue;
@@ -93,10 +93,16 @@ export async function compressModel(model: Model, plan: CompressPlan | string | 
       : step.api === 'palettize' ? await palettizeWeights(current, step.config, opts)
       : await linearQuantizeWeights(current, step.config, opts);
     reports.push(next.compression);
-    current = next;
+    current = replaceIntermediate(current, next, model);
     passes++;
   }
   return Object.assign(current, { steps: reports, compression: reports[reports.length - 1]!, passes }) as MultiStepModel;
+}
+
+/** The next step's model replaces an intermediate one, whose temporary weight file goes now. */
+function replaceIntermediate(previous: Model, next: Model, input: Model): Model {
+  if (previous !== input) previous.dispose();
+  return next;
 }
 
 /* ---- decompression ---- */

@@ -5,7 +5,7 @@
  * result is an unsaved Model whose new weight.bin waits in a temporary directory until save().
  */
 import fs from 'node:fs';
-import os from 'node:os';
+import { createTempDir, removeTempDir } from '../util/temp-dirs.js';
 import path from 'node:path';
 import { Model } from '../model.js';
 import { Program, type MilFunction, type Operation } from '../mil/program.js';
@@ -82,20 +82,9 @@ export interface PassHandler {
   emit(candidate: WeightCandidate, result: CompressResult, ctx: PassContext): string;
 }
 
-const pendingTempDirs = new Set<string>();
-let cleanupInstalled = false;
-/** A temporary directory for an unsaved model's weight.bin (removed at exit unless saved). */
+/** A temporary directory for an unsaved model's weight.bin (see util/temp-dirs.ts for its lifetime). */
 export function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-'));
-  pendingTempDirs.add(dir);
-  if (!cleanupInstalled) {
-    cleanupInstalled = true;
-    // An unsaved compressed model's weight.bin must not outlive the process.
-    process.once('exit', () => {
-      for (const d of pendingTempDirs) fs.rmSync(d, { recursive: true, force: true });
-    });
-  }
-  return dir;
+  return createTempDir();
 }
 
 /** Native errors about a weight's data become typed errors naming the model file. */
@@ -105,8 +94,7 @@ export function passError(err: unknown, api: string, file: string | undefined): 
 }
 
 export function discardTempDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-  pendingTempDirs.delete(dir);
+  removeTempDir(dir);
 }
 
 /** Every BlobFileValue of an op, in the order coremltools writes them (its parameters in order). */

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { FIXTURES, GOLDEN, hasFixtures } from '../mil/helpers.js';
 import type { ModelInfoReport } from '../../src/cli/commands/info-report.js';
+import { scratchDirs } from '../scratch.js';
 
 async function runInfo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out: string[] = [];
@@ -130,9 +130,10 @@ describe.skipIf(!hasFixtures)('coreml-optimize info', () => {
 });
 
 describe.skipIf(!hasFixtures)('info on damaged packages', () => {
+  const scratch = scratchDirs('cmo-info-');
 
   it('a truncated weight.bin still gives the program facts, with a note', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-info-'));
+    const dir = scratch();
     const pkg = path.join(dir, 'm.mlpackage');
     fs.cpSync(path.join(GOLDEN, 'prune_mag50_ios18.mlpackage'), pkg, { recursive: true });
     const wb = path.join(pkg, 'Data/com.apple.CoreML/weights/weight.bin');
@@ -145,7 +146,7 @@ describe.skipIf(!hasFixtures)('info on damaged packages', () => {
     expect(s.nonzeroCount).toBeGreaterThan(0);
   });
   it('a corrupt program is an error naming the model file', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-info-'));
+    const dir = scratch();
     const pkg = path.join(dir, 'm.mlpackage');
     fs.cpSync(path.join(GOLDEN, 'pal_n4_pertensor_ios16.mlpackage'), pkg, { recursive: true });
     const mf = path.join(pkg, 'Data/com.apple.CoreML/model.mlmodel');

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ProgramBuilder, tensor, inferOutputs } from '../../src/mil/builder.js';
 import { Program } from '../../src/mil/program.js';
 import { listWeights } from '../../src/mil/weights.js';
 import { floatToHalfBits } from '../../src/mil/values.js';
 import { TestBlobReader, TestBlobWriter } from './helpers.js';
+import { scratchDirs } from '../scratch.js';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-mil-'));
+const tmp = scratchDirs('cmo-mil-');
 const sink = (p: string) => new TestBlobWriter(p);
 
 describe('ProgramBuilder', () => {
