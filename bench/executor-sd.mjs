@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, '..', 'dist', 'index.js');
 const lib = await import(dist);
-const { ProgramBuilder, createExecutor, loadModel, syntheticFp16, setThreads, nativeAddon } = { ...lib, ...(await import(path.join(here, '..', 'dist', 'native.js'))) };
+const { ProgramBuilder, createExecutor, loadModel, syntheticFp16, setThreads, nativeAddon } = {
+  ...lib,
+  ...(await import(path.join(here, '..', 'dist', 'mil', 'index.js'))),
+  ...(await import(path.join(here, '..', 'dist', 'util', 'synthetic.js'))),
+  ...(await import(path.join(here, '..', 'dist', 'native.js'))),
+};
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {

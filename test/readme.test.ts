@@ -19,3 +19,28 @@ describe('README', () => {
     expect(readme).toContain('npm test');
   });
 });
+
+describe('README API section', () => {
+  it('lists exactly the values the package entry point exports', async () => {
+    const start = readme.indexOf('### Everything `coreml-optimize` exports');
+    const section = readme.slice(start, readme.indexOf('Advanced, as subpath exports', start));
+    const listed = [...section.matchAll(/`([A-Za-z_][A-Za-z0-9_]*)`/g)].map((m) => m[1]!).filter((n) => n !== 'coreml');
+    const api = await import('../src/index.js');
+    expect([...new Set(listed)].sort()).toEqual(Object.keys(api).sort());
+  });
+
+  it('each advanced subpath named in the README is in package.json exports and resolves', async () => {
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+    const modules: Record<string, Record<string, unknown>> = {
+      format: await import('../src/format/index.js'),
+      mil: await import('../src/mil/index.js'),
+      kernels: await import('../src/kernels/index.js'),
+      optimize: await import('../src/optimize/index.js'),
+    };
+    for (const [sub, mod] of Object.entries(modules)) {
+      expect(readme).toContain(`coreml-optimize/${sub}`);
+      expect(pkg.exports[`./${sub}`]).toEqual({ types: `./dist/${sub}/index.d.ts`, import: `./dist/${sub}/index.js` });
+      expect(Object.keys(mod).length).toBeGreaterThan(5);
+    }
+  });
+});

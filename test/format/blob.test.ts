@@ -3,10 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AbortError, WeightFileError } from '../../src/index.js';
 import {
-  AbortError, BLOB_DTYPES, BlobFile, BlobWriter, WeightFileError, copyRecords, blobDTypeBits, blobDTypeFromMilDataType, blobPackedSize,
+  BLOB_DTYPES, BlobFile, BlobWriter, copyRecords, blobDTypeBits, blobDTypeFromMilDataType, blobPackedSize,
   milDataTypeFromBlobDType, packSubByte, unpackSubByte, type BlobDType,
-} from '../../src/index.js';
+} from '../../src/format/index.js';
 import { type BlobAddon } from '../../src/format/blob.js';
 import { blobDTypeOf, dtypeCode, type MilDType } from '../../src/mil/types.js';
 import type { BlobSource } from '../../src/mil/program.js';

@@ -1,7 +1,7 @@
 /** JS API of the kernels: known answers (spec §8.3, §8.5, §8.6, §8.7), errors, progress and cancellation. */
 import { describe, expect, it } from 'vitest';
 import { AbortError } from '../../src/errors.js';
-import { asKernelTensor, decompressOp, pruneTensor, quantizeTensor } from '../../src/index.js';
+import { asKernelTensor, decompressOp, pruneTensor, quantizeTensor } from '../../src/kernels/index.js';
 
 describe('quantizeTensor', () => {
   it('int4 LINEAR per tensor (§8.5)', async () => {

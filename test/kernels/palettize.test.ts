@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AbortError, ConfigError, decompressLut, kmeans1d, palettizeTensor } from '../../src/index.js';
+import { AbortError, ConfigError } from '../../src/index.js';
+import { decompressLut, kmeans1d, palettizeTensor } from '../../src/kernels/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const golden = path.resolve(root, '../shared/fixtures/coremltools-golden');

@@ -5,11 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   ConfigError, OpLinearQuantizerConfig, OpMagnitudePrunerConfig, OpPalettizerConfig, OpThresholdPrunerConfig,
-  OptimizationConfig, UnsupportedError, channelAxes, channelAxesForConsumers, checkConfigForApi, checkOpConfigTarget,
-  checkPlanTarget, checkTarget, compressPlanToData, configFromCliFlags, defaultChannelAxis, eligibleWeightInputs,
-  inferBlockSizes, loadCompressPlan, loadConfigFile, lutDtypeQuantizerOptions, normalizeApiName, passesWeightGate,
-  type CompressPlan, type OpCompressorConfig, type OpRef,
+  OptimizationConfig, UnsupportedError, loadCompressPlan, loadConfigFile, type CompressPlan, type OpCompressorConfig,
 } from '../../src/index.js';
+import {
+  channelAxes, channelAxesForConsumers, checkConfigForApi, checkOpConfigTarget, checkPlanTarget, checkTarget, compressPlanToData,
+  configFromCliFlags, defaultChannelAxis, eligibleWeightInputs, inferBlockSizes, lutDtypeQuantizerOptions, normalizeApiName,
+  passesWeightGate, type OpRef,
+} from '../../src/optimize/index.js';
 
 const GOLDEN = fileURLToPath(new URL('../../../shared/fixtures/coremltools-golden/', import.meta.url));
 
