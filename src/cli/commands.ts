@@ -10,6 +10,7 @@ import { registerPrune } from './commands/prune.js';
 import { registerQuantize } from './commands/quantize.js';
 import { registerCompress } from './commands/compress.js';
 import { registerDecompress } from './commands/decompress.js';
+import { registerTokenize } from './commands/tokenize.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerQuantize(program);
   registerCompress(program);
   registerDecompress(program);
+  registerTokenize(program);
 }
