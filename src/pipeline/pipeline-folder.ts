@@ -162,18 +162,22 @@ export function resolvePipelineFolder(input: string): PipelineFolder {
     found[component] = file;
     layout ??= what;
   };
-  for (const name of fs.readdirSync(dir).sort()) {
+  const names = fs.readdirSync(dir).sort();
+  for (const name of names) {
+    const m = ML_SD_PACKAGE.exec(name);
+    if (m && COMPONENT_OF[m[2]!] !== 'unsupported') versions.add(m[1]!);
+  }
+  if (versions.size > 1) {
+    throw new ConfigError(`packages of several models in one folder (${[...versions].join(', ')}); point -i at a folder with one model`, { file: dir });
+  }
+  for (const name of names) {
     const m = ML_SD_PACKAGE.exec(name);
     if (m) {
-      if (COMPONENT_OF[m[2]!] !== 'unsupported') versions.add(m[1]!);
       take(COMPONENT_OF[m[2]!], path.join(dir, name), 'ml-stable-diffusion-packages');
       continue;
     }
     const plain = /^(\w+)\.mlpackage$/.exec(name);
     if (plain) take(COMPONENT_OF[plain[1]!], path.join(dir, name), 'packages');
-  }
-  if (versions.size > 1) {
-    throw new ConfigError(`packages of several models in one folder (${[...versions].join(', ')}); point -i at a folder with one model`, { file: dir });
   }
   if (!found.unet) {
     for (const name of fs.existsSync(resources) ? fs.readdirSync(resources).sort() : []) {
