@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { parsePythonJson } from '../convert/diffusers-config.js';
 import { ConfigError, ModelFormatError, UnsupportedError } from '../errors.js';
 
 export type ModelKind = 'sd' | 'sdxl';
@@ -72,12 +73,9 @@ function isDir(p: string): boolean {
 
 function readPipelineJson(dir: string): PipelineFolder {
   const file = path.join(dir, 'pipeline.json');
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new ModelFormatError(`not valid JSON (${(err as Error).message.split('\n')[0]})`, { file, cause: err });
-  }
+  // Python-style JSON: a scheduler config may hold Infinity / NaN tokens.
+  const json = parsePythonJson(fs.readFileSync(file, 'utf8'), file) as Record<string, unknown>;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ModelFormatError('expected a JSON object', { file });
   if (json['format'] !== 'coreml-optimize-pipeline') throw new ModelFormatError(`"format" is ${JSON.stringify(json['format'])}, expected "coreml-optimize-pipeline"`, { file });
   if (json['version'] !== 1) throw new UnsupportedError(`pipeline.json version ${JSON.stringify(json['version'])} is not supported (this release reads version 1)`, { file });
   const kind = json['modelKind'];

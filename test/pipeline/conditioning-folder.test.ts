@@ -110,8 +110,8 @@ describe('models folder resolution', () => {
     expect(() => resolvePipelineFolder(dir)).toThrow(/"models.unet" names Missing.mlpackage, which does not exist/);
     fs.writeFileSync(path.join(dir, 'pipeline.json'), JSON.stringify({ ...json, version: 2 }));
     expect(() => resolvePipelineFolder(dir)).toThrow(UnsupportedError);
-    fs.writeFileSync(path.join(dir, 'pipeline.json'), '{"format": ');
-    expect(() => resolvePipelineFolder(dir)).toThrow(/pipeline\.json: not valid JSON/);
+    fs.writeFileSync(path.join(dir, 'pipeline.json'), '{"format": "coreml-optimize-pipeline", "x": Infinity, ');
+    expect(() => resolvePipelineFolder(dir)).toThrow(/pipeline\.json: invalid JSON/);
   });
 
   it('clear errors: no folder, no UNet, two model versions, chunked UNet', () => {
