@@ -111,6 +111,8 @@ export class WeightStore {
   private readonly files: SafetensorsFile[];
   private readonly where = new Map<string, SafetensorsFile>();
   private readonly consumed = new Set<string>();
+  /** Called before each read (progress and cancellation of converters: throwing aborts the read). */
+  onRead: ((name: string, elements: number) => void) | undefined;
 
   private constructor(readonly dir: string, files: SafetensorsFile[]) {
     this.files = files;
@@ -192,6 +194,7 @@ export class WeightStore {
   /** Reads one weight (and marks it consumed). Missing names are a ModelFormatError naming the folder. */
   read<D extends ReadDType>(name: string, dtype: D): ReadResult<D> {
     const f = this.file(name);
+    this.onRead?.(name, f.info(name)!.shape.reduce((a, d) => a * d, 1));
     this.consumed.add(name);
     return f.read(name, dtype);
   }
