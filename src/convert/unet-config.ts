@@ -179,11 +179,13 @@ export function planUnet(config: Record<string, unknown>, options: ParseOptions 
 
   const layersPerBlock = perLevel('layers_per_block', get('layers_per_block', 2), v => int('layers_per_block', v));
   const crossDims = perLevel('cross_attention_dim', get('cross_attention_dim', 1280), v => int('cross_attention_dim', v));
-  const attnHeadDimRaw = get('attention_head_dim', 8);
-  const numHeadsRaw = config['num_attention_heads'] ?? null;
-  // diffusers: num_attention_heads = num_attention_heads or attention_head_dim
-  const heads = perLevel(numHeadsRaw !== null ? 'num_attention_heads' : 'attention_head_dim', numHeadsRaw ?? attnHeadDimRaw, v =>
-    int(numHeadsRaw !== null ? 'num_attention_heads' : 'attention_head_dim', v));
+  // diffusers: `num_attention_heads = num_attention_heads or attention_head_dim` — but
+  // UNet2DConditionModel raises on a non-null num_attention_heads (its naming-issue guard), so
+  // attention_head_dim is always the per-level head COUNT here.
+  if ((config['num_attention_heads'] ?? null) !== null) {
+    fail('num_attention_heads', 'must be null: UNet2DConditionModel refuses it (diffusers issue 2011); attention_head_dim gives the number of heads');
+  }
+  const heads = perLevel('attention_head_dim', get('attention_head_dim', 8), v => int('attention_head_dim', v));
   const onlyCrossRaw = get('only_cross_attention', false);
   const onlyCross = perLevel('only_cross_attention', onlyCrossRaw, v => bool('only_cross_attention', v));
 
