@@ -119,3 +119,11 @@ export { buildExampleModel } from './demo/example-model.js';
 export { runDemo, DEMO_VARIANTS } from './demo/run-demo.js';
 export { syntheticFp16, syntheticFp32 } from './util/synthetic.js';
 export { loadNativeAddon } from './native.js';
+// diffusers → Core ML conversion (safetensors by memory map, pipeline.json)
+export { convertDiffusers, DIFFUSERS_COMPONENTS } from './convert/convert.js';
+export type { ConvertDiffusersOptions, ConvertDiffusersResult, DiffusersComponent } from './convert/convert.js';
+export { SafetensorsFile, WeightStore } from './convert/safetensors.js';
+export type { SafetensorsDType, SafetensorsTensorInfo, ReadDType, WeightStoreOptions } from './convert/safetensors.js';
+export { readPipelineJson, writePipelineJson, stringifyPythonJson, PIPELINE_JSON } from './convert/pipeline-json.js';
+export type { PipelineJson, PipelineModelKind, PipelineModelName } from './convert/pipeline-json.js';
+export { parsePythonJson } from './convert/diffusers-config.js';

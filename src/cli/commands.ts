@@ -11,6 +11,7 @@ import { registerQuantize } from './commands/quantize.js';
 import { registerCompress } from './commands/compress.js';
 import { registerDecompress } from './commands/decompress.js';
 import { registerTokenize } from './commands/tokenize.js';
+import { registerConvert } from './commands/convert.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -24,4 +25,5 @@ export function registerCommands(program: Command): void {
   registerCompress(program);
   registerDecompress(program);
   registerTokenize(program);
+  registerConvert(program);
 }
