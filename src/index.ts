@@ -127,3 +127,13 @@ export type { SafetensorsDType, SafetensorsTensorInfo, ReadDType, WeightStoreOpt
 export { readPipelineJson, writePipelineJson, stringifyPythonJson, PIPELINE_JSON } from './convert/pipeline-json.js';
 export type { PipelineJson, PipelineModelKind, PipelineModelName } from './convert/pipeline-json.js';
 export { parsePythonJson } from './convert/diffusers-config.js';
+// Stable Diffusion pipeline: tokenizer, RNG, schedulers
+export { CLIPTokenizer, basicClean as clipBasicClean } from './pipeline/tokenizer.js';
+export type { CLIPTokenizerOptions } from './pipeline/tokenizer.js';
+export { NumpyRandomState, initialLatents, randnFloat16, roundToFloat16 } from './pipeline/rng.js';
+export {
+  createScheduler, readSchedulerConfig, schedulerClassNameOf, SCHEDULER_SHORT_NAMES, SCHEDULER_CLASS_NAMES,
+  PNDMScheduler, DDIMScheduler, EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler,
+  LMSDiscreteScheduler,
+} from './pipeline/schedulers/index.js';
+export type { Scheduler, StepOptions, PredictionType, SchedulerConfig } from './pipeline/schedulers/index.js';
