@@ -119,6 +119,17 @@ export { buildExampleModel } from './demo/example-model.js';
 export { runDemo, DEMO_VARIANTS } from './demo/run-demo.js';
 export { syntheticFp16, syntheticFp32 } from './util/synthetic.js';
 export { loadNativeAddon } from './native.js';
+// Stable Diffusion / SDXL generation (pipeline helper)
+export { StableDiffusionPipeline, imageBaseName, inferConfig } from './pipeline/stable-diffusion.js';
+export type {
+  StableDiffusionConfig, StableDiffusionComponents, LoadOptions as StableDiffusionLoadOptions, GenerateOptions, GenerateResult,
+  GeneratedImage, GenerateTimings, PromptTokenizer,
+} from './pipeline/stable-diffusion.js';
+export { loadBackend, coremlAvailable, defaultBackendKind, CoreMLError, COMPUTE_UNITS } from './pipeline/backends/index.js';
+export type { ModelBackend, BackendKind, BackendTensor, ComputeUnit, FeatureSpec } from './pipeline/backends/index.js';
+export { resolvePipelineFolder } from './pipeline/pipeline-folder.js';
+export type { PipelineFolder } from './pipeline/pipeline-folder.js';
+export { encodePng, readPngText } from './pipeline/png.js';
 // diffusers → Core ML conversion (safetensors by memory map, pipeline.json)
 export { convertDiffusers, DIFFUSERS_COMPONENTS } from './convert/convert.js';
 export type { ConvertDiffusersOptions, ConvertDiffusersResult, DiffusersComponent } from './convert/convert.js';

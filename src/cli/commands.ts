@@ -11,6 +11,7 @@ import { registerQuantize } from './commands/quantize.js';
 import { registerCompress } from './commands/compress.js';
 import { registerDecompress } from './commands/decompress.js';
 import { registerTokenize } from './commands/tokenize.js';
+import { registerGenerate } from './commands/generate.js';
 import { registerConvert } from './commands/convert.js';
 
 export function registerCommands(program: Command): void {
@@ -25,5 +26,6 @@ export function registerCommands(program: Command): void {
   registerCompress(program);
   registerDecompress(program);
   registerTokenize(program);
+  registerGenerate(program);
   registerConvert(program);
 }
