@@ -295,8 +295,34 @@ class UnetBuilder {
     const q = linearConv(this.ctx, x, `${path}.to_q`);
     const k = linearConv(this.ctx, context, `${path}.to_k`);
     const v = linearConv(this.ctx, context, `${path}.to_v`);
-    const o = attention(this.ctx, q, k, v, { heads: t.heads, layout: 'BC1S', name: opName(path) });
+    const o = this.ctx.attention === 'original'
+      ? this.attentionOriginal(q, k, v, t.heads, opName(path))
+      : attention(this.ctx, q, k, v, { heads: t.heads, layout: 'BC1S', name: opName(path) });
     return linearConv(this.ctx, o, `${path}.to_out.0`);
+  }
+
+  /**
+   * softmax(q·kᵀ/√d)·v on [B, C, 1, S] viewed as [B, heads, d, S] (free reshapes, no transposes).
+   * The 1/√d scale goes on q ([B, C, Sq]) rather than on the scores ([B, heads, Sq, Sk]) when that is
+   * the smaller tensor — at SD's 64×64 latents the self-attention scores are 4096² per head, and one
+   * less pass over them is a sizeable share of the step.
+   */
+  private attentionOriginal(q: Var, k: Var, v: Var, heads: number, name: string): Var {
+    const { ctx, b } = this;
+    const [B, C, , Sq] = q.shape as [number, number, number, number];
+    const Sk = k.shape[3] as number;
+    const d = C / heads;
+    const scale = scalar(ctx, 1 / Math.sqrt(d));
+    const scaleQ = C <= heads * Sk;
+    const qs = scaleQ ? b.op('mul', { x: q, y: scale }, { name: `${name}_q_scaled` }) : q;
+    const qh = b.op('reshape', { x: qs, shape: [B, heads, d, Sq] }, { name: `${name}_q_heads` });
+    const kh = b.op('reshape', { x: k, shape: [B, heads, d, Sk] }, { name: `${name}_k_heads` });
+    const vh = b.op('reshape', { x: v, shape: [B, heads, d, Sk] }, { name: `${name}_v_heads` });
+    let w = b.op('matmul', { x: qh, y: kh, transpose_x: true, transpose_y: false }, { name: `${name}_scores` }); // [B, H, Sq, Sk]
+    if (!scaleQ) w = b.op('mul', { x: w, y: scale }, { name: `${name}_scaled` });
+    w = b.op('softmax', { x: w, axis: 3 }, { name: `${name}_weights` });
+    const o = b.op('matmul', { x: vh, y: w, transpose_x: false, transpose_y: true }, { name: `${name}_heads_out` }); // [B, H, d, Sq]
+    return b.op('reshape', { x: o, shape: [B, C, 1, Sq] }, { name: `${name}_out` });
   }
 
   /** FeedForward with GEGLU: proj → (h, gate) halves on the channel axis → h · gelu(gate) → net.2. */

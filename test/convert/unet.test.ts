@@ -267,3 +267,52 @@ describe('convertUnet refuses what it does not build', () => {
     }
   });
 });
+
+/* ---- the published full-size structures, without their weights ---- */
+
+interface WeightList { config: Record<string, unknown>; tensors: { name: string; shape: number[] }[] }
+
+/** A WeightStore stand-in serving zeros of each listed shape (the graph is built, never run). */
+function listedWeights(file: string): { store: WeightStore; list: WeightList } {
+  const list = JSON.parse(fs.readFileSync(file, 'utf8')) as WeightList;
+  const byName = new Map(list.tensors.map(t => [t.name, t.shape]));
+  const max = Math.max(...list.tensors.map(t => t.shape.reduce((a, d) => a * d, 1)));
+  const zeros16 = new Uint16Array(max), zeros32 = new Float32Array(max);
+  const read = new Set<string>();
+  const store = {
+    dir: file,
+    has: (n: string) => byName.has(n),
+    shape: (n: string) => {
+      const s = byName.get(n);
+      if (!s) throw new ModelFormatError(`missing weight '${n}'`, { file });
+      return [...s];
+    },
+    read: (n: string, dtype: 'fp16' | 'fp32') => {
+      const count = store.shape(n).reduce((a, d) => a * d, 1);
+      read.add(n);
+      return dtype === 'fp16' ? zeros16.subarray(0, count) : zeros32.subarray(0, count);
+    },
+    unusedNames: () => [...byName.keys()].filter(n => !read.has(n)),
+  };
+  return { store: store as unknown as WeightStore, list };
+}
+
+describe('convertUnet on the published SD 1.5 and SDXL structures', () => {
+  for (const [name, latent] of [['sd15', 64], ['sdxl', 128]] as const) {
+    it(`${name}: every one of its weights is used with its published shape`, () => {
+      const { store, list } = listedWeights(path.resolve(`../shared/models/${name}_unet_weights.json`));
+      const discard = { append: () => 0, close: () => undefined };
+      const builder = new ProgramBuilder({ specVersion: 7, weightsPath: path.join(tmp, `full-${name}.bin`), openWeightSink: () => discard });
+      const graph = convertUnet({ builder, weights: store, precision: 'fp16', attention: 'original' }, list.config, { latentHeight: latent, latentWidth: latent });
+      expect(store.unusedNames()).toEqual([]);
+      expect(graph.outputs[0]!.shape).toEqual([2, 4, latent, latent]);
+      const { spec } = builder.build();
+      const inputs = spec.description.input.map(f => [f.name, f.type.multiArrayType.shape]);
+      expect(inputs).toEqual(name === 'sd15'
+        ? [['sample', [2, 4, 64, 64]], ['timestep', [2]], ['encoder_hidden_states', [2, 768, 1, 77]]]
+        : [['sample', [2, 4, 128, 128]], ['timestep', [2]], ['encoder_hidden_states', [2, 2048, 1, 77]], ['text_embeds', [2, 1280]], ['time_ids', [2, 6]]]);
+      // SDXL's deepest level: 10 transformer blocks of 20 heads × 64 channels
+      if (name === 'sdxl') expect(graph.plan.down[2]!.transformers[1]).toEqual({ heads: 20, headDim: 64, layers: 10, crossAttentionDim: 2048, onlyCrossAttention: false });
+    });
+  }
+});
