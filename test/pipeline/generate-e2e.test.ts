@@ -128,6 +128,30 @@ describe.skipIf(!hasFixtures)('generate end to end vs diffusers (tiny models, fp
     });
   }
 
+  it('a batch-1 UNet (two calls per step) gives the same latents as diffusers', async () => {
+    const dir = path.join(tmp, 'tiny-sd15-batch1');
+    await convertDiffusers(path.join(REF, 'models', 'tiny-sd15'), { outDir: dir, precision: 'fp32', batchSize: 1 });
+    const pipeline = await StableDiffusionPipeline.load(dir, { backend: 'executor', threads: 2 });
+    expect(pipeline.config.unetBatchSize).toBe(1);
+    const rec = path.join(tmp, 'unet-inputs-batch1');
+    const result = await pipeline.generate({ prompt: PROMPT, seed: 231, numInferenceSteps: 8, recordUnetInputs: rec });
+    expect(result.unetSampleDirs).toHaveLength(18);
+    expect(readNpy(path.join(rec, '0001', 'sample.npy')).shape).toEqual([1, 4, 16, 16]);
+    expect(relError(result.latents, f32('cases/sd15-pndm-cat231/final_latents.npy'))).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('another scheduler (euler_ancestral: noise from numpy\'s stream after the latents) is deterministic run to run', async () => {
+    const pipeline = await StableDiffusionPipeline.load(converted['sd15']!, { backend: 'executor', threads: 2 });
+    const run = () => pipeline.generate({ prompt: PROMPT, seed: 7, numInferenceSteps: 4, scheduler: 'euler_ancestral' });
+    const [a, b] = [await run(), await run()];
+    expect(a.scheduler).toBe('EulerAncestralDiscreteScheduler');
+    expect(readPngText(a.images[0]!.png)['scheduler']).toBe('EulerAncestralDiscreteScheduler');
+    expect(a.images[0]!.png.equals(b.images[0]!.png)).toBe(true);
+    // A different seed draws different noise and latents.
+    const c = await pipeline.generate({ prompt: PROMPT, seed: 8, numInferenceSteps: 4, scheduler: 'euler_ancestral' });
+    expect(relError(c.latents, a.latents)).toBeGreaterThan(0.1);
+  });
+
   it('cancellation with real models: abort after 2 steps → AbortError, no PNG left behind', async () => {
     const pipeline = await StableDiffusionPipeline.load(converted['sd15']!, { backend: 'executor' });
     const out = path.join(tmp, 'cancelled');
