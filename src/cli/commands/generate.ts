@@ -124,7 +124,8 @@ export function registerGenerate(program: Command): void {
         }, null, 2));
         return;
       }
-      console.log(`wrote ${path.relative(process.cwd(), image.path!) || image.path} (${image.width}x${image.height}, ${pipeline.config.modelKind}, ${result.scheduler}, seed ${result.seed})`);
+      const rel = path.relative(process.cwd(), image.path!);
+      console.log(`wrote ${rel.startsWith('..') || path.isAbsolute(rel) ? image.path : rel} (${image.width}x${image.height}, ${pipeline.config.modelKind}, ${result.scheduler}, seed ${result.seed})`);
       if (image.latentsPath) console.log(`latents: ${image.latentsPath}`);
       if (result.unetSampleDirs.length > 0) console.log(`UNet inputs: ${result.unetSampleDirs.length} sample folders in ${opts.recordUnetInputs}`);
       const perStep = result.timings.stepSeconds.length > 0 ? result.timings.unetSeconds / result.timings.stepSeconds.length : 0;
