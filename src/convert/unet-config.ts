@@ -202,11 +202,11 @@ export function planUnet(config: Record<string, unknown>, options: ParseOptions 
     : list('reverse_transformer_layers_per_block', reverseRaw).map(v =>
       Array.isArray(v) ? v.map(x => int('reverse_transformer_layers_per_block', x)) : int('reverse_transformer_layers_per_block', v));
   if (reversedTlpb.length !== n) fail('reverse_transformer_layers_per_block', `has ${reversedTlpb.length} entries, up_block_types ${n}`);
-  /** diffusers' blocks: an int applies to every layer; a list gives each layer's count. */
+  /** diffusers' blocks: an int applies to every layer; a list gives each layer's count (entry i for layer i). */
   const layersOf = (key: string, v: number | number[], count: number): number[] => {
     if (!Array.isArray(v)) return Array(count).fill(v) as number[];
-    if (v.length !== count) fail(key, `a per-layer list has ${v.length} entries for a block of ${count} layers`);
-    return v;
+    if (v.length < count) fail(key, `a per-layer list has ${v.length} entries for a block of ${count} layers`);
+    return v.slice(0, count);
   };
 
   const normNumGroupsRaw = get('norm_num_groups', 32);

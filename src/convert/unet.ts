@@ -14,6 +14,7 @@
  * diffusers does too ("timesteps ... will always return f32 tensors"): with t up to 999 an fp16
  * argument would be off by up to 0.5 rad — and cast to fp16 after the sin/cos.
  */
+import path from 'node:path';
 import type { Var } from '../mil/builder.js';
 import { ConfigError, ModelFormatError } from '../errors.js';
 import type { UnetConfig } from './diffusers-config.js';
@@ -47,13 +48,14 @@ export interface UnetGraph {
 export function convertUnet(ctx: ConvertContext, config: UnetConfig | Record<string, unknown>, options: UnetConvertOptions = {}): UnetGraph {
   const typed = isUnetConfig(config);
   const raw = typed ? config.reader.raw : config;
-  const file = typed ? config.file : undefined;
-  const plan = planUnet(raw, file !== undefined ? { file } : {});
+  // errors name config.json: the typed config knows its file; a raw one sits beside the weights
+  const file = typed ? config.file : path.join(ctx.weights.dir, 'config.json');
+  const plan = planUnet(raw, { file });
   const ss = raw['sample_size'];
   const sampleHW = typeof ss === 'number' ? [ss, ss] : Array.isArray(ss) && ss.length === 2 ? ss : [];
   const H = options.latentHeight ?? sampleHW[0];
   const W = options.latentWidth ?? sampleHW[1];
-  if (!isPosInt(H) || !isPosInt(W)) throw new ConfigError('UNet conversion needs the latent height and width (options or the config\'s sample_size)', file !== undefined ? { file } : {});
+  if (!isPosInt(H) || !isPosInt(W)) throw new ConfigError('UNet conversion needs the latent height and width (options or the config\'s sample_size)', { file });
   const B = options.batchSize ?? 2;
   if (!isPosInt(B)) throw new ConfigError(`UNet batch size must be a positive integer, got ${B}`);
   const L = options.sequenceLength ?? 77;
@@ -70,7 +72,7 @@ export function convertUnet(ctx: ConvertContext, config: UnetConfig | Record<str
   if (plan.textTime) {
     const textDim = plan.textTime.projectionInputDim - nIds * plan.textTime.timeEmbedDim;
     if (textDim <= 0) {
-      throw new ConfigError(`projection_class_embeddings_input_dim ${plan.textTime.projectionInputDim} leaves no room for text_embeds beside ${nIds} time ids × addition_time_embed_dim ${plan.textTime.timeEmbedDim}`, file !== undefined ? { file } : {});
+      throw new ConfigError(`projection_class_embeddings_input_dim ${plan.textTime.projectionInputDim} leaves no room for text_embeds beside ${nIds} time ids × addition_time_embed_dim ${plan.textTime.timeEmbedDim}`, { file });
     }
     textEmbeds = modelInput(c, 'text_embeds', [B, textDim]);
     timeIds = b.input('time_ids', 'fp32', [B, nIds]);

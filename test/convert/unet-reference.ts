@@ -318,7 +318,11 @@ export function referenceUnet(cfg: Record<string, any>, p: Param, inp: Reference
   const boc = cfg.block_out_channels as number[];
   const heads = perLevel<number>(cfg.num_attention_heads ?? cfg.attention_head_dim);
   const lpb = perLevel<number>(cfg.layers_per_block);
-  const tlpb = perLevel<number>(cfg.transformer_layers_per_block ?? 1);
+  // transformer_layers_per_block: an int, or per level an int or a per-layer list (then the up
+  // blocks take reverse_transformer_layers_per_block); a block reads entry l for its layer l.
+  const tlpb = perLevel<number | number[]>(cfg.transformer_layers_per_block ?? 1);
+  const rtl: (number | number[])[] = cfg.reverse_transformer_layers_per_block ?? [...tlpb].reverse();
+  const depth = (v: number | number[], l: number): number => (Array.isArray(v) ? v[l]! : v);
   const onlyCross = perLevel<boolean>(cfg.only_cross_attention ?? false);
   const act = ACT[cfg.act_fn ?? 'silu']!;
   const tdim = cfg.time_embedding_dim ?? boc[0]! * 4;
@@ -361,7 +365,7 @@ export function referenceUnet(cfg: Record<string, any>, p: Param, inp: Reference
     const out = boc[i]!;
     for (let l = 0; l < lpb[i]!; l++) {
       x = resnet(c, `down_blocks.${i}.resnets.${l}`, x, out);
-      if (type === 'CrossAttnDownBlock2D') x = transformer2d(c, `down_blocks.${i}.attentions.${l}`, x, heads[i]!, tlpb[i]!, onlyCross[i]!);
+      if (type === 'CrossAttnDownBlock2D') x = transformer2d(c, `down_blocks.${i}.attentions.${l}`, x, heads[i]!, depth(tlpb[i]!, l), onlyCross[i]!);
       skips.push(x);
     }
     if (i < nb - 1) {
@@ -374,17 +378,17 @@ export function referenceUnet(cfg: Record<string, any>, p: Param, inp: Reference
     const ch = boc[nb - 1]!;
     const osf = cfg.mid_block_scale_factor ?? 1;
     x = resnet(c, 'mid_block.resnets.0', x, ch, osf);
-    x = transformer2d(c, 'mid_block.attentions.0', x, heads[nb - 1]!, tlpb[nb - 1]!, false);
+    x = transformer2d(c, 'mid_block.attentions.0', x, heads[nb - 1]!, depth(tlpb[nb - 1]!, 0), false);
     x = resnet(c, 'mid_block.resnets.1', x, ch, osf);
   }
-  const rboc = [...boc].reverse(), rheads = [...heads].reverse(), rlpb = [...lpb].reverse(), rtl = [...tlpb].reverse(), roc = [...onlyCross].reverse();
+  const rboc = [...boc].reverse(), rheads = [...heads].reverse(), rlpb = [...lpb].reverse(), roc = [...onlyCross].reverse();
   for (let i = 0; i < nb; i++) {
     const type = cfg.up_block_types[i] as string;
     const out = rboc[i]!;
     for (let l = 0; l < rlpb[i]! + 1; l++) {
       x = concat1(x, skips.pop()!);
       x = resnet(c, `up_blocks.${i}.resnets.${l}`, x, out);
-      if (type === 'CrossAttnUpBlock2D') x = transformer2d(c, `up_blocks.${i}.attentions.${l}`, x, rheads[i]!, rtl[i]!, roc[i]!);
+      if (type === 'CrossAttnUpBlock2D') x = transformer2d(c, `up_blocks.${i}.attentions.${l}`, x, rheads[i]!, depth(rtl[i]!, l), roc[i]!);
     }
     if (i < nb - 1) {
       const target = skips.at(-1)!;

@@ -218,6 +218,39 @@ describe('convertUnet on a config unlike the fixtures', () => {
     const got = await run(built.pkg, inputs.exec);
     expect(relMaxErr(got, reference)).toBeLessThan(1e-5); // measured 1.7e-6
   });
+  it('per-layer transformer depths with reverse_transformer_layers_per_block, no mid block, mish, odd embedding widths, 5 time ids', async () => {
+    const cfg: Record<string, unknown> = {
+      _class_name: 'UNet2DConditionModel',
+      block_out_channels: [9, 18], // the time projection is 9 wide: odd, zero-padded as diffusers pads it
+      down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
+      up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+      layers_per_block: 2,
+      transformer_layers_per_block: [[1, 2], [2, 1]],
+      reverse_transformer_layers_per_block: [[1, 3, 1], [2, 1, 1]],
+      mid_block_type: null,
+      act_fn: 'mish',
+      norm_num_groups: 3,
+      attention_head_dim: 3,
+      cross_attention_dim: 12,
+      use_linear_projection: true,
+      addition_embed_type: 'text_time',
+      addition_time_embed_dim: 5,
+      projection_class_embeddings_input_dim: 7 + 5 * 5,
+    };
+    const inputs = customInputs(2, 6, 6, 12, 13);
+    const te = Float32Array.from({ length: 14 }, (_, i) => Math.cos(i * 1.3));
+    const ids = Float32Array.from([1024, 1024, 0, 0, 6, 1024, 768, 16, 8, 2.5]); // refiner-style: size, crop, aesthetic score
+    inputs.exec['text_embeds'] = { data: te, shape: [2, 7] };
+    inputs.exec['time_ids'] = { data: ids, shape: [2, 5] };
+    inputs.ref.textEmbeds = { d: Float64Array.from(te), s: [2, 7] };
+    inputs.ref.timeIds = { d: Float64Array.from(ids), s: [2, 5] };
+    const { dir, reference } = synthesize(cfg, inputs.ref, 7);
+    const built = await convert(dir, cfg, 'fp32', 'original', { latentHeight: 6, latentWidth: 6, timeIdsCount: 5 });
+    expect(built.names).toContain('up_blocks_0_attentions_1_transformer_blocks_2_attn1_to_q_weight');
+    expect(built.names.some(n => n.startsWith('mid_block'))).toBe(false);
+    const got = await run(built.pkg, inputs.exec);
+    expect(relMaxErr(got, reference)).toBeLessThan(1e-5);
+  });
 });
 
 describe('convertUnet refuses what it does not build', () => {
@@ -235,6 +268,7 @@ describe('convertUnet refuses what it does not build', () => {
       }
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(key);
+      expect((err as Error).message).toContain(path.join(dir, 'config.json'));
       expect((err as Error).message.split('\n')).toHaveLength(1);
     } finally {
       weights.close();
