@@ -288,3 +288,97 @@ describe('scheduler configs and errors', () => {
     expect(out[0]).toBeCloseTo(Math.sqrt(ac[12]! / ac[16]!), 6);
   });
 });
+
+describe('known answers for options the fixtures do not cover', () => {
+  const sd = { beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000 };
+  const trainSigma = (t: number) => {
+    const cfg = new ConfigReader(sd, 'test');
+    const ac = alphasCumprod(betasFromConfig(cfg, 1000, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }));
+    return Math.fround(Math.sqrt(Math.fround(Math.fround(1 - ac[t]!) / ac[t]!)));
+  };
+
+  it('Euler with Karras sigmas: ρ = 7 ramp between σ(999) and σ(0), timesteps from log-σ interpolation', () => {
+    const e = createScheduler('euler', { ...sd, use_karras_sigmas: true });
+    e.setTimesteps(6);
+    const smax = trainSigma(999);
+    const smin = trainSigma(0);
+    const rho = 7;
+    const expected = [0, 0.2, 0.4, 0.6, 0.8, 1].map(r => (smax ** (1 / rho) + r * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho);
+    expected.forEach((v, i) => expect(e.sigmas[i]! / v).toBeCloseTo(1, 6));
+    expect(e.sigmas[6]).toBe(0);
+    expect(e.timesteps[0]).toBeCloseTo(999, 3);
+    expect(e.timesteps[5]).toBeCloseTo(0, 3);
+    // A middle timestep t satisfies σ(t) = σ_i when σ is interpolated log-linearly between integer timesteps.
+    const t = e.timesteps[3]!;
+    const lo = Math.floor(t);
+    const w = t - lo;
+    const logSigma = (1 - w) * Math.log(trainSigma(lo)) + w * Math.log(trainSigma(lo + 1));
+    expect(Math.exp(logSigma) / e.sigmas[3]!).toBeCloseTo(1, 5);
+  });
+
+  it('Euler v-prediction step: x̂0 = −σ/√(σ²+1)·v + x/(σ²+1), x′ = x + (x − x̂0)/σ · (σ′ − σ)', () => {
+    const e = createScheduler('euler', { ...sd, prediction_type: 'v_prediction', timestep_spacing: 'trailing' });
+    e.setTimesteps(4);
+    const [s0, s1] = [e.sigmas[0]!, e.sigmas[1]!];
+    const x = 1.25;
+    const v = -0.5;
+    const x0 = (-s0 / Math.sqrt(s0 * s0 + 1)) * v + x / (s0 * s0 + 1);
+    const out = e.step(new Float32Array([v]), e.timesteps[0]!, new Float32Array([x]));
+    expect(out[0]! / (x + ((x - x0) / s0) * (s1 - s0))).toBeCloseTo(1, 6);
+  });
+
+  it('DDIM v-prediction and sample prediction: x′ = √ᾱ′·x̂0 + √(1−ᾱ′)·ε̂', () => {
+    const cfg = new ConfigReader(sd, 'test');
+    const ac = alphasCumprod(betasFromConfig(cfg, 1000, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }));
+    const x = 0.8;
+    const m = 0.3;
+    for (const prediction of ['v_prediction', 'sample'] as const) {
+      const d = createScheduler('ddim', { ...sd, prediction_type: prediction, clip_sample: false, steps_offset: 1 });
+      d.setTimesteps(10); // 901, 801, …
+      const [a, ap] = [ac[901]!, ac[801]!];
+      const x0 = prediction === 'v_prediction' ? Math.sqrt(a) * x - Math.sqrt(1 - a) * m : m;
+      const eps = prediction === 'v_prediction' ? Math.sqrt(a) * m + Math.sqrt(1 - a) * x : (x - Math.sqrt(a) * x0) / Math.sqrt(1 - a);
+      const out = d.step(new Float32Array([m]), 901, new Float32Array([x]));
+      expect(out[0]! / (Math.sqrt(ap) * x0 + Math.sqrt(1 - ap) * eps)).toBeCloseTo(1, 5);
+    }
+  });
+
+  it('PNDM with Runge-Kutta steps: with ε = 0 every full step scales x by √(ᾱ_prev/ᾱ_t), so the run telescopes', () => {
+    const cfg = new ConfigReader(sd, 'test');
+    const ac = alphasCumprod(betasFromConfig(cfg, 1000, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }));
+    const p = createScheduler('pndm', { ...sd, steps_offset: 1, set_alpha_to_one: true });
+    p.setTimesteps(5); // PRK 801 → 601 → 401 → 201, PLMS 201 → 1 → final
+    let x = new Float32Array([0.5, -2]);
+    for (const t of p.timesteps) x = p.step(new Float32Array(2), t, x);
+    const ratio = Math.sqrt(1 / ac[801]!);
+    expect(x[0]! / (0.5 * ratio)).toBeCloseTo(1, 5);
+    expect(x[1]! / (-2 * ratio)).toBeCloseTo(1, 5);
+  });
+
+  it('DPM-Solver++ with Karras sigmas: integer timesteps, last sigma repeated; first-order only with solver_order 1', () => {
+    const d = createScheduler('dpmpp', { ...sd, use_karras_sigmas: true });
+    d.setTimesteps(10);
+    expect(d.timesteps.every(Number.isInteger)).toBe(true);
+    expect(d.timesteps[0]).toBe(999);
+    expect(d.sigmas).toHaveLength(11);
+    expect(d.sigmas[10]).toBe(d.sigmas[9]);
+    // solver_order 1 is DDIM-like: x′ = (σ′/σ)·x − α′(e^{−h} − 1)·x̂0 in the (α, σ) parametrisation.
+    const o1 = createScheduler('dpmpp', { ...sd, solver_order: 1 });
+    o1.setTimesteps(4);
+    const sig = (s: number) => ({ a: 1 / Math.sqrt(s * s + 1), s: s / Math.sqrt(s * s + 1) });
+    const s0 = sig(o1.sigmas[0]!);
+    const s1 = sig(o1.sigmas[1]!);
+    const h = Math.log(s1.a / s1.s) - Math.log(s0.a / s0.s);
+    const x = 2;
+    const eps = 0.5;
+    const x0 = (x - s0.s * eps) / s0.a;
+    const out = o1.step(new Float32Array([eps]), o1.timesteps[0]!, new Float32Array([x]));
+    expect(out[0]! / ((s1.s / s0.s) * x - s1.a * (Math.exp(-h) - 1) * x0)).toBeCloseTo(1, 5);
+  });
+
+  it('init_noise_sigma before setTimesteps is that of the whole training schedule (diffusers\' initial sigmas)', () => {
+    expect(createScheduler('euler', sd).initNoiseSigma).toBeCloseTo(14.6146, 3);
+    expect(createScheduler('lms', { ...sd, timestep_spacing: 'leading' }).initNoiseSigma).toBeCloseTo(Math.sqrt(14.614646 ** 2 + 1), 3);
+    expect(createScheduler('pndm', sd).initNoiseSigma).toBe(1);
+  });
+});

@@ -41,8 +41,9 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
     this.stepsOffset = cfg.int('steps_offset', 0, 0);
   }
 
+  /** Before setTimesteps diffusers' sigmas are the whole training schedule; the same maximum is used here. */
   get initNoiseSigma(): number {
-    return kInitNoiseSigma(this.sigmas, this.spacing);
+    return kInitNoiseSigma(this.sigmas.length > 0 ? this.sigmas : Float64Array.from(this.trainSigmas), this.spacing);
   }
 
   setTimesteps(numInferenceSteps: number): void {

@@ -52,8 +52,9 @@ export class EulerDiscreteScheduler implements Scheduler {
     }
   }
 
+  /** Before setTimesteps diffusers' sigmas are the whole training schedule; the same maximum is used here. */
   get initNoiseSigma(): number {
-    return kInitNoiseSigma(this.sigmas, this.spacing);
+    return kInitNoiseSigma(this.sigmas.length > 0 ? this.sigmas : Float64Array.from(this.trainSigmas), this.spacing);
   }
 
   setTimesteps(numInferenceSteps: number): void {

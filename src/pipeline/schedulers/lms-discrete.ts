@@ -54,8 +54,9 @@ export class LMSDiscreteScheduler implements Scheduler {
     this.karras = cfg.bool('use_karras_sigmas', false);
   }
 
+  /** Before setTimesteps diffusers' sigmas are the whole training schedule; the same maximum is used here. */
   get initNoiseSigma(): number {
-    return kInitNoiseSigma(this.sigmas, this.spacing);
+    return kInitNoiseSigma(this.sigmas.length > 0 ? this.sigmas : Float64Array.from(this.trainSigmas), this.spacing);
   }
 
   setTimesteps(numInferenceSteps: number): void {
