@@ -185,6 +185,10 @@ export function inferConfig(folder: Pick<PipelineFolder, 'modelKind' | 'modelNam
   const kind: ModelKind = folder.modelKind ?? (textEncoder2 || hasTimeIds ? 'sdxl' : 'sd');
   if (kind === 'sdxl' && !textEncoder2) throw new UnsupportedError('an SDXL UNet (time_ids input) needs TextEncoder2 next to it; refiner-only folders are not supported', { file: unet.path });
   if (kind === 'sdxl' && !hasTimeIds) throw new ModelFormatError("an SDXL pipeline's UNet must take 'time_ids' and 'text_embeds'", { file: unet.path });
+  const timeIds = findInput(unet, 'time_ids')?.shape;
+  if (timeIds && timeIds.length > 0 && (timeIds[timeIds.length - 1] === 5 || timeIds[timeIds.length - 1] === 10)) {
+    throw new UnsupportedError('this is an SDXL refiner UNet (aesthetic-score time_ids); only base models are supported', { file: unet.path });
+  }
   requireInput(unet, 'timestep', 'UNet');
   requireInput(unet, 'encoder_hidden_states', 'UNet');
   requireInput(vaeDecoder, 'z', 'VAE decoder');
