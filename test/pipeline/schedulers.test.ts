@@ -348,7 +348,7 @@ describe('known answers for options the fixtures do not cover', () => {
     const ac = alphasCumprod(betasFromConfig(cfg, 1000, { betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear' }));
     const p = createScheduler('pndm', { ...sd, steps_offset: 1, set_alpha_to_one: true });
     p.setTimesteps(5); // PRK 801 → 601 → 401 → 201, PLMS 201 → 1 → final
-    let x = new Float32Array([0.5, -2]);
+    let x: Float32Array = new Float32Array([0.5, -2]);
     for (const t of p.timesteps) x = p.step(new Float32Array(2), t, x);
     const ratio = Math.sqrt(1 / ac[801]!);
     expect(x[0]! / (0.5 * ratio)).toBeCloseTo(1, 5);
