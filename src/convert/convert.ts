@@ -15,11 +15,12 @@ import { tempSiblingPath } from '../util/atomic-write.js';
 import type { ProgressCallback } from '../native.js';
 import { buildClipTextEncoder, TEXT_ENCODER_OUTPUTS, type TextEncoderKind } from './clip.js';
 import {
-  readClipTextConfig, readModelIndex, readPythonJsonFile, readSchedulerConfig, readVaeConfig, type ModelIndex,
+  readClipTextConfig, readModelIndex, readPythonJsonFile, readSchedulerConfig, readUnetConfig, readVaeConfig, type ModelIndex,
 } from './diffusers-config.js';
 import type { AttentionImplementation, ConvertContext, Precision } from './layers.js';
 import { PIPELINE_FORMAT, PIPELINE_VERSION, writePipelineJson, type PipelineJson, type PipelineModelName } from './pipeline-json.js';
 import { WeightStore } from './safetensors.js';
+import { convertUnet } from './unet.js';
 import { buildVaeDecoder, vaeScaleFactor } from './vae.js';
 
 export type DiffusersComponent = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder';
@@ -70,24 +71,6 @@ const SOURCE: Record<DiffusersComponent, string> = { text_encoder: 'text_encoder
 const SUPPORTED_PIPELINES: Record<string, 'sd' | 'sdxl'> = { StableDiffusionPipeline: 'sd', StableDiffusionXLPipeline: 'sdxl' };
 /** macOS 13 / iOS 16, ml-stable-diffusion's minimum deployment target (fp16 I/O allowed). */
 const SPEC_VERSION = 7;
-
-/** The UNet converter (src/convert/unet.ts), loaded when needed. */
-export interface UnetConvertOptions {
-  latentHeight: number;
-  latentWidth: number;
-  batchSize: 1 | 2;
-}
-type ConvertUnet = (ctx: ConvertContext, config: Record<string, unknown>, options: UnetConvertOptions) => void | Promise<void>;
-
-async function loadUnetConverter(): Promise<ConvertUnet | undefined> {
-  const specifier = './unet.js'; // a variable: the module may not be built into this version
-  try {
-    const mod = (await import(specifier)) as { convertUnet?: ConvertUnet };
-    return mod.convertUnet;
-  } catch {
-    return undefined;
-  }
-}
 
 export async function convertDiffusers(dir: string, options: ConvertDiffusersOptions): Promise<ConvertDiffusersResult> {
   const source = path.resolve(dir);
@@ -163,12 +146,9 @@ export async function convertDiffusers(dir: string, options: ConvertDiffusersOpt
           case 'vae_decoder':
             buildVaeDecoder(ctx, vaeConfig, { latentHeight, latentWidth });
             break;
-          case 'unet': {
-            const convertUnet = await loadUnetConverter();
-            if (!convertUnet) throw new UnsupportedError('the UNet converter is not yet available in this version', { file: unetConfigFile });
-            await convertUnet(ctx, unetRaw!, { latentHeight, latentWidth, batchSize });
+          case 'unet':
+            convertUnet(ctx, readUnetConfig(path.join(source, 'unet')), { latentHeight, latentWidth, batchSize });
             break;
-          }
         }
       }, `${source}/${SOURCE[c]}`);
       packages[c] = dest;

@@ -39,7 +39,8 @@ async function run(pkg: string, inputs: Record<string, { data: Float32Array; sha
  * 2e-7 … 1.4e-6; 1e-5 leaves 7× margin, while a wrong op (missing bias, swapped heads, wrong eps)
  * moves these random models' outputs by ≥ 1e-2. fp16: weights are rounded to fp16 (2^-11 = 4.9e-4
  * relative each; the executor still computes in fp32) — measured 4.5e-4 … 1.1e-3 through 5 CLIP
- * layers / the VAE's 20 convs; 5e-3 bounds that with ~5× margin and still catches a wrong graph.
+ * layers / the VAE's 20 convs / the UNet (UNet: 1e-6 at fp32, 9e-4 at fp16); 5e-3 bounds that with
+ * ~5× margin and still catches a wrong graph.
  */
 const TOL = { fp32: 1e-5, fp16: 5e-3 } as const;
 
@@ -50,7 +51,7 @@ describe.each(['fp32', 'fp16'] as const)('convertDiffusers at %s', (precision) =
       const progress: [number, number][] = [];
       out[model] = await convertDiffusers(path.join(MODELS, model), {
         outDir: path.join(tmp, `${model}-${precision}`), precision, attention: 'original',
-        components: model === 'tiny-sd15' ? ['text_encoder', 'vae_decoder'] : ['text_encoder', 'text_encoder_2', 'vae_decoder'],
+        components: model === 'tiny-sd15' ? ['text_encoder', 'unet', 'vae_decoder'] : ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder'],
         onProgress: (d, t) => progress.push([d, t]),
       });
       expect(progress.at(-1)![0]).toBe(progress.at(-1)![1]); // every weight element counted
@@ -96,12 +97,36 @@ describe.each(['fp32', 'fp16'] as const)('convertDiffusers at %s', (precision) =
     }
   });
 
+  it('Unet (converted by convertUnet): noise_pred matches diffusers with [B, C, 1, 77] encoder_hidden_states', async () => {
+    for (const model of ['tiny-sd15', 'tiny-sdxl']) {
+      const dir = path.join(COMPONENTS, model, 'unet');
+      const ehs = floats(path.join(dir, 'encoder_hidden_states.npy')); // [2, 77, C] as diffusers takes it
+      const [b, l, c] = ehs.shape as [number, number, number];
+      const ehsT = new Float32Array(ehs.data.length); // → ml-stable-diffusion's [B, C, 1, 77]
+      for (let i = 0; i < b; i++) for (let j = 0; j < l; j++) for (let k = 0; k < c; k++) ehsT[(i * c + k) * l + j] = ehs.data[(i * l + j) * c + k]!;
+      const t = floats(path.join(dir, 'timestep.npy'));
+      const inputs: Record<string, { data: Float32Array; shape: number[] }> = {
+        sample: floats(path.join(dir, 'sample.npy')),
+        timestep: { data: t.data.length === 1 ? Float32Array.from([t.data[0]!, t.data[0]!]) : t.data, shape: [2] },
+        encoder_hidden_states: { data: ehsT, shape: [b, c, 1, l] },
+      };
+      if (model === 'tiny-sdxl') {
+        inputs['text_embeds'] = floats(path.join(dir, 'text_embeds.npy'));
+        inputs['time_ids'] = floats(path.join(dir, 'time_ids.npy'));
+      }
+      const res = await run(out[model]!.packages.unet!, inputs);
+      expect(res['noise_pred']!.shape).toEqual([2, 4, 16, 16]);
+      const e = relToMax(res['noise_pred']!.data as Float32Array, floats(path.join(dir, 'noise_pred.npy')).data);
+      expect(e, model).toBeLessThan(TOL[precision]);
+    }
+  });
+
   it('pipeline.json, tokenizer files and weight names', async () => {
     const sdxl = out['tiny-sdxl']!;
     const pj = readPipelineJson(sdxl.outDir);
     expect(pj).toMatchObject({
       format: 'coreml-optimize-pipeline', version: 1, modelKind: 'sdxl',
-      models: { textEncoder: 'TextEncoder.mlpackage', textEncoder2: 'TextEncoder2.mlpackage', vaeDecoder: 'VAEDecoder.mlpackage' },
+      models: { textEncoder: 'TextEncoder.mlpackage', textEncoder2: 'TextEncoder2.mlpackage', unet: 'Unet.mlpackage', vaeDecoder: 'VAEDecoder.mlpackage' },
       tokenizers: [{ dir: '.', padToken: '<|endoftext|>' }, { dir: '.', padToken: '!' }],
       vaeScalingFactor: 0.13025, forceZerosForEmptyPrompt: true, latentHeight: 16, latentWidth: 16, vaeScaleFactor: 8,
       unetBatchSize: 2, precision, attention: 'original', textEncoderOutputs: { hidden: 'hidden_embeds', pooled: 'pooled_outputs' },
@@ -132,7 +157,7 @@ describe.each(['fp32', 'fp16'] as const)('convertDiffusers at %s', (precision) =
 });
 
 describe('convertDiffusers errors', () => {
-  it('unknown component / missing weights / unsupported UNet / config errors name the file and key', async () => {
+  it('unknown components, a missing folder and unsupported config values are errors naming the file and key', async () => {
     const outDir = path.join(tmp, 'err');
     await expect(convertDiffusers(path.join(MODELS, 'tiny-sd15'), { outDir, components: ['text_encoder_2'] })).rejects.toThrow(/no text_encoder_2 component/);
     await expect(convertDiffusers(path.join(tmp, 'nope'), { outDir })).rejects.toThrow(/model_index\.json is missing/);
