@@ -4,6 +4,7 @@
 # headers and test/coreml-stubs/CoreML/CoreML.h (declarations of the Core ML API the bridge uses,
 # with Apple's signatures), then the addon side (native/addon/coreml.cc) with its macOS branch on.
 # Needs: apt-get install clang libgnustep-base-dev
+# Usage: scripts/check-coreml-bridge.sh [FILE.mm ...]   (default: native/coreml/*.mm and native/addon/coreml.cc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,12 +33,17 @@ objc=(-x objective-c++ -fobjc-arc -fblocks -fobjc-runtime=gnustep-2.0 -DGNUSTEP 
   # GNUstep's headers themselves are not ours to fix.
   -Wno-error=unknown-warning-option -Wno-objc-root-class)
 
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(native/coreml/*.mm)
 n=0
-for f in native/coreml/*.mm; do
+for f in "${files[@]}"; do
   echo "check-coreml-bridge: $f"
   "$CXX" "${common[@]}" "${objc[@]}" "$f"
   n=$((n + 1))
 done
-echo "check-coreml-bridge: native/addon/coreml.cc (macOS branch)"
-"$CXX" "${common[@]}" -x c++ -DCMO_COREML_SYNTAX_CHECK native/addon/coreml.cc
-echo "check-coreml-bridge: $((n + 1)) files type-check"
+if [ $# -eq 0 ]; then
+  echo "check-coreml-bridge: native/addon/coreml.cc (macOS branch)"
+  "$CXX" "${common[@]}" -x c++ -DCMO_COREML_SYNTAX_CHECK native/addon/coreml.cc
+  n=$((n + 1))
+fi
+echo "check-coreml-bridge: $n files type-check"
