@@ -64,6 +64,11 @@ describe.skipIf(!hasFixtures)('CLIPTokenizer against transformers (slow CLIPToke
     expect(bang.encodeUnpadded('hi!')).toEqual([49406, 1883, 0, 49407]);
   });
 
+  it('U+0345 is matched by no alternative of the IGNORECASE pattern in Python, so it only splits ("a\\u0345b" → a, b)', () => {
+    expect(tok.tokenize('a\u0345b')).toEqual(['a</w>', 'b</w>']);
+    expect(tok.tokenize('a\u00b2')).toEqual(['a</w>', 'Â²</w>']);
+  });
+
   it('special tokens written in the prompt become their ids; the BPE cache gives the same answer twice', () => {
     expect(tok.encodeUnpadded('a<|endoftext|>b')).toEqual([49406, 320, 49407, 321, 49407]);
     expect(tok.encodeUnpadded('<|startoftext|>')).toEqual([49406, 49406, 49407]);
