@@ -152,6 +152,18 @@ describe.skipIf(!hasFixtures)('generate end to end vs diffusers (tiny models, fp
     expect(relError(c.latents, a.latents)).toBeGreaterThan(0.1);
   });
 
+  it('SDXL converted at fp16 (the default): image PSNR ≥ 50 dB vs diffusers\' fp32 generation', async () => {
+    // fp16 weights and activations move the final latents by ~6e-4 of their peak over 8 steps (64.6 dB
+    // measured); another prompt lands at 42-44 dB, so 50 dB still tells a right generation from a wrong one.
+    const dir = path.join(tmp, 'tiny-sdxl-fp16');
+    await convertDiffusers(path.join(REF, 'models', 'tiny-sdxl'), { outDir: dir, precision: 'fp16' });
+    const pipeline = await StableDiffusionPipeline.load(dir, { backend: 'executor', threads: 2 });
+    const result = await pipeline.generate({ prompt: PROMPT, seed: 231, numInferenceSteps: 8 });
+    expect(relError(result.latents, f32('cases/sdxl-euler-cat231/final_latents.npy'))).toBeLessThanOrEqual(3e-3);
+    const theirs = decodePng(fs.readFileSync(path.join(REF, 'cases', 'sdxl-euler-cat231', 'image.png')));
+    expect(psnr8bit(result.images[0]!.pixels, theirs.pixels)).toBeGreaterThanOrEqual(50);
+  });
+
   it('cancellation with real models: abort after 2 steps → AbortError, no PNG left behind', async () => {
     const pipeline = await StableDiffusionPipeline.load(converted['sd15']!, { backend: 'executor' });
     const out = path.join(tmp, 'cancelled');
