@@ -33,14 +33,35 @@ async function convert(weightsDir: string, config: Record<string, unknown>, prec
     convertUnet({ builder, weights, precision, attention }, config, options);
     const pkg = path.join(out, 'Unet.mlpackage');
     const model = await builder.save(pkg);
-    const ops = (model.program as unknown as { functions: Record<string, { blockSpecializations: Record<string, { operations: { type: string; attributes?: Record<string, { immediateValue?: { tensor?: { strings?: { values?: string[] } } } }> }[] }> }> }).functions['main']!;
-    const block = Object.values(ops.blockSpecializations)[0]!;
+    type Op = {
+      type: string;
+      attributes?: Record<string, { immediateValue?: { tensor?: { strings?: { values?: string[] } } } }>;
+      inputs?: Record<string, { arguments?: { name?: string }[] }>;
+      outputs?: { name: string; type?: { tensorType?: { dataType?: number } } }[];
+    };
+    type Fn = { inputs: { name: string; type?: { tensorType?: { dataType?: number } } }[]; blockSpecializations: Record<string, { operations: Op[] }> };
+    const fn = (model.program as unknown as { functions: Record<string, Fn> }).functions['main']!;
+    const block = Object.values(fn.blockSpecializations)[0]!;
     const names: string[] = [];
     const opTypes = new Map<string, number>();
+    // Core ML type-checks every op: float operands of one op must share a dtype (the executor would
+    // not notice a mix), so at fp16 every fp32 value must pass through a cast.
+    const dtypeOf = new Map<string, number>(fn.inputs.map(i => [i.name, i.type?.tensorType?.dataType ?? 0]));
+    const mixed: string[] = [];
     for (const op of block.operations) {
       opTypes.set(op.type, (opTypes.get(op.type) ?? 0) + 1);
       if (op.type === 'const') names.push(op.attributes?.['name']?.immediateValue?.tensor?.strings?.values?.[0] ?? '');
+      if (op.type !== 'cast') {
+        const floats = new Set<number>();
+        for (const arg of Object.values(op.inputs ?? {})) for (const a of arg.arguments ?? []) {
+          const d = a.name ? dtypeOf.get(a.name) : undefined;
+          if (d === 10 || d === 11) floats.add(d);
+        }
+        if (floats.size > 1) mixed.push(`${op.type} ${op.outputs?.[0]?.name}`);
+      }
+      for (const o of op.outputs ?? []) dtypeOf.set(o.name, o.type?.tensorType?.dataType ?? 0);
     }
+    expect(mixed).toEqual([]);
     expect(weights.unusedNames()).toEqual([]);
     return { pkg, names, opTypes };
   } finally {
