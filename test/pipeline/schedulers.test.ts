@@ -250,6 +250,8 @@ describe('scheduler configs and errors', () => {
 
   it('names: class names and CLI short names; unknown → ConfigError', () => {
     expect(schedulerClassNameOf('dpmpp')).toBe('DPMSolverMultistepScheduler');
+    expect(schedulerClassNameOf('EulerAncestralDiscrete')).toBe('EulerAncestralDiscreteScheduler'); // ml-stable-diffusion
+    expect(schedulerClassNameOf('toString')).toBeUndefined();
     expect(createScheduler('lms').name).toBe('LMSDiscreteScheduler');
     expect(() => createScheduler('heun')).toThrow(/unknown scheduler "heun"/);
   });

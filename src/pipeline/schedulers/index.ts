@@ -1,6 +1,7 @@
 /**
  * Schedulers with diffusers 0.25 semantics and config keys. `createScheduler(name, config)`: `name` is the diffusers
- * class name ("EulerDiscreteScheduler") or the CLI's short name (pndm | ddim | euler | euler_ancestral | dpmpp | lms);
+ * class name ("EulerDiscreteScheduler"), the CLI's short name (pndm | ddim | euler | euler_ancestral | dpmpp | lms)
+ * or ml-stable-diffusion's name ("EulerDiscrete");
  * `config` a scheduler_config.json object (unknown keys ignored, as diffusers does).
  */
 import { ConfigError } from '../../errors.js';
@@ -38,10 +39,14 @@ export const SCHEDULER_SHORT_NAMES: Readonly<Record<string, string>> = {
 
 export const SCHEDULER_CLASS_NAMES: readonly string[] = Object.keys(CLASSES);
 
-/** The diffusers class name for a class or short name, or undefined. */
+/**
+ * The diffusers class name for a class name, a CLI short name, or ml-stable-diffusion's `--scheduler` name (the
+ * class name without "Scheduler", e.g. "DPMSolverMultistep"); undefined if none.
+ */
 export function schedulerClassNameOf(name: string): string | undefined {
-  if (name in CLASSES) return name;
-  return SCHEDULER_SHORT_NAMES[name];
+  if (Object.hasOwn(CLASSES, name)) return name;
+  if (Object.hasOwn(CLASSES, `${name}Scheduler`)) return `${name}Scheduler`;
+  return Object.hasOwn(SCHEDULER_SHORT_NAMES, name) ? SCHEDULER_SHORT_NAMES[name] : undefined;
 }
 
 export function createScheduler(name: string, config: SchedulerConfig = {}): Scheduler {
