@@ -6,10 +6,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, UnsupportedError } from '../../src/errors.js';
-import { compiledCachePath, coremlAvailable, defaultBackendKind, loadBackend } from '../../src/pipeline/backends/index.js';
+import { compiledCachePath, coremlAvailable, defaultBackendKind, loadBackend, toInputType } from '../../src/pipeline/backends/index.js';
+import { readNpy } from '../../src/runtime/npy.js';
+import { halfBitsToFloatArray } from '../../src/mil/values.js';
 
+const MLP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/executor-reference/net_mlp_fp16');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sd-backends-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -54,5 +58,28 @@ describe('pipeline backends', () => {
     const other = path.join(tmp, 'b', 'Unet.mlpackage');
     fs.cpSync(pkg, other, { recursive: true, preserveTimestamps: true });
     expect(compiledCachePath(other, cache)).not.toBe(compiledCachePath(pkg, cache));
+  });
+
+  it.skipIf(!fs.existsSync(MLP))('executor backend: fp16 outputs come back as float32 (net_mlp_fp16 vs its torch reference)', async () => {
+    const backend = await loadBackend(path.join(MLP, 'model.mlpackage'), { backend: 'executor', threads: 1 });
+    expect(backend.kind).toBe('executor');
+    expect(backend.outputs.map((o) => o.dtype)).toEqual(['fp16', 'fp16']);
+    const x = readNpy(path.join(MLP, 'inputs', 'x.npy'));
+    const out = await backend.predict({ x: { data: x.data as Float32Array, shape: x.shape } });
+    for (const name of ['probs', 'logits']) {
+      expect(out[name]!.data).toBeInstanceOf(Float32Array);
+      const want = readNpy(path.join(MLP, 'expected', `${name}.npy`));
+      const wantF = want.dtype === 'float16' ? halfBitsToFloatArray(want.data as Uint16Array) : (want.data as Float32Array);
+      expect(out[name]!.shape).toEqual(want.shape);
+      // The fixture's tolerance (case.json): |a - e| <= 0.007 + 0.01 |e|.
+      wantF.forEach((e, i) => expect(Math.abs(out[name]!.data[i]! - e)).toBeLessThanOrEqual(0.007 + 0.01 * Math.abs(e)));
+    }
+  });
+
+  it('token ids convert to the declared input type', () => {
+    expect(toInputType({ data: Float32Array.from([49406, 320.0]), shape: [1, 2] }, 'int32').data).toEqual(Int32Array.from([49406, 320]));
+    expect(toInputType({ data: Int32Array.from([49406, 0]), shape: [1, 2] }, 'fp32').data).toEqual(Float32Array.from([49406, 0]));
+    const same = { data: Float32Array.from([1]), shape: [1] };
+    expect(toInputType(same, 'fp16')).toBe(same);
   });
 });
