@@ -270,7 +270,6 @@ export function planUnet(config: Record<string, unknown>, options: ParseOptions 
     const kind = upTypes[i] as UpBlockKind;
     const nl = rLayers[i]! + 1;
     const perLayer = layersOf('reverse_transformer_layers_per_block', reversedTlpb[i]!, nl);
-    const level = n - 1 - i;
     up.push({
       kind, prevOutputChannels: prev, inChannels: inCh, outChannels: outCh, addUpsample: i < n - 1,
       transformers: perLayer.map(l => {
@@ -280,7 +279,6 @@ export function planUnet(config: Record<string, unknown>, options: ParseOptions 
         return { heads: h, headDim: outCh / h, layers: l, crossAttentionDim: rCross[i]!, onlyCrossAttention: rOnlyCross[i]! };
       }),
     });
-    void level;
   }
 
   // time embedding
