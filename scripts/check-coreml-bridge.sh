@@ -22,7 +22,12 @@ if [ -z "$OBJC_H" ]; then
 fi
 GCC_INC=$(dirname "$(dirname "$OBJC_H")")
 NAPI_INC=$(node -p "require('node-addon-api').include_dir")
-NODE_INC=$(node -p "require('node-api-headers').include_dir")
+# node_api.h: from node-api-headers (cmake-js's dependency), else the Node install's headers.
+NODE_INC=$(node -p "try { require('node-api-headers').include_dir } catch { require('path').join(process.execPath, '../../include/node') }")
+if [ ! -f "$NODE_INC/node_api.h" ]; then
+  echo "check-coreml-bridge: node_api.h not found (npm install, or install Node's headers)" >&2
+  exit 1
+fi
 
 # -Werror: warnings a Mac build would show (unused values, deprecated calls without the pragma,
 # ARC ownership mistakes) fail here too.
