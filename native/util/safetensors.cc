@@ -349,6 +349,7 @@ namespace {
 }  // namespace
 
 void File::read_fp32(const TensorInfo& t, float* out) const {
+  map_.advise_sequential(data_start_ + t.begin, t.end - t.begin);  // readahead: page faults one by one are slow
   const uint8_t* src = data_of(t);
   switch (t.dtype) {
     case DType::F32:
@@ -379,6 +380,7 @@ void File::read_fp32(const TensorInfo& t, float* out) const {
 }
 
 void File::read_fp16(const TensorInfo& t, uint16_t* out) const {
+  map_.advise_sequential(data_start_ + t.begin, t.end - t.begin);
   const uint8_t* src = data_of(t);
   switch (t.dtype) {
     case DType::F16:
