@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { COMPUTE_UNITS, type BackendKind, type ComputeUnit } from '../../pipeline/backends/types.js';
+import { schedulerClassNameOf } from '../../pipeline/schedulers/index.js';
 import { StableDiffusionPipeline } from '../../pipeline/stable-diffusion.js';
 import { cliSignal } from '../main.js';
 import { createProgressBar } from '../progress.js';
@@ -57,7 +58,8 @@ export function registerGenerate(program: Command): void {
     .option('--threads <n>', 'executor threads (default: all cores); the same seed and threads give the same bytes')
     .option('--json', 'print {"images": [paths], "seed", "timings", ...} as JSON')
     .action(async (opts: GenerateCliOptions) => {
-      if (opts.scheduler !== undefined && !SCHEDULERS.includes(opts.scheduler) && !/Scheduler$/.test(opts.scheduler)) {
+      // Checked before the (slow) model load; ml-stable-diffusion's names (EulerDiscrete) and class names work too.
+      if (opts.scheduler !== undefined && schedulerClassNameOf(opts.scheduler) === undefined) {
         throw new ConfigError(`--scheduler must be one of ${SCHEDULERS.join(', ')} (or a diffusers class name), got '${opts.scheduler}'`);
       }
       if (opts.backend !== undefined && opts.backend !== 'executor' && opts.backend !== 'coreml') {
