@@ -15,7 +15,8 @@
 #define API_UNAVAILABLE(...)
 #endif
 #ifndef API_DEPRECATED
-// Kept as a real attribute so a deprecated call without an explicit pragma shows up here too.
+// A real attribute, even for Apple's "API_TO_BE_DEPRECATED" (no warning in the SDK yet): a call to
+// an API on its way out must carry an explicit pragma and a reason.
 #define API_DEPRECATED(msg, ...) __attribute__((deprecated(msg)))
 #endif
 #ifndef NS_REFINED_FOR_SWIFT
@@ -164,7 +165,7 @@ ML_EXPORT
 @interface MLModel (MLModelCompilation)
 + (nullable NSURL *)compileModelAtURL:(NSURL *)modelURL
                                 error:(NSError **)error
-    API_DEPRECATED("Use the asynchronous interface compileModelAtURL:completionHandler:error: instead.", macos(10.13, 13.0), ios(11.0, 16.0));
+    API_DEPRECATED("Use the asynchronous interface compileModelAtURL:completionHandler:error: instead.", macos(10.13, API_TO_BE_DEPRECATED), ios(11.0, API_TO_BE_DEPRECATED));
 @end
 
 NS_ASSUME_NONNULL_END
