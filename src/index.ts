@@ -44,3 +44,17 @@ export type { TensorComparison, ModelComparison, CompareOptions } from './runtim
 // The built-in example (what `coreml-optimize demo` runs)
 export { buildExampleModel } from './demo/example-model.js';
 export { runDemo } from './demo/run-demo.js';
+// Stable Diffusion / SDXL: convert a diffusers folder, generate images (lower layers: coreml-optimize/pipeline)
+export { StableDiffusionPipeline } from './pipeline/stable-diffusion.js';
+export type {
+  StableDiffusionConfig, LoadOptions as StableDiffusionLoadOptions, GenerateOptions, GenerateResult, GeneratedImage, GenerateTimings,
+} from './pipeline/stable-diffusion.js';
+export { CoreMLError } from './pipeline/backends/index.js';
+export type { BackendKind, ComputeUnit } from './pipeline/backends/index.js';
+export { convertDiffusers } from './convert/convert.js';
+export type { ConvertDiffusersOptions, ConvertDiffusersResult, DiffusersComponent } from './convert/convert.js';
+export { CLIPTokenizer } from './pipeline/tokenizer.js';
+export type { CLIPTokenizerOptions } from './pipeline/tokenizer.js';
+export { NumpyRandomState } from './pipeline/rng.js';
+export { createScheduler } from './pipeline/schedulers/index.js';
+export type { Scheduler, StepOptions, PredictionType, SchedulerConfig } from './pipeline/schedulers/index.js';

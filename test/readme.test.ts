@@ -36,6 +36,7 @@ describe('README API section', () => {
       mil: await import('../src/mil/index.js'),
       kernels: await import('../src/kernels/index.js'),
       optimize: await import('../src/optimize/index.js'),
+      pipeline: await import('../src/pipeline/index.js'),
     };
     for (const [sub, mod] of Object.entries(modules)) {
       expect(readme).toContain(`coreml-optimize/${sub}`);

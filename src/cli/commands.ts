@@ -10,6 +10,9 @@ import { registerPrune } from './commands/prune.js';
 import { registerQuantize } from './commands/quantize.js';
 import { registerCompress } from './commands/compress.js';
 import { registerDecompress } from './commands/decompress.js';
+import { registerTokenize } from './commands/tokenize.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerConvert } from './commands/convert.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -22,4 +25,7 @@ export function registerCommands(program: Command): void {
   registerQuantize(program);
   registerCompress(program);
   registerDecompress(program);
+  registerTokenize(program);
+  registerGenerate(program);
+  registerConvert(program);
 }

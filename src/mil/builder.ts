@@ -141,7 +141,10 @@ export class ProgramBuilder {
     const value = this.value(dtype, data, shape);
     const msg = makeConstOp(name, value);
     this.ops.push(msg);
-    this.constOps.set(name, { msg, value, literal: tensor(dtype, data, shape) });
+    // A blob-stored const keeps only its type here: converters stream gigabytes of weights through
+    // this method, and constexpr ops fed by it inline the blob reference, not the values.
+    const kept = value.blobFileValue ? tensor(dtype, [], shape) : tensor(dtype, data, shape);
+    this.constOps.set(name, { msg, value, literal: kept });
     return this.define(name, value.type!);
   }
 

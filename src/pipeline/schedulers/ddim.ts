@@ -1,0 +1,94 @@
+/**
+ * DDIMScheduler (diffusers 0.25), deterministic (eta = 0, what the Stable Diffusion pipelines pass):
+ * x_{t−1} = sqrt(ᾱ_{t−1}) · x̂_0 + sqrt(1 − ᾱ_{t−1}) · ε̂. Tensor math in float32, as torch does it.
+ */
+import { UnsupportedError } from '../../errors.js';
+import { ConfigReader, type SchedulerConfig } from './config.js';
+import { noiseSchedule } from './betas.js';
+import { checkSameLength, f32, predictionType, requireTimesteps } from './common.js';
+import { TIMESTEP_SPACINGS, checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
+import type { PredictionType, Scheduler, StepOptions } from './types.js';
+
+const NAME = 'DDIMScheduler';
+
+export class DDIMScheduler implements Scheduler {
+  readonly name = NAME;
+  readonly order = 1;
+  readonly initNoiseSigma = 1.0;
+  readonly sigmas: Float64Array = new Float64Array(0);
+  timesteps: number[] = [];
+
+  private readonly numTrain: number;
+  private readonly alphasCumprod: Float32Array;
+  private readonly finalAlphaCumprod: number;
+  private readonly spacing: TimestepSpacing;
+  private readonly stepsOffset: number;
+  private readonly prediction: PredictionType;
+  private readonly clipSample: boolean;
+  private readonly clipSampleRange: number;
+  private numInferenceSteps = 0;
+
+  constructor(config: SchedulerConfig) {
+    const cfg = new ConfigReader(config, NAME);
+    const schedule = noiseSchedule(cfg, { rescaleKey: true });
+    this.numTrain = schedule.numTrainTimesteps;
+    this.alphasCumprod = schedule.alphasCumprod;
+    this.finalAlphaCumprod = cfg.bool('set_alpha_to_one', true) ? 1.0 : this.alphasCumprod[0]!;
+    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction', 'sample']);
+    this.spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
+    this.stepsOffset = cfg.int('steps_offset', 0, 0);
+    this.clipSample = cfg.bool('clip_sample', true);
+    this.clipSampleRange = cfg.number('clip_sample_range', 1.0, v => v > 0, 'a positive number');
+    cfg.number('sample_max_value', 1.0, v => v > 0, 'a positive number');
+    cfg.number('dynamic_thresholding_ratio', 0.995, v => v > 0 && v <= 1, 'a number in (0, 1]');
+    if (cfg.bool('thresholding', false)) throw new UnsupportedError(`${NAME}: config "thresholding" = true (dynamic thresholding, for pixel-space models) is not supported`);
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    checkStepCount(NAME, numInferenceSteps, this.numTrain);
+    this.numInferenceSteps = numInferenceSteps;
+    this.timesteps = integerTimestepsAscending(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset).reverse();
+  }
+
+  scaleModelInput(sample: Float32Array): Float32Array {
+    return Float32Array.from(sample);
+  }
+
+  step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _options?: StepOptions): Float32Array {
+    requireTimesteps(NAME, this.timesteps);
+    checkSameLength(NAME, 'modelOutput', modelOutput, sample);
+    const prevTimestep = timestep - Math.floor(this.numTrain / this.numInferenceSteps);
+    const at = this.alphasCumprod[timestep];
+    if (at === undefined) throw new UnsupportedError(`${NAME}: timestep ${timestep} is outside [0, ${this.numTrain})`);
+    const ap = prevTimestep >= 0 ? this.alphasCumprod[prevTimestep]! : this.finalAlphaCumprod;
+    const bt = f32(1 - at);
+    const sa = f32(Math.sqrt(at));
+    const sb = f32(Math.sqrt(bt));
+    // eta = 0: std_dev_t = 0, so the direction coefficient is sqrt(1 − ᾱ_prev − 0²).
+    const dirCoeff = f32(Math.sqrt(f32(f32(1 - ap) - 0)));
+    const sap = f32(Math.sqrt(ap));
+    const n = sample.length;
+    const out = new Float32Array(n);
+    const lo = -this.clipSampleRange;
+    const hi = this.clipSampleRange;
+    for (let i = 0; i < n; i++) {
+      const x = sample[i]!;
+      const m = modelOutput[i]!;
+      let x0: number;
+      let eps: number;
+      if (this.prediction === 'epsilon') {
+        x0 = f32(f32(x - f32(sb * m)) / sa);
+        eps = m;
+      } else if (this.prediction === 'sample') {
+        x0 = m;
+        eps = f32(f32(x - f32(sa * x0)) / sb);
+      } else {
+        x0 = f32(f32(sa * x) - f32(sb * m));
+        eps = f32(f32(sa * m) + f32(sb * x));
+      }
+      if (this.clipSample) x0 = Math.min(Math.max(x0, lo), hi);
+      out[i] = f32(f32(sap * x0) + f32(dirCoeff * eps));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,52 @@
+/** `coreml-optimize convert`: flags reach convertDiffusers; bad flags are one-line usage errors. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convert-cli-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const SD15 = '../shared/fixtures/pipeline-reference/models/tiny-sd15';
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out.push(a.join(' ')); });
+  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
+  try {
+    const code = await main(['node', 'coreml-optimize', ...args]);
+    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+  }
+}
+
+describe('convert CLI', () => {
+  it('converts the selected components with the given sizes and prints JSON', async () => {
+    const outDir = path.join(tmp, 'out');
+    const r = await run(['convert', SD15, '-o', outDir, '--precision', 'fp32', '--latent-size', '8', '12', '--components', 'vae_decoder', '--unet-batch-size', '1', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(Object.keys(j.packages)).toEqual(['vae_decoder']);
+    expect(j.pipeline).toMatchObject({ modelKind: 'sd', latentHeight: 8, latentWidth: 12, unetBatchSize: 1, precision: 'fp32', models: { vaeDecoder: 'VAEDecoder.mlpackage' } });
+    expect(fs.existsSync(path.join(outDir, 'VAEDecoder.mlpackage', 'Manifest.json'))).toBe(true);
+  });
+
+  it('rejects bad flags with a non-zero exit and one line naming the flag', async () => {
+    for (const [args, re] of [
+      [['--precision', 'fp8'], /--precision must be fp16 or fp32/],
+      [['--attention', 'flash'], /--attention must be original or split_einsum/],
+      [['--latent-size', '8'], /--latent-size takes two positive integers/],
+      [['--components', 'vae,unet'], /--components: unknown vae/],
+      [['--unet-batch-size', '3'], /--unet-batch-size must be 1 or 2/],
+    ] as const) {
+      const r = await run(['convert', SD15, '-o', path.join(tmp, 'bad'), ...args]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
