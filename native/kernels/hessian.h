@@ -45,7 +45,7 @@ struct ConvGeometry {
 struct InverseFactor {
   const float* u = nullptr;
   int64_t columns = 0;
-  std::vector<uint8_t> dead;  // 1 = dead column
+  std::vector<uint8_t> dead;  // 1 = dead column (H's own column order, not permuted)
   int64_t dead_count = 0;
 };
 
@@ -81,7 +81,9 @@ class Hessian {
   // (see hessian.cc: H_d = V·Vᵀ with V upper ⇒ H_d⁻¹ = V⁻ᵀV⁻¹ ⇒ U = V⁻¹). Cached: a second call with
   // the same dampening returns the same factor; another dampening refactors. Adding rows afterwards
   // drops the factor. Throws cmo::Error("ENOTPD") when H_d is not positive definite.
-  InverseFactor factor(double dampening, ThreadPool* pool = nullptr);
+  // `perm` (optional): factor P·H·Pᵀ instead, column i of the factor = column perm[i] of H (GPTQ's
+  // act-order); the mirror step gathers through it, so no permuted copy of H is made.
+  InverseFactor factor(double dampening, const std::vector<int32_t>* perm = nullptr, ThreadPool* pool = nullptr);
   bool factored() const { return factored_; }
 
   // Raw buffer (see Storage above). Only for code that knows the layout.
@@ -98,6 +100,7 @@ class Hessian {
   std::vector<float> diag_;  // H's diagonal while factored (the buffer's diagonal then holds U's)
   bool factored_ = false;
   double factored_damp_ = 0;
+  std::vector<int32_t> factored_perm_;
   std::vector<uint8_t> dead_;
   int64_t dead_count_ = 0;
   mutable std::mutex mutex_;

@@ -26,7 +26,8 @@ namespace cmo::kernels {
 struct QuantGrid {
   int bits = 0;               // 0 = no quantization
   bool symmetric = true;
-  int64_t group_size = 0;     // 0 = per channel (one grid per row); > 0: per block of group_size columns
+  int64_t group_size = 0;     // 0 = per channel (one grid per row); > 0: per block of group_size columns;
+                              // -1 = per tensor (one grid for the whole weight, repeated per row)
 };
 
 struct SparseGptOptions {
@@ -50,13 +51,24 @@ struct SparseGptResult {
   std::vector<float> scales, zero_points;  // when quantized: [rows, groups] (groups = 1 per channel)
 };
 
-// The factor is taken from (or computed into) `h` (see Hessian::factor); h's H stays intact.
+// The note sparse_gpt reports for an n:m tail (empty when columns % m == 0).
+std::string nm_tail_note(int64_t columns, int n, int m);
+// GPTQ's act-order: columns by descending diag(H) (dead columns count as 1), stable.
+std::vector<int32_t> act_order_permutation(const Hessian& h);
+
+// target_sparsity 0 prunes nothing (the reference's kth-value rule would still prune the smallest
+// score of every block). The factor is taken from (or computed into) `h` (see Hessian::factor); h's H stays intact.
 SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t columns, Hessian& h, const SparseGptOptions& o,
                            ThreadPool* pool = nullptr);
 
 struct GptqOptions {
   QuantGrid quant{4, true, 0};
-  bool act_order = false;        // columns by descending diag(H), grids chosen in that order (static_groups = false)
+  bool act_order = false;        // process columns by descending diag(H) (after the dead fix)
+  // group_size > 0 only. false (IST-DASLab default): a group's grid is chosen when the column loop
+  // reaches it, from the error-updated weight as it stood at the start of that processing block
+  // (groups follow the processing order). true: every grid from the dead-zeroed original weight,
+  // groups by original column — coremltools forces this whenever act_order is on.
+  bool static_groups = false;
   int64_t block_size = 128;
   double dampening = 0.01;
 };

@@ -30,4 +30,32 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 #endif
 }
 
+void ssyrk(bool upper, bool trans, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, float beta, float* c,
+           int64_t ldc) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_ssyrk(CblasRowMajor, upper ? CblasUpper : CblasLower, trans ? CblasTrans : CblasNoTrans, static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), beta, c, static_cast<int>(ldc));
+#else
+  ssyrk_portable(upper, trans, n, k, alpha, a, lda, beta, c, ldc);
+#endif
+}
+
+void strsm_right_upper(bool trans_t, int64_t m, int64_t n, const float* t, int64_t ldt, float* b, int64_t ldb) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, trans_t ? CblasTrans : CblasNoTrans, CblasNonUnit,
+              static_cast<int>(m), static_cast<int>(n), 1.0f, t, static_cast<int>(ldt), b, static_cast<int>(ldb));
+#else
+  strsm_right_upper_portable(trans_t, m, n, t, ldt, b, ldb);
+#endif
+}
+
+void strmm_left_upper(int64_t m, int64_t n, const float* t, int64_t ldt, float* b, int64_t ldb) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_strmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, static_cast<int>(m),
+              static_cast<int>(n), 1.0f, t, static_cast<int>(ldt), b, static_cast<int>(ldb));
+#else
+  strmm_left_upper_portable(m, n, t, ldt, b, ldb);
+#endif
+}
+
 }  // namespace cmo::linalg
