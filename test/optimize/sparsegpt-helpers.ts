@@ -1,0 +1,89 @@
+/**
+ * A small conv + attention + feed-forward network for the SparseGPT / GPTQ tests, and calibration
+ * folders for it (one folder per sample, one .npy per input).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ProgramBuilder } from '../../src/mil/builder.js';
+import type { Model } from '../../src/model.js';
+import { writeNpy } from '../../src/runtime/npy.js';
+import { syntheticFp16, syntheticFp32 } from '../../src/util/synthetic.js';
+
+export const LATENT = [2, 4, 8, 8];
+export const TOKENS = [2, 6, 16];
+
+/**
+ * Layers (op names follow a UNet's naming so `layers` regexes have something to match):
+ *   down_blocks_0: conv_in 4→16 3×3 same; silu; conv 16→16 3×3 groups 2 stride 1 custom pad
+ *   mid_block:     tokens → q/k/v (one input), attention, out proj; ff 16→64 gelu 64→16; proj matmul (const y)
+ *   up_blocks_0:   conv_transpose with a const weight (skipped) + a 1×1 conv
+ */
+export async function buildNet(dir: string, name: string, options: { specVersion?: 7 | 9; dtype?: 'fp16' | 'fp32'; seed?: number } = {}): Promise<Model> {
+  const dtype = options.dtype ?? 'fp32';
+  let seed = options.seed ?? 7;
+  const b = new ProgramBuilder({ specVersion: options.specVersion ?? 9, weightsPath: path.join(dir, `${name}.bin`) });
+  const w = (n: string, shape: number[], fanIn: number) => {
+    const count = shape.reduce((a, c) => a * c, 1);
+    return b.const(n, dtype === 'fp16' ? syntheticFp16({ count, fanIn, seed: seed++ }) : syntheticFp32({ count, fanIn, seed: seed++ }), shape, dtype);
+  };
+  const latent = b.input('latent', dtype, LATENT);
+  const c1 = b.op('conv', { x: latent, weight: w('down_blocks_0_conv_in_weight', [16, 4, 3, 3], 36), pad_type: 'same', strides: [1, 1], dilations: [1, 1], groups: 1 }, { name: 'down_blocks_0_conv_in' });
+  const a1 = b.op('silu', { x: c1 }, { name: 'down_blocks_0_silu' });
+  const c2 = b.op('conv', { x: a1, weight: w('down_blocks_0_conv2_weight', [16, 8, 3, 3], 72), pad_type: 'custom', pad: [1, 0, 0, 1], strides: [1, 1], dilations: [1, 1], groups: 2 }, { name: 'down_blocks_0_conv2' });
+  const a2 = b.op('silu', { x: c2 }, { name: 'down_blocks_0_silu2' });
+  b.output(a2, 'features');
+
+  const tokens = b.input('tokens', dtype, TOKENS);
+  const q = b.op('linear', { x: tokens, weight: w('mid_block_q_weight', [16, 16], 16) }, { name: 'mid_block_q' });
+  const k = b.op('linear', { x: tokens, weight: w('mid_block_k_weight', [16, 16], 16) }, { name: 'mid_block_k' });
+  const v = b.op('linear', { x: tokens, weight: w('mid_block_v_weight', [16, 16], 16) }, { name: 'mid_block_v' });
+  const s = b.op('matmul', { x: q, y: k, transpose_x: false, transpose_y: true }, { name: 'mid_block_scores' });
+  const p = b.op('softmax', { x: s, axis: -1 }, { name: 'mid_block_softmax' });
+  const att = b.op('matmul', { x: p, y: v, transpose_x: false, transpose_y: false }, { name: 'mid_block_attend' });
+  const o = b.op('linear', { x: att, weight: w('mid_block_out_weight', [16, 16], 16) }, { name: 'mid_block_out' });
+  const r = b.op('add', { x: tokens, y: o }, { name: 'mid_block_residual' });
+  const f1 = b.op('linear', { x: r, weight: w('mid_block_ff1_weight', [64, 16], 16) }, { name: 'mid_block_ff1' });
+  const g = b.op('gelu', { x: f1, mode: 'EXACT' }, { name: 'mid_block_gelu' });
+  const f2 = b.op('linear', { x: g, weight: w('mid_block_ff2_weight', [16, 64], 64) }, { name: 'mid_block_ff2' });
+  const r2 = b.op('add', { x: r, y: f2 }, { name: 'mid_block_residual2' });
+  const proj = b.op('matmul', { x: r2, y: w('mid_block_proj_weight', [16, 24], 16), transpose_x: false, transpose_y: false }, { name: 'mid_block_proj' });
+  b.output(proj, 'text');
+
+  const up = b.op('conv_transpose', { x: a2, weight: w('up_blocks_0_upsample_weight', [16, 8, 2, 2], 64), pad_type: 'valid', strides: [2, 2], dilations: [1, 1], groups: 1 }, { name: 'up_blocks_0_upsample' });
+  const c3 = b.op('conv', { x: up, weight: w('up_blocks_0_conv_weight', [8, 8, 1, 1], 8), pad_type: 'valid', strides: [1, 1], dilations: [1, 1], groups: 1 }, { name: 'up_blocks_0_conv' });
+  b.output(c3, 'upsampled');
+  return b.save(path.join(dir, `${name}.mlpackage`));
+}
+
+/** Deterministic normal-ish values (sum of uniforms) from a seed. */
+export function gaussian(count: number, seed: number, scale = 1): Float64Array {
+  let x = seed >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x / 4294967296;
+  };
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i++) out[i] = (next() + next() + next() + next() - 2) * 1.7 * scale;
+  return out;
+}
+
+/** `n` sample folders: latent (float64, numpy's default dtype, in odd samples) and tokens (float32). */
+export function writeCalibration(dir: string, n: number, seed = 100): string {
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < n; i++) {
+    const sdir = path.join(dir, `sample_${String(i).padStart(3, '0')}`);
+    fs.mkdirSync(sdir, { recursive: true });
+    const lat = gaussian(LATENT.reduce((a, c) => a * c, 1), seed + 2 * i);
+    if (i % 2 === 1) writeNpy(path.join(sdir, 'latent.npy'), { dtype: 'float64', shape: LATENT, data: lat });
+    else writeNpy(path.join(sdir, 'latent.npy'), { dtype: 'float32', shape: LATENT, data: Float32Array.from(lat) });
+    // Correlated token channels (a shared component), as real activations are.
+    const base = gaussian(TOKENS[0]! * TOKENS[1]!, seed + 2 * i + 1);
+    const noise = gaussian(TOKENS.reduce((a, c) => a * c, 1), seed + 1000 + i, 0.5);
+    const tok = new Float32Array(noise.length);
+    for (let t = 0; t < base.length; t++) for (let c = 0; c < TOKENS[2]!; c++) tok[t * TOKENS[2]! + c] = base[t]! * (1 + c / 8) + noise[t * TOKENS[2]! + c]!;
+    writeNpy(path.join(sdir, 'tokens.npy'), { dtype: 'float32', shape: TOKENS, data: tok });
+  }
+  return dir;
+}
