@@ -95,9 +95,8 @@ std::string nm_tail_note(int64_t columns, int n, int m) {
          std::to_string(pruned) + " per row)";
 }
 
-SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t n, Hessian& h, const SparseGptOptions& o,
-                           ThreadPool* pool) {
-  check_common(weight, rows, n, h, o.block_size, "SparseGPT");
+namespace {
+void check_sparse_options(const SparseGptOptions& o) {
   check_quant(o.quant, "SparseGPT");
   const bool nm = o.n != 0 || o.m != 0;
   if (nm && (o.n < 0 || o.m <= 0 || o.n > o.m))
@@ -107,9 +106,25 @@ SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t n, Hessian
                               std::to_string(o.m));
   if (!nm && !(o.target_sparsity >= 0.0 && o.target_sparsity <= 1.0))
     throw Error("EINVAL", "SparseGPT: target_sparsity must be in [0, 1]");
+}
+}  // namespace
+
+SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t n, Hessian& h, const SparseGptOptions& o,
+                           ThreadPool* pool) {
+  check_common(weight, rows, n, h, o.block_size, "SparseGPT");
+  check_sparse_options(o);
+  exec::use_single_threaded_blas();
+  const InverseFactor f = h.factor(o.dampening, nullptr, pool);
+  return sparse_gpt_with_factor(weight, rows, n, f, o, pool);
+}
+
+SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_t n, const InverseFactor& f,
+                                       const SparseGptOptions& o, ThreadPool* pool) {
+  check_sparse_options(o);
+  if (f.columns != n || f.u == nullptr) throw Error("EINVAL", "SparseGPT: factor and weight sizes differ");
+  const bool nm = o.n != 0 || o.m != 0;
   exec::use_single_threaded_blas();
   PoolRef pr(pool);
-  const InverseFactor f = h.factor(o.dampening, nullptr, pool);
   const float* U = f.u;
 
   SparseGptResult res;
@@ -194,6 +209,7 @@ SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t n, Hessian
     });
     // Lazy batch update of every later column: W[:, i2:] −= Err1 · U[i1:i2, i2:].
     gemm_tiled(pr, rows, n - i2, bw, -1.0f, err.data(), bw, U + i1 * n + i2, n, W + i2, n);
+    if (o.on_block) o.on_block(i2, n);
   }
   int64_t zeros = 0;
   for (uint8_t k : res.keep_mask) zeros += k == 0;
@@ -296,6 +312,7 @@ GptqResult gptq(const float* weight, int64_t rows, int64_t n, Hessian& h, const 
       }
     });
     gemm_tiled(pr, rows, n - i2, bw, -1.0f, err.data(), bw, U + i1 * n + i2, n, Wp.data() + i2, n);
+    if (o.on_block) o.on_block(i2, n);
   }
   res.weight.resize(static_cast<size_t>(rows * n));
   res.q.resize(static_cast<size_t>(rows * n));

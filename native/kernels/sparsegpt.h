@@ -12,6 +12,7 @@
 // Peak memory: the Hessian (columns², factored in place) + the weight copy + rows·block_size scratch.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct SparseGptOptions {
   // Optional quantization of the surviving weights (coremltools weight_dtype/granularity/scheme):
   // grids computed once from the unpruned weight (after the dead-column zeroing), as coremltools does.
   QuantGrid quant;
+  // Called on the calling thread after each processing block (columns done, columns); may throw
+  // (e.g. cmo::Cancelled) to abandon the layer — the Hessian stays valid.
+  std::function<void(int64_t, int64_t)> on_block;
 };
 
 struct SparseGptResult {
@@ -61,6 +65,10 @@ std::vector<int32_t> act_order_permutation(const Hessian& h);
 SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t columns, Hessian& h, const SparseGptOptions& o,
                            ThreadPool* pool = nullptr);
 
+// The block loop alone, with a factor computed elsewhere (the benchmark's reference pipeline).
+SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_t columns, const InverseFactor& f,
+                                       const SparseGptOptions& o, ThreadPool* pool = nullptr);
+
 struct GptqOptions {
   QuantGrid quant{4, true, 0};
   bool act_order = false;        // process columns by descending diag(H) (after the dead fix)
@@ -71,6 +79,7 @@ struct GptqOptions {
   bool static_groups = false;
   int64_t block_size = 128;
   double dampening = 0.01;
+  std::function<void(int64_t, int64_t)> on_block;  // as SparseGptOptions::on_block
 };
 
 struct GptqResult {
@@ -90,6 +99,12 @@ GptqResult gptq(const float* weight, int64_t rows, int64_t columns, Hessian& h, 
 // tr((W−Ŵ) H (W−Ŵ)ᵀ) / tr(W H Wᵀ). 0 when the denominator is 0 and W == Ŵ; +inf when only it is 0.
 double relative_reconstruction_error(const float* w, const float* w_hat, int64_t rows, int64_t columns,
                                      const Hessian& h, ThreadPool* pool = nullptr);
+
+// The reference's float32 pipeline on this build's BLAS (sparsegpt_refpath.cc), the benchmark's
+// same-run baseline: a full-GEMM Hessian update, and three factorizations on a copy of H.
+void hessian_add_rows_gemm(Hessian& h, const float* x, int64_t rows, int64_t samples_in_batch, ThreadPool* pool = nullptr);
+SparseGptResult sparse_gpt_three_factorizations(const float* weight, int64_t rows, int64_t columns, const Hessian& h,
+                                                const SparseGptOptions& o, ThreadPool* pool = nullptr);
 
 // Slow references (sparsegpt_ref.cc): float64 plain loops of the reference algorithms exactly as
 // written (Cholesky, cholesky_inverse, Cholesky of the inverse), from a full symmetric H. The

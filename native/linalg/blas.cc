@@ -7,7 +7,18 @@
 #include <cblas.h>
 #endif
 
+#if defined(CMO_USE_OPENBLAS)
+extern "C" {
+// LAPACK (Fortran symbols; OpenBLAS ships them). One-character arguments: no hidden length needed
+// by OpenBLAS's own potrf/potri.
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void spotri_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void openblas_set_num_threads(int num_threads);
+}
+#endif
+
 namespace cmo::linalg {
+
 
 const char* blas_backend_name() {
 #if defined(CMO_USE_ACCELERATE)
@@ -55,6 +66,39 @@ void strmm_left_upper(int64_t m, int64_t n, const float* t, int64_t ldt, float* 
               static_cast<int>(n), 1.0f, t, static_cast<int>(ldt), b, static_cast<int>(ldb));
 #else
   strmm_left_upper_portable(m, n, t, ldt, b, ldb);
+#endif
+}
+
+// Row-major lower = column-major upper, so the Fortran calls get the other triangle's letter.
+int spotrf(bool upper, int64_t n, float* a, int64_t lda) {
+#if defined(CMO_USE_OPENBLAS)
+  const char uplo = upper ? 'L' : 'U';
+  const int nn = static_cast<int>(n), ld = static_cast<int>(lda);
+  int info = 0;
+  spotrf_(&uplo, &nn, a, &ld, &info);
+  return info;
+#else
+  return spotrf_portable(upper, n, a, lda);
+#endif
+}
+
+int spotri(bool upper, int64_t n, float* a, int64_t lda) {
+#if defined(CMO_USE_OPENBLAS)
+  const char uplo = upper ? 'L' : 'U';
+  const int nn = static_cast<int>(n), ld = static_cast<int>(lda);
+  int info = 0;
+  spotri_(&uplo, &nn, a, &ld, &info);
+  return info;
+#else
+  return spotri_portable(upper, n, a, lda);
+#endif
+}
+
+void set_blas_threads(int threads) {
+#if defined(CMO_USE_OPENBLAS)
+  openblas_set_num_threads(threads);
+#else
+  (void)threads;
 #endif
 }
 

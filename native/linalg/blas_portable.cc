@@ -1,6 +1,7 @@
 // Portable GEMM: cache-blocked, threaded over rows of C. Not a BLAS replacement, but within a small
 // factor of one on the sizes the executor and SparseGPT use, and it has no dependencies.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "../util/thread_pool.h"
@@ -118,6 +119,42 @@ void strmm_left_upper_portable(int64_t m, int64_t n, const float* t, int64_t ldt
       for (int64_t j = 0; j < n; ++j) bi[j] += tip * bp[j];
     }
   }
+}
+
+// Portable unblocked Cholesky / inverse (double accumulation), row-major, one triangle.
+int spotrf_portable(bool upper, int64_t n, float* a, int64_t lda) {
+  auto at = [&](int64_t i, int64_t j) -> float& { return upper ? a[j * lda + i] : a[i * lda + j]; };  // lower view
+  for (int64_t j = 0; j < n; ++j) {
+    double s = at(j, j);
+    for (int64_t k = 0; k < j; ++k) s -= static_cast<double>(at(j, k)) * at(j, k);
+    if (!(s > 0)) return static_cast<int>(j + 1);
+    const double d = std::sqrt(s);
+    at(j, j) = static_cast<float>(d);
+    for (int64_t i = j + 1; i < n; ++i) {
+      double t = at(i, j);
+      for (int64_t k = 0; k < j; ++k) t -= static_cast<double>(at(i, k)) * at(j, k);
+      at(i, j) = static_cast<float>(t / d);
+    }
+  }
+  return 0;
+}
+int spotri_portable(bool upper, int64_t n, float* a, int64_t lda) {
+  auto at = [&](int64_t i, int64_t j) -> float& { return upper ? a[j * lda + i] : a[i * lda + j]; };
+  std::vector<double> li(static_cast<size_t>(n * n), 0.0);  // L⁻¹
+  for (int64_t c = 0; c < n; ++c)
+    for (int64_t i = c; i < n; ++i) {
+      double s = i == c ? 1.0 : 0.0;
+      for (int64_t k = c; k < i; ++k) s -= static_cast<double>(at(i, k)) * li[static_cast<size_t>(k * n + c)];
+      if (at(i, i) == 0.0f) return static_cast<int>(i + 1);
+      li[static_cast<size_t>(i * n + c)] = s / at(i, i);
+    }
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j <= i; ++j) {
+      double s = 0;
+      for (int64_t k = i; k < n; ++k) s += li[static_cast<size_t>(k * n + i)] * li[static_cast<size_t>(k * n + j)];
+      at(i, j) = static_cast<float>(s);
+    }
+  return 0;
 }
 
 }  // namespace cmo::linalg

@@ -92,6 +92,38 @@ TEST(blas_syrk_trsm_trmm_match_portable_and_naive) {
     }
 }
 
+TEST(lapack_potrf_potri_match_portable) {
+  const int64_t n = 70;
+  auto x = randn(static_cast<size_t>(200 * n), 7);
+  std::vector<float> a(static_cast<size_t>(n * n), 0.0f);
+  cmo::linalg::sgemm(true, false, n, n, 200, 0.01f, x.data(), n, x.data(), n, 0.0f, a.data(), n);
+  for (int upper = 0; upper < 2; ++upper) {
+    auto f1 = a, f2 = a;
+    CHECK_EQ(cmo::linalg::spotrf(upper, n, f1.data(), n), 0);
+    CHECK_EQ(cmo::linalg::spotrf_portable(upper, n, f2.data(), n), 0);
+    auto i1 = f1, i2 = f2;
+    CHECK_EQ(cmo::linalg::spotri(upper, n, i1.data(), n), 0);
+    CHECK_EQ(cmo::linalg::spotri_portable(upper, n, i2.data(), n), 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        if (upper ? j < i : j > i) continue;
+        const size_t e = static_cast<size_t>(i * n + j);
+        CHECK_NEAR(f1[e], f2[e], 1e-4 * std::fabs(f2[e]) + 1e-5);
+        CHECK_NEAR(i1[e], i2[e], 1e-3 * std::fabs(i2[e]) + 1e-4);
+      }
+    // A · A⁻¹ = I through the stored triangle.
+    auto sym = [&](const std::vector<float>& m, int64_t r, int64_t c) {
+      return (upper ? c >= r : c <= r) ? m[static_cast<size_t>(r * n + c)] : m[static_cast<size_t>(c * n + r)];
+    };
+    for (int64_t i = 0; i < n; i += 7)
+      for (int64_t j = 0; j < n; j += 5) {
+        double s = 0;
+        for (int64_t k = 0; k < n; ++k) s += static_cast<double>(a[static_cast<size_t>(i * n + k)]) * sym(i1, k, j);
+        CHECK_NEAR(s, i == j ? 1.0 : 0.0, 1e-3);
+      }
+  }
+}
+
 TEST(add_rows_running_mean_matches_reference) {
   // 300 columns: two 256-tiles (a full one and a ragged one), three batches of different sizes.
   const int64_t n = 300;
