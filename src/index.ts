@@ -40,8 +40,13 @@ export type {
 } from './optimize/config.js';
 export {
   checkPlanTarget, compressPlanFromData, compressPlanToData, loadCompressPlan, normalizeApiName,
-  type CompressPlan, type CompressStep, type PlanTargetError,
+  type CompressPlan, type CompressStep, type PlanTargetError, type LayerwiseApi, type LayerwiseStepOptions,
 } from './optimize/steps.js';
+// SparseGPT / GPTQ on calibration data (coremltools' LayerwiseCompressor on the graph)
+export { sparseGPT, gptq } from './optimize/sparsegpt/index.js';
+export type { LayerwiseModel, LayerwiseOptions, LayerwiseReport, LayerwiseLayerReport, LayerwiseMode } from './optimize/sparsegpt/index.js';
+export { LayerwiseCompressorConfig, ModuleSparseGPTConfig, ModuleGPTQConfig } from './optimize/config/layerwise.js';
+export type { LayerwiseCompressorConfigOptions, ModuleSparseGPTConfigOptions, ModuleGPTQConfigOptions, LayerwiseAlgorithm } from './optimize/config/layerwise.js';
 // MIL blob storage files (blob helper)
 export {
   BlobFile, BlobWriter, BLOB_DTYPES, isBlobDType, isSubByteDType, blobDTypeBits, blobDTypeCode, blobPackedSize,

@@ -10,6 +10,8 @@ import { registerPrune } from './commands/prune.js';
 import { registerQuantize } from './commands/quantize.js';
 import { registerCompress } from './commands/compress.js';
 import { registerDecompress } from './commands/decompress.js';
+import { registerSparseGpt } from './commands/sparsegpt.js';
+import { registerGptq } from './commands/gptq.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -22,4 +24,6 @@ export function registerCommands(program: Command): void {
   registerQuantize(program);
   registerCompress(program);
   registerDecompress(program);
+  registerSparseGpt(program);
+  registerGptq(program);
 }

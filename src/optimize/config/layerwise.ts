@@ -313,6 +313,10 @@ export class LayerwiseCompressorConfig {
     return withFile(path, () => LayerwiseCompressorConfig.fromDict(data, defaultAlgorithm));
   }
 
+  equals(other: unknown): boolean {
+    return other instanceof LayerwiseCompressorConfig && JSON.stringify(other.toDict()) === JSON.stringify(this.toDict());
+  }
+
   toDict(): Record<string, unknown> {
     return {
       global_config: this.global_config?.toDict() ?? null,

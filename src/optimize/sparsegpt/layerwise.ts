@@ -293,6 +293,7 @@ export async function runLayerwise(
     const t2 = performance.now();
     if (compressed.length === 0) throw new UnsupportedError(`${api}: no layer was compressed (${reports.map((r) => `${r.name}: ${r.detail}`).join('; ') || 'the model has no linear, matmul or conv weights'})`, file ? { file } : {});
     result = await writeCompressedLayers(model, compressed, { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+    result.compression.api = api;
     seconds.write = (performance.now() - t2) / 1000;
   } finally {
     cache.close();
