@@ -75,7 +75,22 @@ export function writeCalibration(dir: string, n: number, seed = 100): string {
   for (let i = 0; i < n; i++) {
     const sdir = path.join(dir, `sample_${String(i).padStart(3, '0')}`);
     fs.mkdirSync(sdir, { recursive: true });
-    const lat = gaussian(LATENT.reduce((a, c) => a * c, 1), seed + 2 * i);
+    // Latents as images are: spatially smooth, channels correlated (a shared field + per-channel noise).
+    const [B, C, H, W] = LATENT as [number, number, number, number];
+    const noise0 = gaussian(B * C * H * W, seed + 2 * i, 0.3);
+    const phase = gaussian(B * 4, seed + 5000 + i);
+    const lat = new Float64Array(B * C * H * W);
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < C; c++) {
+        for (let y = 0; y < H; y++) {
+          for (let x = 0; x < W; x++) {
+            const field = Math.sin(0.7 * x + phase[b * 4]!) + Math.cos(0.5 * y + phase[b * 4 + 1]!) + 0.5 * Math.sin(0.4 * (x + y) + phase[b * 4 + 2]!);
+            const k = ((b * C + c) * H + y) * W + x;
+            lat[k] = field * (1 + 0.3 * c) + noise0[k]!;
+          }
+        }
+      }
+    }
     if (i % 2 === 1) writeNpy(path.join(sdir, 'latent.npy'), { dtype: 'float64', shape: LATENT, data: lat });
     else writeNpy(path.join(sdir, 'latent.npy'), { dtype: 'float32', shape: LATENT, data: Float32Array.from(lat) });
     // Correlated token channels (a shared component), as real activations are.
