@@ -102,3 +102,38 @@ export function writeCalibration(dir: string, n: number, seed = 100): string {
   }
   return dir;
 }
+
+/**
+ * tokens → linear mid_block_pre → cond(pred = `taken`) { true: linear mid_block_branch (its weight
+ * const inside the block) ; false: identity } → linear mid_block_post. With taken = false no
+ * calibration sample reaches mid_block_branch.
+ */
+export async function buildCondNet(dir: string, name: string, taken = false): Promise<Model> {
+  const { ProgramBuilder: Builder } = await import('../../src/mil/builder.js');
+  const { Model: M } = await import('../../src/model.js');
+  const { makeOp } = await import('../../src/mil/program.js');
+  const b = new Builder({ specVersion: 9, weightsPath: path.join(dir, `${name}.bin`) });
+  const tokens = b.input('tokens', 'fp32', TOKENS);
+  const pre = b.op('linear', { x: tokens, weight: b.const('mid_block_pre_weight', syntheticFp32({ count: 256, fanIn: 16, seed: 1 }), [16, 16], 'fp32') }, { name: 'mid_block_pre' });
+  const branchW = b.const('mid_block_branch_weight', syntheticFp32({ count: 256, fanIn: 16, seed: 2 }), [16, 16], 'fp32');
+  const branch = b.op('linear', { x: pre, weight: branchW }, { name: 'mid_block_branch' });
+  const other = b.op('identity', { x: pre }, { name: 'mid_block_skip' });
+  const post = b.op('linear', { x: branch, weight: b.const('mid_block_post_weight', syntheticFp32({ count: 256, fanIn: 16, seed: 3 }), [16, 16], 'fp32') }, { name: 'mid_block_post' });
+  b.output(post, 'out');
+  const { spec, weightsFile } = b.build();
+  const fn = (spec as unknown as { mlProgram: { functions: Record<string, { opset: string; blockSpecializations: Record<string, { operations: { type: string; outputs?: { name: string; type: unknown }[]; blocks?: unknown[] }[] }> }> } }).mlProgram.functions['main']!;
+  const ops = fn.blockSpecializations[fn.opset]!.operations;
+  const take = (n: string) => ops.splice(ops.findIndex((o) => o.outputs?.[0]?.name === n), 1)[0]!;
+  const wOp = take(branchW.name), bOp = take(branch.name), sOp = take(other.name);
+  const outType = bOp.outputs![0]!.type;
+  // The branch result keeps the name the post layer reads.
+  bOp.outputs![0]!.name = 'mid_block_branch_true';
+  (sOp.outputs![0]!).name = 'mid_block_branch_false';
+  const cond = makeOp('cond', 'mid_block_cond', { pred: b.value('bool', [taken], []) }, [{ name: branch.name, type: outType as never }]);
+  cond.blocks = [
+    { outputs: ['mid_block_branch_true'], operations: [wOp as never, bOp as never] },
+    { outputs: ['mid_block_branch_false'], operations: [sOp as never] },
+  ];
+  ops.splice(ops.findIndex((o) => o.outputs?.[0]?.name === post.name), 0, cond as never);
+  return M.fromSpec(spec as never, { weightFiles: weightsFile ? [{ name: 'weight.bin', from: weightsFile, move: true }] : [] }).save(path.join(dir, `${name}.mlpackage`));
+}

@@ -18,7 +18,7 @@ import { createExecutor, type TensorInput } from '../../src/runtime/executor.js'
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
 import { writeNpy } from '../../src/runtime/npy.js';
 import { ConfigError, UnsupportedError } from '../../src/errors.js';
-import { buildNet, writeCalibration, LATENT, TOKENS } from './sparsegpt-helpers.js';
+import { buildCondNet, buildNet, writeCalibration, LATENT, TOKENS } from './sparsegpt-helpers.js';
 
 const APPLE_LAYERS = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-sgpt-'));
@@ -254,6 +254,25 @@ describe('sparseGPT on the graph', () => {
     expect(byName.get('down_blocks_0_conv_in')!.detail).toMatch(/no `layers` regex/);
     expect(byName.get('mid_block_proj')!.detail).toMatch(/None/);
     expect(byName.get('mid_block_ff1')!.status).toBe('compressed');
+  });
+
+  it('leaves a layer no calibration sample reaches (an untaken cond branch) dense and says so', async () => {
+    const cond = await buildCondNet(dir, 'cond');
+    const m = await sparseGPT(cond, { global_config: { weight_dtype: 'float32' } }, calib);
+    const byName = new Map(m.layerwise.ops.map((o) => [o.name, o]));
+    expect(byName.get('mid_block_branch')!.status).toBe('skipped');
+    expect(byName.get('mid_block_branch')!.detail).toBe('no calibration sample reached it');
+    expect(byName.get('mid_block_pre')!.status).toBe('compressed');
+    expect(byName.get('mid_block_post')!.status).toBe('compressed');
+    const out = await createExecutor(m).predict({ tokens: inputsOf(0)['tokens']! });
+    expect(out['out']!.shape).toEqual(TOKENS);
+    // Taken, the branch's weight (a const inside the cond block) is compressed in place, and the
+    // layer after it is calibrated on the compressed branch.
+    const taken = await sparseGPT(await buildCondNet(dir, 'cond-taken', true), { global_config: { weight_dtype: 'float32' } }, calib);
+    expect(taken.layerwise.ops.filter((o) => o.status === 'compressed').map((o) => o.name)).toEqual(['mid_block_pre', 'mid_block_branch', 'mid_block_post']);
+    expect(weightOf(await materializeWeights(taken), 'mid_block_branch_weight').values.filter((v) => v === 0).length).toBeGreaterThanOrEqual(128);
+    const r = await createExecutor(taken).predict({ tokens: inputsOf(0)['tokens']! });
+    expect(Array.from(r['out']!.data as Float32Array).every(Number.isFinite)).toBe(true);
   });
 
   it('names the algorithm limits: a gptq 4-bit layer in an iOS16 model', async () => {

@@ -59,8 +59,10 @@ function valueKey(v: GraphValue | undefined): string {
 
 export class ProgramGraph {
   readonly ops: GraphOp[];
-  /** Var name → the const-like top-level op defining it. */
+  /** Var name → the const-like top-level op defining it (what sub-programs may pull in). */
   private readonly constDefs = new Map<string, { op: GraphOp; index: number }>();
+  /** Var name → any const-like op defining it, nested blocks included (weight lookup). */
+  private readonly allConstDefs = new Map<string, GraphOp>();
   /** Var name → type of a non-const top-level value (function inputs and op outputs). */
   private readonly valueTypes = new Map<string, GraphNamedType>();
   private readonly definedAt = new Map<string, number>();
@@ -74,14 +76,16 @@ export class ProgramGraph {
     this.ops = desc.block.ops;
     this.inputNames = new Set(desc.inputs.map((i) => i.name));
     for (const i of desc.inputs) this.valueTypes.set(i.name, i);
-    const allConsts = (block: GraphBlock, top: number | null): void => {
-      block.ops.forEach((op, k) => {
-        const index = top ?? k;
-        if (isConstLike(op)) for (const o of op.outputs) this.constDefs.set(o.name, { op, index });
-        for (const b of op.blocks) allConsts(b, index);
-      });
+    const nestedConsts = (block: GraphBlock): void => {
+      for (const op of block.ops) {
+        if (isConstLike(op)) for (const o of op.outputs) this.allConstDefs.set(o.name, op);
+        for (const b of op.blocks) nestedConsts(b);
+      }
     };
-    allConsts(desc.block, null);
+    nestedConsts(desc.block);
+    this.ops.forEach((op, index) => {
+      if (isConstLike(op)) for (const o of op.outputs) this.constDefs.set(o.name, { op, index });
+    });
     this.ops.forEach((op, k) => {
       if (!isConstLike(op)) for (const o of op.outputs) { this.valueTypes.set(o.name, o); this.definedAt.set(o.name, k); }
       const names = new Set<string>();
@@ -99,15 +103,15 @@ export class ProgramGraph {
     const b = args?.[0];
     if (!b) return null;
     if ('value' in b) return { value: b.value };
-    const def = this.constDefs.get(b.name);
-    if (!def || def.op.type !== 'const') return null;
-    const v = def.op.attributes['val'];
-    return v ? { value: v, op: def.op } : null;
+    const op = this.allConstDefs.get(b.name);
+    if (!op || op.type !== 'const') return null;
+    const v = op.attributes['val'];
+    return v ? { value: v, op } : null;
   }
 
   private producedByConstexpr(args: GraphOp['inputs'][string] | undefined): boolean {
     const b = args?.[0];
-    return !!b && 'name' in b && (this.constDefs.get(b.name)?.op.type.startsWith('constexpr_') ?? false);
+    return !!b && 'name' in b && (this.allConstDefs.get(b.name)?.type.startsWith('constexpr_') ?? false);
   }
 
   private flag(op: GraphOp, param: string): boolean {
@@ -160,7 +164,7 @@ export class ProgramGraph {
         return;
       } else if (op.type === 'einsum') {
         const list = op.inputs['values'] ?? [];
-        if (list.some((b) => 'name' in b && this.constDefs.get(b.name)?.op.type === 'const')) skip('einsum with a const operand (not supported)');
+        if (list.some((b) => 'name' in b && this.allConstDefs.get(b.name)?.type === 'const')) skip('einsum with a const operand (not supported)');
         return;
       } else {
         return;
@@ -238,12 +242,13 @@ export class ProgramGraph {
       if (t && (this.inputNames.has(name) || (this.definedAt.get(name) ?? Infinity) < from)) inputs.push(t);
     }
     const ordered = [...[...consts].map(([op, index]) => ({ op, index })), ...body].sort((a, b) => a.index - b.index);
-    const ops: GraphOp[] = [];
-    for (const { op } of ordered) {
+    const swapIn = (list: readonly GraphOp[]): GraphOp[] => list.flatMap((op) => {
       const swap = op.type === 'const' ? replace.get(op.outputs[0]!.name) : undefined;
-      if (swap) ops.push(...swap);
-      else ops.push(op);
-    }
+      if (swap) return swap;
+      // Weights inside cond / while_loop blocks are swapped too.
+      return op.blocks.length > 0 ? [{ ...op, blocks: op.blocks.map((b) => ({ ...b, ops: swapIn(b.ops) })) }] : [op];
+    });
+    const ops = swapIn(ordered.map((o) => o.op));
     return { function: this.desc.function, opset: this.desc.opset, modelDir: this.desc.modelDir, inputs, block: { inputs: [], outputs: [...outputs], ops } };
   }
 
