@@ -10,9 +10,9 @@
 //   sparseGptLayer(weight, rows, columns, h, options, onProgress?, token?) → Promise<{weight, mask, ...}>
 //   gptqLayer(weight, rows, columns, h, options, onProgress?, token?) → Promise<{weight, q, scales, ...}>
 //   relativeReconstructionError(weight, weightHat, rows, columns, h) → Promise<number>
-//   sparseGptReferencePath / hessianAddRowsGemm: the benchmark's three-factorization baseline.
-// Activations (x) are NOT copied: the typed array is kept alive by a reference until the job ends and
-// must not be modified meanwhile. Weights are copied.
+//   sparseGptReferencePath / hessianAddRowsGemm / benchConvUnfold: the benchmark's reference baseline.
+// Inputs (activations, weights) are NOT copied: each typed array is kept alive by a reference until
+// the job ends and must not be modified meanwhile. Large results are handed over without a copy.
 #include <cstring>
 #include <memory>
 
@@ -67,10 +67,6 @@ Borrowed borrow_f32(Napi::Value v, const std::string& what) {
   return b;
 }
 
-std::vector<float> copy_f32(Napi::Value v, const std::string& what) {
-  Borrowed b = borrow_f32(v, what);
-  return std::vector<float>(b.data, b.data + b.length);
-}
 
 int64_t int_arg(Napi::Value v, const std::string& what, int64_t lo, int64_t hi) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), what + " must be a number");
@@ -266,19 +262,29 @@ Napi::Value HessianRelease(const Napi::CallbackInfo& info) {
 }
 
 struct LayerArgs {
-  std::vector<float> weight;
+  Borrowed weight;  // not copied: a 1280×23040 weight is 118 MB, and peak memory is the point
   int64_t rows, cols;
   std::shared_ptr<Hessian> h;
 };
 
+// A result vector handed to JS without a copy: the ArrayBuffer owns the vector's storage.
+template <class T, class Array>
+Array adopt(Napi::Env env, std::vector<T>&& v) {
+  if (v.empty()) return Array::New(env, 0);
+  auto* holder = new std::vector<T>(std::move(v));
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, holder->data(), holder->size() * sizeof(T),
+                                                 [](Napi::Env, void*, std::vector<T>* h) { delete h; }, holder);
+  return Array::New(env, holder->size(), buf, 0);
+}
+
 LayerArgs layer_args(const Napi::CallbackInfo& info, const char* what) {
   LayerArgs a;
-  a.weight = copy_f32(info[0], std::string(what) + ": weight");
+  a.weight = borrow_f32(info[0], std::string(what) + ": weight");
   a.rows = int_arg(info[1], std::string(what) + ": rows", 1, int64_t{1} << 31);
   a.cols = int_arg(info[2], std::string(what) + ": columns", 1, 1 << 17);
   a.h = hessian_of(info[3], what);
-  if (a.weight.size() != static_cast<size_t>(a.rows * a.cols))
-    throw Napi::RangeError::New(info.Env(), std::string(what) + ": weight has " + std::to_string(a.weight.size()) +
+  if (a.weight.length != static_cast<size_t>(a.rows * a.cols))
+    throw Napi::RangeError::New(info.Env(), std::string(what) + ": weight has " + std::to_string(a.weight.length) +
                                                 " floats, expected rows·columns = " + std::to_string(a.rows * a.cols));
   if (a.cols != a.h->columns())
     throw Napi::RangeError::New(info.Env(), std::string(what) + ": the weight has " + std::to_string(a.cols) +
@@ -310,10 +316,8 @@ kernels::SparseGptOptions sparse_options_from(Napi::Value v) {
 
 Napi::Object sparse_to_js(Napi::Env env, kernels::SparseGptResult& r) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("weight", float32_from(env, r.weight));
-  auto mask = Napi::Uint8Array::New(env, r.keep_mask.size());
-  std::memcpy(mask.Data(), r.keep_mask.data(), r.keep_mask.size());
-  out.Set("mask", mask);
+  out.Set("weight", adopt<float, Napi::Float32Array>(env, std::move(r.weight)));
+  out.Set("mask", adopt<uint8_t, Napi::Uint8Array>(env, std::move(r.keep_mask)));
   out.Set("deadColumns", static_cast<double>(r.dead_columns));
   out.Set("error", r.error);
   out.Set("sparsity", r.sparsity);
@@ -336,7 +340,7 @@ Napi::Value SparseGptLayer(const Napi::CallbackInfo& info) {
           ctx.progress(static_cast<double>(done), static_cast<double>(total));
           ctx.check_cancelled();
         };
-        return kernels::sparse_gpt(a->weight.data(), a->rows, a->cols, *a->h, o);
+        return kernels::sparse_gpt(a->weight.data, a->rows, a->cols, *a->h, o);
       },
       [](Napi::Env env, kernels::SparseGptResult& r) -> Napi::Value { return sparse_to_js(env, r); });
 }
@@ -348,7 +352,7 @@ Napi::Value SparseGptReferencePath(const Napi::CallbackInfo& info) {
       info.Env(), info[5], info[6],
       [a, o](JobContext& ctx) {
         ctx.check_cancelled();
-        return kernels::sparse_gpt_three_factorizations(a->weight.data(), a->rows, a->cols, *a->h, o);
+        return kernels::sparse_gpt_three_factorizations(a->weight.data, a->rows, a->cols, *a->h, o);
       },
       [](Napi::Env env, kernels::SparseGptResult& r) -> Napi::Value { return sparse_to_js(env, r); });
 }
@@ -387,14 +391,12 @@ Napi::Value GptqLayer(const Napi::CallbackInfo& info) {
           ctx.progress(static_cast<double>(done), static_cast<double>(total));
           ctx.check_cancelled();
         };
-        return kernels::gptq(a->weight.data(), a->rows, a->cols, *a->h, o);
+        return kernels::gptq(a->weight.data, a->rows, a->cols, *a->h, o);
       },
       [](Napi::Env env, kernels::GptqResult& r) -> Napi::Value {
         Napi::Object out = Napi::Object::New(env);
-        out.Set("weight", float32_from(env, r.weight));
-        auto q = Napi::Uint8Array::New(env, r.q.size());
-        std::memcpy(q.Data(), r.q.data(), r.q.size());
-        out.Set("q", q);
+        out.Set("weight", adopt<float, Napi::Float32Array>(env, std::move(r.weight)));
+        out.Set("q", adopt<uint8_t, Napi::Uint8Array>(env, std::move(r.q)));
         out.Set("scales", float32_from(env, r.scales));
         out.Set("zeroPoints", float32_from(env, r.zero_points));
         auto gi = Napi::Int32Array::New(env, r.group_index.size());
@@ -415,23 +417,34 @@ struct Scalar {
 
 Napi::Value RelativeReconstructionError(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto w = std::make_shared<std::vector<float>>(copy_f32(info[0], "relativeReconstructionError: weight"));
-  auto wh = std::make_shared<std::vector<float>>(copy_f32(info[1], "relativeReconstructionError: weightHat"));
+  Borrowed w = borrow_f32(info[0], "relativeReconstructionError: weight");
+  Borrowed wh = borrow_f32(info[1], "relativeReconstructionError: weightHat");
   const int64_t rows = int_arg(info[2], "relativeReconstructionError: rows", 1, int64_t{1} << 31);
   const int64_t cols = int_arg(info[3], "relativeReconstructionError: columns", 1, 1 << 17);
   auto h = hessian_of(info[4], "relativeReconstructionError");
-  if (w->size() != static_cast<size_t>(rows * cols) || wh->size() != w->size() || cols != h->columns())
+  if (w.length != static_cast<size_t>(rows * cols) || wh.length != w.length || cols != h->columns())
     throw Napi::RangeError::New(env, "relativeReconstructionError: weight, weightHat and Hessian sizes differ");
   return run_job<Scalar>(
       env, env.Undefined(), info[5],
       [w, wh, rows, cols, h](JobContext& ctx) {
         ctx.check_cancelled();
-        return Scalar{kernels::relative_reconstruction_error(w->data(), wh->data(), rows, cols, *h)};
+        return Scalar{kernels::relative_reconstruction_error(w.data, wh.data, rows, cols, *h)};
       },
       [](Napi::Env env, Scalar& s) -> Napi::Value { return Napi::Number::New(env, s.v); });
 }
 
+// Benchmark helper: the explicit unfold of one sample (the reference's nn.Unfold), synchronous.
+Napi::Value BenchConvUnfold(const Napi::CallbackInfo& info) {
+  Borrowed x = borrow_f32(info[0], "benchConvUnfold: x");
+  const ConvInput in = conv_input_from(info[1]);
+  const kernels::ConvGeometry g = geometry_from(info[2]);
+  const int64_t group = int_arg(info[3], "benchConvUnfold: group", 0, g.groups - 1);
+  check_conv_lengths(info.Env(), x, in, g);
+  return float32_from(info.Env(), kernels::conv_unfold_ref(x.data, in.batch, in.height, in.width, g, group));
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("benchConvUnfold", Napi::Function::New(env, BenchConvUnfold, "benchConvUnfold"));
   exports.Set("createHessian", Napi::Function::New(env, CreateHessian, "createHessian"));
   exports.Set("hessianAddRows", Napi::Function::New(env, HessianAddRows, "hessianAddRows"));
   exports.Set("hessianAddConvInput", Napi::Function::New(env, HessianAddConvInput, "hessianAddConvInput"));
