@@ -70,7 +70,7 @@ export function gaussian(count: number, seed: number, scale = 1): Float64Array {
 }
 
 /** `n` sample folders: latent (float64, numpy's default dtype, in odd samples) and tokens (float32). */
-export function writeCalibration(dir: string, n: number, seed = 100): string {
+export function writeCalibration(dir: string, n: number, seed = 100, options: { zeroTokenChannel?: number } = {}): string {
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; i < n; i++) {
     const sdir = path.join(dir, `sample_${String(i).padStart(3, '0')}`);
@@ -98,6 +98,7 @@ export function writeCalibration(dir: string, n: number, seed = 100): string {
     const noise = gaussian(TOKENS.reduce((a, c) => a * c, 1), seed + 1000 + i, 0.5);
     const tok = new Float32Array(noise.length);
     for (let t = 0; t < base.length; t++) for (let c = 0; c < TOKENS[2]!; c++) tok[t * TOKENS[2]! + c] = base[t]! * (1 + c / 8) + noise[t * TOKENS[2]! + c]!;
+    if (options.zeroTokenChannel !== undefined) for (let t = 0; t < base.length; t++) tok[t * TOKENS[2]! + options.zeroTokenChannel] = 0;
     writeNpy(path.join(sdir, 'tokens.npy'), { dtype: 'float32', shape: TOKENS, data: tok });
   }
   return dir;
@@ -136,4 +137,22 @@ export async function buildCondNet(dir: string, name: string, taken = false): Pr
   ];
   ops.splice(ops.findIndex((o) => o.outputs?.[0]?.name === post.name), 0, cond as never);
   return M.fromSpec(spec as never, { weightFiles: weightsFile ? [{ name: 'weight.bin', from: weightsFile, move: true }] : [] }).save(path.join(dir, `${name}.mlpackage`));
+}
+
+/** One 1-channel 3×3 conv (9 Hessian columns: not a multiple of 4) on `img` [2, 1, 8, 8], with calibration. */
+export async function buildTailNet(dir: string): Promise<{ model: Model; calibration: string }> {
+  const b = new ProgramBuilder({ specVersion: 9, weightsPath: path.join(dir, 'tail.bin') });
+  const img = b.input('img', 'fp32', [2, 1, 8, 8]);
+  const c = b.op('conv', { x: img, weight: b.const('tail_conv_weight', syntheticFp32({ count: 8 * 9, fanIn: 9, seed: 11 }), [8, 1, 3, 3], 'fp32'), pad_type: 'same', strides: [1, 1], dilations: [1, 1], groups: 1 }, { name: 'tail_conv' });
+  b.output(c, 'out');
+  const model = await b.save(path.join(dir, 'tail.mlpackage'));
+  const cal = path.join(dir, 'tail-calib');
+  for (let i = 0; i < 4; i++) {
+    const sdir = path.join(cal, `s${i}`);
+    fs.mkdirSync(sdir, { recursive: true });
+    const v = gaussian(128, 300 + i);
+    for (let k = 1; k < 128; k++) v[k] = 0.8 * v[k - 1]! + 0.6 * v[k]!; // spatially correlated
+    writeNpy(path.join(sdir, 'img.npy'), { dtype: 'float64', shape: [2, 1, 8, 8], data: v });
+  }
+  return { model, calibration: cal };
 }

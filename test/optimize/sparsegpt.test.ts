@@ -17,8 +17,8 @@ import { compareModels } from '../../src/runtime/compare.js';
 import { createExecutor, type TensorInput } from '../../src/runtime/executor.js';
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
 import { writeNpy } from '../../src/runtime/npy.js';
-import { ConfigError, UnsupportedError } from '../../src/errors.js';
-import { buildCondNet, buildNet, writeCalibration, LATENT, TOKENS } from './sparsegpt-helpers.js';
+import { AbortError, ConfigError, UnsupportedError } from '../../src/errors.js';
+import { buildCondNet, buildNet, buildTailNet, writeCalibration, LATENT, TOKENS } from './sparsegpt-helpers.js';
 
 const APPLE_LAYERS = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-sgpt-'));
@@ -273,6 +273,36 @@ describe('sparseGPT on the graph', () => {
     expect(weightOf(await materializeWeights(taken), 'mid_block_branch_weight').values.filter((v) => v === 0).length).toBeGreaterThanOrEqual(128);
     const r = await createExecutor(taken).predict({ tokens: inputsOf(0)['tokens']! });
     expect(Array.from(r['out']!.data as Float32Array).every(Number.isFinite)).toBe(true);
+  });
+
+  it('zeroes dead columns (an input channel no sample ever sets) and reports them', async () => {
+    const zero = writeCalibration(path.join(dir, 'dead'), 4, 100, { zeroTokenChannel: 3 });
+    const m = await sparseGPT(net, config({ target_sparsity: 0.5 }), zero);
+    const q = m.layerwise.ops.find((o) => o.name === 'mid_block_q')!;
+    expect(q.deadColumns).toBe(1);
+    const w = weightOf(await materializeWeights(m), 'mid_block_q_weight').values;
+    for (let r = 0; r < 16; r++) expect(w[r * 16 + 3], `row ${r}`).toBe(0);
+    expect(m.layerwise.ops.find((o) => o.name === 'mid_block_ff1')!.deadColumns).toBe(0);
+  });
+
+  it('prunes the tail of a 9-column layer proportionally under 2:4 and says so', async () => {
+    const { model, calibration } = await buildTailNet(dir);
+    const m = await sparseGPT(model, { global_config: { n_m_ratio: [2, 4], weight_dtype: 'float32' } }, calibration);
+    const op = m.layerwise.ops.find((o) => o.name === 'tail_conv')!;
+    expect(op.status).toBe('compressed');
+    expect(op.hessianColumns).toBe(9);
+    expect(op.detail).toMatch(/\(.+\)/);
+    const w = weightOf(await materializeWeights(m), 'tail_conv_weight').values;
+    for (let r = 0; r < 8; r++) {
+      for (const c0 of [0, 4]) expect([0, 1, 2, 3].filter((k) => w[r * 9 + c0 + k] === 0).length, `row ${r}`).toBeGreaterThanOrEqual(2);
+    }
+    expect(op.error!).toBeLessThan(op.baselineError!);
+  });
+
+  it('stops on an AbortSignal', async () => {
+    const controller = new AbortController();
+    const run = sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { signal: controller.signal, onProgress: (done) => { if (done === 3) controller.abort(); } });
+    await expect(run).rejects.toThrow(AbortError);
   });
 
   it('names the algorithm limits: a gptq 4-bit layer in an iOS16 model', async () => {
