@@ -158,7 +158,7 @@ SparseGptResult sparse_gpt_ref(const float* weight, int64_t rows, int64_t n, con
       for (int64_t r = 0; r < rows; ++r) W[static_cast<size_t>(r * n + c)] = 0;
     }
   res.keep_mask.assign(static_cast<size_t>(rows * n), 1);
-  const bool nm = o.n != 0;
+  const bool nm = o.n != 0 || o.m != 0;
   if (nm) res.tail_note = nm_tail_note(n, o.n, o.m);
   for (int64_t i1 = 0; i1 < n; i1 += o.block_size) {
     const int64_t i2 = std::min(i1 + o.block_size, n), count = i2 - i1;
