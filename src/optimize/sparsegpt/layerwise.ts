@@ -294,6 +294,14 @@ export async function runLayerwise(
     if (compressed.length === 0) throw new UnsupportedError(`${api}: no layer was compressed (${reports.map((r) => `${r.name}: ${r.detail}`).join('; ') || 'the model has no linear, matmul or conv weights'})`, file ? { file } : {});
     result = await writeCompressedLayers(model, compressed, { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     result.compression.api = api;
+    // The pass lists every other weight as "not a compressed layer": keep the layers and say why the
+    // ops left as they are were left.
+    result.compression.weights = [
+      ...result.compression.weights.filter((w) => w.status === 'compressed'),
+      ...reports.filter((r) => r.status === 'skipped').map((r) => ({
+        name: r.weight || r.name, shape: r.shape, dtype: 'fp32' as const, status: 'skipped' as const, detail: `${r.name}: ${r.detail}`, bytesBefore: 0, bytesAfter: 0,
+      })),
+    ];
     seconds.write = (performance.now() - t2) / 1000;
   } finally {
     cache.close();
