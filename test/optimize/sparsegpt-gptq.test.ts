@@ -134,6 +134,28 @@ describe('sparsegpt / gptq CLI', () => {
     await runs(await loadModel(out));
   });
 
+  it('compress --config runs a plan with a sparsegpt step (calibration relative to the plan file)', async () => {
+    const plan = {
+      steps: [
+        { api: 'sparsegpt', config: { global_config: { target_sparsity: 0.4, weight_dtype: 'float16' }, layers: LAYERS, calibration_nsamples: 3 }, calibration: path.basename(calib), mode: 'oneshot' },
+        { api: 'palettize', config: { config_type: 'OpPalettizerConfig', global_config: { nbits: 4, granularity: 'per_grouped_channel', group_size: 4, weight_threshold: 0 } }, joint_compression: true },
+      ],
+    };
+    const planFile = path.join(dir, 'plan.json');
+    fs.writeFileSync(planFile, JSON.stringify(plan));
+    const out = path.join(dir, 'cli-plan.mlpackage');
+    const r = await runCli(['compress', net.path!, out, '--config', planFile]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/step 1 of 2:[\s\S]*SparseGPT 40\.0%[\s\S]*sparsegpt: 10 weights compressed, 1 left as is/);
+    expect(r.stdout).toMatch(/up_blocks_0_upsample: conv_transpose/);
+    expect(r.stdout).toMatch(/step 2 of 2 \(joint\)/);
+    await runs(await loadModel(out));
+    const bad = await runCli(['compress', net.path!, out, '--config', writePlan({ steps: [{ api: 'sparsegpt', config: {} }] })]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/steps\[0\].*calibration/);
+  });
+
   it('gptq --json gives the report; bad flags are one-line errors', async () => {
     const out = path.join(dir, 'cli-gptq.mlpackage');
     const r = await runCli(['gptq', net.path!, out, '--calibration', calib, '--nbits', '4', '--mode', 'oneshot', '--max-memory', '1M', '--json']);
@@ -150,3 +172,9 @@ describe('sparsegpt / gptq CLI', () => {
     expect(bad2.stderr).toMatch(/2:4/);
   });
 });
+
+function writePlan(plan: unknown): string {
+  const f = path.join(dir, `plan-${Math.random().toString(36).slice(2)}.json`);
+  fs.writeFileSync(f, JSON.stringify(plan));
+  return f;
+}
