@@ -21,7 +21,7 @@ export type {
   QuantizationDtype, QuantizationGranularity, QuantizationMode, OpMagnitudePrunerConfigOptions, OpThresholdPrunerConfigOptions,
   CompressionApi, OpCompressorConfig, OpConfigType, OptimizationConfigOptions,
 } from './optimize/config.js';
-export { loadCompressPlan, type CompressPlan, type CompressStep } from './optimize/steps.js';
+export { loadCompressPlan, type CompressPlan, type CompressStep, type LayerwiseApi, type LayerwiseStepOptions } from './optimize/steps.js';
 // Compression
 export { palettizeWeights } from './optimize/palettize.js';
 export type { PalettizeOptions } from './optimize/palettize.js';
@@ -34,6 +34,11 @@ export type { CompressModelOptions, MultiStepModel, DecompressReport, Decompress
 export type { PassOptions, CompressedModel, CompressionReport, WeightReport } from './optimize/pass.js';
 export { materializeWeights } from './optimize/materialize.js';
 export type { MaterializedWeight } from './optimize/materialize.js';
+// SparseGPT / GPTQ on calibration data (coremltools' LayerwiseCompressor, run on the graph)
+export { sparseGPT, gptq } from './optimize/sparsegpt/index.js';
+export type { LayerwiseModel, LayerwiseOptions, LayerwiseReport, LayerwiseLayerReport, LayerwiseMode } from './optimize/sparsegpt/index.js';
+export { LayerwiseCompressorConfig, ModuleSparseGPTConfig, ModuleGPTQConfig } from './optimize/config/layerwise.js';
+export type { LayerwiseCompressorConfigOptions, ModuleSparseGPTConfigOptions, ModuleGPTQConfigOptions, LayerwiseAlgorithm } from './optimize/config/layerwise.js';
 // Running and comparing models
 export { createExecutor, Executor, SUPPORTED_OPS } from './runtime/executor.js';
 export type { PredictOptions, TensorDType, TensorInput, TensorOutput } from './runtime/executor.js';

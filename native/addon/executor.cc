@@ -14,6 +14,7 @@
 #include "../executor/graph.h"
 #include "../util/fp16.h"
 #include "async_job.h"
+#include "executor_js.h"
 #include "module_registry.h"
 
 namespace cmo::addon {
@@ -330,12 +331,7 @@ Napi::Value CreateExecutor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw_coded(env, "EINVAL", "createExecutor(description): description must be an object");
   Napi::Object d = info[0].As<Napi::Object>();
-  GraphDesc desc;
-  desc.function = get_string(d, "function", "graph description");
-  desc.opset = d.Get("opset").IsString() ? d.Get("opset").As<Napi::String>().Utf8Value() : "";
-  desc.model_dir = d.Get("modelDir").IsString() ? d.Get("modelDir").As<Napi::String>().Utf8Value() : ".";
-  desc.inputs = to_named(d.Get("inputs"), "function '" + desc.function + "'");
-  desc.block = to_block(d.Get("block"), "function '" + desc.function + "'");
+  GraphDesc desc = graph_desc_from_js(d);
   std::shared_ptr<exec::Graph> graph;
   try {
     graph = exec::Graph::build(desc);
@@ -372,6 +368,21 @@ void Init(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+GraphDesc graph_desc_from_js(const Napi::Object& d) {
+  GraphDesc desc;
+  desc.function = get_string(d, "function", "graph description");
+  desc.opset = d.Get("opset").IsString() ? d.Get("opset").As<Napi::String>().Utf8Value() : "";
+  desc.model_dir = d.Get("modelDir").IsString() ? d.Get("modelDir").As<Napi::String>().Utf8Value() : ".";
+  desc.inputs = to_named(d.Get("inputs"), "function '" + desc.function + "'");
+  desc.block = to_block(d.Get("block"), "function '" + desc.function + "'");
+  return desc;
+}
+
+Tensor tensor_from_js(const Napi::Env& env, const std::string& name, const Napi::Value& v) { return input_tensor(env, name, v); }
+
+Napi::Value tensor_to_js(Napi::Env env, const Tensor& t, const std::string& declared) { return output_value(env, t, declared); }
+
 }  // namespace cmo::addon
 
 CMO_ADDON_MODULE(executor, cmo::addon::Init);

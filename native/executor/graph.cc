@@ -550,6 +550,7 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
+  if (opts.observe) opts.observe(node, ctx);
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     Tensor& t = ctx.outputs()[k];
     if (!t.f && !t.h && !t.i && !t.s)

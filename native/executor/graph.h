@@ -87,6 +87,9 @@ struct RunOptions {
   std::function<void()> check_cancelled;
   // Called after each op with its wall time in milliseconds (profiling; null = off).
   std::function<void(const Node&, double)> profile;
+  // Called after each kernel op, before its inputs are released (calibration reads activations here;
+  // null = off).
+  std::function<void(const Node&, const OpContext&)> observe;
 };
 
 struct FeatureValue {

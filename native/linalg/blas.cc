@@ -7,7 +7,18 @@
 #include <cblas.h>
 #endif
 
+#if defined(CMO_USE_OPENBLAS)
+extern "C" {
+// LAPACK (Fortran symbols; OpenBLAS ships them). One-character arguments: no hidden length needed
+// by OpenBLAS's own potrf/potri.
+void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void spotri_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void openblas_set_num_threads(int num_threads);
+}
+#endif
+
 namespace cmo::linalg {
+
 
 const char* blas_backend_name() {
 #if defined(CMO_USE_ACCELERATE)
@@ -27,6 +38,67 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 #else
   sgemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
+void ssyrk(bool upper, bool trans, int64_t n, int64_t k, float alpha, const float* a, int64_t lda, float beta, float* c,
+           int64_t ldc) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_ssyrk(CblasRowMajor, upper ? CblasUpper : CblasLower, trans ? CblasTrans : CblasNoTrans, static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), beta, c, static_cast<int>(ldc));
+#else
+  ssyrk_portable(upper, trans, n, k, alpha, a, lda, beta, c, ldc);
+#endif
+}
+
+void strsm_right_upper(bool trans_t, int64_t m, int64_t n, const float* t, int64_t ldt, float* b, int64_t ldb) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, trans_t ? CblasTrans : CblasNoTrans, CblasNonUnit,
+              static_cast<int>(m), static_cast<int>(n), 1.0f, t, static_cast<int>(ldt), b, static_cast<int>(ldb));
+#else
+  strsm_right_upper_portable(trans_t, m, n, t, ldt, b, ldb);
+#endif
+}
+
+void strmm_left_upper(int64_t m, int64_t n, const float* t, int64_t ldt, float* b, int64_t ldb) {
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+  cblas_strmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, static_cast<int>(m),
+              static_cast<int>(n), 1.0f, t, static_cast<int>(ldt), b, static_cast<int>(ldb));
+#else
+  strmm_left_upper_portable(m, n, t, ldt, b, ldb);
+#endif
+}
+
+// Row-major lower = column-major upper, so the Fortran calls get the other triangle's letter.
+int spotrf(bool upper, int64_t n, float* a, int64_t lda) {
+#if defined(CMO_USE_OPENBLAS)
+  const char uplo = upper ? 'L' : 'U';
+  const int nn = static_cast<int>(n), ld = static_cast<int>(lda);
+  int info = 0;
+  spotrf_(&uplo, &nn, a, &ld, &info);
+  return info;
+#else
+  return spotrf_portable(upper, n, a, lda);
+#endif
+}
+
+int spotri(bool upper, int64_t n, float* a, int64_t lda) {
+#if defined(CMO_USE_OPENBLAS)
+  const char uplo = upper ? 'L' : 'U';
+  const int nn = static_cast<int>(n), ld = static_cast<int>(lda);
+  int info = 0;
+  spotri_(&uplo, &nn, a, &ld, &info);
+  return info;
+#else
+  return spotri_portable(upper, n, a, lda);
+#endif
+}
+
+void set_blas_threads(int threads) {
+#if defined(CMO_USE_OPENBLAS)
+  openblas_set_num_threads(threads);
+#else
+  (void)threads;
 #endif
 }
 

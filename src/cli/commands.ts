@@ -13,6 +13,8 @@ import { registerDecompress } from './commands/decompress.js';
 import { registerTokenize } from './commands/tokenize.js';
 import { registerGenerate } from './commands/generate.js';
 import { registerConvert } from './commands/convert.js';
+import { registerSparseGpt } from './commands/sparsegpt.js';
+import { registerGptq } from './commands/gptq.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -28,4 +30,6 @@ export function registerCommands(program: Command): void {
   registerTokenize(program);
   registerGenerate(program);
   registerConvert(program);
+  registerSparseGpt(program);
+  registerGptq(program);
 }

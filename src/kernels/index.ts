@@ -1,6 +1,7 @@
 /**
  * `coreml-optimize/kernels` (advanced): the native kernels on plain tensors — exact 1-D / vector
- * k-means, palettize, quantize, prune and decompress one tensor — and the executor's lowering.
+ * k-means, palettize, quantize, prune and decompress one tensor, Hessians and SparseGPT / GPTQ on one
+ * layer — and the executor's lowering.
  */
 export { decompressOp, asKernelTensor } from './decompress.js';
 export type {
@@ -23,3 +24,10 @@ export type {
 export { lowerProgram, nativeSupportedOps } from '../runtime/executor.js';
 export type { ExecutorModel, GraphDescription } from '../runtime/executor.js';
 export { loadNativeAddon } from '../native.js';
+export {
+  createHessian, hessianAddRows, hessianAddConvInput, hessianFromRows, hessianFromConvInput, hessianInfo, hessianData, releaseHessian,
+  sparseGptLayer, gptqLayer, relativeReconstructionError,
+} from './sparsegpt.js';
+export type {
+  HessianHandle, ConvGeometry, ConvInputShape, QuantGridOptions, SparseGptOptions, SparseGptLayerResult, GptqOptions, GptqLayerResult, HessianInfo,
+} from './sparsegpt.js';

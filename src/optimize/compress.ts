@@ -1,6 +1,6 @@
 /**
- * compressModel runs a multi-step plan (`{steps: [{api, config, joint_compression}]}`, see steps.ts)
- * step by step, each a streaming pass over the previous step's output, like calling coremltools'
+ * compressModel runs a multi-step plan (`{steps: [{api, config, joint_compression}]}`, see steps.ts;
+ * `{api: sparsegpt | gptq, config, calibration}` steps run the calibrated layerwise driver) step by step, each a streaming pass over the previous step's output, like calling coremltools'
  * prune_weights / palettize_weights / linear_quantize_weights in sequence. decompressWeights writes
  * every constexpr chain back as a plain const (coremltools' decompress_weights), materializing each
  * chain natively while the weight file is streamed.
@@ -17,6 +17,7 @@ import { UnsupportedError, throwIfAborted } from '../errors.js';
 import { getThreads, setThreads } from '../native.js';
 import { OptimizationConfig, TARGET_MESSAGES, isIos18OrLater, targetError } from './config.js';
 import { loadCompressPlan, type CompressPlan } from './steps.js';
+import { gptq, sparseGPT } from './sparsegpt/index.js';
 import { palettizeWeights } from './palettize.js';
 import { pruneWeights } from './prune.js';
 import { linearQuantizeWeights } from './quantize.js';
@@ -76,6 +77,15 @@ export async function compressModel(model: Model, plan: CompressPlan | string | 
     const step = p.steps[i]!;
     throwIfAborted(options.signal);
     onStep?.(i, p.steps.length, step.api);
+    if (step.layerwise) {
+      // Calibrated steps (SparseGPT / GPTQ) run on their own: their weights come from the graph.
+      const run = step.api === 'gptq' ? gptq : sparseGPT;
+      const next = await run(current, step.layerwise.config, step.layerwise.calibration, { ...passOptions, mode: step.layerwise.mode });
+      reports.push(Object.assign({ ...next.compression }, { layerwise: next.layerwise }));
+      current = next;
+      passes++;
+      continue;
+    }
     const next2 = p.steps[i + 1];
     if (fuse && next2 && fusablePair(step, next2)) {
       const fused = await runFusedPair(current, step, next2, passOptions);

@@ -45,7 +45,8 @@ export interface WeightReport {
 }
 
 export interface CompressionReport {
-  api: CompressionApi;
+  /** The step's api ('sparsegpt' / 'gptq' for the calibrated layerwise steps). */
+  api: CompressionApi | 'sparsegpt' | 'gptq';
   weights: WeightReport[];
   /** weight.bin sizes. */
   weightFileBytesBefore: number;

@@ -12,12 +12,46 @@ import {
 import { readDataFile, withFile } from './config/parse.js';
 import { checkTarget, type ModelTarget } from './config/target.js';
 import type { TargetError } from './config/common.js';
+import { LayerwiseCompressorConfig } from './config/layerwise.js';
+import { isAbsolute, resolve, dirname } from 'node:path';
 
 export interface CompressStep {
-  readonly api: CompressionApi;
+  readonly api: CompressionApi | LayerwiseApi;
+  /** The step's OptimizationConfig (empty for sparsegpt / gptq steps, whose config is `layerwise.config`). */
   readonly config: OptimizationConfig;
   /** coremltools' joint_compression argument: compress what earlier steps produced (iOS18). */
   readonly joint_compression: boolean;
+  /** Set for sparsegpt / gptq steps. */
+  readonly layerwise?: LayerwiseStepOptions;
+}
+
+export type LayerwiseApi = 'sparsegpt' | 'gptq';
+
+/**
+ * What a calibrated step (SparseGPT / GPTQ over the model's graph, coremltools' LayerwiseCompressor)
+ * carries: a LayerwiseCompressorConfig, the calibration folder (relative paths resolve against the
+ * plan file's folder) and the mode. Such a step always runs as its own pass.
+ */
+export interface LayerwiseStepOptions {
+  readonly config: LayerwiseCompressorConfig;
+  readonly calibration: string;
+  readonly mode: 'sequential' | 'oneshot';
+}
+
+const LAYERWISE_STEP_KEYS = ['api', 'config', 'calibration', 'mode'];
+const LAYERWISE_APIS: Record<string, LayerwiseApi> = { sparsegpt: 'sparsegpt', sparse_gpt: 'sparsegpt', gptq: 'gptq' };
+
+function layerwiseStepFromData(d: Record<string, unknown>, api: LayerwiseApi, baseDir: string): CompressStep {
+  for (const k of Object.keys(d)) {
+    if (!LAYERWISE_STEP_KEYS.includes(k)) throw configError(k, `Unknown key "${k}" in a ${api} step. Allowed keys: ${LAYERWISE_STEP_KEYS.join(', ')}.`);
+  }
+  const cal = d['calibration'];
+  if (typeof cal !== 'string' || cal.length === 0) throw configError('calibration', `a ${api} step needs "calibration": a folder of calibration sample folders.`);
+  const mode = d['mode'] ?? 'sequential';
+  if (mode !== 'sequential' && mode !== 'oneshot') throw configError('mode', `"mode" must be sequential or oneshot, got ${show(mode)}.`);
+  const config = LayerwiseCompressorConfig.fromDict(d['config'] ?? {}, api === 'gptq' ? 'gptq' : 'sparse_gpt');
+  const calibration = isAbsolute(cal) ? cal : resolve(baseDir, cal);
+  return { api, config: new OptimizationConfig({}), joint_compression: false, layerwise: { config, calibration, mode } };
 }
 
 /** What checkPlanTarget throws: an UnsupportedError with coremltools' message and the failing step. */
@@ -70,10 +104,12 @@ function configAsPassedToDict(d: unknown): Record<string, unknown> {
   return out;
 }
 
-function stepFromData(d: unknown, index: number): CompressStep {
+function stepFromData(d: unknown, index: number, baseDir: string): CompressStep {
   const where = `steps[${index}]`;
   try {
     if (!isPlainObject(d)) throw configError('steps', `a step must be a mapping, got ${show(d)}.`);
+    const layerwise = typeof d['api'] === 'string' ? LAYERWISE_APIS[d['api'].trim()] : undefined;
+    if (layerwise) return layerwiseStepFromData(d, layerwise, baseDir);
     for (const k of Object.keys(d)) {
       if (!STEP_KEYS.includes(k)) throw configError(k, `Unknown key "${k}" in a step. Allowed keys: api, config, joint_compression.`);
     }
@@ -93,7 +129,7 @@ function stepFromData(d: unknown, index: number): CompressStep {
 }
 
 /** Builds a plan from parsed data. A golden sidecar (has coremltools_version) contributes only its steps. */
-export function compressPlanFromData(data: unknown): CompressPlan {
+export function compressPlanFromData(data: unknown, baseDir: string = process.cwd()): CompressPlan {
   if (!isPlainObject(data)) throw configError('steps', `a compress plan must be a mapping with "steps", got ${show(data)}.`);
   const isSidecar = 'coremltools_version' in data;
   if (!isSidecar) {
@@ -105,21 +141,25 @@ export function compressPlanFromData(data: unknown): CompressPlan {
   if (!Array.isArray(steps) || steps.length === 0) {
     throw configError('steps', `"steps" must be a non-empty list, got ${show(steps)}.`);
   }
-  return { steps: Object.freeze(steps.map((s, i) => stepFromData(s, i))) };
+  return { steps: Object.freeze(steps.map((s, i) => stepFromData(s, i, baseDir))) };
 }
 
 /** Loads a plan from a .yaml/.yml/.json path (errors name the file) or from an already-parsed object. */
 export function loadCompressPlan(source: string | object): CompressPlan {
   if (typeof source === 'string') {
     const data = readDataFile(source);
-    return withFile(source, () => compressPlanFromData(data));
+    return withFile(source, () => compressPlanFromData(data, dirname(resolve(source))));
   }
   return compressPlanFromData(source);
 }
 
 /** The plan as data in the file schema (api as the verb, config as from_dict dicts). */
-export function compressPlanToData(plan: CompressPlan): { steps: { api: CompressionApi; config: Record<string, unknown>; joint_compression: boolean }[] } {
-  return { steps: plan.steps.map((s) => ({ api: s.api, config: s.config.toDict(), joint_compression: s.joint_compression })) };
+export function compressPlanToData(plan: CompressPlan): { steps: Record<string, unknown>[] } {
+  return {
+    steps: plan.steps.map((s) => (s.layerwise
+      ? { api: s.api, config: s.layerwise.config.toDict(), calibration: s.layerwise.calibration, mode: s.layerwise.mode }
+      : { api: s.api, config: s.config.toDict(), joint_compression: s.joint_compression })),
+  };
 }
 
 /**
@@ -129,6 +169,8 @@ export function compressPlanToData(plan: CompressPlan): { steps: { api: Compress
  */
 export function checkPlanTarget(plan: CompressPlan, target: ModelTarget): void {
   plan.steps.forEach((step, i) => {
+    // Calibrated steps check their target when they run (per layer).
+    if (step.layerwise) return;
     const palettizedBefore = plan.steps.slice(0, i).some((s) => s.api === 'palettize');
     try {
       checkTarget(step.config, target, {

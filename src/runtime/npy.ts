@@ -1,13 +1,13 @@
 /**
  * NumPy `.npy` files (format versions 1–3), C order only. Used for executor inputs/outputs and the
- * reference fixtures. Supported dtypes: float32, float16 (as raw Uint16Array halves), int32, int64
- * (BigInt64Array), bool and uint8 (Uint8Array).
+ * reference fixtures. Supported dtypes: float32, float16 (as raw Uint16Array halves), float64 (numpy's
+ * default), int32, int64 (BigInt64Array), bool and uint8 (Uint8Array).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ModelFormatError } from '../errors.js';
 
-export type NpyDType = 'float32' | 'float16' | 'int32' | 'int64' | 'bool' | 'uint8';
-export type NpyData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+export type NpyDType = 'float32' | 'float16' | 'float64' | 'int32' | 'int64' | 'bool' | 'uint8';
+export type NpyData = Float32Array | Uint16Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
 
 export interface NpyArray {
   dtype: NpyDType;
@@ -18,6 +18,7 @@ export interface NpyArray {
 const DESCR: Record<string, { dtype: NpyDType; size: number }> = {
   '<f4': { dtype: 'float32', size: 4 },
   '<f2': { dtype: 'float16', size: 2 },
+  '<f8': { dtype: 'float64', size: 8 },
   '<i4': { dtype: 'int32', size: 4 },
   '<i8': { dtype: 'int64', size: 8 },
   '|b1': { dtype: 'bool', size: 1 },
@@ -27,6 +28,7 @@ const DESCR: Record<string, { dtype: NpyDType; size: number }> = {
 const DESCR_OF: Record<NpyDType, string> = {
   float32: '<f4',
   float16: '<f2',
+  float64: '<f8',
   int32: '<i4',
   int64: '<i8',
   bool: '|b1',
@@ -87,7 +89,7 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>', options: NpyReadO
     fail('Fortran-order arrays are not supported; save with numpy.ascontiguousarray(a)');
   }
   const info = DESCR[descr!];
-  if (!info) fail(`dtype '${descr}' is not supported (float32, float16, int32, int64, bool, uint8, little-endian)`);
+  if (!info) fail(`dtype '${descr}' is not supported (float32, float16, float64, int32, int64, bool, uint8, little-endian)`);
   const shape = shapeText!
     .split(',')
     .map((s) => s.trim())
@@ -106,6 +108,7 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>', options: NpyReadO
   switch (info!.dtype) {
     case 'float32': data = new Float32Array(buf); break;
     case 'float16': data = new Uint16Array(buf); break;
+    case 'float64': data = new Float64Array(buf); break;
     case 'int32': data = new Int32Array(buf); break;
     case 'int64': data = new BigInt64Array(buf); break;
     default: data = new Uint8Array(buf);

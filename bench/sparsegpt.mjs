@@ -1,0 +1,169 @@
+// SparseGPT per-layer benchmark (not a test): this package's path (tiled SYRK Hessian, one Cholesky +
+// one triangular inverse in the Hessian's own buffer, blocked OBS loop) against the reference
+// algorithm's float32 pipeline on the SAME BLAS in the same run (full-GEMM Hessian `H += X·Xᵀ`, then
+// chol → cholesky_inverse → chol(upper) on a copy of H with LAPACK threaded by OpenBLAS, then the
+// same block loop). SDXL layer shapes, `--samples` × `--tokens` calibration tokens (16 × 1024).
+//   node bench/sparsegpt.mjs [--shapes linear1280,linear5120,conv640,conv2560] [--samples 16]
+//        [--tokens 1024] [--sparsity 0.5] [--threads N] [--json]
+// Each (shape, path) runs in its own child process so peak RSS is that path's alone. Prints Hessian
+// time, prune time (factor + block loop), executed GFLOP/s vs the same-run SGEMM peak, peak RSS over
+// the Hessian's size, and whether the two paths chose identical masks.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const self = fileURLToPath(import.meta.url);
+const root = path.resolve(path.dirname(self), '..');
+const addon = process.env.COREML_OPTIMIZE_ADDON ? require(path.resolve(process.env.COREML_OPTIMIZE_ADDON)) : require('node-gyp-build')(root);
+
+const SHAPES = {
+  // name: [kind, rows (C_out), in_channels, kernel] — SDXL UNet layers
+  linear1280: ['linear', 1280, 1280, 1], // attention projections
+  linear5120: ['linear', 1280, 5120, 1], // GEGLU feed-forward out-projection
+  conv640: ['conv', 640, 640, 3], // down/up resnet conv at 640 channels (5,760 columns)
+  conv2560: ['conv', 1280, 2560, 3], // up-block resnet conv1 on the 1280+1280 skip concat (23,040 columns)
+};
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
+// Deterministic N(0,1) (xorshift + Box-Muller), filled in place.
+function fillNormal(a, seed) {
+  let s = seed >>> 0 || 1;
+  const uni = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+  for (let i = 0; i < a.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uni())), t = 2 * Math.PI * uni();
+    a[i] = r * Math.cos(t);
+    if (i + 1 < a.length) a[i + 1] = r * Math.sin(t);
+  }
+  return a;
+}
+
+async function child() {
+  const [shapeName, which, outFile] = process.argv.slice(3, 6);
+  const [kind, rows, cin, k] = SHAPES[shapeName];
+  const samples = Number(arg('samples', 16)), tokens = Number(arg('tokens', 1024)), sparsity = Number(arg('sparsity', 0.5));
+  const threads = Number(arg('threads', 0));
+  if (threads) addon.setThreads(threads);
+  const cols = cin * k * k;
+  const side = Math.round(Math.sqrt(tokens));
+  // One sample per add_batch call (as the reference's driver does), every sample distinct, with a
+  // per-channel scale so the Hessian is not ~identity.
+  const per = kind === 'linear' ? tokens * cols : cin * side * side;
+  const distinct = samples;
+  const xs = Array.from({ length: distinct }, (_, i) => fillNormal(new Float32Array(per), 1234 + i));
+  const chScale = fillNormal(new Float32Array(cin), 99).map((v) => 0.5 + Math.abs(v));
+  for (const x of xs) for (let i = 0; i < per; i++) x[i] *= chScale[kind === 'linear' ? i % cin : Math.floor(i / (side * side)) % cin];
+  const w = fillNormal(new Float32Array(rows * cols), 7).map((v) => v / Math.sqrt(cols));
+  const geometry = { inChannels: cin, groups: 1, kernel: [k, k], strides: [1, 1], dilations: [1, 1], pad: [1, 1, 1, 1] };
+  const rssBefore = process.memoryUsage().rss;
+  const h = addon.createHessian(cols);
+  let unfoldSeconds = 0;
+  const t0 = performance.now();
+  for (let s = 0; s < samples; s++) {
+    const x = xs[s % distinct];
+    if (which === 'fast') {
+      if (kind === 'linear') await addon.hessianAddRows(h, x, tokens, 1);
+      else await addon.hessianAddConvInput(h, x, { batch: 1, height: side, width: side }, geometry, 0);
+    } else {
+      let rowsX = x, nrows = tokens;
+      if (kind === 'conv') {
+        const u0 = performance.now();
+        rowsX = addon.benchConvUnfold(x, { batch: 1, height: side, width: side }, geometry, 0);
+        unfoldSeconds += (performance.now() - u0) / 1000;
+        nrows = rowsX.length / cols;
+      }
+      await addon.hessianAddRowsGemm(h, rowsX, nrows, 1);
+    }
+  }
+  // The reference's Hessian time excludes its unfold (conservative for the comparison).
+  const hessianSeconds = (performance.now() - t0) / 1000 - unfoldSeconds;
+  const t1 = performance.now();
+  const opts = { targetSparsity: sparsity, blockSize: 128, dampening: 0.01 };
+  const r = which === 'fast' ? await addon.sparseGptLayer(w, rows, cols, h, opts) : await addon.sparseGptReferencePath(w, rows, cols, h, opts);
+  const pruneSeconds = (performance.now() - t1) / 1000;
+  const peakRss = process.resourceUsage().maxRSS * 1024;
+  fs.writeFileSync(outFile + '.mask', r.mask);
+  fs.writeFileSync(outFile + '.w', new Uint8Array(r.weight.buffer));
+  const result = { shape: shapeName, which, rows, cols, tokens: samples * tokens, hessianSeconds, unfoldSeconds, pruneSeconds, sparsity: r.sparsity, error: r.error, deadColumns: r.deadColumns,
+    rssBefore, peakRss, hessianBytes: cols * cols * 4, maskSha: createHash('sha256').update(r.mask).digest('hex').slice(0, 16) };
+  fs.writeFileSync(outFile, JSON.stringify(result));
+}
+
+function fmt(x, d = 2) {
+  return Number.isFinite(x) ? x.toFixed(d) : String(x);
+}
+
+async function main() {
+  const shapes = arg('shapes', 'linear1280,linear5120,conv640').split(',');
+  const json = process.argv.includes('--json');
+  const threads = Number(arg('threads', 0)) || addon.getThreads();
+  addon.setThreads(threads);
+  const peak = await addon.gemmBenchmark({ m: 2048, n: 2048, k: 2048, repeats: 3, threads });
+  const info = { cores: os.cpus().length, threads, load: os.loadavg().map((l) => l.toFixed(2)).join(' '), blas: addon.buildInfo().blas, sgemmGflops: peak.gflops };
+  if (!json) console.log(`cores ${info.cores}, threads ${threads}, load ${info.load}, BLAS ${info.blas}, same-run SGEMM peak ${fmt(peak.gflops, 1)} GFLOP/s (2048³)`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-sgpt-bench-'));
+  const rowsOut = [];
+  for (const shape of shapes) {
+    if (!SHAPES[shape]) throw new Error(`unknown shape ${shape} (${Object.keys(SHAPES).join(', ')})`);
+    const res = {};
+    for (const which of ['fast', 'reference']) {
+      const out = path.join(tmp, `${shape}-${which}.json`);
+      const passthrough = ['samples', 'tokens', 'sparsity', 'threads'].flatMap((k) => (arg(k) !== undefined ? [`--${k}`, arg(k)] : []));
+      const p = spawnSync(process.execPath, [self, '--child', shape, which, out, '--threads', String(threads), ...passthrough], { stdio: ['ignore', 'inherit', 'inherit'] });
+      if (p.status !== 0) throw new Error(`${shape}/${which} child failed (${p.status ?? p.signal})`);
+      res[which] = JSON.parse(fs.readFileSync(out, 'utf8'));
+    }
+    const f = res.fast, b = res.reference;
+    const mf = fs.readFileSync(path.join(tmp, `${shape}-fast.json.mask`)), mb = fs.readFileSync(path.join(tmp, `${shape}-reference.json.mask`));
+    let maskDiffs = 0;
+    for (let i = 0; i < mf.length; i++) maskDiffs += mf[i] !== mb[i] ? 1 : 0;
+    const masksEqual = maskDiffs === 0;
+    const wf = new Float32Array(fs.readFileSync(path.join(tmp, `${shape}-fast.json.w`)).buffer.slice(0));
+    const wb = new Float32Array(fs.readFileSync(path.join(tmp, `${shape}-reference.json.w`)).buffer.slice(0));
+    let dmax = 0, wmax = 0;
+    for (let i = 0; i < wf.length; i++) {
+      dmax = Math.max(dmax, Math.abs(wf[i] - wb[i]));
+      wmax = Math.max(wmax, Math.abs(wb[i]));
+    }
+    const n = f.cols, kTok = f.tokens, m = f.rows;
+    // Executed flops: SYRK n²k vs GEMM 2n²k; factor 2n³/3 vs 4n³/3 (+ the loop's rows·n² GEMM, both).
+    const flops = {
+      hessFast: n * n * kTok, hessRef: 2 * n * n * kTok,
+      pruneFast: (2 * n ** 3) / 3 + m * n * n, pruneRef: (4 * n ** 3) / 3 + m * n * n,
+    };
+    const row = {
+      shape, rows: m, columns: n, tokens: kTok,
+      fast: { hessianSeconds: f.hessianSeconds, pruneSeconds: f.pruneSeconds, hessianGflops: flops.hessFast / f.hessianSeconds / 1e9, pruneGflops: flops.pruneFast / f.pruneSeconds / 1e9, peakOverHessian: (f.peakRss - f.rssBefore) / f.hessianBytes },
+      reference: { hessianSeconds: b.hessianSeconds, pruneSeconds: b.pruneSeconds, unfoldSecondsExcluded: b.unfoldSeconds, hessianGflops: flops.hessRef / b.hessianSeconds / 1e9, pruneGflops: flops.pruneRef / b.pruneSeconds / 1e9, peakOverHessian: (b.peakRss - b.rssBefore) / b.hessianBytes },
+      speedup: { hessian: b.hessianSeconds / f.hessianSeconds, prune: b.pruneSeconds / f.pruneSeconds, total: (b.hessianSeconds + b.pruneSeconds) / (f.hessianSeconds + f.pruneSeconds) },
+      masksEqual, maskDiffs, maxWeightDiffRel: dmax / wmax, sparsity: f.sparsity, hessianMB: f.hessianBytes / 2 ** 20,
+    };
+    rowsOut.push(row);
+    if (!json) {
+      console.log(`\n${shape}: W ${m}×${n}, ${kTok} tokens, H ${fmt(row.hessianMB, 0)} MB`);
+      for (const [name, r] of [['this package', row.fast], ['reference (3 factorizations, GEMM Hessian)', row.reference]])
+        console.log(`  ${name.padEnd(44)} Hessian ${fmt(r.hessianSeconds)} s (${fmt(r.hessianGflops, 1)} GFLOP/s)  prune ${fmt(r.pruneSeconds)} s (${fmt(r.pruneGflops, 1)} GFLOP/s)  peak ${fmt(r.peakOverHessian)}× H`);
+      console.log(`  speed-up: Hessian ${fmt(row.speedup.hessian)}×, prune ${fmt(row.speedup.prune)}×, total ${fmt(row.speedup.total)}×; masks ${masksEqual ? 'identical' : `differ in ${maskDiffs} of ${mf.length}`}; max |ΔW|/max|W| ${dmax / wmax < 1e-3 ? (dmax / wmax).toExponential(1) : fmt(dmax / wmax, 4)}`);
+    }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  if (json) console.log(JSON.stringify({ ...info, shapes: rowsOut }, null, 2));
+}
+
+if (process.argv[2] === '--child') await child();
+else await main();

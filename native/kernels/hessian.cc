@@ -1,0 +1,390 @@
+// Hessian accumulation (tiled SYRK) and the damped inverse's upper Cholesky factor in place.
+//
+// Why one Cholesky + one triangular inverse gives the reference's factor: the reference computes
+// L = chol(H_d) (lower), H_d⁻¹ = cholesky_inverse(L), U = chol(H_d⁻¹, upper), i.e. H_d⁻¹ = UᵀU with U
+// upper and a positive diagonal. Factor H_d "upside down" instead: H_d = V·Vᵀ with V upper (the
+// Cholesky factor of the row/column-reversed matrix, computed here from the bottom-right corner).
+// Then H_d⁻¹ = V⁻ᵀ·V⁻¹ = (V⁻¹)ᵀ(V⁻¹), and V⁻¹ is upper with a positive diagonal, so by uniqueness of
+// the Cholesky factor U = V⁻¹. Cost: n³/3 (factor) + n³/3 (inverse) flops instead of the reference's
+// n³/3 + 2n³/3 + n³/3 — half the arithmetic, and no second n² buffer.
+//
+// Threads: OpenBLAS runs single-threaded in this process (executor/ops/gemm.h explains why), so every
+// level-3 step is cut into kTile-sized tiles that run on our pool, one single-threaded BLAS call each.
+#include "hessian.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "../executor/ops/gemm.h"
+#include "../linalg/blas.h"
+#include "../util/error.h"
+
+namespace cmo::kernels {
+
+namespace {
+
+constexpr int64_t kTile = 256;
+
+struct PoolRef {
+  std::shared_ptr<ThreadPool> hold;
+  ThreadPool* p;
+  explicit PoolRef(ThreadPool* given) : p(given) {
+    if (!p) {
+      hold = ThreadPool::global();
+      p = hold.get();
+    }
+  }
+  void run(size_t count, const std::function<void(size_t)>& body) const { p->parallel_for(count, body, 1); }
+};
+
+int64_t tile_count(int64_t n) { return (n + kTile - 1) / kTile; }
+int64_t tile_begin(int64_t t) { return t * kTile; }
+int64_t tile_end(int64_t t, int64_t n) { return std::min(n, (t + 1) * kTile); }
+
+// Tile pairs (i, j) with j <= i (lower) — the same list serves the upper triangle as (j, i).
+std::vector<std::pair<int64_t, int64_t>> lower_pairs(int64_t tiles) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  out.reserve(static_cast<size_t>(tiles * (tiles + 1) / 2));
+  for (int64_t i = 0; i < tiles; ++i)
+    for (int64_t j = 0; j <= i; ++j) out.emplace_back(i, j);
+  return out;
+}
+
+// Lower triangle of C[n×n] (ldc = n) = alpha·XᵀX + beta·C, X [k×n] with row stride ldx.
+void syrk_lower_tiled(const PoolRef& pool, float* c, int64_t n, const float* x, int64_t k, int64_t ldx, float alpha,
+                      float beta) {
+  const auto pairs = lower_pairs(tile_count(n));
+  pool.run(pairs.size(), [&](size_t t) {
+    const auto [ti, tj] = pairs[t];
+    const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), j0 = tile_begin(tj), j1 = tile_end(tj, n);
+    float* cij = c + i0 * n + j0;
+    if (k == 0) {  // only the running-mean rescale
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < (ti == tj ? i + 1 : j1); ++j) c[i * n + j] *= beta;
+      return;
+    }
+    if (ti == tj)
+      linalg::ssyrk(false, true, i1 - i0, k, alpha, x + i0, ldx, beta, cij, n);
+    else
+      linalg::sgemm(true, false, i1 - i0, j1 - j0, k, alpha, x + i0, ldx, x + j0, ldx, beta, cij, n);
+  });
+}
+
+// In-place "upside-down" Cholesky of one diagonal tile: A = V·Vᵀ, V upper, from the last column back.
+// Double accumulation: this is O(T³) scalar work on small tiles, and it sets the factor's accuracy.
+void chol_ul_tile(float* a, int64_t t, int64_t lda, int64_t offset) {
+  for (int64_t j = t - 1; j >= 0; --j) {
+    float* aj = a + j * lda;
+    double s = aj[j];
+    for (int64_t k = j + 1; k < t; ++k) s -= static_cast<double>(aj[k]) * aj[k];
+    if (!(s > 0.0))
+      throw Error("ENOTPD", "Hessian is not positive definite after dampening (pivot " + std::to_string(s) +
+                                " at column " + std::to_string(offset + j) + "): increase hessian_dampening");
+    const double v = std::sqrt(s);
+    aj[j] = static_cast<float>(v);
+    for (int64_t i = 0; i < j; ++i) {
+      float* ai = a + i * lda;
+      double r = ai[j];
+      for (int64_t k = j + 1; k < t; ++k) r -= static_cast<double>(ai[k]) * aj[k];
+      ai[j] = static_cast<float>(r / v);
+    }
+  }
+}
+
+// In-place inverse of an upper-triangular tile (upper part only; the strict lower part is not read).
+void trtri_upper_tile(float* a, int64_t t, int64_t lda) {
+  std::vector<double> col(static_cast<size_t>(t));
+  for (int64_t j = 0; j < t; ++j) {
+    for (int64_t k = 0; k <= j; ++k) col[static_cast<size_t>(k)] = a[k * lda + j];
+    const double ujj = 1.0 / col[static_cast<size_t>(j)];
+    // U_ij = −(Σ_{i<=k<j} U_ik·V_kj)·U_jj; ascending i only overwrites V_ij after its last use.
+    for (int64_t i = 0; i < j; ++i) {
+      const float* ui = a + i * lda;
+      double s = 0;
+      for (int64_t k = i; k < j; ++k) s += static_cast<double>(ui[k]) * col[static_cast<size_t>(k)];
+      a[i * lda + j] = static_cast<float>(-s * ujj);
+    }
+    a[j * lda + j] = static_cast<float>(ujj);
+  }
+}
+
+// Upper triangle of A (lda = n) holds H_d on entry and V (H_d = V·Vᵀ, V upper) on return.
+void chol_ul_blocked(const PoolRef& pool, float* a, int64_t n) {
+  const int64_t tiles = tile_count(n);
+  for (int64_t tk = tiles - 1; tk >= 0; --tk) {
+    const int64_t k0 = tile_begin(tk), k1 = tile_end(tk, n), kw = k1 - k0;
+    chol_ul_tile(a + k0 * n + k0, kw, n, k0);
+    if (tk == 0) break;
+    // Panel above the diagonal tile: V_IK = H_IK · V_KK⁻ᵀ.
+    pool.run(static_cast<size_t>(tk), [&](size_t ti) {
+      const int64_t i0 = tile_begin(static_cast<int64_t>(ti)), i1 = tile_end(static_cast<int64_t>(ti), n);
+      linalg::strsm_right_upper(true, i1 - i0, kw, a + k0 * n + k0, n, a + i0 * n + k0, n);
+    });
+    // Trailing update of the leading block's upper triangle: H_IJ −= V_IK · V_JKᵀ (I <= J < K).
+    const auto pairs = lower_pairs(tk);
+    pool.run(pairs.size(), [&](size_t t) {
+      const int64_t tj = pairs[t].first, ti = pairs[t].second;  // ti <= tj
+      const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), j0 = tile_begin(tj), j1 = tile_end(tj, n);
+      if (ti == tj)
+        linalg::ssyrk(true, false, i1 - i0, kw, -1.0f, a + i0 * n + k0, n, 1.0f, a + i0 * n + i0, n);
+      else
+        linalg::sgemm(false, true, i1 - i0, j1 - j0, kw, -1.0f, a + i0 * n + k0, n, a + j0 * n + k0, n, 1.0f,
+                      a + i0 * n + j0, n);
+    });
+  }
+}
+
+// Upper triangle of A holds V on entry and U = V⁻¹ on return (LAPACK trtri's column-block order:
+// U_{:J,J} = −U_{:J,:J} · V_{:J,J} · V_JJ⁻¹ with the leading block already inverted).
+void trtri_upper_blocked(const PoolRef& pool, float* a, int64_t n) {
+  const int64_t tiles = tile_count(n);
+  std::vector<float> panel;  // [j0 × kTile]: the new column panel, written back after every tile read X
+  for (int64_t tj = 0; tj < tiles; ++tj) {
+    const int64_t j0 = tile_begin(tj), j1 = tile_end(tj, n), jw = j1 - j0;
+    if (tj > 0) {
+      panel.assign(static_cast<size_t>(j0 * jw), 0.0f);
+      pool.run(static_cast<size_t>(tj), [&](size_t tis) {
+        const int64_t ti = static_cast<int64_t>(tis);
+        const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), iw = i1 - i0;
+        float* y = panel.data() + i0 * jw;
+        for (int64_t i = i0; i < i1; ++i) std::memcpy(y + (i - i0) * jw, a + i * n + j0, sizeof(float) * static_cast<size_t>(jw));
+        linalg::strmm_left_upper(iw, jw, a + i0 * n + i0, n, y, jw);  // U_II · X_I
+        for (int64_t tl = ti + 1; tl < tj; ++tl) {
+          const int64_t l0 = tile_begin(tl), l1 = tile_end(tl, n);
+          linalg::sgemm(false, false, iw, jw, l1 - l0, 1.0f, a + i0 * n + l0, n, a + l0 * n + j0, n, 1.0f, y, jw);
+        }
+        linalg::strsm_right_upper(false, iw, jw, a + j0 * n + j0, n, y, jw);
+        for (int64_t e = 0; e < iw * jw; ++e) y[e] = -y[e];
+      });
+      for (int64_t i = 0; i < j0; ++i)
+        std::memcpy(a + i * n + j0, panel.data() + i * jw, sizeof(float) * static_cast<size_t>(jw));
+    }
+    trtri_upper_tile(a + j0 * n + j0, jw, n);
+  }
+  std::vector<float>().swap(panel);
+}
+
+}  // namespace
+
+int64_t ConvGeometry::out_height(int64_t height) const {
+  return (height + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+}
+int64_t ConvGeometry::out_width(int64_t width) const {
+  return (width + pad_left + pad_right - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+}
+
+void ConvGeometry::validate(int64_t height, int64_t width) const {
+  auto bad = [](const std::string& what) { throw Error("EINVAL", "conv Hessian: " + what); };
+  if (in_channels <= 0 || groups <= 0 || in_channels % groups != 0)
+    bad("in_channels " + std::to_string(in_channels) + " must be a positive multiple of groups " + std::to_string(groups));
+  if (kernel_h <= 0 || kernel_w <= 0 || stride_h <= 0 || stride_w <= 0 || dilation_h <= 0 || dilation_w <= 0)
+    bad("kernel, stride and dilation must be positive");
+  if (pad_top < 0 || pad_bottom < 0 || pad_left < 0 || pad_right < 0) bad("padding must be >= 0");
+  if (height <= 0 || width <= 0) bad("input height and width must be positive");
+  if (height + pad_top + pad_bottom < dilation_h * (kernel_h - 1) + 1 ||
+      width + pad_left + pad_right < dilation_w * (kernel_w - 1) + 1)
+    bad("the dilated kernel is larger than the padded input (empty output)");
+}
+
+Hessian::Hessian(int64_t columns) : columns_(columns) {
+  if (columns <= 0 || columns > (int64_t{1} << 17))
+    throw Error("EINVAL", "Hessian: columns must be in [1, 131072], got " + std::to_string(columns));
+  buf_.assign(static_cast<size_t>(columns * columns), 0.0f);
+}
+
+size_t Hessian::bytes() const { return (buf_.capacity() + diag_.capacity()) * sizeof(float) + dead_.capacity(); }
+
+void Hessian::unfactor() {
+  if (!factored_) return;
+  for (int64_t i = 0; i < columns_; ++i) buf_[static_cast<size_t>(i * columns_ + i)] = diag_[static_cast<size_t>(i)];
+  factored_ = false;
+  factored_perm_.clear();
+}
+
+void Hessian::scale_for_batch(int64_t tmp, float& alpha, float& beta) {
+  if (tmp <= 0) throw Error("EINVAL", "Hessian: samples_in_batch must be >= 1, got " + std::to_string(tmp));
+  // H *= n/(n+tmp); n += tmp; H += (sqrt(2/n)·X)ᵀ(sqrt(2/n)·X)  (the reference's add_batch)
+  const double n_old = static_cast<double>(samples_), n_new = n_old + static_cast<double>(tmp);
+  beta = static_cast<float>(n_old / n_new);
+  alpha = static_cast<float>(2.0 / n_new);
+  samples_ += tmp;
+}
+
+void Hessian::add_rows(const float* x, int64_t rows, int64_t samples_in_batch, ThreadPool* pool) {
+  if (rows < 0 || (rows > 0 && x == nullptr)) throw Error("EINVAL", "Hessian.add_rows: bad rows");
+  std::lock_guard<std::mutex> lock(mutex_);
+  exec::use_single_threaded_blas();
+  unfactor();
+  float alpha, beta;
+  scale_for_batch(samples_in_batch, alpha, beta);
+  syrk_lower_tiled(PoolRef(pool), buf_.data(), columns_, x, rows, columns_, alpha, beta);
+}
+
+void Hessian::add_conv_input(const float* x, int64_t batch, int64_t height, int64_t width, const ConvGeometry& g,
+                             int64_t group, ThreadPool* pool) {
+  g.validate(height, width);
+  if (g.columns() != columns_)
+    throw Error("EINVAL", "conv Hessian: the geometry has " + std::to_string(g.columns()) + " columns, the Hessian " +
+                              std::to_string(columns_));
+  if (group < 0 || group >= g.groups) throw Error("EINVAL", "conv Hessian: group " + std::to_string(group) + " out of range");
+  if (batch <= 0 || x == nullptr) throw Error("EINVAL", "conv Hessian: batch must be >= 1");
+  std::lock_guard<std::mutex> lock(mutex_);
+  exec::use_single_threaded_blas();
+  unfactor();
+  PoolRef pr(pool);
+  const int64_t oh = g.out_height(height), ow = g.out_width(width), per_image = oh * ow;
+  const int64_t positions = batch * per_image;
+  const int64_t n = columns_, cg = g.group_channels(), kh = g.kernel_h, kw = g.kernel_w;
+  // Unfold in chunks of rows: ~48 MB of im2col at a time (>= 256 rows so the tiles' GEMMs stay efficient).
+  const int64_t chunk = std::min(positions, std::clamp<int64_t>((int64_t{12} << 20) / n, 256, 4096));
+  std::vector<float> cols(static_cast<size_t>(chunk * n));
+  float alpha, beta;
+  scale_for_batch(batch, alpha, beta);
+  for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
+    const int64_t rows = std::min(chunk, positions - p0);
+    pr.run(static_cast<size_t>(rows), [&](size_t rr) {
+      const int64_t p = p0 + static_cast<int64_t>(rr);
+      const int64_t b = p / per_image, oy = (p % per_image) / ow, ox = p % ow;
+      float* dst = cols.data() + static_cast<int64_t>(rr) * n;
+      for (int64_t c = 0; c < cg; ++c) {
+        const float* plane = x + ((b * g.in_channels + group * cg + c) * height) * width;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
+            *dst++ = (iy >= 0 && iy < height && ix >= 0 && ix < width) ? plane[iy * width + ix] : 0.0f;
+          }
+        }
+      }
+    });
+    syrk_lower_tiled(pr, buf_.data(), n, cols.data(), rows, n, alpha, p0 == 0 ? beta : 1.0f);
+  }
+}
+
+float Hessian::at(int64_t i, int64_t j) const {
+  const int64_t n = columns_;
+  if (i == j) return factored_ ? diag_[static_cast<size_t>(i)] : buf_[static_cast<size_t>(i * n + i)];
+  const int64_t a = std::max(i, j), b = std::min(i, j);
+  return buf_[static_cast<size_t>(a * n + b)];
+}
+
+std::vector<float> Hessian::dense() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t n = columns_;
+  std::vector<float> out(static_cast<size_t>(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) out[static_cast<size_t>(i * n + j)] = at(i, j);
+  return out;
+}
+
+std::vector<float> Hessian::diagonal() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<float> d(static_cast<size_t>(columns_));
+  for (int64_t i = 0; i < columns_; ++i) d[static_cast<size_t>(i)] = at(i, i);
+  return d;
+}
+
+InverseFactor Hessian::factor(double dampening, const std::vector<int32_t>* perm, ThreadPool* pool) {
+  if (!(dampening >= 0.0) || !std::isfinite(dampening))
+    throw Error("EINVAL", "hessian_dampening must be a finite number >= 0, got " + std::to_string(dampening));
+  const int64_t n = columns_;
+  if (perm) {
+    if (static_cast<int64_t>(perm->size()) != n) throw Error("EINVAL", "Hessian.factor: permutation has the wrong size");
+    std::vector<uint8_t> seen(static_cast<size_t>(n), 0);
+    for (int32_t p : *perm) {
+      if (p < 0 || p >= n || seen[static_cast<size_t>(p)]) throw Error("EINVAL", "Hessian.factor: not a permutation");
+      seen[static_cast<size_t>(p)] = 1;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::vector<int32_t> no_perm;
+  const std::vector<int32_t>& want = perm ? *perm : no_perm;
+  if (!(factored_ && factored_damp_ == dampening && factored_perm_ == want)) {
+    exec::use_single_threaded_blas();
+    unfactor();
+    PoolRef pr(pool);
+    float* a = buf_.data();
+    diag_.resize(static_cast<size_t>(n));
+    dead_.assign(static_cast<size_t>(n), 0);
+    dead_count_ = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      diag_[static_cast<size_t>(i)] = a[i * n + i];
+      if (a[i * n + i] == 0.0f) {
+        dead_[static_cast<size_t>(i)] = 1;
+        ++dead_count_;
+      }
+    }
+    auto src = [&](int64_t i) { return perm ? static_cast<int64_t>((*perm)[static_cast<size_t>(i)]) : i; };
+    // Mirror (and permute) H's lower triangle into the upper one, tile by tile (cache-friendly transpose).
+    const auto pairs = lower_pairs(tile_count(n));
+    pr.run(pairs.size(), [&](size_t t) {
+      const int64_t tj = pairs[t].first, ti = pairs[t].second;  // upper tile (ti, tj), ti <= tj
+      for (int64_t i = tile_begin(ti); i < tile_end(ti, n); ++i)
+        for (int64_t j = std::max(i + 1, tile_begin(tj)); j < tile_end(tj, n); ++j) {
+          const int64_t pi = src(i), pj = src(j);
+          a[i * n + j] = a[std::max(pi, pj) * n + std::min(pi, pj)];
+        }
+    });
+    // Dead columns get H_ii = 1, then damp = dampening · mean(diag) is added to every diagonal entry.
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += dead_[static_cast<size_t>(i)] ? 1.0 : static_cast<double>(diag_[static_cast<size_t>(i)]);
+    const float damp = static_cast<float>(dampening * static_cast<float>(sum / static_cast<double>(n)));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t p = src(i);
+      const float d = dead_[static_cast<size_t>(p)] ? 1.0f : diag_[static_cast<size_t>(p)];
+      a[i * n + i] = d + damp;
+    }
+    factored_ = true;  // the buffer's diagonal now belongs to the factor: unfactor() restores H's
+    factored_damp_ = dampening;
+    factored_perm_ = want;
+    try {
+      chol_ul_blocked(pr, a, n);
+      trtri_upper_blocked(pr, a, n);
+    } catch (...) {
+      unfactor();
+      throw;
+    }
+  }
+  InverseFactor f;
+  f.u = buf_.data();
+  f.columns = n;
+  f.dead = dead_;
+  f.dead_count = dead_count_;
+  return f;
+}
+
+void hessian_add_rows_ref(std::vector<double>& h, int64_t n, int64_t& nsamples, const float* x, int64_t rows,
+                          int64_t tmp) {
+  const double scale = static_cast<double>(nsamples) / static_cast<double>(nsamples + tmp);
+  for (double& v : h) v *= scale;
+  nsamples += tmp;
+  const double s = std::sqrt(2.0 / static_cast<double>(nsamples));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        h[static_cast<size_t>(i * n + j)] += (s * x[r * n + i]) * (s * x[r * n + j]);
+}
+
+std::vector<float> conv_unfold_ref(const float* x, int64_t batch, int64_t height, int64_t width, const ConvGeometry& g,
+                                   int64_t group) {
+  const int64_t oh = g.out_height(height), ow = g.out_width(width), n = g.columns(), cg = g.group_channels();
+  std::vector<float> out(static_cast<size_t>(batch * oh * ow * n), 0.0f);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t oy = 0; oy < oh; ++oy)
+      for (int64_t ox = 0; ox < ow; ++ox)
+        for (int64_t c = 0; c < cg; ++c)
+          for (int64_t ky = 0; ky < g.kernel_h; ++ky)
+            for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+              const int64_t row = (b * oh + oy) * ow + ox, col = (c * g.kernel_h + ky) * g.kernel_w + kx;
+              const int64_t iy = oy * g.stride_h + ky * g.dilation_h - g.pad_top;
+              const int64_t ix = ox * g.stride_w + kx * g.dilation_w - g.pad_left;
+              if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+              out[static_cast<size_t>(row * n + col)] = x[((b * g.in_channels + group * cg + c) * height + iy) * width + ix];
+            }
+  return out;
+}
+
+}  // namespace cmo::kernels

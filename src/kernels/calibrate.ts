@@ -1,0 +1,125 @@
+/**
+ * Typed bindings of calibration capture (native/addon/calibrate.cc) and layer compression
+ * (native/addon/layerwise.cc). Activations and Hessians stay native: JS sees handles, the values
+ * that cross sub-program boundaries, and per-layer reports.
+ */
+import { nativeAddon, withCancel, type CancelToken, type ProgressCallback } from '../native.js';
+import type { GraphDescription, TensorOutput } from '../runtime/executor.js';
+
+/** Native tensors as they cross into / out of a capture graph. */
+export interface NativeTensor {
+  dtype: 'fp32' | 'fp16' | 'int32' | 'bool';
+  shape: number[];
+  data: Float32Array | Uint16Array | Int32Array | Uint8Array;
+}
+
+export interface HessianSetHandle {
+  /** Bytes the live Hessians hold. */
+  bytes(): number;
+  /** Bytes held right after allocation (all Hessians of the wave). */
+  peakBytes(): number;
+  release(index: number): void;
+  /** The reference's sample count n of Hessian `index`. */
+  samples(index: number): number;
+  /** The full symmetric H (columns² floats): tests and diagnostics. */
+  data(index: number): Float32Array;
+}
+
+export type CaptureKind = 'linear' | 'matmul' | 'conv';
+
+export interface CaptureWatch {
+  /** Op name as the executor names the node. */
+  op: string;
+  kind: CaptureKind;
+  /** Hessians fed by this op (one per conv group); empty = the op shares another watch's Hessian. */
+  hessians: number[];
+}
+
+export interface CaptureRunResult {
+  outputs: Record<string, TensorOutput>;
+  /** Per watch, how many times its op ran since the graph was built. */
+  hits: number[];
+}
+
+interface CaptureGraphHandle {
+  run(inputs: Record<string, NativeTensor>, options: { threads?: number }, onProgress?: ProgressCallback, token?: CancelToken): Promise<CaptureRunResult>;
+}
+
+export interface LayerCompressRequest {
+  name: string;
+  /** The model's weight file and the weight's blob offset. */
+  file: string;
+  offset: number;
+  shape: number[];
+  /** matmul with y [K, N]: SparseGPT's matrix is yᵀ. */
+  transposed: boolean;
+  /** Hessian per conv group (one for linear / matmul). */
+  hessians: number[];
+  /** Hessians to free once this layer is done. */
+  release: number[];
+  method: 'sparsegpt' | 'gptq';
+  ios16: boolean;
+  targetSparsity?: number;
+  n?: number;
+  m?: number;
+  blockSize: number;
+  dampening: number;
+  /** Quantization grid (0 bits = none). groupSize 0 = per channel; else columns per block. */
+  bits: number;
+  symmetric: boolean;
+  groupSize: number;
+  actOrder?: boolean;
+}
+
+export interface LayerCompressReport {
+  name: string;
+  rows: number;
+  columns: number;
+  groups: number;
+  deadColumns: number;
+  /** Fraction of zeros in the written weight. */
+  sparsity: number;
+  /** ‖WX − ŴX‖²/‖WX‖² over the calibration inputs (mean over conv groups). */
+  error: number;
+  /** The same for magnitude pruning at the same sparsity (sparsegpt) or round-to-nearest on the same grid (gptq). */
+  baselineError: number;
+  /** The reference's loss sum. */
+  loss: number;
+  note?: string;
+  /** Records in the temporary blob file, in the order the constexpr op takes them. */
+  offsets: number[];
+  /** Element count of each record. */
+  counts: number[];
+  scaleShape?: number[];
+  dataDtype?: 'uint8' | 'uint4';
+}
+
+interface CalibrateAddon {
+  createHessians(columns: number[]): HessianSetHandle;
+  createCaptureGraph(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle): CaptureGraphHandle;
+  compressLayers(job: { hessians: HessianSetHandle; output: string; layers: LayerCompressRequest[] }, onProgress?: ProgressCallback, token?: CancelToken): Promise<LayerCompressReport[]>;
+}
+
+function addon(): CalibrateAddon {
+  return nativeAddon<CalibrateAddon>();
+}
+
+export function createHessians(columns: number[]): HessianSetHandle {
+  return addon().createHessians(columns);
+}
+
+/** A graph whose runs feed the watched ops' inputs into `set`. */
+export class CaptureGraph {
+  private readonly handle: CaptureGraphHandle;
+  constructor(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle) {
+    this.handle = addon().createCaptureGraph(desc, watches, set);
+  }
+
+  run(inputs: Record<string, NativeTensor>, options: { threads?: number; signal?: AbortSignal; onProgress?: ProgressCallback } = {}): Promise<CaptureRunResult> {
+    return withCancel(options.signal, (token) => this.handle.run(inputs, { threads: options.threads ?? 0 }, options.onProgress, token));
+  }
+}
+
+export function compressLayers(set: HessianSetHandle, output: string, layers: LayerCompressRequest[], options: { signal?: AbortSignal; onProgress?: ProgressCallback } = {}): Promise<LayerCompressReport[]> {
+  return withCancel(options.signal, (token) => addon().compressLayers({ hessians: set, output, layers }, options.onProgress, token));
+}

@@ -1,0 +1,323 @@
+/**
+ * The layerwise driver (coremltools' LayerwiseCompressor on the ML Program graph):
+ *
+ * sequential (default): the program is cut at layer boundaries. The ops before the first layer run
+ *   once; then for each layer in program order: its sub-program runs every calibration sample with
+ *   the layer's ops watched (Hessians accumulate natively), the layer is compressed, and the same
+ *   sub-program runs again on the compressed weights to produce what crosses into the next one. So
+ *   each layer's Hessians come from inputs computed with every earlier layer already compressed, and
+ *   no prefix is ever recomputed: the boundary values are cached per sample (spilled to disk past a
+ *   budget).
+ * oneshot: every Hessian from the uncompressed model (one pass per wave).
+ *
+ * Hessians of a layer that do not fit `maxMemory` together are built in waves (the layer's
+ * sub-program runs once per wave).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Model } from '../../model.js';
+import { ConfigError, UnsupportedError, throwIfAborted } from '../../errors.js';
+import { executorModelOf, lowerProgram, type GraphDescription } from '../../runtime/executor.js';
+import { getThreads, setThreads, type ProgressCallback } from '../../native.js';
+import { CaptureGraph, compressLayers, createHessians, type LayerCompressRequest, type NativeTensor } from '../../kernels/calibrate.js';
+import { isIos18OrLater } from '../config.js';
+import { ModuleGPTQConfig, type LayerwiseCompressorConfig, type LayerwiseModuleConfig } from '../config/layerwise.js';
+import type { CompressedModel } from '../pass.js';
+import { openCalibrationSet, loadSample, type CalibrationSet } from './calibration.js';
+import { ProgramGraph, type LayerOp, type SkippedLayer } from './graph.js';
+import { groupLayers, planWaves, type LayerGroup, type Wave } from './groups.js';
+import { BoundaryCache } from './cache.js';
+import { writeCompressedLayers, compressedOps, type CompressedLayer } from './write.js';
+
+export type LayerwiseMode = 'sequential' | 'oneshot';
+
+export interface LayerwiseOptions {
+  threads?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  /** Bytes the Hessians of one wave may take (default: half the machine's RAM). */
+  maxMemory?: number;
+  /** Bytes of boundary values kept in memory before spilling to disk (default: maxMemory / 4). */
+  cacheMemory?: number;
+  mode?: LayerwiseMode;
+}
+
+export interface LayerwiseLayerReport {
+  name: string;
+  weight: string;
+  type: string;
+  layer: string;
+  status: 'compressed' | 'skipped';
+  detail: string;
+  shape: number[];
+  hessianColumns?: number;
+  groups?: number;
+  deadColumns?: number;
+  sparsity?: number;
+  /** ‖WX − ŴX‖²/‖WX‖² on the calibration inputs. */
+  error?: number;
+  /** The same for magnitude pruning at the same sparsity (sparsegpt) or round-to-nearest on the same grid (gptq). */
+  baselineError?: number;
+  /** Calibration samples the layer's Hessian saw. */
+  samples?: number;
+}
+
+export interface LayerwiseReport {
+  api: 'sparsegpt' | 'gptq';
+  mode: LayerwiseMode;
+  samples: number;
+  samplesAvailable: number;
+  layers: { key: string; ops: string[] }[];
+  /** Layers merged into the one before because their op ranges interleave. */
+  merged: string[];
+  ops: LayerwiseLayerReport[];
+  waves: number;
+  /** Largest Hessian allocation of a wave, bytes. */
+  peakHessianBytes: number;
+  maxMemory: number;
+  cachePeakBytes: number;
+  cacheSpilledBytes: number;
+  seconds: { forward: number; compress: number; write: number; total: number };
+}
+
+export type LayerwiseModel = CompressedModel & { readonly layerwise: LayerwiseReport };
+
+interface Planned {
+  layer: LayerOp;
+  config: LayerwiseModuleConfig;
+}
+
+function describe(config: LayerwiseModuleConfig): string {
+  return config.describe();
+}
+
+/** The native request for a layer under its config. Returns a skip reason instead when it cannot be written. */
+function request(p: Planned, ios16: boolean, hessians: number[], release: number[]): LayerCompressRequest | string {
+  const { layer, config } = p;
+  const common = {
+    name: layer.weightName, file: layer.weightValue.blob.file, offset: layer.weightValue.blob.offset, shape: layer.shape,
+    transposed: layer.transposed, hessians, release, ios16, blockSize: config.processing_group_size, dampening: config.hessian_dampening,
+  };
+  if (config instanceof ModuleGPTQConfig) {
+    const groupSize = config.granularity === 'per_block' ? config.block_size! * layer.window : 0;
+    if (groupSize > 0 && layer.columns % groupSize !== 0) return `per_block ${config.block_size} does not divide ${layer.columns / layer.window} input channels`;
+    return { ...common, method: 'gptq', bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize, actOrder: config.use_activation_order_heuristic };
+  }
+  const nm = config.n_m_ratio;
+  return {
+    ...common, method: 'sparsegpt', targetSparsity: config.target_sparsity, n: nm?.[0] ?? 0, m: nm?.[1] ?? 0,
+    bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize: 0,
+  };
+}
+
+function checkTargetFor(p: Planned, ios16: boolean, file: string | undefined): void {
+  const c = p.config;
+  if (ios16 && c instanceof ModuleGPTQConfig && (c.bits !== 8 || c.granularity !== 'per_channel')) {
+    throw new UnsupportedError(`gptq: ${c.bits}-bit ${c.granularity} data needs constexpr_blockwise_shift_scale (iOS18); ${p.layer.name} is in an iOS16/17 model (iOS16 writes 8-bit per_channel constexpr_affine_dequantize)`, file ? { file } : {});
+  }
+}
+
+export async function runLayerwise(
+  model: Model, config: LayerwiseCompressorConfig, calibrationDir: string, api: 'sparsegpt' | 'gptq', options: LayerwiseOptions = {},
+): Promise<LayerwiseModel> {
+  const started = performance.now();
+  throwIfAborted(options.signal);
+  const mode = options.mode ?? 'sequential';
+  if (mode !== 'sequential' && mode !== 'oneshot') throw new ConfigError(`mode must be sequential or oneshot, got ${String(mode)}`);
+  const maxMemory = options.maxMemory ?? Math.floor(os.totalmem() / 2);
+  if (!(maxMemory > 0)) throw new ConfigError(`maxMemory must be a positive number of bytes, got ${String(options.maxMemory)}`);
+  const cacheMemory = options.cacheMemory ?? Math.floor(maxMemory / 4);
+  const file = model.path;
+  const desc: GraphDescription = lowerProgram(executorModelOf(model));
+  const graph = new ProgramGraph(desc);
+  const fnOpset = desc.opset;
+  const ios16 = !isIos18OrLater({ specVersion: Math.max(model.spec.specificationVersion ?? 7, 7), ...(/^CoreML\d+$/.test(fnOpset) ? { opset: fnOpset } : {}) });
+
+  // What to compress, and why the rest stays.
+  const { layers: found, skipped } = graph.findLayers();
+  const reports: LayerwiseLayerReport[] = skipped.map((s: SkippedLayer) => ({ name: s.name, weight: '', type: s.type, layer: '', status: 'skipped', detail: s.reason, shape: [] }));
+  const skipLayer = (l: LayerOp, reason: string, layerKey = ''): void => {
+    reports.push({ name: l.name, weight: l.weightName, type: l.kind, layer: layerKey, status: 'skipped', detail: reason, shape: l.shape, hessianColumns: l.columns });
+  };
+  const planned = new Map<LayerOp, Planned>();
+  const configured: LayerOp[] = [];
+  for (const l of found) {
+    const c = config.configFor(l.name, l.weightName, l.kind);
+    if (!c) {
+      skipLayer(l, 'its config is None');
+      continue;
+    }
+    const p = { layer: l, config: c };
+    checkTargetFor(p, ios16, file);
+    planned.set(l, p);
+    configured.push(l);
+  }
+  const grouping = groupLayers(configured, config.layers);
+  for (const l of grouping.unmatched) skipLayer(l, 'no `layers` regex matches its name');
+  const groups = grouping.groups;
+
+  // Calibration data: every picked sample checked before any work.
+  const calib: CalibrationSet = openCalibrationSet(calibrationDir, desc.inputs, config.calibration_nsamples);
+  const nSamples = calib.samples.length;
+  const inputCache = new Map<number, Record<string, NativeTensor>>();
+  const inputOf = (s: number, name: string): NativeTensor | undefined => {
+    if (!desc.inputs.some((i) => i.name === name)) return undefined;
+    let loaded = inputCache.get(s);
+    if (!loaded) {
+      // Only the latest sample's inputs are kept (the runs go sample by sample).
+      inputCache.clear();
+      loaded = loadSample(calib.samples[s]!, desc.inputs);
+      inputCache.set(s, loaded);
+    }
+    return loaded[name];
+  };
+  const cache = new BoundaryCache(nSamples, cacheMemory, inputOf);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-layerwise-'));
+  const previousThreads = options.threads !== undefined ? getThreads() : undefined;
+  if (options.threads !== undefined) setThreads(options.threads);
+
+  const compressed: CompressedLayer[] = [];
+  const seconds = { forward: 0, compress: 0, write: 0, total: 0 };
+  let peakHessianBytes = 0;
+  let waveCount = 0;
+  let fileCount = 0;
+  // Progress: one unit per sample run of a sub-program, one per compressed layer.
+  const wavesOf = new Map<LayerGroup, Wave[]>();
+  const allWaves = mode === 'oneshot' ? planWaves(groups.flatMap((g) => g.layers), maxMemory) : [];
+  for (const g of groups) wavesOf.set(g, planWaves(g.layers, maxMemory));
+  const lastEnd = groups.length ? groups[groups.length - 1]!.end : -1;
+  let total = configured.length - grouping.unmatched.length;
+  if (mode === 'oneshot') total += allWaves.length * nSamples;
+  else total += ((groups[0]?.start ?? 0) > 0 ? nSamples : 0) + groups.reduce((s, g, i) => s + (wavesOf.get(g)!.length + (i < groups.length - 1 ? 1 : 0)) * nSamples, 0);
+  let done = 0;
+  const tick = () => options.onProgress?.(++done, Math.max(total, 1));
+  const runOpts = { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) };
+
+  const inputsFor = (d: GraphDescription, s: number): Record<string, NativeTensor> => Object.fromEntries(d.inputs.map((i) => [i.name, cache.get(s, i.name)]));
+
+  /** Runs one wave: capture over all samples with `d`, then compress the wave's layers. */
+  const runWave = async (wave: Wave, d: GraphDescription, groupKey: string): Promise<void> => {
+    throwIfAborted(options.signal);
+    const set = createHessians(wave.columns);
+    peakHessianBytes = Math.max(peakHessianBytes, set.peakBytes());
+    waveCount++;
+    const capture = new CaptureGraph(d, wave.watches, set);
+    const t0 = performance.now();
+    for (let s = 0; s < nSamples; s++) {
+      await capture.run(inputsFor(d, s), runOpts);
+      tick();
+    }
+    seconds.forward += (performance.now() - t0) / 1000;
+    const requests: LayerCompressRequest[] = [];
+    const forRequest: Planned[] = [];
+    const seen: number[] = [];
+    for (const l of wave.layers) {
+      const p = planned.get(l)!;
+      const hs = wave.hessians.get(l)!;
+      const reached = hs.every((h) => set.samples(h) > 0);
+      const r = reached ? request(p, ios16, hs, wave.release.get(l)!) : 'no calibration sample reached it';
+      if (typeof r === 'string') {
+        skipLayer(l, r, groupKey);
+        for (const h of wave.release.get(l)!) set.release(h);
+        tick();
+        continue;
+      }
+      requests.push(r);
+      forRequest.push(p);
+      seen.push(set.samples(hs[0]!));
+    }
+    if (requests.length === 0) return;
+    const out = path.join(tmp, `layers-${fileCount++}.bin`);
+    const t1 = performance.now();
+    const results = await compressLayers(set, out, requests, options.signal ? { signal: options.signal } : {});
+    seconds.compress += (performance.now() - t1) / 1000;
+    results.forEach((r, i) => {
+      const p = forRequest[i]!;
+      const c: CompressedLayer = { layer: p.layer, method: requests[i]!.method, ios16, file: out, report: r, detail: describe(p.config) + (r.note ? ` (${r.note})` : '') };
+      compressed.push(c);
+      reports.push({
+        name: p.layer.name, weight: p.layer.weightName, type: p.layer.kind, layer: groupKey, status: 'compressed', detail: c.detail,
+        shape: p.layer.shape, hessianColumns: r.columns, groups: r.groups, deadColumns: r.deadColumns, sparsity: r.sparsity,
+        error: r.error, baselineError: r.baselineError, samples: seen[i]!,
+      });
+      tick();
+    });
+  };
+
+  let result: CompressedModel;
+  try {
+    if (mode === 'oneshot') {
+      const d = graph.subProgram(0, lastEnd, []);
+      for (const wave of allWaves) await runWave(wave, d, groups.find((g) => g.layers.includes(wave.layers[0]!))?.key ?? '');
+    } else if (groups.length > 0) {
+      // Ops before the first layer run once.
+      const first = groups[0]!.start;
+      if (first > 0) {
+        const outs = graph.liveAfter(first - 1, lastEnd, graph.definedIn(0, first - 1));
+        const d = graph.subProgram(0, first - 1, outs);
+        const sub = plainGraph(d);
+        const t0 = performance.now();
+        for (let s = 0; s < nSamples; s++) {
+          const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
+          for (const n of outs) cache.put(s, n, r[n]!);
+          tick();
+        }
+        seconds.forward += (performance.now() - t0) / 1000;
+      }
+      for (let gi = 0; gi < groups.length; gi++) {
+        const g = groups[gi]!;
+        const capture = graph.subProgram(g.start, g.end, []);
+        const before = compressed.length;
+        for (const wave of wavesOf.get(g)!) await runWave(wave, capture, g.key);
+        if (gi === groups.length - 1) break;
+        // The segment again, on the compressed weights: what the next layers read.
+        const segEnd = groups[gi + 1]!.start - 1;
+        const outs = graph.liveAfter(segEnd, lastEnd, graph.definedIn(g.start, segEnd));
+        const replace = new Map(compressed.slice(before).map((c) => [c.layer.weightName, compressedOps(c)]));
+        const d = graph.subProgram(g.start, segEnd, outs, replace);
+        const sub = plainGraph(d);
+        const t0 = performance.now();
+        for (let s = 0; s < nSamples; s++) {
+          const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
+          for (const n of outs) cache.put(s, n, r[n]!);
+          tick();
+        }
+        seconds.forward += (performance.now() - t0) / 1000;
+        // Keep what is still read after this segment.
+        const live = new Set<string>();
+        for (const [name, last] of graph.lastUse) if (last > segEnd) live.add(name);
+        cache.retain(live);
+      }
+    }
+    const t2 = performance.now();
+    if (compressed.length === 0) throw new UnsupportedError(`${api}: no layer was compressed (${reports.map((r) => `${r.name}: ${r.detail}`).join('; ') || 'the model has no linear, matmul or conv weights'})`, file ? { file } : {});
+    result = await writeCompressedLayers(model, compressed, { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+    result.compression.api = api;
+    // The pass lists every other weight as "not a compressed layer": keep the layers and say why the
+    // ops left as they are were left.
+    result.compression.weights = [
+      ...result.compression.weights.filter((w) => w.status === 'compressed'),
+      ...reports.filter((r) => r.status === 'skipped').map((r) => ({
+        name: r.weight || r.name, shape: r.shape, dtype: 'fp32' as const, status: 'skipped' as const, detail: `${r.name}: ${r.detail}`, bytesBefore: 0, bytesAfter: 0,
+      })),
+    ];
+    seconds.write = (performance.now() - t2) / 1000;
+  } finally {
+    cache.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (previousThreads !== undefined) setThreads(previousThreads);
+  }
+  seconds.total = (performance.now() - started) / 1000;
+  const layerwise: LayerwiseReport = {
+    api, mode, samples: nSamples, samplesAvailable: calib.available,
+    layers: groups.map((g) => ({ key: g.key, ops: g.layers.map((l) => l.name) })), merged: grouping.merged,
+    ops: reports, waves: waveCount, peakHessianBytes, maxMemory, cachePeakBytes: cache.peakBytes, cacheSpilledBytes: cache.spilledBytes, seconds,
+  };
+  return Object.assign(result, { layerwise });
+}
+
+/** A sub-program without watches. */
+function plainGraph(d: GraphDescription): CaptureGraph {
+  return new CaptureGraph(d, [], createHessians([]));
+}

@@ -1,0 +1,180 @@
+/**
+ * Calibration capture through the executor: the Hessians accumulated natively while sub-programs run
+ * equal the ones computed here in float64 from the explicit activations (the same sub-program run
+ * with the op's input as an output): linear, conv with custom padding and groups (explicit unfold),
+ * matmul with transpose_x, and one Hessian shared by q / k / v.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProgramBuilder } from '../../src/mil/builder.js';
+import type { Model } from '../../src/model.js';
+import { executorModelOf, lowerProgram } from '../../src/runtime/executor.js';
+import { CaptureGraph, createHessians, type NativeTensor } from '../../src/kernels/calibrate.js';
+import { ProgramGraph, type LayerOp } from '../../src/optimize/sparsegpt/graph.js';
+import { groupLayers, planWaves } from '../../src/optimize/sparsegpt/groups.js';
+import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
+import { syntheticFp32 } from '../../src/util/synthetic.js';
+import { buildNet, gaussian, writeCalibration } from './sparsegpt-helpers.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-capture-'));
+let net: Model;
+let samples: Record<string, NativeTensor>[];
+
+beforeAll(async () => {
+  net = await buildNet(dir, 'net');
+  const calib = writeCalibration(path.join(dir, 'calib'), 5);
+  const desc = lowerProgram(executorModelOf(net));
+  samples = openCalibrationSet(calib, desc.inputs, 128).samples.map((s) => loadSample(s, desc.inputs));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** The reference's add_batch in float64: H *= n/(n+tmp); n += tmp; H += (2/n)·Σ x xᵀ. */
+class RefHessian {
+  readonly h: Float64Array;
+  n = 0;
+  constructor(readonly cols: number) {
+    this.h = new Float64Array(cols * cols);
+  }
+  add(rows: Float64Array[], batch: number): void {
+    const s = this.n / (this.n + batch);
+    for (let i = 0; i < this.h.length; i++) this.h[i]! *= s;
+    this.n += batch;
+    const f = 2 / this.n;
+    for (const x of rows) for (let i = 0; i < this.cols; i++) for (let j = 0; j < this.cols; j++) this.h[i * this.cols + j]! += f * x[i]! * x[j]!;
+  }
+}
+
+function expectClose(native: Float32Array, ref: RefHessian, what: string): void {
+  let scale = 0, diff = 0;
+  for (let i = 0; i < ref.h.length; i++) {
+    scale = Math.max(scale, Math.abs(ref.h[i]!));
+    diff = Math.max(diff, Math.abs(native[i]! - ref.h[i]!));
+  }
+  expect(scale, what).toBeGreaterThan(0);
+  expect(diff / scale, what).toBeLessThan(2e-6);
+}
+
+const layer = (layers: LayerOp[], name: string) => layers.find((l) => l.name === name)!;
+
+describe('Hessian capture through the executor', () => {
+  it('linear and a grouped, custom-padded conv equal the explicit activations\' Hessians', async () => {
+    const desc = lowerProgram(executorModelOf(net));
+    const graph = new ProgramGraph(desc);
+    const { layers } = graph.findLayers();
+    const ff1 = layer(layers, 'mid_block_ff1');
+    const conv2 = layer(layers, 'down_blocks_0_conv2');
+    expect(conv2.groups).toBe(2);
+    expect(conv2.columns).toBe(8 * 9);
+    const end = Math.max(ff1.position, conv2.position);
+    // The explicit inputs: the same sub-program with the ops' inputs as outputs.
+    const sub = graph.subProgram(0, end, [ff1.input, conv2.input]);
+    const set = createHessians([16, 72, 72]);
+    const capture = new CaptureGraph(sub, [
+      { op: ff1.name, kind: 'linear', hessians: [0] },
+      { op: conv2.name, kind: 'conv', hessians: [1, 2] },
+    ], set);
+    const refLinear = new RefHessian(16);
+    const refConv = [new RefHessian(72), new RefHessian(72)];
+    for (const s of samples) {
+      const { outputs, hits } = await capture.run(s);
+      const x = outputs[ff1.input]!;
+      const rows: Float64Array[] = [];
+      for (let t = 0; t < x.data.length / 16; t++) rows.push(Float64Array.from((x.data as Float32Array).subarray(t * 16, t * 16 + 16)));
+      refLinear.add(rows, x.shape[0]!);
+      const a = outputs[conv2.input]!;
+      for (let g = 0; g < 2; g++) refConv[g]!.add(unfold(a.data as Float32Array, a.shape, g), a.shape[0]!);
+      expect(hits).toEqual([1, 1].map((k) => k * (samples.indexOf(s) + 1)));
+    }
+    expect(set.samples(0)).toBe(samples.length * 2);
+    expectClose(set.data(0), refLinear, 'linear');
+    expectClose(set.data(1), refConv[0]!, 'conv group 0');
+    expectClose(set.data(2), refConv[1]!, 'conv group 1');
+  });
+
+  it('matmul with transpose_x takes the contracted rows', async () => {
+    const b = new ProgramBuilder({ specVersion: 9, weightsPath: path.join(dir, 'mm.bin') });
+    const x = b.input('x', 'fp32', [2, 12, 5]);
+    const y = b.op('matmul', { x, y: b.const('w', syntheticFp32({ count: 12 * 7, fanIn: 12, seed: 3 }), [12, 7], 'fp32'), transpose_x: true, transpose_y: false }, { name: 'mm' });
+    b.output(y, 'out');
+    const model = await b.save(path.join(dir, 'mm.mlpackage'));
+    const graph = new ProgramGraph(lowerProgram(executorModelOf(model)));
+    const { layers } = graph.findLayers();
+    const mm = layer(layers, 'mm');
+    expect([mm.rows, mm.columns, mm.transposed]).toEqual([7, 12, true]);
+    const set = createHessians([12]);
+    const capture = new CaptureGraph(graph.subProgram(0, mm.position, []), [{ op: 'mm', kind: 'matmul', hessians: [0] }], set);
+    const ref = new RefHessian(12);
+    for (let k = 0; k < 3; k++) {
+      const data = Float32Array.from(gaussian(2 * 12 * 5, 40 + k));
+      await capture.run({ x: { dtype: 'fp32', shape: [2, 12, 5], data } });
+      const rows: Float64Array[] = [];
+      for (let bb = 0; bb < 2; bb++) for (let m = 0; m < 5; m++) rows.push(Float64Array.from({ length: 12 }, (_, i) => data[(bb * 12 + i) * 5 + m]!));
+      ref.add(rows, 2);
+    }
+    expectClose(set.data(0), ref, 'matmul transpose_x');
+  });
+
+  it('q, k and v (one input) share one Hessian; their watches all count', async () => {
+    const desc = lowerProgram(executorModelOf(net));
+    const graph = new ProgramGraph(desc);
+    const { layers } = graph.findLayers();
+    const { groups } = groupLayers(layers, ['mid_block']);
+    const waves = planWaves(groups[0]!.layers, 1 << 30);
+    expect(waves.length).toBe(1);
+    const w = waves[0]!;
+    const q = layer(layers, 'mid_block_q'), k = layer(layers, 'mid_block_k'), v = layer(layers, 'mid_block_v');
+    expect(w.hessians.get(q)).toEqual(w.hessians.get(k));
+    expect(w.hessians.get(q)).toEqual(w.hessians.get(v));
+    // 5 distinct inputs: tokens (q/k/v), attention (out), residual (ff1), gelu (ff2), residual2 (proj).
+    expect(w.columns.length).toBe(5);
+    expect(w.release.get(q)).toEqual([]);
+    expect(w.release.get(v)).toEqual(w.hessians.get(v));
+    const set = createHessians(w.columns);
+    const capture = new CaptureGraph(graph.subProgram(groups[0]!.start, groups[0]!.end, []), w.watches, set);
+    let hits: number[] = [];
+    for (const s of samples) hits = (await capture.run({ tokens: s['tokens']! })).hits;
+    expect(hits).toEqual(w.watches.map(() => samples.length));
+    const qi = w.hessians.get(q)![0]!;
+    expect(set.samples(qi)).toBe(samples.length * 2);
+  });
+
+  it('waves fit the memory budget; a share set larger than the budget gets its own wave', async () => {
+    const graph = new ProgramGraph(lowerProgram(executorModelOf(net)));
+    const { layers } = graph.findLayers();
+    const mid = groupLayers(layers, ['mid_block']).groups[0]!.layers;
+    expect(planWaves(mid, 1).length).toBe(5);
+    const bytes16 = 16 * 16 * 4 + 16 * 4;
+    // Inputs in order: tokens, attention, residual (16 columns each), gelu (64: over budget), residual2 (16).
+    const waves = planWaves(mid, 3 * bytes16);
+    expect(waves.map((w) => w.columns)).toEqual([[16, 16, 16], [64], [16]]);
+    for (const w of waves) expect(w.bytes <= 3 * bytes16 || w.columns.length === 1).toBe(true);
+  });
+});
+
+/** Explicit unfold of conv2 (3×3, pad top 1 / bottom 0 / left 0 / right 1, groups 2): rows of 72 columns. */
+function unfold(x: Float32Array, shape: number[], group: number): Float64Array[] {
+  const [n, c, h, w] = shape as [number, number, number, number];
+  const cg = c / 2, kh = 3, kw = 3, padTop = 1, padLeft = 0;
+  const oh = h + 1 + 0 - kh + 1, ow = w + 0 + 1 - kw + 1;
+  const rows: Float64Array[] = [];
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const row = new Float64Array(cg * kh * kw);
+        for (let ch = 0; ch < cg; ch++) {
+          for (let ky = 0; ky < kh; ky++) {
+            for (let kx = 0; kx < kw; kx++) {
+              const iy = oy + ky - padTop, ix = ox + kx - padLeft;
+              const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+              row[(ch * kh + ky) * kw + kx] = inside ? x[((b * c + group * cg + ch) * h + iy) * w + ix]! : 0;
+            }
+          }
+        }
+        rows.push(row);
+      }
+    }
+  }
+  return rows;
+}
