@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -13,6 +12,9 @@ import { npArange, npLinspace, npRound } from '../../src/pipeline/schedulers/tim
 import { NumpyRandomState } from '../../src/pipeline/rng.js';
 import { ConfigError, ModelFormatError, UnsupportedError } from '../../src/errors.js';
 import { readNpy } from '../../src/runtime/npy.js';
+import { scratchDirs } from '../scratch.js';
+
+const scratch = scratchDirs('cmo-sched-');
 
 const REF = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/pipeline-reference');
 const SCHED = path.join(REF, 'schedulers');
@@ -234,7 +236,7 @@ describe('scheduler configs and errors', () => {
   });
 
   it('readSchedulerConfig returns _class_name and the keys; bad files → typed errors naming the file', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-sched-'));
+    const dir = scratch();
     const good = path.join(dir, 'scheduler_config.json');
     fs.writeFileSync(good, '{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity, "solver_order": 2}');
     const r = readSchedulerConfig(good);

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CLIPTokenizer, basicClean } from '../../src/pipeline/tokenizer.js';
 import { ConfigError, ModelFormatError } from '../../src/errors.js';
 import { runCli } from '../cli/run-cli.js';
+import { scratchDirs } from '../scratch.js';
 
 const SHARED = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared');
 const CLIP_DIR = path.join(SHARED, 'tokenizers/clip-vit-l-14');
@@ -115,8 +116,9 @@ describe('BasicTokenizer cleaning (no ftfy)', () => {
 });
 
 describe('CLIPTokenizer file errors', () => {
+  const scratch = scratchDirs('cmo-tok-');
   const tmp = (files: Record<string, string>) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-tok-'));
+    const dir = scratch();
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
     return dir;
   };
