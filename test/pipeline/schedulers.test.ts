@@ -393,6 +393,58 @@ describe('known answers for options the fixtures do not cover', () => {
     expect(out[0]! / ((s1.s / s0.s) * x - s1.a * (Math.exp(-h) - 1) * x0)).toBeCloseTo(1, 5);
   });
 
+  it('DPM-Solver(++) orders 1–3 against a float64 transcription of the multistep formulas (Lu et al. 2022)', () => {
+    for (const algorithm of ['dpmsolver++', 'dpmsolver'] as const) {
+      for (const order of [2, 3]) {
+        const sch = createScheduler('dpmpp', { ...sd, solver_order: order, algorithm_type: algorithm, timestep_spacing: 'leading', steps_offset: 1 });
+        sch.setTimesteps(12);
+        const n = 32;
+        let x: Float32Array = Float32Array.from(new NumpyRandomState(10).randn(n));
+        let xr = Array.from(x);
+        const hist: number[][] = [];
+        const len = sch.timesteps.length;
+        const als = (sg: number) => {
+          const a = 1 / Math.sqrt(sg * sg + 1);
+          return { a, s: sg * a, l: Math.log(a) - Math.log(sg * a) };
+        };
+        sch.timesteps.forEach((t, i) => {
+          const m = Float32Array.from(new NumpyRandomState(100 + i).randn(n));
+          const out = sch.step(m, t, x);
+          // reference
+          const cur = als(sch.sigmas[i]!);
+          const conv = xr.map((v, k) => (algorithm === 'dpmsolver++' ? (v - cur.s * m[k]!) / cur.a : m[k]!));
+          hist.push(conv);
+          let k = Math.min(order, hist.length);
+          if (i === len - 1) k = 1;
+          else if (i === len - 2) k = Math.min(k, 2);
+          const T = als(sch.sigmas[i + 1]!);
+          const S = [0, 1, 2].map(j => (i - j >= 0 ? als(sch.sigmas[i - j]!) : cur));
+          const h = T.l - S[0]!.l;
+          const ms = [hist[hist.length - 1]!, hist[hist.length - 2]!, hist[hist.length - 3]!];
+          const pp = algorithm === 'dpmsolver++';
+          const phi1 = pp ? Math.expm1(-h) : Math.expm1(h);
+          xr = xr.map((v, q) => {
+            const base = pp ? (T.s / S[0]!.s) * v - T.a * phi1 * ms[0]![q]! : (T.a / S[0]!.a) * v - T.s * phi1 * ms[0]![q]!;
+            if (k === 1) return base;
+            const r0 = (S[0]!.l - S[1]!.l) / h;
+            const d10 = (ms[0]![q]! - ms[1]![q]!) / r0;
+            if (k === 2) return base - 0.5 * (pp ? T.a : T.s) * phi1 * d10;
+            const r1 = (S[1]!.l - S[2]!.l) / h;
+            const d11 = (ms[1]![q]! - ms[2]![q]!) / r1;
+            const d1 = d10 + (r0 / (r0 + r1)) * (d10 - d11);
+            const d2 = (d10 - d11) / (r0 + r1);
+            return pp
+              ? base + T.a * (phi1 / h + 1) * d1 - T.a * ((phi1 + h) / (h * h) - 0.5) * d2
+              : base - T.s * (phi1 / h - 1) * d1 - T.s * ((phi1 - h) / (h * h) - 0.5) * d2;
+          });
+          expect(relErr(out, xr), `${algorithm} order ${order} step ${i}`).toBeLessThan(1e-5);
+          x = out;
+        });
+      }
+    }
+    expect(() => createScheduler('dpmpp', { solver_order: 4 })).toThrow(/solver_order/);
+  });
+
   it('init_noise_sigma before setTimesteps is that of the whole training schedule (diffusers\' initial sigmas)', () => {
     expect(createScheduler('euler', sd).initNoiseSigma).toBeCloseTo(14.6146, 3);
     expect(createScheduler('lms', { ...sd, timestep_spacing: 'leading' }).initNoiseSigma).toBeCloseTo(Math.sqrt(14.614646 ** 2 + 1), 3);
