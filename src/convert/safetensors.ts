@@ -133,7 +133,9 @@ export class WeightStore {
     };
     const pick = (suffix: string) =>
       entries.filter(f => f.endsWith(suffix) && variantOf(f, suffix) === options.variant).sort();
-    const indexes = pick('.safetensors.index.json');
+    // diffusers / transformers put the variant before the last extension: `x.safetensors.index.fp16.json`.
+    const indexSuffix = options.variant ? `.safetensors.index.${options.variant}.json` : '.safetensors.index.json';
+    const indexes = entries.filter(f => f.endsWith(indexSuffix)).sort();
     const opened: SafetensorsFile[] = [];
     const store = new WeightStore(abs, opened);
     try {

@@ -121,6 +121,31 @@ describe.each(['fp32', 'fp16'] as const)('convertDiffusers at %s', (precision) =
     }
   });
 
+  it('every op takes float operands of one dtype (Core ML type-checks what the executor does not)', async () => {
+    type Op = { type: string; inputs?: Record<string, { arguments?: { name?: string }[] }>; outputs?: { name: string; type?: { tensorType?: { dataType?: number } } }[] };
+    type Fn = { inputs: { name: string; type?: { tensorType?: { dataType?: number } } }[]; opset: string; blockSpecializations: Record<string, { operations: Op[] }> };
+    for (const result of Object.values(out)) {
+      for (const pkg of Object.values(result.packages)) {
+        const fn = ((await loadModel(pkg)).program as unknown as { functions: Record<string, Fn> }).functions['main']!;
+        const dtypeOf = new Map<string, number>(fn.inputs.map(i => [i.name, i.type?.tensorType?.dataType ?? 0]));
+        const mixed: string[] = [];
+        for (const op of fn.blockSpecializations[fn.opset]!.operations) {
+          const floats = new Set<number>();
+          for (const arg of Object.values(op.inputs ?? {})) for (const a of arg.arguments ?? []) {
+            const d = a.name ? dtypeOf.get(a.name) : undefined;
+            if (d === 10 || d === 11) floats.add(d); // fp16, fp32
+          }
+          if (op.type !== 'cast' && floats.size > 1) mixed.push(`${op.type} ${op.outputs?.[0]?.name}`);
+          for (const o of op.outputs ?? []) dtypeOf.set(o.name, o.type?.tensorType?.dataType ?? 0);
+        }
+        expect(mixed, pkg).toEqual([]);
+        if (precision === 'fp16' && !(pkg.endsWith('VAEDecoder.mlpackage') && result.modelKind === 'sdxl')) {
+          expect([...dtypeOf.values()].includes(10), pkg).toBe(true); // fp16 compute really happens
+        }
+      }
+    }
+  });
+
   it('pipeline.json, tokenizer files and weight names', async () => {
     const sdxl = out['tiny-sdxl']!;
     const pj = readPipelineJson(sdxl.outDir);

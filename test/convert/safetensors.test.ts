@@ -179,6 +179,15 @@ describe('WeightStore', () => {
     const v = WeightStore.openDir(comp, { variant: 'fp16' });
     expect(Array.from(v.read('a.weight', 'fp32'))).toEqual([1]);
     v.close();
+
+    // a sharded variant: `<name>.safetensors.index.<variant>.json` naming `<name>.<variant>-0000N-of-0000M` shards
+    const sv = fs.mkdtempSync(path.join(dir, 'sharded-variant-'));
+    writeSafetensors(path.join(sv, 'model.bf16-00001-of-00001.safetensors'), [{ name: 'w', dtype: 'BF16', shape: [1], bytes: bytesOf(Uint16Array.from([0x4000])) }]);
+    fs.writeFileSync(path.join(sv, 'model.safetensors.index.bf16.json'), JSON.stringify({ weight_map: { w: 'model.bf16-00001-of-00001.safetensors' } }));
+    const s2 = WeightStore.openDir(sv, { variant: 'bf16' });
+    expect(Array.from(s2.read('w', 'fp32'))).toEqual([2]);
+    s2.close();
+    expect(() => WeightStore.openDir(sv)).toThrow(/no \*\.safetensors weights/);
   });
 
   it('rejects inconsistent folders', () => {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import {
   createScheduler, parsePythonJson, readSchedulerConfig, schedulerClassNameOf, type Scheduler, type SchedulerConfig,
 } from '../../src/pipeline/schedulers/index.js';
-import { alphasCumprod, betasFromConfig, rescaleZeroTerminalSnr, torchLinspaceF32 } from '../../src/pipeline/schedulers/betas.js';
+import { alphasCumprod, betasFromConfig, fmaF32, rescaleZeroTerminalSnr, torchLinspaceF32 } from '../../src/pipeline/schedulers/betas.js';
 import { ConfigReader } from '../../src/pipeline/schedulers/config.js';
 import { gaussLegendre5, LMSDiscreteScheduler } from '../../src/pipeline/schedulers/lms-discrete.js';
 import { npArange, npLinspace, npRound } from '../../src/pipeline/schedulers/timesteps.js';
@@ -65,8 +65,8 @@ describe.skipIf(!hasFixtures)('schedulers against diffusers 0.25 (fixtures)', ()
         sch.setTimesteps(c.num_inference_steps);
         expect(sch.timesteps).toEqual(c.timesteps); // exact: integers, or float32 values
         if (c.sigmas) {
-          const ref = npyF32(path.join(dir, 'sigmas.npy'));
-          expect(relErr(sch.sigmas, ref)).toBeLessThan(1e-6);
+          // Bit for bit: betas by torch.linspace's FMA kernel, ᾱ by its double-accumulated cumprod, np.interp.
+          expect(Array.from(sch.sigmas)).toEqual(Array.from(npyF32(path.join(dir, 'sigmas.npy'))));
         } else {
           expect(sch.sigmas).toHaveLength(0);
         }
@@ -91,6 +91,12 @@ describe.skipIf(!hasFixtures)('schedulers against diffusers 0.25 (fixtures)', ()
         });
         expect(worstScaled).toBeLessThan(1e-5);
         expect(worstPrev).toBeLessThan(1e-5);
+        // Schedulers that only use + − × ÷ √ in float32 reproduce torch bit for bit. DPM-Solver's log/exp (MKL's
+        // in torch, 1 ulp off correct rounding at times) and LMS's scipy.quad coefficients differ in the last bits.
+        if (!['DPMSolverMultistepScheduler', 'LMSDiscreteScheduler'].includes(c.scheduler_class)) {
+          expect(worstPrev).toBe(0);
+          expect(worstScaled).toBe(0);
+        }
       });
     }
   }
@@ -157,6 +163,15 @@ describe('timestep spacings (known answers from the formulas)', () => {
 });
 
 describe('noise schedules', () => {
+  it('fmaF32 rounds a·b + c once (where rounding to double first would tie and round to even)', () => {
+    const a = 1 + 2 ** -12; // a² = 1 + 2^-11 + 2^-24: exactly between two floats
+    expect(fmaF32(a, a, 0)).toBe(1 + 2 ** -11); // a true tie: even
+    expect(fmaF32(a, a, 2 ** -70)).toBe(1 + 2 ** -11 + 2 ** -23); // just above the tie
+    expect(fmaF32(a, a, -(2 ** -70))).toBe(1 + 2 ** -11);
+    expect(fmaF32(-a, a, -(2 ** -70))).toBe(-(1 + 2 ** -11 + 2 ** -23));
+    expect(fmaF32(3, 0.5, 0.25)).toBe(1.75);
+  });
+
   it('torch.linspace in float32 meets both ends exactly; scaled_linear betas square it', () => {
     const l = torchLinspaceF32(0.0001, 0.02, 1000);
     expect(l[0]).toBe(Math.fround(0.0001));
@@ -261,6 +276,8 @@ describe('scheduler configs and errors', () => {
   it('unknown keys are ignored; wrong values → ConfigError naming the key; unimplemented options → UnsupportedError', () => {
     expect(() => createScheduler('euler', { _class_name: 'X', _diffusers_version: '0.25.1', skip_prk_steps: true, whatever: [1] })).not.toThrow();
     expect(() => createScheduler('euler', { beta_schedule: 'cubic' })).toThrow(/"beta_schedule" must be one of/);
+    expect(() => createScheduler('euler', { beta_schedule: 'cubic' }, { file: '/m/scheduler_config.json' })).toThrow(/^\/m\/scheduler_config\.json: EulerDiscreteScheduler: config "beta_schedule"/);
+    expect(() => createScheduler('ddim', { thresholding: true }, { file: 'p.json' })).toThrow(/^p\.json: .*thresholding/);
     expect(() => createScheduler('ddim', { timestep_spacing: 'even' })).toThrow(ConfigError);
     expect(() => createScheduler('pndm', { num_train_timesteps: 0 })).toThrow(/num_train_timesteps/);
     expect(() => createScheduler('dpmpp', { solver_order: '2' })).toThrow(/solver_order/);
@@ -378,6 +395,58 @@ describe('known answers for options the fixtures do not cover', () => {
     const x0 = (x - s0.s * eps) / s0.a;
     const out = o1.step(new Float32Array([eps]), o1.timesteps[0]!, new Float32Array([x]));
     expect(out[0]! / ((s1.s / s0.s) * x - s1.a * (Math.exp(-h) - 1) * x0)).toBeCloseTo(1, 5);
+  });
+
+  it('DPM-Solver(++) orders 1–3 against a float64 transcription of the multistep formulas (Lu et al. 2022)', () => {
+    for (const algorithm of ['dpmsolver++', 'dpmsolver'] as const) {
+      for (const order of [2, 3]) {
+        const sch = createScheduler('dpmpp', { ...sd, solver_order: order, algorithm_type: algorithm, timestep_spacing: 'leading', steps_offset: 1 });
+        sch.setTimesteps(12);
+        const n = 32;
+        let x: Float32Array = Float32Array.from(new NumpyRandomState(10).randn(n));
+        let xr = Array.from(x);
+        const hist: number[][] = [];
+        const len = sch.timesteps.length;
+        const als = (sg: number) => {
+          const a = 1 / Math.sqrt(sg * sg + 1);
+          return { a, s: sg * a, l: Math.log(a) - Math.log(sg * a) };
+        };
+        sch.timesteps.forEach((t, i) => {
+          const m = Float32Array.from(new NumpyRandomState(100 + i).randn(n));
+          const out = sch.step(m, t, x);
+          // reference
+          const cur = als(sch.sigmas[i]!);
+          const conv = xr.map((v, k) => (algorithm === 'dpmsolver++' ? (v - cur.s * m[k]!) / cur.a : m[k]!));
+          hist.push(conv);
+          let k = Math.min(order, hist.length);
+          if (i === len - 1) k = 1;
+          else if (i === len - 2) k = Math.min(k, 2);
+          const T = als(sch.sigmas[i + 1]!);
+          const S = [0, 1, 2].map(j => (i - j >= 0 ? als(sch.sigmas[i - j]!) : cur));
+          const h = T.l - S[0]!.l;
+          const ms = [hist[hist.length - 1]!, hist[hist.length - 2]!, hist[hist.length - 3]!];
+          const pp = algorithm === 'dpmsolver++';
+          const phi1 = pp ? Math.expm1(-h) : Math.expm1(h);
+          xr = xr.map((v, q) => {
+            const base = pp ? (T.s / S[0]!.s) * v - T.a * phi1 * ms[0]![q]! : (T.a / S[0]!.a) * v - T.s * phi1 * ms[0]![q]!;
+            if (k === 1) return base;
+            const r0 = (S[0]!.l - S[1]!.l) / h;
+            const d10 = (ms[0]![q]! - ms[1]![q]!) / r0;
+            if (k === 2) return base - 0.5 * (pp ? T.a : T.s) * phi1 * d10;
+            const r1 = (S[1]!.l - S[2]!.l) / h;
+            const d11 = (ms[1]![q]! - ms[2]![q]!) / r1;
+            const d1 = d10 + (r0 / (r0 + r1)) * (d10 - d11);
+            const d2 = (d10 - d11) / (r0 + r1);
+            return pp
+              ? base + T.a * (phi1 / h + 1) * d1 - T.a * ((phi1 + h) / (h * h) - 0.5) * d2
+              : base - T.s * (phi1 / h - 1) * d1 - T.s * ((phi1 - h) / (h * h) - 0.5) * d2;
+          });
+          expect(relErr(out, xr), `${algorithm} order ${order} step ${i}`).toBeLessThan(1e-5);
+          x = out;
+        });
+      }
+    }
+    expect(() => createScheduler('dpmpp', { solver_order: 4 })).toThrow(/solver_order/);
   });
 
   it('init_noise_sigma before setTimesteps is that of the whole training schedule (diffusers\' initial sigmas)', () => {

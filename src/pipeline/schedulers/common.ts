@@ -38,9 +38,3 @@ export function predictionType(cfg: ConfigReader, scheduler: string, supported: 
   if (!supported.includes(p)) throw new UnsupportedError(`${scheduler}: prediction_type "${p}" is not supported by this scheduler (diffusers raises too); use ${supported.join(' or ')}`);
   return p;
 }
-
-/** Keys that would make a scheduler do something not implemented here, with the value that is implemented. */
-export function rejectUnsupported(cfg: ConfigReader, scheduler: string, key: string, allowed: unknown, read: (c: ConfigReader) => unknown): void {
-  const v = read(cfg);
-  if (v !== allowed) throw new UnsupportedError(`${scheduler}: config "${key}" = ${JSON.stringify(v)} is not supported (only ${JSON.stringify(allowed)})`);
-}

@@ -120,7 +120,7 @@ export class ConfigReader {
     throw new ConfigError(`${this.scheduler}: config "${key}" must be ${want}, got ${JSON.stringify(value) ?? String(value)}`);
   }
 
-  /** The raw value; `null` counts as absent (diffusers' None) only where `nullable`. */
+  /** The raw value (the optional* getters treat null, Python's None, as absent). */
   private get(key: string): unknown {
     return this.config[key];
   }

@@ -1,9 +1,9 @@
 /**
  * DPMSolverMultistepScheduler (diffusers 0.25): DPM-Solver++ (data prediction, "DPM++ 2M") or DPM-Solver
- * (noise prediction), first and second order, midpoint or Heun second-order update, with lower-order final steps
- * for short schedules. Deterministic variants only (the SDE variants draw noise). Tensor math in float32.
+ * (noise prediction), orders 1–3, midpoint or Heun second-order update, with lower-order final steps for short
+ * schedules. Deterministic variants only (the SDE variants draw noise). Tensor math in float32.
  */
-import { UnsupportedError } from '../../errors.js';
+import { ConfigError, UnsupportedError } from '../../errors.js';
 import { ConfigReader, type SchedulerConfig } from './config.js';
 import { noiseSchedule, sigmasFromAlphasCumprod } from './betas.js';
 import { checkSameLength, f32, predictionType, requireTimesteps, stepIndexOf } from './common.js';
@@ -58,7 +58,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     // λ_t = ln sqrt(ᾱ) − ln sqrt(1 − ᾱ), only needed for lambda_min_clipped.
     this.lambdaT = this.alphasCumprod.map(a => f32(f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a)))))));
     this.solverOrder = cfg.int('solver_order', 2, 1);
-    if (this.solverOrder > 2) throw new UnsupportedError(`${NAME}: solver_order ${this.solverOrder} is not supported (1 or 2)`);
+    if (this.solverOrder > 3) throw new ConfigError(`${NAME}: config "solver_order" must be 1, 2 or 3, got ${this.solverOrder}`);
     this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction', 'sample']);
     // diffusers maps "deis" to dpmsolver++ and the UniPC solver types to midpoint.
     const algorithm = cfg.choice('algorithm_type', 'dpmsolver++', ['dpmsolver', 'dpmsolver++', 'sde-dpmsolver', 'sde-dpmsolver++', 'deis'] as const);
@@ -208,6 +208,55 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     return out;
   }
 
+  /** Third-order multistep update from the last three converted outputs (newest first). */
+  private thirdOrderUpdate(m0: Float32Array, m1: Float32Array, m2: Float32Array, sample: Float32Array, i: number): Float32Array {
+    const t = alphaSigmaLambda(this.sigmas[i + 1]!);
+    const s0 = alphaSigmaLambda(this.sigmas[i]!);
+    const s1 = alphaSigmaLambda(this.sigmas[i - 1]!);
+    const s2 = alphaSigmaLambda(this.sigmas[i - 2]!);
+    const h = f32(t.lambda - s0.lambda);
+    const h0 = f32(s0.lambda - s1.lambda);
+    const h1 = f32(s1.lambda - s2.lambda);
+    const r0 = f32(h0 / h);
+    const r1 = f32(h1 / h);
+    const invR0 = f32(1.0 / r0);
+    const invR1 = f32(1.0 / r1);
+    const r01 = f32(r0 + r1);
+    const w = f32(r0 / r01);
+    const invR01 = f32(1.0 / r01);
+    const hh = f32(h * h);
+    let c1: number;
+    let c2: number;
+    let c3: number;
+    let c4: number; // x_t = c1·x − c2·D0 + c3·D1 − c4·D2
+    if (this.algorithm === 'dpmsolver++') {
+      const e = f32(Math.exp(-h));
+      const em1 = f32(e - 1.0);
+      c1 = f32(t.sigma / s0.sigma);
+      c2 = f32(t.alpha * em1);
+      c3 = f32(t.alpha * f32(f32(em1 / h) + 1.0));
+      c4 = f32(t.alpha * f32(f32(f32(em1 + h) / hh) - 0.5));
+    } else {
+      const e = f32(Math.exp(h));
+      const em1 = f32(e - 1.0);
+      c1 = f32(t.alpha / s0.alpha);
+      c2 = f32(t.sigma * em1);
+      c3 = -f32(t.sigma * f32(f32(em1 / h) - 1.0));
+      c4 = f32(t.sigma * f32(f32(f32(em1 - h) / hh) - 0.5));
+    }
+    const n = sample.length;
+    const out = new Float32Array(n);
+    for (let k = 0; k < n; k++) {
+      const d10 = f32(invR0 * f32(m0[k]! - m1[k]!));
+      const d11 = f32(invR1 * f32(m1[k]! - m2[k]!));
+      const diff = f32(d10 - d11);
+      const d1 = f32(d10 + f32(w * diff));
+      const d2 = f32(invR01 * diff);
+      out[k] = f32(f32(f32(f32(c1 * sample[k]!) - f32(c2 * m0[k]!)) + f32(c3 * d1)) - f32(c4 * d2));
+    }
+    return out;
+  }
+
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _options?: StepOptions): Float32Array {
     requireTimesteps(NAME, this.timesteps);
     checkSameLength(NAME, 'modelOutput', modelOutput, sample);
@@ -215,17 +264,20 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const i = this.stepIndex;
     if (i + 1 >= this.sigmas.length) throw new UnsupportedError(`${NAME}: step called more times than there are timesteps`);
     const len = this.timesteps.length;
-    // A first-order last step: more stable for short schedules (< 15 steps). (diffusers' lower_order_second only
-    // matters for solver_order 3.)
+    // Lower orders at the end: more stable for short schedules (< 15 steps).
     const lowerOrderFinal = i === len - 1 && (this.eulerAtFinal || (this.lowerOrderFinal && len < 15));
+    const lowerOrderSecond = i === len - 2 && this.lowerOrderFinal && len < 15;
     const converted = this.convertModelOutput(modelOutput, sample, i);
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
+    const mo = this.modelOutputs;
     let prev: Float32Array;
     if (this.solverOrder === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) {
       prev = this.firstOrderUpdate(converted, sample, i);
+    } else if (this.solverOrder === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) {
+      prev = this.secondOrderUpdate(converted, mo[mo.length - 2]!, sample, i);
     } else {
-      prev = this.secondOrderUpdate(converted, this.modelOutputs[this.modelOutputs.length - 2]!, sample, i);
+      prev = this.thirdOrderUpdate(converted, mo[mo.length - 2]!, mo[mo.length - 3]!, sample, i);
     }
     if (this.lowerOrderNums < this.solverOrder) this.lowerOrderNums++;
     this.stepIndex = i + 1;

@@ -4,7 +4,7 @@
  * or ml-stable-diffusion's name ("EulerDiscrete");
  * `config` a scheduler_config.json object (unknown keys ignored, as diffusers does).
  */
-import { ConfigError } from '../../errors.js';
+import { ConfigError, UnsupportedError } from '../../errors.js';
 import type { SchedulerConfig } from './config.js';
 import { DDIMScheduler } from './ddim.js';
 import { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
@@ -49,11 +49,22 @@ export function schedulerClassNameOf(name: string): string | undefined {
   return Object.hasOwn(SCHEDULER_SHORT_NAMES, name) ? SCHEDULER_SHORT_NAMES[name] : undefined;
 }
 
-export function createScheduler(name: string, config: SchedulerConfig = {}): Scheduler {
+/**
+ * A scheduler by name with a diffusers config object. `options.file` (where the config came from, e.g. a
+ * scheduler_config.json or pipeline.json) is named in the errors.
+ */
+export function createScheduler(name: string, config: SchedulerConfig = {}, options: { file?: string } = {}): Scheduler {
+  const file = options.file;
   const className = schedulerClassNameOf(name);
   if (!className) {
-    throw new ConfigError(`unknown scheduler "${name}": use one of ${[...Object.keys(SCHEDULER_SHORT_NAMES), ...SCHEDULER_CLASS_NAMES].join(', ')}`);
+    throw new ConfigError(`unknown scheduler "${name}": use one of ${[...Object.keys(SCHEDULER_SHORT_NAMES), ...SCHEDULER_CLASS_NAMES].join(', ')}`, { file });
   }
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ConfigError(`${className}: config must be an object`);
-  return new CLASSES[className]!(config);
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ConfigError(`${className}: config must be an object`, { file });
+  try {
+    return new CLASSES[className]!(config);
+  } catch (err) {
+    if (file && err instanceof UnsupportedError && !err.file) throw new UnsupportedError(err.message, { file, cause: err });
+    if (file && err instanceof ConfigError && !err.file) throw new ConfigError(err.message, { file, cause: err });
+    throw err;
+  }
 }
