@@ -8,35 +8,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, ModelFormatError } from '../errors.js';
+import { parsePythonJson as parsePythonJsonText } from '../util/python-json.js';
 
-/** JSON.parse that also accepts Python's `NaN`, `Infinity` and `-Infinity` (outside strings). */
+/** parsePythonJson (util/python-json.ts) with a syntax error reported as a ModelFormatError naming the file. */
 export function parsePythonJson(text: string, file?: string): unknown {
-  const marks = { NaN: '\u0000NaN', Infinity: '\u0000Inf', '-Infinity': '\u0000-Inf' } as const;
-  let out = '';
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '"') {
-      let j = i + 1;
-      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
-      out += text.slice(i, j + 1);
-      i = j + 1;
-      continue;
-    }
-    let matched = false;
-    for (const tok of ['-Infinity', 'Infinity', 'NaN'] as const) {
-      if (text.startsWith(tok, i) && !/[A-Za-z0-9_]/.test(text[i + tok.length] ?? '')) {
-        out += JSON.stringify(marks[tok]);
-        i += tok.length;
-        matched = true;
-        break;
-      }
-    }
-    if (!matched) { out += c; i++; }
-  }
   try {
-    return JSON.parse(out, (_k, v: unknown) =>
-      v === marks.NaN ? NaN : v === marks.Infinity ? Infinity : v === marks['-Infinity'] ? -Infinity : v);
+    return parsePythonJsonText(text);
   } catch (err) {
     throw new ModelFormatError(`invalid JSON: ${(err as Error).message}`, { file, cause: err });
   }
