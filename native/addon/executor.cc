@@ -106,6 +106,7 @@ TypeDesc to_type(const Napi::Value& v, const std::string& where) {
   t.dtype = get_string(o, "dtype", where);
   if (o.Get("shape").IsArray()) t.shape = get_shape(o.Get("shape"), where);
   else t.rank_known = false;
+  if (o.Get("elemDtype").IsString()) t.elem_dtype = o.Get("elemDtype").As<Napi::String>().Utf8Value();
   return t;
 }
 
@@ -344,6 +345,10 @@ Napi::Value CreateExecutor(const Napi::CallbackInfo& info) {
   }
   Napi::Object handle = Napi::Object::New(env);
   handle.Set("predict", Napi::Function::New(env, [graph](const Napi::CallbackInfo& ci) { return Predict(ci, graph); }, "predict"));
+  handle.Set("resetState", Napi::Function::New(env, [graph](const Napi::CallbackInfo& ci) -> Napi::Value {
+               graph->reset_state();
+               return ci.Env().Undefined();
+             }, "resetState"));
   handle.Set("info", Napi::Function::New(env, [graph](const Napi::CallbackInfo& ci) -> Napi::Value {
                Napi::Env e = ci.Env();
                Napi::Object o = Napi::Object::New(e);

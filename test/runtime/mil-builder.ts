@@ -13,6 +13,16 @@ export function tensorType(dtype: string, shape: (number | null)[]): MilValueTyp
   };
 }
 
+/** A list of `dtype` tensors of `shape` (make_list / list_* values). */
+export function listType(dtype: string, shape: (number | null)[]): MilValueType {
+  return { listType: { type: tensorType(dtype, shape), length: { unknown: { variadic: false } } } };
+}
+
+/** A state wrapping a `dtype` tensor of `shape` (iOS18 stateful function inputs). */
+export function stateType(dtype: string, shape: number[]): MilValueType {
+  return { stateType: { wrappedType: tensorType(dtype, shape) } };
+}
+
 export function value(dtype: string, shape: number[], data: number[] | string[] | boolean[]): MilValue {
   const type = tensorType(dtype, shape);
   if (dtype === 'string') return { type, immediateValue: { tensor: { strings: { values: data as string[] } } } };
@@ -36,7 +46,7 @@ export function op(
   type: string,
   name: string,
   inputs: Record<string, Arg>,
-  outputs: { name: string; dtype: string; shape: (number | null)[] }[],
+  outputs: { name: string; dtype: string; shape: (number | null)[]; type?: MilValueType }[],
   blocks?: MilOperation['blocks'],
 ): MilOperation {
   const ins: NonNullable<MilOperation['inputs']> = {};
@@ -47,7 +57,7 @@ export function op(
   return {
     type,
     inputs: ins,
-    outputs: outputs.map((o) => ({ name: o.name, type: tensorType(o.dtype, o.shape) })),
+    outputs: outputs.map((o) => ({ name: o.name, type: o.type ?? tensorType(o.dtype, o.shape) })),
     attributes: { name: str(name) },
     ...(blocks ? { blocks } : {}),
   };
@@ -62,7 +72,7 @@ export function constOp(name: string, val: MilValue): MilOperation {
 }
 
 export function program(
-  inputs: { name: string; dtype: string; shape: (number | null)[] }[],
+  inputs: { name: string; dtype: string; shape: (number | null)[]; type?: MilValueType }[],
   operations: MilOperation[],
   outputs: string[],
   opset = 'CoreML7',
@@ -70,7 +80,7 @@ export function program(
   return {
     functions: {
       main: {
-        inputs: inputs.map((i) => ({ name: i.name, type: tensorType(i.dtype, i.shape) })),
+        inputs: inputs.map((i) => ({ name: i.name, type: i.type ?? tensorType(i.dtype, i.shape) })),
         opset,
         blockSpecializations: { [opset]: { outputs, operations } },
       },
