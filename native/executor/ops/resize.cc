@@ -40,8 +40,13 @@ double grid_point(Sampling m, int64_t i, double x, int64_t n) {
   return std::min(std::max(g, 0.0), std::max(x - 1, 0.0));
 }
 
-// 1-D linear (or nearest) resampling of axis `axis` of y to `n` points; returns the new tensor.
-Tensor resample_axis(const Tensor& x, int64_t axis, int64_t n, Sampling m, bool nearest, unsigned threads) {
+// How a grid point becomes samples: linear interpolation, or one of two nearest-neighbour rules.
+// resize_nearest_neighbor is TensorFlow's asymmetric rule (floor(i * in / out)); iOS17 resize rounds
+// the grid point (its documented example maps 2 -> 3 rows as 0, 1, 1).
+enum class Interp { Linear, NearestFloor, NearestRound };
+
+// 1-D resampling of axis `axis` of x to `n` points; returns the new tensor.
+Tensor resample_axis(const Tensor& x, int64_t axis, int64_t n, Sampling m, Interp how, unsigned threads) {
   const int64_t in = x.shape[axis];
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < axis; ++d) outer *= x.shape[d];
@@ -53,9 +58,8 @@ Tensor resample_axis(const Tensor& x, int64_t axis, int64_t n, Sampling m, bool 
   std::vector<float> w(n);
   for (int64_t i = 0; i < n; ++i) {
     double g = grid_point(m, i, static_cast<double>(in), n);
-    if (nearest) {
-      // DEFAULT is the asymmetric (floor) rule torch/TF "nearest" use; the centred modes round.
-      int64_t k = static_cast<int64_t>(m == Sampling::Default || m == Sampling::StrictAlign ? std::floor(g) : std::floor(g + 0.5));
+    if (how != Interp::Linear) {
+      int64_t k = static_cast<int64_t>(how == Interp::NearestFloor ? std::floor(g) : std::floor(g + 0.5));
       i0[i] = i1[i] = std::min(std::max<int64_t>(k, 0), in - 1);
       w[i] = 0;
     } else {
@@ -79,24 +83,24 @@ Tensor resample_axis(const Tensor& x, int64_t axis, int64_t n, Sampling m, bool 
   return y;
 }
 
-Tensor resize_last_two(OpContext& c, const Tensor& x, int64_t oh, int64_t ow, Sampling m, bool nearest) {
+Tensor resize_last_two(OpContext& c, const Tensor& x, int64_t oh, int64_t ow, Sampling m, Interp how) {
   if (x.rank() < 3) c.fail("x must have rank >= 3");
   if (oh < 1 || ow < 1) c.fail("target sizes must be >= 1");
   if (x.shape[x.rank() - 2] < 1 || x.shape[x.rank() - 1] < 1) c.fail("x has an empty spatial dimension");
-  Tensor t = resample_axis(x, x.rank() - 2, oh, m, nearest, c.threads());
-  return resample_axis(t, x.rank() - 1, ow, m, nearest, c.threads());
+  Tensor t = resample_axis(x, x.rank() - 2, oh, m, how, c.threads());
+  return resample_axis(t, x.rank() - 1, ow, m, how, c.threads());
 }
 
 void k_resize_bilinear(OpContext& c) {
   Tensor x = as_f32(c.in("x"));
   c.set(0, resize_last_two(c, x, static_cast<int64_t>(c.num("target_size_height", 1)),
-                           static_cast<int64_t>(c.num("target_size_width", 1)), sampling_mode(c), false));
+                           static_cast<int64_t>(c.num("target_size_width", 1)), sampling_mode(c), Interp::Linear));
 }
 
 void k_resize_nearest_neighbor(OpContext& c) {
   Tensor x = as_f32(c.in("x"));
   c.set(0, resize_last_two(c, x, static_cast<int64_t>(c.num("target_size_height")),
-                           static_cast<int64_t>(c.num("target_size_width")), Sampling::Default, true));
+                           static_cast<int64_t>(c.num("target_size_width")), Sampling::Default, Interp::NearestFloor));
 }
 
 // iOS17 resize: the last `resized_dims` axes take their size from the tail of `shape` (0 = keep).
@@ -117,7 +121,7 @@ void k_resize(OpContext& c) {
     if (n == 0) n = x.shape[axis];
     if (n < 0) c.fail("target sizes must be >= 0");
     if (x.shape[axis] < 1) c.fail("x has an empty axis to resize");
-    y = resample_axis(y, axis, n, m, interp == "NEAREST_NEIGHBOR", c.threads());
+    y = resample_axis(y, axis, n, m, interp == "NEAREST_NEIGHBOR" ? Interp::NearestRound : Interp::Linear, c.threads());
   }
   if (xin.dtype != DType::F32) y = as_i32(y);
   c.set(0, std::move(y));
