@@ -161,7 +161,7 @@ Box decode_box(OpContext& c, const double v[4], const std::string& mode, bool no
 
 // Bilinear sample of one [H, W] plane at (y, x); outside [0, H-1] x [0, W-1] gives pad.
 float sample_plane(const float* p, int64_t H, int64_t W, double y, double x, float pad) {
-  if (y < 0 || y > H - 1 || x < 0 || x > W - 1) return pad;
+  if (!(y >= 0 && y <= H - 1 && x >= 0 && x <= W - 1)) return pad;  // also NaN boxes: never index with them
   int64_t y0 = static_cast<int64_t>(std::floor(y)), x0 = static_cast<int64_t>(std::floor(x));
   int64_t y1 = std::min(y0 + 1, H - 1), x1 = std::min(x0 + 1, W - 1);
   double wy = y - y0, wx = x - x0;
@@ -227,8 +227,8 @@ void k_crop_resize(OpContext& c) {
     double v[4] = {r[K - 4], r[K - 3], r[K - 2], r[K - 1]};
     Box box = decode_box(c, v, mode, normalized, scale, H, W);
     for (int64_t j = 0; j < per; ++j) {
+      if (K == 5 && !(r[0] >= 0 && r[0] < B)) c.fail("roi batch index " + std::to_string(r[0]) + " is outside the batch of " + std::to_string(B));
       int64_t b = K == 4 ? j : static_cast<int64_t>(r[0]);
-      if (b < 0 || b >= B) c.fail("roi batch index " + std::to_string(b) + " is outside the batch of " + std::to_string(B));
       crop_one(x, b, box, th, tw, m, pad, y.fdata() + (n * per + j) * plane);
     }
   }
@@ -255,7 +255,7 @@ double reflect(double v, double lo, double hi) {
   double d = std::fabs(v - lo);
   double flips = std::floor(d / span);
   double extra = d - flips * span;
-  return static_cast<int64_t>(flips) % 2 == 0 ? lo + extra : hi - extra;
+  return std::fmod(flips, 2.0) == 0 ? lo + extra : hi - extra;
 }
 
 // Samples plane p at pixel coordinate (y, x) with the padding rule; bilinear or nearest.
@@ -266,8 +266,11 @@ float grid_sample(const float* p, int64_t H, int64_t W, double y, double x, bool
     if (pad == Padding::Symmetric) return std::min(std::max(reflect(v, -0.5, n - 0.5), 0.0), static_cast<double>(n - 1));
     return v;
   };
+  if (!std::isfinite(y) || !std::isfinite(x)) return pad_value;
   y = fix(y, H);
   x = fix(x, W);
+  // Far outside (constant padding): every neighbour is padding; also keeps the casts below in range.
+  if (y <= -1 || y >= H || x <= -1 || x >= W) return pad_value;
   auto at = [&](int64_t i, int64_t j) -> double {
     if (i < 0 || i >= H || j < 0 || j >= W) return pad_value;  // constant padding: per corner
     return p[i * W + j];
