@@ -228,7 +228,8 @@ Napi::Value output_value(Napi::Env env, const Tensor& t, const std::string& decl
   Napi::Array shape = Napi::Array::New(env, t.shape.size());
   for (size_t k = 0; k < t.shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(t.shape[k])));
   size_t n = static_cast<size_t>(t.size());
-  DType want = exec::compute_dtype(declared.empty() ? exec::dtype_name(t.dtype) : declared);
+  // A dictionary output (classify's probabilities) arrives as its value vector.
+  DType want = declared.empty() || declared == "dict" ? t.dtype : exec::compute_dtype(declared);
   std::string dtype;
   Napi::Value data;
   if (t.dtype == DType::Str) {

@@ -38,7 +38,7 @@ export interface MilTensorValue {
 }
 export interface MilValue {
   type?: MilValueType | null;
-  immediateValue?: { tensor?: MilTensorValue | null; list?: unknown; tuple?: unknown; dictionary?: unknown } | null;
+  immediateValue?: { tensor?: MilTensorValue | null; list?: { values?: MilValue[] } | null; tuple?: unknown; dictionary?: unknown } | null;
   blobFileValue?: { fileName?: string; offset?: LongLike } | null;
 }
 export interface MilNamedValueType {
@@ -180,27 +180,27 @@ const ARRAY_DTYPE: Record<number, string> = { 65568: 'fp32', 65600: 'fp64', 1311
 /** Op types the executor runs (const, constexpr_*, control flow included). */
 export const SUPPORTED_OPS: readonly string[] = [
   'abs', 'acos', 'add', 'affine', 'argsort', 'asin', 'atan', 'atanh', 'avg_pool', 'band_part', 'batch_norm',
-  'batch_to_space', 'cast', 'ceil', 'clamped_relu', 'clip', 'concat', 'cond', 'const', 'constexpr_affine_dequantize',
-  'constexpr_blockwise_shift_scale', 'constexpr_cast', 'constexpr_lut_to_dense', 'constexpr_lut_to_sparse',
-  'constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense', 'conv', 'conv_transpose',
-  'coreml_update_state', 'cos', 'cosh', 'crop', 'crop_resize', 'cumsum', 'depth_to_space', 'dequantize', 'einsum',
-  'elu', 'equal', 'erf', 'exp', 'exp2', 'expand_dims', 'fill', 'fill_like', 'flatten2d', 'floor', 'floor_div',
-  'gather', 'gather_along_axis', 'gather_nd', 'gelu', 'greater', 'greater_equal', 'gru', 'identity', 'instance_norm',
-  'inverse', 'l2_norm', 'l2_pool', 'layer_norm', 'leaky_relu', 'less', 'less_equal', 'linear', 'linear_activation',
-  'list_gather', 'list_length', 'list_read', 'list_scatter', 'list_write', 'local_response_norm', 'log',
-  'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'lstm', 'make_list', 'matmul', 'max_pool', 'maximum',
-  'minimum', 'mod', 'mul', 'neg', 'non_maximum_suppression', 'non_zero', 'not_equal', 'one_hot', 'pad',
-  'pixel_shuffle', 'pixel_unshuffle', 'pow', 'prelu', 'quantize', 'random_bernoulli', 'random_categorical',
-  'random_normal', 'random_uniform', 'range_1d', 'read_state', 'real_div', 'reduce_argmax', 'reduce_argmin',
-  'reduce_l1_norm', 'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max', 'reduce_mean',
-  'reduce_min', 'reduce_prod', 'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'resample', 'reshape',
-  'reshape_like', 'resize', 'resize_bilinear', 'resize_nearest_neighbor', 'reverse', 'reverse_sequence', 'rnn',
-  'round', 'rsqrt', 'scaled_dot_product_attention', 'scaled_tanh', 'scatter', 'scatter_along_axis', 'scatter_nd',
-  'select', 'shape', 'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin', 'sinh', 'slice_by_index', 'slice_by_size',
-  'slice_update', 'sliding_windows', 'softmax', 'softplus', 'softplus_parametric', 'softsign', 'space_to_batch',
-  'space_to_depth', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'sub', 'tan', 'tanh', 'threshold',
-  'thresholded_relu', 'tile', 'topk', 'transpose', 'upsample_bilinear', 'upsample_nearest_neighbor', 'while_loop',
-  'write_state',
+  'batch_to_space', 'cast', 'ceil', 'clamped_relu', 'classify', 'clip', 'concat', 'cond', 'const',
+  'constexpr_affine_dequantize', 'constexpr_blockwise_shift_scale', 'constexpr_cast', 'constexpr_lut_to_dense',
+  'constexpr_lut_to_sparse', 'constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense', 'conv',
+  'conv_transpose', 'coreml_update_state', 'cos', 'cosh', 'crop', 'crop_resize', 'cumsum', 'depth_to_space',
+  'dequantize', 'einsum', 'elu', 'equal', 'erf', 'exp', 'exp2', 'expand_dims', 'fill', 'fill_like', 'flatten2d',
+  'floor', 'floor_div', 'gather', 'gather_along_axis', 'gather_nd', 'gelu', 'greater', 'greater_equal', 'gru',
+  'identity', 'instance_norm', 'inverse', 'l2_norm', 'l2_pool', 'layer_norm', 'leaky_relu', 'less', 'less_equal',
+  'linear', 'linear_activation', 'list_gather', 'list_length', 'list_read', 'list_scatter', 'list_write',
+  'local_response_norm', 'log', 'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'lstm', 'make_list',
+  'matmul', 'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'non_maximum_suppression', 'non_zero', 'not_equal',
+  'one_hot', 'pad', 'pixel_shuffle', 'pixel_unshuffle', 'pow', 'prelu', 'quantize', 'random_bernoulli',
+  'random_categorical', 'random_normal', 'random_uniform', 'range_1d', 'read_state', 'real_div', 'reduce_argmax',
+  'reduce_argmin', 'reduce_l1_norm', 'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max',
+  'reduce_mean', 'reduce_min', 'reduce_prod', 'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'resample',
+  'reshape', 'reshape_like', 'resize', 'resize_bilinear', 'resize_nearest_neighbor', 'reverse', 'reverse_sequence',
+  'rnn', 'round', 'rsqrt', 'scaled_dot_product_attention', 'scaled_tanh', 'scatter', 'scatter_along_axis',
+  'scatter_nd', 'select', 'shape', 'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin', 'sinh', 'slice_by_index',
+  'slice_by_size', 'slice_update', 'sliding_windows', 'softmax', 'softplus', 'softplus_parametric', 'softsign',
+  'space_to_batch', 'space_to_depth', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'sub', 'tan', 'tanh',
+  'threshold', 'thresholded_relu', 'tile', 'topk', 'transpose', 'upsample_bilinear', 'upsample_nearest_neighbor',
+  'while_loop', 'write_state',
 ];
 
 function num(v: LongLike | undefined | null): number {
@@ -234,6 +234,18 @@ class Lowering {
   ) {}
 
   value(v: MilValue, ctx: string): GraphValue {
+    // A list of scalars (classify's class labels) becomes a 1-D tensor of its elements.
+    const items = v.immediateValue?.list?.values;
+    if (items) {
+      const scalars = items.map((item, k) => this.value(item, `${ctx}[${k}]`));
+      const dtype = scalars[0]?.dtype ?? 'fp32';
+      if (scalars.some((e) => e.dtype !== dtype || e.shape.length !== 0)) {
+        throw new UnsupportedError(`${ctx}: only lists of scalars of one dtype are supported`, { file: this.where });
+      }
+      if (dtype === 'string') return { dtype, shape: [scalars.length], strings: scalars.flatMap((e) => ('strings' in e ? e.strings : [])) };
+      const nums = scalars.map((e) => ('ints' in e ? e.ints[0]! : 'doubles' in e ? e.doubles[0]! : 'floats' in e ? e.floats[0]! : NaN));
+      return { dtype: dtype === 'int64' ? 'int64' : dtype, shape: [scalars.length], doubles: Float64Array.from(nums) };
+    }
     const t = lowerType(v.type);
     if (t.shape === null) throw new UnsupportedError(`${ctx}: only tensor constants are supported (got ${t.dtype})`, { file: this.where });
     const base = { dtype: t.dtype, shape: t.shape };
@@ -332,9 +344,15 @@ export interface TensorInput {
   dtype?: DTypeName;
 }
 export interface TensorOutput {
+  /** A string output (a classifier's label) arrives as a plain array of strings with dtype 'string'. */
   data: Float32Array | Uint16Array | Int32Array | Uint8Array;
   shape: number[];
   dtype: TensorDType;
+  /**
+   * Dictionary outputs (classify's class probabilities) come back as the probability vector; `labels`
+   * names each entry, in the order of `data`.
+   */
+  labels?: (string | number)[];
 }
 export interface PredictOptions {
   /** Worker threads for the kernels (0/undefined = the pool size, see setThreads). */
@@ -433,6 +451,23 @@ function shapeProblem(shape: number[], spec: InputSpec): string | null {
   return null;
 }
 
+/** Output name -> class labels, for the dictionary output of each classify op in the main block. */
+function classifyLabels(block: GraphBlock): Map<string, (string | number)[]> {
+  const consts = new Map<string, GraphValue>();
+  for (const o of block.ops) if (o.type === 'const' && o.attributes.val && o.outputs[0]) consts.set(o.outputs[0].name, o.attributes.val);
+  const out = new Map<string, (string | number)[]>();
+  for (const o of block.ops) {
+    const dict = o.outputs[1];
+    const binding = o.inputs.classes?.[0];
+    if (o.type !== 'classify' || !dict || !binding) continue;
+    const v = 'value' in binding ? binding.value : consts.get(binding.name);
+    if (v && 'strings' in v) out.set(dict.name, [...v.strings]);
+    else if (v && 'doubles' in v) out.set(dict.name, Array.from(v.doubles));
+    else if (v && 'ints' in v) out.set(dict.name, Array.from(v.ints));
+  }
+  return out;
+}
+
 export class Executor {
   readonly functionName: string;
   readonly inputs: readonly { name: string; dtype: string; shape: number[] | null }[];
@@ -444,6 +479,7 @@ export class Executor {
    */
   readonly states: readonly { name: string; dtype: string; shape: number[] | null }[];
   private readonly specs: InputSpec[];
+  private readonly dictLabels: Map<string, (string | number)[]>;
 
   /** @internal use createExecutor */
   constructor(
@@ -459,6 +495,7 @@ export class Executor {
     this.states = desc.inputs
       .filter((i) => i.type.dtype === 'state')
       .map((i) => ({ name: i.name, dtype: i.type.elemDtype ?? 'fp32', shape: i.type.shape }));
+    this.dictLabels = classifyLabels(desc.block);
     const types = handle.info().outputs;
     this.outputs = types.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
   }
@@ -500,9 +537,11 @@ export class Executor {
       if (problem) throw new UnsupportedError(`input '${spec.name}': ${problem}`, { file: this.file });
       native[spec.name] = { ...convertInput(spec.name, input.data, given, spec.dtype, this.file), shape: input.shape };
     }
-    return withCancel(options.signal, (token) =>
+    const out = await withCancel(options.signal, (token) =>
       this.handle.predict(native, { threads: options.threads ?? 0 }, options.onProgress, token),
     );
+    for (const [name, labels] of this.dictLabels) if (out[name]) out[name]!.labels = labels;
+    return out;
   }
 }
 

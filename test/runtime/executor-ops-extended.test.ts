@@ -751,6 +751,22 @@ describe('other ops the converters emit', () => {
   });
 });
 
+describe('classify (ct.convert with a ClassifierConfig)', () => {
+  const dictType: MilValueType = { dictionaryType: { keyType: tensorType('string', []), valueType: tensorType('fp32', []) } };
+  for (const [kind, labels] of [['string', ['cat', 'dog', 'emu']], ['int64', [10, 20, 30]]] as const) {
+    it(`returns the label of the best class and the probabilities with their ${kind} labels`, async () => {
+      const classes = { type: listType(kind, []), immediateValue: { list: { values: (labels as readonly (string | number)[]).map((l) => (typeof l === 'string' ? str(l) : value('int64', [], [l]))) } } };
+      const out = await runProgram([
+        constOp('classes', classes),
+        op('classify', 'label', { probabilities: 'p', classes: 'classes' }, [{ name: 'label', dtype: kind, shape: [] }, { name: 'probs', dtype: 'fp32', shape: [3], type: dictType }]),
+      ], { p: { data: Float32Array.from([0.2, 0.7, 0.1]), shape: [1, 3] } }, ['label', 'probs']);
+      expect(Array.from(out.label!.data as unknown as ArrayLike<string | number>)).toEqual([labels[1]]);
+      close(out.probs, Float32Array.from([0.2, 0.7, 0.1]), [3], { abs: 0, rel: 0 });
+      expect(out.probs!.labels).toEqual([...labels]);
+    });
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // One tensor vocabulary: predict(readNpy(file)) with numpy's default dtypes
 

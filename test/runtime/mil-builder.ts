@@ -1,7 +1,7 @@
 // Builds small MIL programs (decoded-protobuf-shaped objects) for executor unit tests.
 import type { MilOperation, MilProgram, MilValue, MilValueType } from '../../src/runtime/executor.js';
 
-const DT: Record<string, number> = { bool: 1, string: 2, fp16: 10, fp32: 11, int32: 23, uint8: 31, int8: 21, uint4: 35, uint1: 37, uint32: 33, int16: 22, uint16: 32 };
+const DT: Record<string, number> = { bool: 1, string: 2, fp16: 10, fp32: 11, int32: 23, uint8: 31, int8: 21, uint4: 35, uint1: 37, uint32: 33, int16: 22, uint16: 32, int64: 24 };
 
 export function tensorType(dtype: string, shape: (number | null)[]): MilValueType {
   return {
@@ -28,6 +28,7 @@ export function value(dtype: string, shape: number[], data: number[] | string[] 
   if (dtype === 'string') return { type, immediateValue: { tensor: { strings: { values: data as string[] } } } };
   if (dtype === 'bool') return { type, immediateValue: { tensor: { bools: { values: data as boolean[] } } } };
   if (dtype === 'fp32') return { type, immediateValue: { tensor: { floats: { values: data as number[] } } } };
+  if (dtype === 'int64') return { type, immediateValue: { tensor: { longInts: { values: data as number[] } } } };
   if (dtype === 'int32' || dtype === 'uint32' || dtype === 'int16' || dtype === 'uint16') return { type, immediateValue: { tensor: { ints: { values: data as number[] } } } };
   return { type, immediateValue: { tensor: { bytes: { values: Uint8Array.from(data as number[]) } } } };
 }

@@ -1,6 +1,6 @@
 // The rest of the iOS15-iOS17 op set the converters emit that had no kernel yet: thresholded_relu,
 // reverse_sequence (TF bidirectional RNNs), reshape_like (iOS16), non_maximum_suppression (TF / mmdeploy
-// detection heads).
+// detection heads), classify (ct.convert with a ClassifierConfig).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -138,9 +138,24 @@ void k_non_maximum_suppression(OpContext& c) {
   if (c.num_outputs() > 3) c.set(3, std::move(on));
 }
 
+// classify(probabilities [N] (leading 1s allowed), classes [N] strings or ints) -> (the label of the
+// first maximum, the probabilities). The second output is MIL's dictionary<label, fp64>; here it is
+// the probability vector in class order (the TS layer attaches the labels).
+void k_classify(OpContext& c) {
+  Tensor p = as_f32(c.in("probabilities"));
+  const Tensor& classes = c.in("classes");
+  const int64_t n = classes.size();
+  if (n < 1 || p.size() != n) c.fail("probabilities have " + std::to_string(p.size()) + " values for " + std::to_string(n) + " classes");
+  const int64_t k = std::max_element(p.fdata(), p.fdata() + n) - p.fdata();
+  if (classes.dtype == DType::Str) c.set(0, Tensor::str({(*classes.s)[static_cast<size_t>(k)]}));
+  else c.set(0, Tensor::scalar_i32(static_cast<int32_t>(classes.at(k))));
+  if (c.num_outputs() > 1) c.set(1, p.reshaped({n}));
+}
+
 }  // namespace
 
 void register_extra_ops() {
+  register_kernel("classify", k_classify);
   register_kernel("thresholded_relu", k_thresholded_relu);
   register_kernel("reverse_sequence", k_reverse_sequence);
   register_kernel("reshape_like", k_reshape_like);

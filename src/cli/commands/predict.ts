@@ -49,6 +49,12 @@ export function registerPredict(program: Command): void {
       const rows: { name: string; dtype: string; shape: number[] }[] = [];
       for (const [name, t] of Object.entries(outputs)) {
         const dtype = t.dtype;
+        if ((t.data as unknown) instanceof Array) {
+          // string outputs (a classifier's label): one line per element
+          fs.writeFileSync(path.join(opts.out, `${name}.txt`), `${(t.data as unknown as string[]).join('\n')}\n`);
+          rows.push({ name, dtype: 'string', shape: t.shape });
+          continue;
+        }
         writeNpy(path.join(opts.out, `${name}.npy`), { dtype, shape: t.shape, data: t.data });
         rows.push({ name, dtype, shape: t.shape });
       }
