@@ -246,7 +246,8 @@ function cropRef(x: Float32Array, shape: number[], b: number, box: number[], th:
   for (let c = 0; c < C; c++)
     for (let i = 0; i < th; i++)
       for (let j = 0; j < tw; j++) {
-        const y = y0 + gridRef(mode, i, y1 - y0 + 1, th), xx = x0 + gridRef(mode, j, x1 - x0 + 1, tw);
+        const y = y0 + Math.sign(y1 - y0 || 1) * gridRef(mode, i, Math.abs(y1 - y0) + 1, th);
+        const xx = x0 + Math.sign(x1 - x0 || 1) * gridRef(mode, j, Math.abs(x1 - x0) + 1, tw);
         out.push(y < 0 || y > H - 1 || xx < 0 || xx > W - 1 ? pad : bilinear(x.subarray(((b * C) + c) * H * W, ((b * C) + c + 1) * H * W), H, W, y, xx));
       }
   return out;
@@ -255,6 +256,18 @@ function cropRef(x: Float32Array, shape: number[], b: number, box: number[], th:
 describe('crop_resize', () => {
   const shape = [2, 2, 6, 7];
   const x = rand(shape, 21);
+  it('gives the answers of coremltools\' crop_resize test (ALIGN_CORNERS, pixel and normalized boxes, an inverted box)', async () => {
+    const img = { x: { data: Float32Array.from({ length: 16 }, (_, i) => i + 1), shape: [1, 1, 4, 4] } };
+    const run = (roi: number[], n: number, extra: Record<string, Arg> = {}) => one('crop_resize',
+      { x: 'x', roi: floats([1, 1, roi.length, 1, 1], roi), target_height: i32(n), target_width: i32(n), sampling_mode: str('ALIGN_CORNERS'), ...extra },
+      [{ name: 'y', dtype: 'fp32', shape: [1, 1, 1, n, n] }], img);
+    close((await run([1, 1, 2, 2], 2)).y, [6, 7, 10, 11], [1, 1, 1, 2, 2], { abs: 1e-6, rel: 0 });
+    close((await run([1, 1, 2, 2], 4)).y, [6, 6.333333, 6.666666, 7, 7.333333, 7.666666, 8, 8.333333, 8.666666, 9, 9.333333, 9.666666, 10, 10.333333, 10.666666, 11], [1, 1, 1, 4, 4], { abs: 1e-5, rel: 0 });
+    close((await run([1, 1, 2, 2], 1)).y, [8.5], [1, 1, 1, 1, 1], { abs: 1e-6, rel: 0 });
+    close((await run([0, 0, 0, 1 / 3, 1 / 3], 2, { normalized_coordinates: bool(true) })).y, [1, 2, 5, 6], [1, 1, 1, 2, 2], { abs: 1e-5, rel: 0 });
+    close((await run([2, 2, 1, 1], 2)).y, [11, 10, 7, 6], [1, 1, 1, 2, 2], { abs: 1e-6, rel: 0 });
+  });
+
   it('a box covering the image at the input size is the identity (STRICT_ALIGN_CORNERS, normalized)', async () => {
     const out = await one('crop_resize', { x: 'x', roi: floats([1, 1, 4, 1, 1], [0, 0, 1, 1]), target_height: i32(6), target_width: i32(7), normalized_coordinates: bool(true), sampling_mode: str('STRICT_ALIGN_CORNERS') },
       [{ name: 'y', dtype: 'fp32', shape: [1, 2, 2, 6, 7] }], { x: { data: x, shape } });
@@ -329,6 +342,32 @@ const unnorm = (v: number, n: number, mode: string, align: boolean) =>
   mode === 'unnormalized' ? v : mode === 'normalized_minus_one_to_one' ? (align ? ((v + 1) / 2) * (n - 1) : ((v + 1) * n - 1) / 2) : align ? v * (n - 1) : v * n - 0.5;
 
 describe('resample / affine', () => {
+  // coremltools' own smoke tests (ops/tests/iOS15/test_image_resizing.py, run against Core ML).
+  const img = { data: Float32Array.from([11, 22, 33, 44]), shape: [1, 1, 2, 2] };
+  it('gives the answers of coremltools\' affine test', async () => {
+    const t = { data: Float32Array.from([-1, -2, -3.7, -1, 3.5, 1.2]), shape: [1, 6] };
+    const base = { x: 'x', transform_matrix: 't', sampling_mode: str('bilinear'), padding_mode: str('constant'), padding_value: f32(0), coordinates_mode: str('normalized_minus_one_to_one'), align_corners: bool(true) };
+    const a = await one('affine', { ...base, output_height: i32(3), output_width: i32(3) }, [{ name: 'y', dtype: 'fp32', shape: [1, 1, 3, 3] }], { x: img, t });
+    close(a.y, [10.752501, 2.5025, 0, 1.9799997, 0, 0, 0, 0, 0], [1, 1, 3, 3], { abs: 1e-5, rel: 1e-5 });
+    const b = await one('affine', { ...base, output_height: i32(2), output_width: i32(5) }, [{ name: 'y', dtype: 'fp32', shape: [1, 1, 2, 5] }], { x: img, t });
+    close(b.y, [10.752501, 5.94, 2.5025, 0.44000006, 0, 0, 0, 0, 0, 0], [1, 1, 2, 5], { abs: 1e-5, rel: 1e-5 });
+  });
+
+  it('gives the answers of coremltools\' resample test (four sampling / padding / coordinate combinations)', async () => {
+    const g = { data: Float32Array.from([-1, -2, -3.7, -1, 0, 0, 3.5, 1.2]), shape: [1, 2, 2, 2] };
+    const cases: [string, string, number, string, boolean, number[]][] = [
+      ['bilinear', 'constant', 6.17, 'normalized_minus_one_to_one', true, [8.585, 6.17, 27.5, 6.17]],
+      ['nearest', 'border', -1, 'unnormalized', false, [11, 11, 11, 44]],
+      ['bilinear', 'reflection', -1, 'normalized_zero_to_one', true, [22, 36.3, 11, 34.1]],
+      ['nearest', 'symmetric', -1, 'normalized_zero_to_one', false, [22, 33, 11, 33]],
+    ];
+    for (const [sm, pad, pv, cm, align, want] of cases) {
+      const out = await one('resample', { x: 'x', coordinates: 'g', sampling_mode: str(sm), padding_mode: str(pad), padding_value: f32(pv), coordinates_mode: str(cm), align_corners: bool(align) },
+        [{ name: 'y', dtype: 'fp32', shape: [1, 1, 2, 2] }], { x: img, g });
+      close(out.y, want, [1, 1, 2, 2], { abs: 1e-4, rel: 1e-5 });
+    }
+  });
+
   it('padding modes follow the documented 1-D examples of |1, 2, 3|', async () => {
     const coords = Float32Array.from([-3, -2, -1, 0, 1, 2, 3, 4, 5].flatMap((v) => [v, 0]));
     const want: Record<string, number[]> = {

@@ -173,10 +173,15 @@ float sample_plane(const float* p, int64_t H, int64_t W, double y, double x, flo
 // One crop: the box's grid (sampling mode applied to the box extent) sampled from image b.
 void crop_one(const Tensor& x, int64_t b, const Box& box, int64_t th, int64_t tw, Sampling m, float pad, float* out) {
   const int64_t C = x.shape[1], H = x.shape[2], W = x.shape[3];
-  std::vector<double> ys(th), xs(tw);
-  // Grid over [start, end]: the mode's points on [0, X - 1] with X - 1 = end - start, shifted by start.
-  for (int64_t i = 0; i < th; ++i) ys[i] = box.y0 + grid_point(m, i, box.y1 - box.y0 + 1, th);
-  for (int64_t j = 0; j < tw; ++j) xs[j] = box.x0 + grid_point(m, j, box.x1 - box.x0 + 1, tw);
+  // Grid over [start, end]: the mode's points on [0, X - 1] with X - 1 = |end - start|, walked from
+  // start towards end (an inverted box samples backwards, as coremltools' crop_resize test expects).
+  auto points = [m](double start, double end, int64_t n) {
+    std::vector<double> p(static_cast<size_t>(n));
+    const double dir = end < start ? -1.0 : 1.0;
+    for (int64_t i = 0; i < n; ++i) p[i] = start + dir * grid_point(m, i, std::fabs(end - start) + 1, n);
+    return p;
+  };
+  const std::vector<double> ys = points(box.y0, box.y1, th), xs = points(box.x0, box.x1, tw);
   for (int64_t ch = 0; ch < C; ++ch) {
     const float* p = x.fdata() + (b * C + ch) * H * W;
     for (int64_t i = 0; i < th; ++i)
