@@ -205,6 +205,9 @@ describe('resize_bilinear / resize_nearest_neighbor / resize / crop', () => {
     const ex = await one('resize', { x: 'x', shape: ints([1, 1, 3, 2]), resized_dims: value('uint32', [], [2]), interpolation_mode: str('NEAREST_NEIGHBOR'), sampling_mode: str('DEFAULT') },
       [{ name: 'y', dtype: 'fp32', shape: [1, 1, 1, 3, 2] }], { x: { data: Float32Array.from([-6.174, 9.371]), shape: [1, 1, 1, 2, 1] } });
     close(ex.y, [-6.174, -6.174, 9.371, 9.371, 9.371, 9.371], [1, 1, 1, 3, 2], { abs: 1e-6, rel: 0 });
+    const lin = await one('resize', { x: 'x', shape: 's', resized_dims: value('uint32', [], [2]), interpolation_mode: str('LINEAR'), sampling_mode: str('DEFAULT') },
+      [{ name: 'y', dtype: 'fp32', shape: [1, 1, null, null] }], { x: { data: Float32Array.from([0, 1]), shape: [1, 1, 1, 2] }, s: { data: Int32Array.from([3, 1, 5]), shape: [3], mil: 'int32' } });
+    close(lin.y, [0, 0.4, 0.8, 1, 1], [1, 1, 1, 5], { abs: 1e-6, rel: 0 });  // the dynamic-shape example
     const [A, B, C] = [3, 4, 2];
     const x = rand([2, A, B, C], 13);
     const out = await one('resize', { x: 'x', shape: ints([5, 0, 3]), resized_dims: value('uint32', [], [3]), sampling_mode: str('UNALIGN_CORNERS') },
@@ -266,6 +269,11 @@ describe('crop_resize', () => {
     close((await run([1, 1, 2, 2], 1)).y, [8.5], [1, 1, 1, 1, 1], { abs: 1e-6, rel: 0 });
     close((await run([0, 0, 0, 1 / 3, 1 / 3], 2, { normalized_coordinates: bool(true) })).y, [1, 2, 5, 6], [1, 1, 1, 2, 2], { abs: 1e-5, rel: 0 });
     close((await run([2, 2, 1, 1], 2)).y, [11, 10, 7, 6], [1, 1, 1, 2, 2], { abs: 1e-6, rel: 0 });
+    // iOS17 form (ops/tests/iOS17/test_image_resizing.py): normalized boxes, one inverted, pad_value 10.
+    const boxes = [0.1, 0.3, 1.3, 1.0, 0.5, 1.8, 1.0, 0.3, 0.0, 0.4, 0.6, 0.7];
+    const out17 = await one('crop_resize', { x: 'x', boxes: floats([3, 4], boxes), box_indices: ints([0, 0, 0]), target_height: i32(2), target_width: i32(2), normalized_coordinates: bool(true), sampling_mode: str('ALIGN_CORNERS'), pad_value: f32(10) },
+      [{ name: 'y', dtype: 'fp32', shape: [3, 1, 2, 2] }], img);
+    close(out17.y, [3.1, 5.2, 10, 10, 10, 7.899, 10, 13.9, 2.2, 3.1, 9.4, 10.3], [3, 1, 2, 2], { abs: 2e-3, rel: 0 });
   });
 
   it('a box covering the image at the input size is the identity (STRICT_ALIGN_CORNERS, normalized)', async () => {
@@ -461,6 +469,17 @@ describe('space_to_batch / batch_to_space / sliding_windows / local_response_nor
     const back = await one('batch_to_space', { x: 'x', block_shape: ints([2, 3]), crops: value('int32', [2, 2], [1, 0, 0, 1]) },
       [{ name: 'y', dtype: 'fp32', shape }], { x: { data: Float32Array.from(s2b.y!.data), shape: ref.shape } });
     close(back.y, x, shape, { abs: 0, rel: 0 });
+  });
+
+  it('gives the answers of coremltools\' space_to_batch / batch_to_space tests', async () => {
+    const x = Float32Array.from({ length: 16 }, (_, i) => i + 1);  // (2, 1, 2, 4)
+    const want = [0, 1, 3, 0, 9, 11, 0, 2, 4, 0, 10, 12, 0, 5, 7, 0, 13, 15, 0, 6, 8, 0, 14, 16];
+    const s2b = await one('space_to_batch', { x: 'x', block_shape: ints([2, 2]), paddings: value('int32', [2, 2], [0, 0, 2, 0]) },
+      [{ name: 'y', dtype: 'fp32', shape: [8, 1, 1, 3] }], { x: { data: x, shape: [2, 1, 2, 4] } });
+    close(s2b.y, want, [8, 1, 1, 3], { abs: 0, rel: 0 });
+    const b2s = await one('batch_to_space', { x: 'x', block_shape: ints([2, 2]), crops: value('int32', [2, 2], [0, 0, 2, 0]) },
+      [{ name: 'y', dtype: 'fp32', shape: [2, 1, 2, 4] }], { x: { data: Float32Array.from(want), shape: [8, 1, 1, 3] } });
+    close(b2s.y, x, [2, 1, 2, 4], { abs: 0, rel: 0 });
   });
 
   it('iOS17 form with one spatial axis', async () => {
