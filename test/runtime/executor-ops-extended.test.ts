@@ -192,6 +192,19 @@ describe('resize_bilinear / resize_nearest_neighbor / resize / crop', () => {
     }
   });
 
+  it('upsample_nearest_neighbor / upsample_bilinear give coremltools\' fractional-scale answers', async () => {
+    const x = { data: Float32Array.from([1.5, -2.5, 3.5]), shape: [1, 1, 1, 3] };
+    const a = await one('upsample_nearest_neighbor', { x: 'x', scale_factor_height: f32(3.17), scale_factor_width: f32(0.67) }, [{ name: 'y', dtype: 'fp32', shape: [1, 1, 3, 2] }], { x });
+    close(a.y, [1.5, -2.5, 1.5, -2.5, 1.5, -2.5], [1, 1, 3, 2], { abs: 0, rel: 0 });
+    const b = await one('upsample_nearest_neighbor', { x: 'x', scale_factor_height: f32(2), scale_factor_width: f32(1.12) }, [{ name: 'y', dtype: 'fp32', shape: [1, 1, 2, 3] }], { x });
+    close(b.y, [1.5, -2.5, 3.5, 1.5, -2.5, 3.5], [1, 1, 2, 3], { abs: 0, rel: 0 });
+    const lin = { data: Float32Array.from([0, 1]), shape: [1, 1, 2] };
+    const c = await one('upsample_bilinear', { x: 'x', scale_factor_height: f32(1), scale_factor_width: f32(2.6), align_corners: bool(false) }, [{ name: 'y', dtype: 'fp32', shape: [1, 1, 5] }], { x: lin });
+    close(c.y, [0, 0.1, 0.5, 0.9, 1], [1, 1, 5], { abs: 1e-6, rel: 0 });
+    const d = await one('upsample_bilinear', { x: 'x', scale_factor_height: i32(1), scale_factor_width: i32(3) }, [{ name: 'y', dtype: 'fp32', shape: [1, 1, 6] }], { x: lin });
+    close(d.y, [0, 0.2, 0.4, 0.6, 0.8, 1], [1, 1, 6], { abs: 1e-6, rel: 0 });  // align_corners defaults to true
+  });
+
   it('resize_nearest_neighbor takes floor(i * in / out)', async () => {
     const x = rand([1, 3, 4], 12);
     const out = await one('resize_nearest_neighbor', { x: 'x', target_size_height: i32(7), target_size_width: i32(2) },
