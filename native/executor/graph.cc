@@ -650,6 +650,9 @@ std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, co
   for (size_t k = 0; k < main_.outputs.size(); ++k) {
     int s = main_.outputs[k];
     if (!live[s]) throw Error("EINVAL", "output '" + output_names_[k] + "' was not computed");
+    if (env[s].list || env[s].state)  // lists and states live inside the program; outputs are tensors
+      throw Error("EUNSUPPORTED", "output '" + output_names_[k] + "' is a " + (env[s].list ? "list" : "state") +
+                                      " value; function outputs must be tensors");
     out.push_back({output_names_[k], env[s]});
   }
   return out;

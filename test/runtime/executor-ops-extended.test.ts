@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createExecutor, type MilOperation, type MilValueType, type TensorInput, type TensorOutput } from '../../src/runtime/executor.js';
 import { readNpy, writeNpy } from '../../src/runtime/npy.js';
+import { readInputDir } from '../../src/cli/commands/predict.js';
 import { bool, constOp, f32, floats, i32, ints, listType, op, program, randoms, stateType, str, tensorType, value } from './mil-builder.js';
 
 type Feed = TensorInput & { mil?: string; type?: MilValueType };
@@ -114,6 +115,12 @@ describe('list ops', () => {
     const fixed = await runProgram(recurrence([D], T, false), { x: { data: x, shape: [T, D] } }, ['seq', 'len']);
     close(fixed.seq, reference(), [T, D]);
     expect(list(fixed.len!.data)).toEqual([T]);
+  });
+
+  it('a list returned as a function output is a one-line error, not a crash', async () => {
+    const lsT = listType('fp32', [2]);
+    await expect(runProgram([op('make_list', 'l0', { init_length: i32(1), elem_shape: [i32(2)], dtype: str('fp32') }, [{ name: 'l0', dtype: 'fp32', shape: [2], type: lsT }])], {}, ['l0']))
+      .rejects.toThrow(/output 'l0' is a list value; function outputs must be tensors/);
   });
 
   it('a fixed-length list refuses a write past its end', async () => {
@@ -847,6 +854,14 @@ describe('predict takes readNpy arrays', () => {
   const prog = program([{ name: 'x', dtype: 'fp32', shape: [2, 2] }, { name: 'i', dtype: 'int32', shape: [2] }], [
     op('gather', 'y', { x: 'x', indices: 'i', axis: i32(0) }, [{ name: 'y', dtype: 'fp32', shape: [2, 2] }]),
   ], ['y']);
+
+  it('the predict CLI reads an input folder of float64 / int64 files', async () => {
+    writeNpy(path.join(dir, 'x.npy'), { dtype: 'fp64', shape: [2, 2], data: Float64Array.from([1, 2, 3, 4]) });
+    writeNpy(path.join(dir, 'i.npy'), { dtype: 'int64', shape: [2], data: BigInt64Array.from([0n, 0n]) });
+    const inputs = readInputDir(dir, ['x', 'i']);
+    const out = await createExecutor({ program: prog, modelDir: '.' }).predict(inputs);
+    expect(list(out.y!.data)).toEqual([1, 2, 1, 2]);
+  });
 
   it('float64 and int64 files (np.save defaults) are converted to the inputs fp32 / int32; float32 spellings work too', async () => {
     writeNpy(path.join(dir, 'x.npy'), { dtype: 'fp64', shape: [2, 2], data: Float64Array.from([0.1, 2, -3, 4.5]) });
