@@ -107,6 +107,7 @@ TypeDesc to_type(const Napi::Value& v, const std::string& where) {
   t.dtype = get_string(o, "dtype", where);
   if (o.Get("shape").IsArray()) t.shape = get_shape(o.Get("shape"), where);
   else t.rank_known = false;
+  if (o.Get("elemDtype").IsString()) t.elem_dtype = o.Get("elemDtype").As<Napi::String>().Utf8Value();
   return t;
 }
 
@@ -228,7 +229,8 @@ Napi::Value output_value(Napi::Env env, const Tensor& t, const std::string& decl
   Napi::Array shape = Napi::Array::New(env, t.shape.size());
   for (size_t k = 0; k < t.shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(t.shape[k])));
   size_t n = static_cast<size_t>(t.size());
-  DType want = exec::compute_dtype(declared.empty() ? exec::dtype_name(t.dtype) : declared);
+  // A dictionary output (classify's probabilities) arrives as its value vector.
+  DType want = declared.empty() || declared == "dict" ? t.dtype : exec::compute_dtype(declared);
   std::string dtype;
   Napi::Value data;
   if (t.dtype == DType::Str) {
@@ -340,6 +342,10 @@ Napi::Value CreateExecutor(const Napi::CallbackInfo& info) {
   }
   Napi::Object handle = Napi::Object::New(env);
   handle.Set("predict", Napi::Function::New(env, [graph](const Napi::CallbackInfo& ci) { return Predict(ci, graph); }, "predict"));
+  handle.Set("resetState", Napi::Function::New(env, [graph](const Napi::CallbackInfo& ci) -> Napi::Value {
+               graph->reset_state();
+               return ci.Env().Undefined();
+             }, "resetState"));
   handle.Set("info", Napi::Function::New(env, [graph](const Napi::CallbackInfo& ci) -> Napi::Value {
                Napi::Env e = ci.Env();
                Napi::Object o = Napi::Object::New(e);

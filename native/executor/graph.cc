@@ -302,7 +302,21 @@ class GraphBuilder {
     g_.function_ = d_.function;
     g_.opset_ = opset_version(d_.opset);
     g_.input_types_ = d_.inputs;
-    for (const auto& in : d_.inputs) g_.input_slots_.push_back(define(in.name, "function '" + d_.function + "' inputs"));
+    for (const auto& in : d_.inputs) {
+      g_.input_slots_.push_back(define(in.name, "function '" + d_.function + "' inputs", in.type));
+      std::shared_ptr<StateCell> cell;
+      if (in.type.dtype == "state") {
+        // ---- states (iOS18): one cell per state input, zero-initialised (see Graph::reset_state)
+        for (int64_t dim : in.type.shape)
+          if (dim < 0 || !in.type.rank_known)
+            throw Error("EMODELFORMAT", "function '" + d_.function + "' state '" + in.name + "' needs a fully known shape");
+        cell = std::make_shared<StateCell>();
+        cell->dtype = in.type.elem_dtype.empty() ? "fp32" : in.type.elem_dtype;
+        cell->shape = in.type.shape;
+      }
+      g_.state_cells_.push_back(std::move(cell));
+    }
+    g_.reset_state();
     build_block(d_.block, g_.main_, "function '" + d_.function + "'");
     for (const auto& name : d_.block.outputs) g_.output_names_.push_back(name);
     for (int slot : g_.main_.outputs) g_.output_types_.push_back(slot_types_[slot]);
@@ -434,7 +448,7 @@ class GraphBuilder {
     node.kernel(ctx);
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       Tensor& t = ctx.outputs()[k];
-      if (!t.f && !t.h && !t.i && !t.s) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
+      if (!t.produced()) throw Error("EINVAL", where + ": output " + std::to_string(k) + " was not produced");
       t.declared = node.output_types[k].dtype;
       g_.constants_[node.outputs[k]] = std::move(t);
       g_.is_const_[node.outputs[k]] = 1;
@@ -553,7 +567,7 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   if (opts.observe) opts.observe(node, ctx);
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     Tensor& t = ctx.outputs()[k];
-    if (!t.f && !t.h && !t.i && !t.s)
+    if (!t.produced())
       throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): output " + std::to_string(k) + " was not produced");
     t.declared = node.output_types[k].dtype;
     env[node.outputs[k]] = std::move(t);
@@ -584,7 +598,21 @@ void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<
   }
 }
 
+void Graph::reset_state() const {
+  std::lock_guard<std::mutex> lock(*state_mutex_);
+  for (const auto& cell : state_cells_) {
+    if (!cell) continue;
+    DType ct = compute_dtype(cell->dtype);
+    Tensor zero = ct == DType::F32 ? Tensor::f32(cell->shape) : ct == DType::Bool ? Tensor::boolean(cell->shape)
+                                                                                 : Tensor::i32(cell->shape);
+    zero.declared = cell->dtype;
+    cell->value = std::move(zero);
+  }
+}
+
 std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, const RunOptions& opts) const {
+  std::unique_lock<std::mutex> state_lock(*state_mutex_, std::defer_lock);
+  if (has_state()) state_lock.lock();  // a stateful graph's runs read and write the same cells
   BufferPool::Scope pool_scope(pool_.get());
   std::vector<Tensor> env = constants_;
   std::vector<char> live = is_const_;
@@ -592,6 +620,23 @@ std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, co
     const FeatureValue* fv = nullptr;
     for (const auto& in : inputs)
       if (in.name == input_types_[k].name) fv = &in;
+    if (const auto& cell = state_cells_[k]) {
+      if (fv) {  // the caller sets the state's content
+        if (fv->tensor.shape != cell->shape)
+          throw Error("EINVAL", "state '" + input_types_[k].name + "' has shape " + shape_str(cell->shape) + ", got " +
+                                    shape_str(fv->tensor.shape));
+        cell->value = compute_dtype(cell->dtype) == DType::F32 ? as_f32(fv->tensor) : as_i32(fv->tensor);
+        if (compute_dtype(cell->dtype) == DType::Bool) cell->value.dtype = DType::Bool;
+        cell->value.declared = cell->dtype;
+      }
+      Tensor handle;
+      handle.shape = cell->shape;
+      handle.state = cell;
+      handle.declared = "state";
+      env[input_slots_[k]] = std::move(handle);
+      live[input_slots_[k]] = 1;
+      continue;
+    }
     if (!fv) throw Error("EINVAL", "missing input '" + input_types_[k].name + "' of function '" + function_ + "'");
     env[input_slots_[k]] = fv->tensor;
     live[input_slots_[k]] = 1;
@@ -606,6 +651,9 @@ std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, co
   for (size_t k = 0; k < main_.outputs.size(); ++k) {
     int s = main_.outputs[k];
     if (!live[s]) throw Error("EINVAL", "output '" + output_names_[k] + "' was not computed");
+    if (env[s].list || env[s].state)  // lists and states live inside the program; outputs are tensors
+      throw Error("EUNSUPPORTED", "output '" + output_names_[k] + "' is a " + (env[s].list ? "list" : "state") +
+                                      " value; function outputs must be tensors");
     out.push_back({output_names_[k], env[s]});
   }
   return out;

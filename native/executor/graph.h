@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,12 @@ class Graph {
   const std::vector<TypeDesc>& output_types() const { return output_types_; }
   int opset_version() const { return opset_; }
 
+  // State-typed function inputs (iOS18 stateful models) are not fed by the caller: the graph keeps
+  // one cell per state, zero-initialised, carried from one run to the next (runs of a stateful
+  // graph are serialised). A caller may still pass a tensor under the state's name to set it.
+  bool has_state() const { return !state_cells_.empty(); }
+  void reset_state() const;
+
  private:
   friend class GraphBuilder;
   void run_block(const Block& block, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts,
@@ -129,6 +136,8 @@ class Graph {
   std::vector<char> is_const_;
   Block main_;
   std::shared_ptr<BufferPool> pool_;  // intermediates recycled across ops and runs
+  std::vector<std::shared_ptr<StateCell>> state_cells_;  // per input; null for tensor inputs
+  std::shared_ptr<std::mutex> state_mutex_ = std::make_shared<std::mutex>();
 };
 
 // Converts a constant description (immediate or blob) into a runtime tensor. Blob files are

@@ -26,6 +26,7 @@ struct TypeDesc {
   std::string dtype;  // MIL dtype name, or "list"/"tuple"/"dict"/"state" for non-tensors
   Shape shape;        // -1 = unknown dimension
   bool rank_known = true;
+  std::string elem_dtype = {};  // "state"/"list": the wrapped (element) tensor's dtype; shape is its shape
 };
 
 struct NamedType {

@@ -18,6 +18,14 @@ void register_sort_ops();
 void register_scatter_ops();
 void register_rearrange_ops();
 void register_recurrent_ops();
+void register_list_ops();
+void register_state_ops();
+void register_resize_ops();
+void register_spatial_ops();
+void register_rnn_ops();
+void register_quantize_ops();
+void register_random_ops();
+void register_extra_ops();
 
 inline void register_all_ops() {
   register_elementwise_ops();
@@ -34,6 +42,14 @@ inline void register_all_ops() {
   register_scatter_ops();
   register_rearrange_ops();
   register_recurrent_ops();
+  register_list_ops();
+  register_state_ops();
+  register_resize_ops();
+  register_spatial_ops();
+  register_rnn_ops();
+  register_quantize_ops();
+  register_random_ops();
+  register_extra_ops();
 }
 
 }  // namespace cmo::exec

@@ -15,6 +15,9 @@ enum class DType { F32, I32, Bool, Str };
 
 using Shape = std::vector<int64_t>;
 
+struct ListValue;  // MIL list (make_list / list_* ops): see below
+struct StateCell;  // MIL state (read_state / coreml_update_state): see below
+
 int64_t numel(const Shape& s);
 std::string shape_str(const Shape& s);
 const char* dtype_name(DType t);
@@ -32,6 +35,10 @@ struct Tensor {
   std::shared_ptr<const uint16_t> h;
   std::shared_ptr<std::vector<int32_t>> i;  // I32 and Bool
   std::shared_ptr<std::vector<std::string>> s;
+  // Non-tensor MIL values. A list is immutable (list_write returns a new list sharing the element
+  // tensors); a state is a cell the graph owns and keeps across predict calls.
+  std::shared_ptr<const ListValue> list;
+  std::shared_ptr<StateCell> state;
 
   static Tensor f32(Shape shape);
   static Tensor i32(Shape shape);
@@ -41,6 +48,8 @@ struct Tensor {
   static Tensor scalar_i32(int32_t v);
 
   int64_t size() const { return numel(shape); }
+  // True once the value holds data of some kind (an op output that was set).
+  bool produced() const { return f || h || i || s || list || state; }
   bool is_half_backed() const { return !f && h; }
   int64_t rank() const { return static_cast<int64_t>(shape.size()); }
   bool is_float() const { return dtype == DType::F32; }
@@ -54,6 +63,24 @@ struct Tensor {
   Tensor reshaped(Shape new_shape) const;
   // Element k as double regardless of dtype (scalars and small parameter tensors).
   double at(int64_t k) const;
+};
+
+// A list value: the elements written so far (an empty Tensor = never written), the element dtype
+// and shape declared by make_list (elem_known = false when the shape is symbolic).
+struct ListValue {
+  std::vector<Tensor> items;
+  std::string dtype = "fp32";
+  Shape elem_shape;
+  bool elem_known = false;
+  bool dynamic_length = true;
+};
+
+// A state value: the wrapped tensor's current content (replaced, never mutated in place, so a
+// tensor read from it stays valid after a later write).
+struct StateCell {
+  std::string dtype;
+  Shape shape;
+  Tensor value;
 };
 
 // Recycles fp32 buffers between ops and between predict() calls: every freed intermediate goes

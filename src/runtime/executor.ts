@@ -9,6 +9,7 @@ import path from 'node:path';
 import { nativeAddon, withCancel, type CancelToken, type ProgressCallback } from '../native.js';
 import { ModelFormatError, UnsupportedError, CoreMLOptimizeError } from '../errors.js';
 import { Model } from '../model.js';
+import { canonicalDType, dtypeOfArray, isFloatDType, arrayTypeMatches, type DType, type DTypeName, type TensorData } from './tensor-dtype.js';
 
 // ---------------------------------------------------------------------------------------------
 // Decoded MIL.proto shapes (only what the executor reads; protobufjs camelCase field names).
@@ -21,10 +22,10 @@ export interface MilDimension {
 }
 export interface MilValueType {
   tensorType?: { dataType?: number; rank?: LongLike; dimensions?: MilDimension[] } | null;
-  listType?: unknown;
+  listType?: { type?: MilValueType | null; length?: MilDimension | null } | null;
   tupleType?: unknown;
   dictionaryType?: unknown;
-  stateType?: unknown;
+  stateType?: { wrappedType?: MilValueType | null } | null;
 }
 export interface MilTensorValue {
   floats?: { values?: ArrayLike<number> } | null;
@@ -37,7 +38,7 @@ export interface MilTensorValue {
 }
 export interface MilValue {
   type?: MilValueType | null;
-  immediateValue?: { tensor?: MilTensorValue | null; list?: unknown; tuple?: unknown; dictionary?: unknown } | null;
+  immediateValue?: { tensor?: MilTensorValue | null; list?: { values?: MilValue[] } | null; tuple?: unknown; dictionary?: unknown } | null;
   blobFileValue?: { fileName?: string; offset?: LongLike } | null;
 }
 export interface MilNamedValueType {
@@ -141,6 +142,8 @@ export type GraphValue = {
 export interface GraphType {
   dtype: string;
   shape: number[] | null; // -1 = unknown dimension; null = unknown rank / not a tensor
+  /** 'state' / 'list': the wrapped (element) tensor's dtype; `shape` is then that tensor's shape. */
+  elemDtype?: string;
 }
 export interface GraphNamedType {
   name: string;
@@ -176,23 +179,28 @@ const ARRAY_DTYPE: Record<number, string> = { 65568: 'fp32', 65600: 'fp64', 1311
 
 /** Op types the executor runs (const, constexpr_*, control flow included). */
 export const SUPPORTED_OPS: readonly string[] = [
-  'abs', 'acos', 'add', 'argsort', 'asin', 'atan', 'atanh', 'avg_pool', 'band_part', 'batch_norm', 'cast', 'ceil',
-  'clamped_relu', 'clip', 'concat', 'cond', 'const', 'constexpr_affine_dequantize',
-  'constexpr_blockwise_shift_scale', 'constexpr_cast', 'constexpr_lut_to_dense', 'constexpr_lut_to_sparse',
-  'constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense', 'conv', 'conv_transpose', 'cos', 'cosh',
-  'cumsum', 'depth_to_space', 'einsum', 'elu', 'equal', 'erf', 'exp', 'exp2', 'expand_dims', 'fill', 'fill_like',
-  'flatten2d', 'floor', 'floor_div', 'gather', 'gather_along_axis', 'gather_nd', 'gelu', 'greater', 'greater_equal',
+  'abs', 'acos', 'add', 'affine', 'argsort', 'asin', 'atan', 'atanh', 'avg_pool', 'band_part', 'batch_norm',
+  'batch_to_space', 'cast', 'ceil', 'clamped_relu', 'classify', 'clip', 'concat', 'cond', 'const',
+  'constexpr_affine_dequantize', 'constexpr_blockwise_shift_scale', 'constexpr_cast', 'constexpr_lut_to_dense',
+  'constexpr_lut_to_sparse', 'constexpr_sparse_blockwise_shift_scale', 'constexpr_sparse_to_dense', 'conv',
+  'conv_transpose', 'coreml_update_state', 'cos', 'cosh', 'crop', 'crop_resize', 'cumsum', 'depth_to_space',
+  'dequantize', 'einsum', 'elu', 'equal', 'erf', 'exp', 'exp2', 'expand_dims', 'fill', 'fill_like', 'flatten2d',
+  'floor', 'floor_div', 'gather', 'gather_along_axis', 'gather_nd', 'gelu', 'greater', 'greater_equal', 'gru',
   'identity', 'instance_norm', 'inverse', 'l2_norm', 'l2_pool', 'layer_norm', 'leaky_relu', 'less', 'less_equal',
-  'linear', 'linear_activation', 'log', 'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'lstm', 'matmul',
-  'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'non_zero', 'not_equal', 'one_hot', 'pad', 'pixel_shuffle',
-  'pixel_unshuffle', 'pow', 'prelu', 'range_1d', 'real_div', 'reduce_argmax', 'reduce_argmin', 'reduce_l1_norm',
-  'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max', 'reduce_mean', 'reduce_min', 'reduce_prod',
-  'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'reshape', 'reverse', 'round', 'rsqrt',
-  'scaled_dot_product_attention', 'scaled_tanh', 'scatter', 'scatter_along_axis', 'scatter_nd', 'select', 'shape',
-  'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin', 'sinh', 'slice_by_index', 'slice_by_size', 'slice_update',
-  'softmax', 'softplus', 'softplus_parametric', 'softsign', 'space_to_depth', 'split', 'sqrt', 'square', 'squeeze',
-  'stack', 'sub', 'tan', 'tanh', 'threshold', 'tile', 'topk', 'transpose', 'upsample_bilinear',
-  'upsample_nearest_neighbor', 'while_loop',
+  'linear', 'linear_activation', 'list_gather', 'list_length', 'list_read', 'list_scatter', 'list_write',
+  'local_response_norm', 'log', 'logical_and', 'logical_not', 'logical_or', 'logical_xor', 'lstm', 'make_list',
+  'matmul', 'max_pool', 'maximum', 'minimum', 'mod', 'mul', 'neg', 'non_maximum_suppression', 'non_zero', 'not_equal',
+  'one_hot', 'pad', 'pixel_shuffle', 'pixel_unshuffle', 'pow', 'prelu', 'quantize', 'random_bernoulli',
+  'random_categorical', 'random_normal', 'random_uniform', 'range_1d', 'read_state', 'real_div', 'reduce_argmax',
+  'reduce_argmin', 'reduce_l1_norm', 'reduce_l2_norm', 'reduce_log_sum', 'reduce_log_sum_exp', 'reduce_max',
+  'reduce_mean', 'reduce_min', 'reduce_prod', 'reduce_sum', 'reduce_sum_square', 'relu', 'relu6', 'resample',
+  'reshape', 'reshape_like', 'resize', 'resize_bilinear', 'resize_nearest_neighbor', 'reverse', 'reverse_sequence',
+  'rnn', 'round', 'rsqrt', 'scaled_dot_product_attention', 'scaled_tanh', 'scatter', 'scatter_along_axis',
+  'scatter_nd', 'select', 'shape', 'sigmoid', 'sigmoid_hard', 'sign', 'silu', 'sin', 'sinh', 'slice_by_index',
+  'slice_by_size', 'slice_update', 'sliding_windows', 'softmax', 'softplus', 'softplus_parametric', 'softsign',
+  'space_to_batch', 'space_to_depth', 'split', 'sqrt', 'square', 'squeeze', 'stack', 'sub', 'tan', 'tanh',
+  'threshold', 'thresholded_relu', 'tile', 'topk', 'transpose', 'upsample_bilinear', 'upsample_nearest_neighbor',
+  'while_loop', 'write_state',
 ];
 
 function num(v: LongLike | undefined | null): number {
@@ -204,6 +212,12 @@ function num(v: LongLike | undefined | null): number {
 
 function lowerType(t: MilValueType | null | undefined): GraphType {
   const tt = t?.tensorType;
+  // States and lists carry their wrapped / element tensor type (the graph zero-initialises states).
+  const wrapped = t?.stateType?.wrappedType ?? t?.listType?.type;
+  if (!tt && wrapped?.tensorType) {
+    const inner = lowerType(wrapped);
+    return { dtype: t?.stateType ? 'state' : 'list', shape: inner.shape, elemDtype: inner.dtype };
+  }
   if (!tt) {
     const kind = t?.listType ? 'list' : t?.tupleType ? 'tuple' : t?.dictionaryType ? 'dict' : t?.stateType ? 'state' : 'unknown';
     return { dtype: kind, shape: null };
@@ -220,6 +234,18 @@ class Lowering {
   ) {}
 
   value(v: MilValue, ctx: string): GraphValue {
+    // A list of scalars (classify's class labels) becomes a 1-D tensor of its elements.
+    const items = v.immediateValue?.list?.values;
+    if (items) {
+      const scalars = items.map((item, k) => this.value(item, `${ctx}[${k}]`));
+      const dtype = scalars[0]?.dtype ?? 'fp32';
+      if (scalars.some((e) => e.dtype !== dtype || e.shape.length !== 0)) {
+        throw new UnsupportedError(`${ctx}: only lists of scalars of one dtype are supported`, { file: this.where });
+      }
+      if (dtype === 'string') return { dtype, shape: [scalars.length], strings: scalars.flatMap((e) => ('strings' in e ? e.strings : [])) };
+      const nums = scalars.map((e) => ('ints' in e ? e.ints[0]! : 'doubles' in e ? e.doubles[0]! : 'floats' in e ? e.floats[0]! : NaN));
+      return { dtype: dtype === 'int64' ? 'int64' : dtype, shape: [scalars.length], doubles: Float64Array.from(nums) };
+    }
     const t = lowerType(v.type);
     if (t.shape === null) throw new UnsupportedError(`${ctx}: only tensor constants are supported (got ${t.dtype})`, { file: this.where });
     const base = { dtype: t.dtype, shape: t.shape };
@@ -303,18 +329,30 @@ export function lowerProgram(model: ExecutorModel, functionName?: string): Graph
 // ---------------------------------------------------------------------------------------------
 // Public API
 
+/** Output dtypes (and the dtypes the native graph takes). */
 export type TensorDType = 'fp32' | 'fp16' | 'int32' | 'bool';
 export interface TensorInput {
-  /** fp32: Float32Array; fp16: Uint16Array of raw halves; int32: Int32Array; bool: Uint8Array. */
-  data: Float32Array | Uint16Array | Int32Array | Uint8Array;
+  /**
+   * fp32: Float32Array; fp16: Uint16Array of raw halves; int32: Int32Array; bool: Uint8Array. Wider
+   * types (Float64Array, BigInt64Array, Int16Array, Int8Array, an NpyArray from readNpy) are
+   * converted to what the model input declares: any number type to a float input, integers and
+   * bools to an int32 / bool input (int64 values must fit in int32).
+   */
+  data: TensorData;
   shape: number[];
-  /** Defaults from the array type (Uint16Array = fp16, Uint8Array = bool). */
-  dtype?: TensorDType;
+  /** Defaults from the array type (Uint16Array = fp16, Uint8Array = bool); numpy names (float32…) accepted. */
+  dtype?: DTypeName;
 }
 export interface TensorOutput {
+  /** A string output (a classifier's label) arrives as a plain array of strings with dtype 'string'. */
   data: Float32Array | Uint16Array | Int32Array | Uint8Array;
   shape: number[];
   dtype: TensorDType;
+  /**
+   * Dictionary outputs (classify's class probabilities) come back as the probability vector; `labels`
+   * names each entry, in the order of `data`.
+   */
+  labels?: (string | number)[];
 }
 export interface PredictOptions {
   /** Worker threads for the kernels (0/undefined = the pool size, see setThreads). */
@@ -332,6 +370,7 @@ interface NativeExecutorHandle {
     cancel?: CancelToken,
   ): Promise<Record<string, TensorOutput>>;
   info(): { inputs: { name: string; dtype: string; shape: number[] }[]; outputs: { name: string; dtype: string; shape: number[] }[] };
+  resetState(): void;
 }
 interface ExecutorAddon {
   createExecutor(desc: GraphDescription): NativeExecutorHandle;
@@ -353,11 +392,35 @@ interface InputSpec {
   feature?: FeatureDescription;
 }
 
-function inferDType(data: TensorInput['data']): TensorDType {
-  if (data instanceof Float32Array) return 'fp32';
-  if (data instanceof Uint16Array) return 'fp16';
-  if (data instanceof Int32Array) return 'int32';
-  return 'bool';
+/**
+ * Converts an input to the dtype the native graph wants for a model input of `want` (the program's
+ * or the description's dtype): fp16 halves pass through to fp16/fp32 inputs, everything numeric is
+ * widened or narrowed as needed. Throws a one-line error for values that cannot be represented.
+ */
+function convertInput(name: string, data: TensorData, given: DType, want: string, file: string | undefined): { dtype: TensorDType; data: ArrayBufferView } {
+  const wantD = canonicalDType(want) ?? (want.startsWith('fp') || want === 'bf16' ? 'fp32' : want === 'bool' ? 'bool' : 'int32');
+  const n = data.length;
+  if (isFloatDType(wantD)) {
+    if (given === 'fp32' || given === 'fp16') return { dtype: given, data };
+    if (given === 'int64') return { dtype: 'fp32', data: Float32Array.from(data as BigInt64Array, (v) => Number(v)) };
+    return { dtype: 'fp32', data: Float32Array.from(data as ArrayLike<number>) };
+  }
+  if (isFloatDType(given)) {
+    throw new UnsupportedError(`input '${name}' must be ${want}, got ${given} (float data for an integer input)`, { file });
+  }
+  if (wantD === 'bool') {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = (data as ArrayLike<number | bigint>)[i] ? 1 : 0;
+    return { dtype: 'bool', data: given === 'bool' ? data : out };
+  }
+  if (given === 'int32') return { dtype: 'int32', data };
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = Number((data as ArrayLike<number | bigint>)[i]);
+    if (v > 2147483647 || v < -2147483648) throw new RangeError(`input '${name}': element ${i} = ${v} does not fit in int32`);
+    out[i] = v;
+  }
+  return { dtype: 'int32', data: out };
 }
 
 /** Checks a shape against a feature's fixed, enumerated or ranged shape; returns a reason or null. */
@@ -388,27 +451,71 @@ function shapeProblem(shape: number[], spec: InputSpec): string | null {
   return null;
 }
 
+/** Output name -> class labels, for the dictionary output of each classify op in the main block. */
+function classifyLabels(block: GraphBlock): Map<string, (string | number)[]> {
+  const consts = new Map<string, GraphValue>();
+  for (const o of block.ops) if (o.type === 'const' && o.attributes.val && o.outputs[0]) consts.set(o.outputs[0].name, o.attributes.val);
+  const out = new Map<string, (string | number)[]>();
+  for (const o of block.ops) {
+    const dict = o.outputs[1];
+    const binding = o.inputs.classes?.[0];
+    if (o.type !== 'classify' || !dict || !binding) continue;
+    const v = 'value' in binding ? binding.value : consts.get(binding.name);
+    if (v && 'strings' in v) out.set(dict.name, [...v.strings]);
+    else if (v && 'doubles' in v) out.set(dict.name, Array.from(v.doubles));
+    else if (v && 'ints' in v) out.set(dict.name, Array.from(v.ints));
+  }
+  return out;
+}
+
 export class Executor {
   readonly functionName: string;
   readonly inputs: readonly { name: string; dtype: string; shape: number[] | null }[];
   readonly outputs: readonly { name: string; dtype: string; shape: number[] | null }[];
+  /**
+   * State inputs (iOS18 stateful models): not fed by the caller. The executor keeps each state
+   * between predict calls (zeros at first, see resetState); passing a tensor under a state's name
+   * sets the state before that run.
+   */
+  readonly states: readonly { name: string; dtype: string; shape: number[] | null }[];
+  private readonly specs: InputSpec[];
+  private readonly dictLabels: Map<string, (string | number)[]>;
 
   /** @internal use createExecutor */
   constructor(
     private readonly handle: NativeExecutorHandle,
     desc: GraphDescription,
-    private readonly specs: InputSpec[],
+    allSpecs: InputSpec[],
     private readonly file: string | undefined,
   ) {
     this.functionName = desc.function;
-    this.inputs = specs.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+    const isState = (n: string) => desc.inputs.some((i) => i.name === n && i.type.dtype === 'state');
+    this.specs = allSpecs.filter((s) => !isState(s.name));
+    this.inputs = this.specs.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+    this.states = desc.inputs
+      .filter((i) => i.type.dtype === 'state')
+      .map((i) => ({ name: i.name, dtype: i.type.elemDtype ?? 'fp32', shape: i.type.shape }));
+    this.dictLabels = classifyLabels(desc.block);
     const types = handle.info().outputs;
     this.outputs = types.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
+  }
+
+  /** Sets every state back to zeros (a new sequence / a new KV cache). */
+  resetState(): void {
+    this.handle.resetState();
   }
 
   async predict(inputs: Record<string, TensorInput>, options: PredictOptions = {}): Promise<Record<string, TensorOutput>> {
     const native: Record<string, { dtype: string; shape: number[]; data: ArrayBufferView }> = {};
     for (const name of Object.keys(inputs)) {
+      const state = this.states.find((s) => s.name === name);
+      if (state) {
+        const input = inputs[name]!;
+        const given = input.dtype !== undefined ? canonicalDType(input.dtype) : dtypeOfArray(input.data);
+        if (!given) throw new UnsupportedError(`state '${name}': unknown dtype '${input.dtype}'`, { file: this.file });
+        native[name] = { ...convertInput(name, input.data, given, state.dtype, this.file), shape: input.shape };
+        continue;
+      }
       if (!this.specs.some((s) => s.name === name)) {
         throw new UnsupportedError(`unknown input '${name}' (the model's inputs: ${this.specs.map((s) => s.name).join(', ')})`, { file: this.file });
       }
@@ -416,22 +523,25 @@ export class Executor {
     for (const spec of this.specs) {
       const input = inputs[spec.name];
       if (!input) throw new UnsupportedError(`missing input '${spec.name}'`, { file: this.file });
-      const dtype = input.dtype ?? inferDType(input.data);
+      const given = input.dtype !== undefined ? canonicalDType(input.dtype) : dtypeOfArray(input.data);
+      if (!given) throw new UnsupportedError(`input '${spec.name}': unknown dtype '${input.dtype}' (fp32, fp16, fp64, int64, int32, int16, int8, uint8, bool or numpy's float32 / float16 / float64)`, { file: this.file });
+      if (!arrayTypeMatches(input.data, given)) {
+        throw new UnsupportedError(`input '${spec.name}': ${given} data must be a ${given === 'fp16' ? 'Uint16Array of raw halves' : `typed array of ${given}`}, got ${input.data.constructor.name}`, { file: this.file });
+      }
       const count = input.shape.reduce((a, b) => a * b, 1);
       if (!input.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new RangeError(`input '${spec.name}': shape must be non-negative integers`);
       if (input.data.length !== count) {
         throw new RangeError(`input '${spec.name}': data has ${input.data.length} elements, shape [${input.shape.join(', ')}] needs ${count}`);
       }
-      const want = spec.dtype;
-      const compatible = dtype === want || (want === 'fp16' && dtype === 'fp32') || (want === 'fp32' && dtype === 'fp16');
-      if (!compatible) throw new UnsupportedError(`input '${spec.name}' must be ${want}, got ${dtype}`, { file: this.file });
       const problem = shapeProblem(input.shape, spec);
       if (problem) throw new UnsupportedError(`input '${spec.name}': ${problem}`, { file: this.file });
-      native[spec.name] = { dtype, shape: input.shape, data: input.data };
+      native[spec.name] = { ...convertInput(spec.name, input.data, given, spec.dtype, this.file), shape: input.shape };
     }
-    return withCancel(options.signal, (token) =>
+    const out = await withCancel(options.signal, (token) =>
       this.handle.predict(native, { threads: options.threads ?? 0 }, options.onProgress, token),
     );
+    for (const [name, labels] of this.dictLabels) if (out[name]) out[name]!.labels = labels;
+    return out;
   }
 }
 

@@ -1,36 +1,50 @@
 /**
  * NumPy `.npy` files (format versions 1–3), C order only. Used for executor inputs/outputs and the
- * reference fixtures. Supported dtypes: float32, float16 (as raw Uint16Array halves), float64 (numpy's
- * default), int32, int64 (BigInt64Array), bool and uint8 (Uint8Array).
+ * reference fixtures. Arrays use the executor's dtype vocabulary (`fp32`, `fp16` as raw Uint16Array
+ * halves, `fp64`, `int64` as BigInt64Array, `int32`, `int16`, `int8`, `uint8`, `bool`); writers also
+ * accept numpy's spellings (`float32`, `float16`, `float64`), so arrays from older code still save.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ModelFormatError } from '../errors.js';
+import { requireDType, type DType, type DTypeName, type TensorData } from './tensor-dtype.js';
 
-export type NpyDType = 'float32' | 'float16' | 'float64' | 'int32' | 'int64' | 'bool' | 'uint8';
-export type NpyData = Float32Array | Uint16Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+/** Element types readNpy returns (the executor's vocabulary). */
+export type NpyDType = DType;
+export type NpyData = TensorData;
 
 export interface NpyArray {
   dtype: NpyDType;
   shape: number[];
   data: NpyData;
 }
+/** What writeNpy / formatNpy accept: an NpyArray, or one whose dtype uses numpy's spelling. */
+export interface NpyArrayLike {
+  dtype: DTypeName;
+  shape: number[];
+  data: NpyData;
+}
 
 const DESCR: Record<string, { dtype: NpyDType; size: number }> = {
-  '<f4': { dtype: 'float32', size: 4 },
-  '<f2': { dtype: 'float16', size: 2 },
-  '<f8': { dtype: 'float64', size: 8 },
+  '<f4': { dtype: 'fp32', size: 4 },
+  '<f2': { dtype: 'fp16', size: 2 },
+  '<f8': { dtype: 'fp64', size: 8 },
   '<i4': { dtype: 'int32', size: 4 },
   '<i8': { dtype: 'int64', size: 8 },
+  '<i2': { dtype: 'int16', size: 2 },
+  '|i1': { dtype: 'int8', size: 1 },
+  '<i1': { dtype: 'int8', size: 1 },
   '|b1': { dtype: 'bool', size: 1 },
   '|u1': { dtype: 'uint8', size: 1 },
   '<u1': { dtype: 'uint8', size: 1 },
 };
 const DESCR_OF: Record<NpyDType, string> = {
-  float32: '<f4',
-  float16: '<f2',
-  float64: '<f8',
+  fp32: '<f4',
+  fp16: '<f2',
+  fp64: '<f8',
   int32: '<i4',
   int64: '<i8',
+  int16: '<i2',
+  int8: '|i1',
   bool: '|b1',
   uint8: '|u1',
 };
@@ -89,7 +103,7 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>', options: NpyReadO
     fail('Fortran-order arrays are not supported; save with numpy.ascontiguousarray(a)');
   }
   const info = DESCR[descr!];
-  if (!info) fail(`dtype '${descr}' is not supported (float32, float16, float64, int32, int64, bool, uint8, little-endian)`);
+  if (!info) fail(`dtype '${descr}' is not supported (little-endian f2/f4/f8, i1/i2/i4/i8, u1, b1)`);
   const shape = shapeText!
     .split(',')
     .map((s) => s.trim())
@@ -106,11 +120,13 @@ export function parseNpy(bytes: Uint8Array, file = '<buffer>', options: NpyReadO
   const buf = new Uint8Array(bytes.subarray(dataStart, dataStart + nbytes)).buffer;
   let data: NpyData;
   switch (info!.dtype) {
-    case 'float32': data = new Float32Array(buf); break;
-    case 'float16': data = new Uint16Array(buf); break;
-    case 'float64': data = new Float64Array(buf); break;
+    case 'fp32': data = new Float32Array(buf); break;
+    case 'fp16': data = new Uint16Array(buf); break;
+    case 'fp64': data = new Float64Array(buf); break;
     case 'int32': data = new Int32Array(buf); break;
     case 'int64': data = new BigInt64Array(buf); break;
+    case 'int16': data = new Int16Array(buf); break;
+    case 'int8': data = new Int8Array(buf); break;
     default: data = new Uint8Array(buf);
   }
   if (fortran === 'True') data = fortranToC(data, shape);
@@ -122,13 +138,14 @@ export function readNpy(path: string, options: NpyReadOptions = {}): NpyArray {
 }
 
 /** Serializes an array as .npy version 1.0 (header padded to a multiple of 64 bytes, as numpy does). */
-export function formatNpy(array: NpyArray): Uint8Array {
+export function formatNpy(array: NpyArrayLike): Uint8Array {
+  const dtype = requireDType(array.dtype, 'npy');
   const count = array.shape.reduce((a, b) => a * b, 1);
   if (array.data.length !== count) {
     throw new RangeError(`npy: data has ${array.data.length} elements, shape [${array.shape.join(', ')}] needs ${count}`);
   }
   const shapeText = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(', ')})`;
-  let header = `{'descr': '${DESCR_OF[array.dtype]}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  let header = `{'descr': '${DESCR_OF[dtype]}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
   const out = new Uint8Array(10 + header.length + array.data.byteLength);
@@ -139,6 +156,6 @@ export function formatNpy(array: NpyArray): Uint8Array {
   return out;
 }
 
-export function writeNpy(path: string, array: NpyArray): void {
+export function writeNpy(path: string, array: NpyArrayLike): void {
   writeFileSync(path, formatNpy(array));
 }

@@ -69,7 +69,7 @@ describe('pipeline backends', () => {
     for (const name of ['probs', 'logits']) {
       expect(out[name]!.data).toBeInstanceOf(Float32Array);
       const want = readNpy(path.join(MLP, 'expected', `${name}.npy`));
-      const wantF = want.dtype === 'float16' ? halfBitsToFloatArray(want.data as Uint16Array) : (want.data as Float32Array);
+      const wantF = want.dtype === 'fp16' ? halfBitsToFloatArray(want.data as Uint16Array) : (want.data as Float32Array);
       expect(out[name]!.shape).toEqual(want.shape);
       // The fixture's tolerance (case.json): |a - e| <= 0.007 + 0.01 |e|.
       wantF.forEach((e, i) => expect(Math.abs(out[name]!.data[i]! - e)).toBeLessThanOrEqual(0.007 + 0.01 * Math.abs(e)));

@@ -138,7 +138,10 @@ describe('lstm', () => {
       const f = lstmRef(x, S, B, I, H, wih, whh, bias, dir === 'reverse', zeros(H), zeros(H));
       const r = D === 2 ? lstmRef(x, S, B, I, H, wihB, whhB, biasB, true, zeros(H), zeros(H)) : undefined;
       const wantY: number[] = [];
-      for (let t = 0; t < S; t++) for (let b = 0; b < B; b++) wantY.push(...f.ys[t]![b]!, ...(r ? r.ys[t]![b]! : []));
+      // "reverse" emits steps in processing order; the backward half of "bidirectional" in time order
+      // (coremltools' test_recurrent.py compares against torch on the flipped input, not flipped back).
+      const fy = (t: number) => f.ys[dir === 'reverse' ? S - 1 - t : t]!;
+      for (let t = 0; t < S; t++) for (let b = 0; b < B; b++) wantY.push(...fy(t)[b]!, ...(r ? r.ys[t]![b]! : []));
       const wantH: number[] = [], wantC: number[] = [];
       for (let b = 0; b < B; b++) {
         wantH.push(...f.h[b]!, ...(r ? r.h[b]! : []));

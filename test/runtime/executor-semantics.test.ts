@@ -343,7 +343,9 @@ describe('load-time and input errors', () => {
     const good = { data: new Float32Array(6), shape: [2, 3] };
     await expect(exec.predict({})).rejects.toThrow(/missing input 'x'/);
     await expect(exec.predict({ x: good, z: good })).rejects.toThrow(/unknown input 'z'/);
-    await expect(exec.predict({ x: { data: new Int32Array(6), shape: [2, 3] } })).rejects.toThrow(/must be fp32, got int32/);
+    // Integers are widened for a float input (np.save writes int64 for integer arrays); a string dtype is refused.
+    expect(Array.from((await exec.predict({ x: { data: Int32Array.from([1, -2, 3, 4, 5, 6]), shape: [2, 3] } })).y!.data)).toEqual([1, 0, 3, 4, 5, 6]);
+    await expect(exec.predict({ x: { data: new Float32Array(6), shape: [2, 3], dtype: 'complex64' as 'fp32' } })).rejects.toThrow(/unknown dtype 'complex64'/);
     await expect(exec.predict({ x: { data: new Float32Array(6), shape: [3, 2] } })).rejects.toThrow(/differs from the model's \[2, 3\]/);
     await expect(exec.predict({ x: { data: new Float32Array(5), shape: [2, 3] } })).rejects.toThrow(/needs 6/);
   });

@@ -1,7 +1,7 @@
 // Builds small MIL programs (decoded-protobuf-shaped objects) for executor unit tests.
 import type { MilOperation, MilProgram, MilValue, MilValueType } from '../../src/runtime/executor.js';
 
-const DT: Record<string, number> = { bool: 1, string: 2, fp16: 10, fp32: 11, int32: 23, uint8: 31, int8: 21, uint4: 35, uint1: 37 };
+const DT: Record<string, number> = { bool: 1, string: 2, fp16: 10, fp32: 11, int32: 23, uint8: 31, int8: 21, uint4: 35, uint1: 37, uint32: 33, int16: 22, uint16: 32, int64: 24 };
 
 export function tensorType(dtype: string, shape: (number | null)[]): MilValueType {
   return {
@@ -13,12 +13,23 @@ export function tensorType(dtype: string, shape: (number | null)[]): MilValueTyp
   };
 }
 
+/** A list of `dtype` tensors of `shape` (make_list / list_* values). */
+export function listType(dtype: string, shape: (number | null)[]): MilValueType {
+  return { listType: { type: tensorType(dtype, shape), length: { unknown: { variadic: false } } } };
+}
+
+/** A state wrapping a `dtype` tensor of `shape` (iOS18 stateful function inputs). */
+export function stateType(dtype: string, shape: number[]): MilValueType {
+  return { stateType: { wrappedType: tensorType(dtype, shape) } };
+}
+
 export function value(dtype: string, shape: number[], data: number[] | string[] | boolean[]): MilValue {
   const type = tensorType(dtype, shape);
   if (dtype === 'string') return { type, immediateValue: { tensor: { strings: { values: data as string[] } } } };
   if (dtype === 'bool') return { type, immediateValue: { tensor: { bools: { values: data as boolean[] } } } };
   if (dtype === 'fp32') return { type, immediateValue: { tensor: { floats: { values: data as number[] } } } };
-  if (dtype === 'int32') return { type, immediateValue: { tensor: { ints: { values: data as number[] } } } };
+  if (dtype === 'int64') return { type, immediateValue: { tensor: { longInts: { values: data as number[] } } } };
+  if (dtype === 'int32' || dtype === 'uint32' || dtype === 'int16' || dtype === 'uint16') return { type, immediateValue: { tensor: { ints: { values: data as number[] } } } };
   return { type, immediateValue: { tensor: { bytes: { values: Uint8Array.from(data as number[]) } } } };
 }
 
@@ -36,7 +47,7 @@ export function op(
   type: string,
   name: string,
   inputs: Record<string, Arg>,
-  outputs: { name: string; dtype: string; shape: (number | null)[] }[],
+  outputs: { name: string; dtype: string; shape: (number | null)[]; type?: MilValueType }[],
   blocks?: MilOperation['blocks'],
 ): MilOperation {
   const ins: NonNullable<MilOperation['inputs']> = {};
@@ -47,7 +58,7 @@ export function op(
   return {
     type,
     inputs: ins,
-    outputs: outputs.map((o) => ({ name: o.name, type: tensorType(o.dtype, o.shape) })),
+    outputs: outputs.map((o) => ({ name: o.name, type: o.type ?? tensorType(o.dtype, o.shape) })),
     attributes: { name: str(name) },
     ...(blocks ? { blocks } : {}),
   };
@@ -62,7 +73,7 @@ export function constOp(name: string, val: MilValue): MilOperation {
 }
 
 export function program(
-  inputs: { name: string; dtype: string; shape: (number | null)[] }[],
+  inputs: { name: string; dtype: string; shape: (number | null)[]; type?: MilValueType }[],
   operations: MilOperation[],
   outputs: string[],
   opset = 'CoreML7',
@@ -70,7 +81,7 @@ export function program(
   return {
     functions: {
       main: {
-        inputs: inputs.map((i) => ({ name: i.name, type: tensorType(i.dtype, i.shape) })),
+        inputs: inputs.map((i) => ({ name: i.name, type: i.type ?? tensorType(i.dtype, i.shape) })),
         opset,
         blockSpecializations: { [opset]: { outputs, operations } },
       },

@@ -23,7 +23,7 @@ describe('npy', () => {
     const bytes = concat(numpyHeader('<f4', '(2, 3)'), Float32Array.from([1, 2, 3, 4, 5, 6]));
     expect(bytes.length % 64).toBe(24); // 64-byte header + 24 data bytes
     const a = parseNpy(bytes);
-    expect(a.dtype).toBe('float32');
+    expect(a.dtype).toBe('fp32'); // the executor's vocabulary (predict takes it as is)
     expect(a.shape).toEqual([2, 3]);
     expect(Array.from(a.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
   });
@@ -38,9 +38,13 @@ describe('npy', () => {
 
   it('round-trips through formatNpy byte for byte', () => {
     const arrays: NpyArray[] = [
-      { dtype: 'float32', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+      { dtype: 'fp32', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
       { dtype: 'int32', shape: [4], data: Int32Array.from([1, -2, 3, -4]) },
-      { dtype: 'float16', shape: [1, 1, 2], data: Uint16Array.from([0x3c00, 0x7c00]) },
+      { dtype: 'fp16', shape: [1, 1, 2], data: Uint16Array.from([0x3c00, 0x7c00]) },
+      { dtype: 'fp64', shape: [2], data: Float64Array.from([0.1, -1e300]) },
+      { dtype: 'int8', shape: [3], data: Int8Array.from([-128, 0, 127]) },
+      { dtype: 'int16', shape: [2], data: Int16Array.from([-32768, 32767]) },
+      { dtype: 'int64', shape: [1], data: BigInt64Array.from([-(2n ** 40n)]) },
       { dtype: 'bool', shape: [], data: Uint8Array.from([1]) },
     ];
     for (const a of arrays) {
@@ -66,5 +70,21 @@ describe('npy', () => {
     expect(() => parseNpy(Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), 'x.npy')).toThrow(/x\.npy: .*magic/);
     expect(() => parseNpy(concat(numpyHeader('>f4', '(1,)'), new Uint8Array(4)))).toThrow(/dtype '>f4'/);
     expect(() => parseNpy(concat(numpyHeader('<f4', '(3,)'), new Uint8Array(8)))).toThrow(/needs 12/);
+  });
+
+  it('reads numpy defaults (float64, int64) and small ints, in the executor vocabulary', () => {
+    const f8 = parseNpy(concat(numpyHeader('<f8', '(3,)'), Float64Array.from([0.5, -2, 1e-310])));
+    expect(f8.dtype).toBe('fp64');
+    expect(Array.from(f8.data as Float64Array)).toEqual([0.5, -2, 1e-310]);
+    expect(parseNpy(concat(numpyHeader('|i1', '(2,)'), Int8Array.from([-3, 4]))).data).toEqual(Int8Array.from([-3, 4]));
+    expect(parseNpy(concat(numpyHeader('<i2', '(2,)'), Int16Array.from([-300, 400]))).data).toEqual(Int16Array.from([-300, 400]));
+  });
+
+  it('writes arrays that use numpy spellings (float32 / float16 / float64) as before', () => {
+    const legacy = formatNpy({ dtype: 'float32', shape: [2], data: Float32Array.from([1, 2]) });
+    expect(legacy).toEqual(formatNpy({ dtype: 'fp32', shape: [2], data: Float32Array.from([1, 2]) }));
+    expect(new TextDecoder().decode(legacy.subarray(10, 40))).toContain("'descr': '<f4'");
+    expect(parseNpy(formatNpy({ dtype: 'float64', shape: [1], data: Float64Array.from([3]) })).dtype).toBe('fp64');
+    expect(() => formatNpy({ dtype: 'complex64' as 'fp32', shape: [1], data: Float32Array.from([1]) })).toThrow(/unknown dtype 'complex64'/);
   });
 });

@@ -18,12 +18,14 @@ void k_upsample_nearest(OpContext& c) {
   os[os.size() - 1] = OW;
   Tensor y = Tensor::f32(os);
   int64_t B = x.size() / std::max<int64_t>(H * W, 1);
+  // Source index floor(i * in / out): the output size's real ratio, not the requested factor (Core ML
+  // maps 3 -> floor(3 * 1.12) = 3 columns one to one; coremltools' fractional-scale test).
   parallel_range(B * OH, c.threads(), [&](int64_t b0, int64_t e0) {
     for (int64_t r = b0; r < e0; ++r) {
       int64_t b = r / OH, i = r % OH;
-      int64_t si = std::min<int64_t>(H - 1, static_cast<int64_t>(std::floor(i / sh)));
+      int64_t si = std::min<int64_t>(H - 1, i * H / OH);
       for (int64_t j = 0; j < OW; ++j) {
-        int64_t sj = std::min<int64_t>(W - 1, static_cast<int64_t>(std::floor(j / sw)));
+        int64_t sj = std::min<int64_t>(W - 1, j * W / OW);
         y.fdata()[r * OW + j] = x.fdata()[(b * H + si) * W + sj];
       }
     }
@@ -42,7 +44,7 @@ void k_upsample_bilinear(OpContext& c) {
   Tensor x = as_f32(c.in("x"));
   if (x.rank() < 3) c.fail("x must have rank >= 3");
   double sh = c.num("scale_factor_height", 1), sw = c.num("scale_factor_width", 1);
-  bool align = c.flag("align_corners", false);
+  bool align = c.flag("align_corners", true);  // the MIL default (coremltools writes it out anyway)
   bool half = c.flag("half_pixel_centers", !align);
   int64_t H = x.shape[x.rank() - 2], W = x.shape[x.rank() - 1];
   int64_t OH = static_cast<int64_t>(std::floor(H * sh)), OW = static_cast<int64_t>(std::floor(W * sw));

@@ -1,6 +1,8 @@
 // lstm (iOS15 definition): gates in [input, forget, output, cell] order ("ifoz"), optional peephole
-// (ifo), forward / reverse / bidirectional, output_sequence. One time step at a time: gates =
-// x_t·W_ih^T + h·W_hh^T + bias through sgemm, then the elementwise cell update.
+// (ifo), forward / reverse / bidirectional, output_sequence, clip (of the cell state, as coremltools'
+// numpy reference does). One time step at a time: gates = x_t·W_ih^T + h·W_hh^T + bias through sgemm,
+// then the elementwise cell update. Output order follows coremltools' tests (test_recurrent.py):
+// "reverse" emits steps in processing order; the backward half of "bidirectional" in time order.
 #include <cmath>
 
 #include "common.h"
@@ -14,10 +16,11 @@ using Act = float (*)(float);
 Act activation(OpContext& c, const char* param, const char* dflt) {
   std::string a = c.str(param, dflt);
   if (a == "sigmoid") return [](float v) { return static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(v)))); };
-  if (a == "tanh") return [](float v) { return std::tanh(v); };
+  if (a == "tanh" || a == "scaled_tanh") return [](float v) { return std::tanh(v); };  // scaled_tanh: alpha = beta = 1
+  if (a == "sigmoid_hard" || a == "hard_sigmoid") return [](float v) { return std::min(1.f, std::max(0.f, 0.2f * v + 0.5f)); };
   if (a == "relu") return [](float v) { return v > 0 ? v : 0.f; };
   if (a == "linear") return [](float v) { return v; };
-  c.fail(std::string(param) + " '" + a + "' is not supported (sigmoid, tanh, relu, linear)");
+  c.fail(std::string(param) + " '" + a + "' is not supported (sigmoid, tanh, scaled_tanh, relu, linear, sigmoid_hard)");
 }
 
 struct Direction {
@@ -26,7 +29,7 @@ struct Direction {
 };
 
 // Runs one direction over the sequence; writes h_t into y[t, :, offset : offset + H] when y is set.
-void run_direction(OpContext& c, const Tensor& x, const Direction& d, bool reverse, int64_t H, int64_t offset,
+void run_direction(OpContext& c, const Tensor& x, const Direction& d, bool reverse, bool time_order, int64_t H, int64_t offset,
                    int64_t out_width, const float* h0, const float* c0, float* y, float* h_last, float* c_last) {
   const int64_t S = x.shape[0], B = x.shape[1], I = x.shape[2];
   Act rec = activation(c, "recurrent_activation", "sigmoid");
@@ -50,14 +53,14 @@ void run_direction(OpContext& c, const Tensor& x, const Direction& d, bool rever
           gi += d.peep.fdata()[k] * cp;
           gf += d.peep.fdata()[H + k] * cp;
         }
-        if (clip) gz = std::min(std::max(gz, -clip_v), clip_v);
         float i_t = rec(gi), f_t = rec(gf), z_t = cell(gz);
         float c_t = f_t * cp + i_t * z_t;
+        if (clip) c_t = std::min(std::max(c_t, -clip_v), clip_v);
         if (d.has_peep) go += d.peep.fdata()[2 * H + k] * c_t;
         float h_t = rec(go) * out_act(c_t);
         cs[b * H + k] = c_t;
         h[b * H + k] = h_t;
-        if (y) y[(t * B + b) * out_width + offset + k] = h_t;
+        if (y) y[((time_order ? t : step) * B + b) * out_width + offset + k] = h_t;
       }
   }
   for (int64_t b = 0; b < B; ++b)
@@ -104,12 +107,12 @@ void k_lstm(OpContext& c) {
     return v;
   };
   auto h0f = slice(h0, 0), c0f = slice(c0, 0);
-  run_direction(c, x, fwd, dir == "reverse", H, 0, W, h0f.data(), c0f.data(), y_all.fdata(), h_last.fdata(), c_last.fdata());
+  run_direction(c, x, fwd, dir == "reverse", false, H, 0, W, h0f.data(), c0f.data(), y_all.fdata(), h_last.fdata(), c_last.fdata());
   if (D == 2) {
     Direction bwd = load("weight_ih_back", "weight_hh_back", "bias_back", "peephole_back");
     check(bwd);
     auto h0b = slice(h0, H), c0b = slice(c0, H);
-    run_direction(c, x, bwd, true, H, H, W, h0b.data(), c0b.data(), y_all.fdata(), h_last.fdata(), c_last.fdata());
+    run_direction(c, x, bwd, true, true, H, H, W, h0b.data(), c0b.data(), y_all.fdata(), h_last.fdata(), c_last.fdata());
   }
   if (seq) {
     c.set(0, std::move(y_all));

@@ -8,15 +8,9 @@ import { UnsupportedError } from '../../errors.js';
 import { cliSignal } from '../main.js';
 import { formatSeconds, formatTable } from '../table.js';
 
-function npyToInput(a: NpyArray, file: string): TensorInput {
-  switch (a.dtype) {
-    case 'float32': return { data: a.data as Float32Array, shape: a.shape, dtype: 'fp32' };
-    case 'float16': return { data: a.data as Uint16Array, shape: a.shape, dtype: 'fp16' };
-    case 'int32': return { data: a.data as Int32Array, shape: a.shape, dtype: 'int32' };
-    case 'int64': return { data: Int32Array.from(a.data as BigInt64Array, (v) => Number(v)), shape: a.shape, dtype: 'int32' };
-    case 'bool': case 'uint8': return { data: a.data as Uint8Array, shape: a.shape, dtype: 'bool' };
-  }
-  throw new UnsupportedError(`unsupported .npy dtype ${String(a.dtype)}`, { file });
+function npyToInput(a: NpyArray): TensorInput {
+  // predict converts what the model input needs (float64 -> fp32, int64 -> int32, ...).
+  return { data: a.data, shape: a.shape, dtype: a.dtype };
 }
 
 /** One `.npy` per input feature, named after it. */
@@ -25,7 +19,7 @@ export function readInputDir(dir: string, names: readonly string[]): Record<stri
   for (const name of names) {
     const file = path.join(dir, `${name}.npy`);
     if (!fs.existsSync(file)) throw new UnsupportedError(`no input file for feature '${name}' (expected ${name}.npy)`, { file: dir });
-    out[name] = npyToInput(readNpy(file), file);
+    out[name] = npyToInput(readNpy(file));
   }
   return out;
 }
@@ -54,7 +48,13 @@ export function registerPredict(program: Command): void {
       fs.mkdirSync(opts.out, { recursive: true });
       const rows: { name: string; dtype: string; shape: number[] }[] = [];
       for (const [name, t] of Object.entries(outputs)) {
-        const dtype = t.dtype === 'fp32' ? 'float32' : t.dtype === 'fp16' ? 'float16' : t.dtype === 'int32' ? 'int32' : 'bool';
+        const dtype = t.dtype;
+        if ((t.data as unknown) instanceof Array) {
+          // string outputs (a classifier's label): one line per element
+          fs.writeFileSync(path.join(opts.out, `${name}.txt`), `${(t.data as unknown as string[]).join('\n')}\n`);
+          rows.push({ name, dtype: 'string', shape: t.shape });
+          continue;
+        }
         writeNpy(path.join(opts.out, `${name}.npy`), { dtype, shape: t.shape, data: t.data });
         rows.push({ name, dtype, shape: t.shape });
       }

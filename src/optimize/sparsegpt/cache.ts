@@ -11,8 +11,8 @@ import type { NativeTensor } from '../../kernels/calibrate.js';
 
 type Entry = { tensor: NativeTensor; bytes: number } | { file: string; bytes: number };
 
-const NPY_OF: Record<NativeTensor['dtype'], NpyDType> = { fp32: 'float32', fp16: 'float16', int32: 'int32', bool: 'bool' };
-const NATIVE_OF: Partial<Record<NpyDType, NativeTensor['dtype']>> = { float32: 'fp32', float16: 'fp16', int32: 'int32', bool: 'bool' };
+const NPY_OF: Record<NativeTensor['dtype'], NpyDType> = { fp32: 'fp32', fp16: 'fp16', int32: 'int32', bool: 'bool' };
+const NATIVE_OF: Partial<Record<NpyDType, NativeTensor['dtype']>> = { fp32: 'fp32', fp16: 'fp16', int32: 'int32', bool: 'bool' };
 
 export class BoundaryCache {
   private readonly values: Map<string, Entry>[];

@@ -95,9 +95,9 @@ export function openCalibrationSet(dir: string, inputs: readonly GraphNamedType[
 /** An .npy array as a native tensor of the model input's kind (float64 → fp32, int64 → int32). */
 export function npyToTensor(a: NpyArray, floatInput: boolean, file: string): NativeTensor {
   if (floatInput) {
-    if (a.dtype === 'float32') return { dtype: 'fp32', shape: a.shape, data: a.data as Float32Array };
-    if (a.dtype === 'float16') return { dtype: 'fp16', shape: a.shape, data: a.data as Uint16Array };
-    if (a.dtype === 'float64') return { dtype: 'fp32', shape: a.shape, data: Float32Array.from(a.data as Float64Array) };
+    if (a.dtype === 'fp32') return { dtype: 'fp32', shape: a.shape, data: a.data as Float32Array };
+    if (a.dtype === 'fp16') return { dtype: 'fp16', shape: a.shape, data: a.data as Uint16Array };
+    if (a.dtype === 'fp64') return { dtype: 'fp32', shape: a.shape, data: Float32Array.from(a.data as Float64Array) };
   } else {
     if (a.dtype === 'int32') return { dtype: 'int32', shape: a.shape, data: a.data as Int32Array };
     if (a.dtype === 'int64') return { dtype: 'int32', shape: a.shape, data: Int32Array.from(a.data as BigInt64Array, (v) => Number(v)) };
