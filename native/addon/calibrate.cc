@@ -1,7 +1,7 @@
 // N-API surface of calibration capture:
 //   createHessians(columns[]) -> { bytes(), peakBytes(), release(i), samples(i), data(i) -> Float32Array }
 //   createCaptureGraph(description, watches[{op, kind, hessians[]}], hessianSet)
-//     -> { run(inputs, {threads}, onProgress, cancelToken) -> Promise<{outputs, hits}> }
+//     -> { run(inputs, {threads}, onProgress, cancelToken) -> Promise<{outputs, hits, hessianSeconds}> }
 // run() executes the graph on a worker with RunOptions::observe feeding the watched ops' inputs into
 // the set's Hessians (executor/hessian_capture.h): activations stay in C++. Float outputs come back
 // as fp32 whatever the program declares, so values cached between sub-programs are not rounded.
@@ -82,6 +82,7 @@ struct RunResult {
   std::vector<exec::FeatureValue> outputs;
   std::vector<std::string> declared;
   std::vector<int64_t> hits;
+  double hessian_seconds = 0;  // total so far, for this graph
 };
 
 Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
@@ -142,6 +143,7 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
           r.outputs = graph->run(inputs, opts);
           r.declared = declared;
           r.hits = capture->hits();
+          r.hessian_seconds = capture->seconds();
           return r;
         },
         [](Napi::Env env, RunResult& r) -> Napi::Value {
@@ -156,6 +158,7 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
           Napi::Array hits = Napi::Array::New(env, r.hits.size());
           for (size_t k = 0; k < r.hits.size(); ++k) hits.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(r.hits[k])));
           o.Set("hits", hits);
+          o.Set("hessianSeconds", r.hessian_seconds);
           return o;
         });
   }, "run"));

@@ -39,6 +39,8 @@ export interface CaptureRunResult {
   outputs: Record<string, TensorOutput>;
   /** Per watch, how many times its op ran since the graph was built. */
   hits: number[];
+  /** Seconds spent feeding Hessians since the graph was built (included in the runs' time). */
+  hessianSeconds: number;
 }
 
 interface CaptureGraphHandle {
