@@ -94,6 +94,17 @@ describe('gptq on the graph', () => {
     await runs(m);
   });
 
+  it('leaves a layer whose blocks do not divide its channels dense, also when it shares its Hessian', async () => {
+    // mid_block_v is the last of q / k / v, which share one Hessian.
+    const m = await gptq(net, { global_config: { weight_dtype: 'uint4' }, layers: LAYERS, module_name_configs: { mid_block_v: { algorithm: 'gptq', weight_dtype: 'uint4', granularity: 'per_block', block_size: 5 } } }, calib);
+    const byName = new Map(m.layerwise.ops.map((o) => [o.name, o]));
+    expect(byName.get('mid_block_v')!.status).toBe('skipped');
+    expect(byName.get('mid_block_v')!.detail).toMatch(/per_block 5 does not divide 16/);
+    expect(byName.get('mid_block_q')!.status).toBe('compressed');
+    expect(byName.get('mid_block_k')!.status).toBe('compressed');
+    await runs(m);
+  });
+
   it('8-bit per channel in an iOS16 model: constexpr_affine_dequantize', async () => {
     const net16 = await buildNet(dir, 'net16', { specVersion: 7, dtype: 'fp16' });
     const m = await gptq(net16, { global_config: { weight_dtype: 'uint8' }, layers: LAYERS }, calib);

@@ -221,8 +221,8 @@ export async function runLayerwise(
       const reached = hs.every((h) => set.samples(h) > 0);
       const r = reached ? request(p, ios16, hs, wave.release.get(l)!) : 'no calibration sample reached it';
       if (typeof r === 'string') {
+        // Its Hessians may be shared with a layer still to compress: freed with the wave below.
         skipLayer(l, r, groupKey);
-        for (const h of wave.release.get(l)!) set.release(h);
         tick();
         continue;
       }
@@ -230,10 +230,15 @@ export async function runLayerwise(
       forRequest.push(p);
       seen.push(set.samples(hs[0]!));
     }
-    if (requests.length === 0) return;
     const out = path.join(tmp, `layers-${fileCount++}.bin`);
     const t1 = performance.now();
-    const results = await compressLayers(set, out, requests, options.signal ? { signal: options.signal } : {});
+    let results: Awaited<ReturnType<typeof compressLayers>> = [];
+    try {
+      if (requests.length > 0) results = await compressLayers(set, out, requests, options.signal ? { signal: options.signal } : {});
+    } finally {
+      // Whatever the native job did not free (layers left dense), before the next wave allocates.
+      wave.columns.forEach((_, i) => set.release(i));
+    }
     seconds.compress += (performance.now() - t1) / 1000;
     results.forEach((r, i) => {
       const p = forRequest[i]!;
