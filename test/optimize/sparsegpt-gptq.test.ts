@@ -75,7 +75,11 @@ describe('gptq on the graph', () => {
   });
 
   it('per_block (block_size × kh·kw columns for a conv) and act-order', async () => {
-    const m = await gptq(net, { global_config: { weight_dtype: 'uint4', granularity: 'per_block', block_size: 4 }, layers: LAYERS, module_name_configs: { mid_block_ff2: { algorithm: 'gptq', weight_dtype: 'uint8', use_activation_order_heuristic: true } } }, calib);
+    const m = await gptq(net, { global_config: { weight_dtype: 'uint4', granularity: 'per_block', block_size: 4 }, layers: LAYERS, module_name_configs: {
+      mid_block_ff2: { algorithm: 'gptq', weight_dtype: 'uint8', use_activation_order_heuristic: true },
+      // act-order with blocks: static groups (as coremltools forces), so the blocks stay contiguous.
+      mid_block_ff1: { algorithm: 'gptq', weight_dtype: 'uint4', granularity: 'per_block', block_size: 4, use_activation_order_heuristic: true },
+    } }, calib);
     const done = m.layerwise.ops.filter((o) => o.status === 'compressed');
     expect(done.length).toBe(10);
     for (const o of done) expect(o.error!, o.name).toBeLessThanOrEqual(o.baselineError! * 1.0001);
