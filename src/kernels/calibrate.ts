@@ -97,7 +97,7 @@ export interface LayerCompressReport {
 }
 
 interface CalibrateAddon {
-  createHessians(columns: number[]): HessianSetHandle;
+  createHessianSet(columns: number[]): HessianSetHandle;
   createCaptureGraph(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle): CaptureGraphHandle;
   compressLayers(job: { hessians: HessianSetHandle; output: string; layers: LayerCompressRequest[] }, onProgress?: ProgressCallback, token?: CancelToken): Promise<LayerCompressReport[]>;
 }
@@ -106,8 +106,8 @@ function addon(): CalibrateAddon {
   return nativeAddon<CalibrateAddon>();
 }
 
-export function createHessians(columns: number[]): HessianSetHandle {
-  return addon().createHessians(columns);
+export function createHessianSet(columns: number[]): HessianSetHandle {
+  return addon().createHessianSet(columns);
 }
 
 /** A graph whose runs feed the watched ops' inputs into `set`. */

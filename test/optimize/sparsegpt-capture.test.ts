@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgramBuilder } from '../../src/mil/builder.js';
 import type { Model } from '../../src/model.js';
 import { executorModelOf, lowerProgram } from '../../src/runtime/executor.js';
-import { CaptureGraph, createHessians, type NativeTensor } from '../../src/kernels/calibrate.js';
+import { CaptureGraph, createHessianSet, type NativeTensor } from '../../src/kernels/calibrate.js';
 import { ProgramGraph, type LayerOp } from '../../src/optimize/sparsegpt/graph.js';
 import { groupLayers, planWaves } from '../../src/optimize/sparsegpt/groups.js';
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
@@ -70,7 +70,7 @@ describe('Hessian capture through the executor', () => {
     const end = Math.max(ff1.position, conv2.position);
     // The explicit inputs: the same sub-program with the ops' inputs as outputs.
     const sub = graph.subProgram(0, end, [ff1.input, conv2.input]);
-    const set = createHessians([16, 72, 72]);
+    const set = createHessianSet([16, 72, 72]);
     const capture = new CaptureGraph(sub, [
       { op: ff1.name, kind: 'linear', hessians: [0] },
       { op: conv2.name, kind: 'conv', hessians: [1, 2] },
@@ -103,7 +103,7 @@ describe('Hessian capture through the executor', () => {
     const { layers } = graph.findLayers();
     const mm = layer(layers, 'mm');
     expect([mm.rows, mm.columns, mm.transposed]).toEqual([7, 12, true]);
-    const set = createHessians([12]);
+    const set = createHessianSet([12]);
     const capture = new CaptureGraph(graph.subProgram(0, mm.position, []), [{ op: 'mm', kind: 'matmul', hessians: [0] }], set);
     const ref = new RefHessian(12);
     for (let k = 0; k < 3; k++) {
@@ -131,7 +131,7 @@ describe('Hessian capture through the executor', () => {
     expect(w.columns.length).toBe(5);
     expect(w.release.get(q)).toEqual([]);
     expect(w.release.get(v)).toEqual(w.hessians.get(v));
-    const set = createHessians(w.columns);
+    const set = createHessianSet(w.columns);
     const capture = new CaptureGraph(graph.subProgram(groups[0]!.start, groups[0]!.end, []), w.watches, set);
     let hits: number[] = [];
     for (const s of samples) hits = (await capture.run({ tokens: s['tokens']! })).hits;

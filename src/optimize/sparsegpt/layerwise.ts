@@ -20,7 +20,7 @@ import type { Model } from '../../model.js';
 import { ConfigError, UnsupportedError, throwIfAborted } from '../../errors.js';
 import { executorModelOf, lowerProgram, type GraphDescription } from '../../runtime/executor.js';
 import { getThreads, setThreads, type ProgressCallback } from '../../native.js';
-import { CaptureGraph, compressLayers, createHessians, type LayerCompressRequest, type NativeTensor } from '../../kernels/calibrate.js';
+import { CaptureGraph, compressLayers, createHessianSet, type LayerCompressRequest, type NativeTensor } from '../../kernels/calibrate.js';
 import { isIos18OrLater } from '../config.js';
 import { ModuleGPTQConfig, type LayerwiseCompressorConfig, type LayerwiseModuleConfig } from '../config/layerwise.js';
 import type { CompressedModel } from '../pass.js';
@@ -200,7 +200,7 @@ export async function runLayerwise(
   /** Runs one wave: capture over all samples with `d`, then compress the wave's layers. */
   const runWave = async (wave: Wave, d: GraphDescription, groupKey: string): Promise<void> => {
     throwIfAborted(options.signal);
-    const set = createHessians(wave.columns);
+    const set = createHessianSet(wave.columns);
     peakHessianBytes = Math.max(peakHessianBytes, set.peakBytes());
     waveCount++;
     const capture = new CaptureGraph(d, wave.watches, set);
@@ -327,5 +327,5 @@ export async function runLayerwise(
 
 /** A sub-program without watches. */
 function plainGraph(d: GraphDescription): CaptureGraph {
-  return new CaptureGraph(d, [], createHessians([]));
+  return new CaptureGraph(d, [], createHessianSet([]));
 }
