@@ -66,7 +66,7 @@ export interface LayerCompressRequest {
   m?: number;
   blockSize: number;
   dampening: number;
-  /** Quantization grid (0 bits = none). groupSize 0 = per channel; else columns per block. */
+  /** Quantization grid (0 bits = none). groupSize 0 = per channel, -1 = per tensor, else columns per block. */
   bits: number;
   symmetric: boolean;
   groupSize: number;

@@ -45,6 +45,7 @@ describe('layerwise configs', () => {
       [{ global_config: { weight_dtype: 'int3' } }, /weight_dtype/],
       [{ global_config: { algorithm: 'gptq', weight_dtype: 'float32' } }, /GPTQ quantizes/],
       [{ global_config: { algorithm: 'gptq', granularity: 'per_block' } }, /block_size.*required/],
+      [{ global_config: { quantization_granularity: 'per_block' } }, /per_channel or per_tensor/],
       [{ global_config: { algorithm: 'obs' } }, /unknown algorithm/],
       [{ layers: ['down_blocks.(\\d+'] }, /not a valid regex/],
       [{ module_type_configs: { Embedding: {} } }, /Unknown module type/],

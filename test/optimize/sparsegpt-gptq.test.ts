@@ -109,6 +109,21 @@ describe('gptq on the graph', () => {
     await runs(m);
   });
 
+  it('per_tensor: one grid for the whole weight', async () => {
+    const m = await gptq(net, { global_config: { weight_dtype: 'uint8', granularity: 'per_tensor' }, layers: ['mid_block'] }, calib);
+    const { program, close } = openProgram(m, 'test');
+    try {
+      const op = [...program.main.walk()].find((o) => o.name === 'mid_block_ff1_weight_quantized')!;
+      const scale = op.param('scale')!;
+      const values = scale.kind === 'value' ? Array.from(scale.value.toFloat32()) : [];
+      expect(values.length).toBe(64);
+      expect(new Set(values).size).toBe(1);
+    } finally {
+      close();
+    }
+    for (const o of m.layerwise.ops.filter((x) => x.status === 'compressed')) expect(o.error!, o.name).toBeLessThanOrEqual(o.baselineError! * 1.0001);
+  });
+
   it('8-bit per channel in an iOS16 model: constexpr_affine_dequantize', async () => {
     const net16 = await buildNet(dir, 'net16', { specVersion: 7, dtype: 'fp16' });
     const m = await gptq(net16, { global_config: { weight_dtype: 'uint8' }, layers: LAYERS }, calib);

@@ -101,20 +101,21 @@ function request(p: Planned, ios16: boolean, hessians: number[], release: number
     transposed: layer.transposed, hessians, release, ios16, blockSize: config.processing_group_size, dampening: config.hessian_dampening,
   };
   if (config instanceof ModuleGPTQConfig) {
-    const groupSize = config.granularity === 'per_block' ? config.block_size! * layer.window : 0;
+    // Columns per grid: a block (input channels × kh·kw), a row (0) or the whole weight (-1).
+    const groupSize = config.granularity === 'per_block' ? config.block_size! * layer.window : config.granularity === 'per_tensor' ? -1 : 0;
     if (groupSize > 0 && layer.columns % groupSize !== 0) return `per_block ${config.block_size} does not divide ${layer.columns / layer.window} input channels`;
     return { ...common, method: 'gptq', bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize, actOrder: config.use_activation_order_heuristic };
   }
   const nm = config.n_m_ratio;
   return {
     ...common, method: 'sparsegpt', targetSparsity: config.target_sparsity, n: nm?.[0] ?? 0, m: nm?.[1] ?? 0,
-    bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize: 0,
+    bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize: config.quantization_granularity === 'per_tensor' ? -1 : 0,
   };
 }
 
 function checkTargetFor(p: Planned, ios16: boolean, file: string | undefined): void {
   const c = p.config;
-  if (ios16 && c instanceof ModuleGPTQConfig && (c.bits !== 8 || c.granularity !== 'per_channel')) {
+  if (ios16 && c instanceof ModuleGPTQConfig && (c.bits !== 8 || c.granularity === 'per_block')) {
     throw new UnsupportedError(`gptq: ${c.bits}-bit ${c.granularity} data needs constexpr_blockwise_shift_scale (iOS18); ${p.layer.name} is in an iOS16/17 model (iOS16 writes 8-bit per_channel constexpr_affine_dequantize)`, file ? { file } : {});
   }
 }
