@@ -140,6 +140,31 @@ describe('Hessian capture through the executor', () => {
     expect(set.samples(qi)).toBe(samples.length * 2);
   });
 
+  it('finds the weights it can compress and says why it leaves the others', async () => {
+    const b = new ProgramBuilder({ specVersion: 9, weightsPath: path.join(dir, 'odd.bin') });
+    const x = b.input('x', 'fp32', [2, 4, 16]);
+    const w = (n: string, shape: number[]) => b.const(n, syntheticFp32({ count: shape.reduce((a, c) => a * c, 1), fanIn: 16, seed: 9 }), shape, 'fp32');
+    const shared = w('shared_weight', [16, 16]);
+    const a = b.op('linear', { x, weight: shared }, { name: 'uses_shared_a' });
+    const a2 = b.op('linear', { x: a, weight: shared }, { name: 'uses_shared_b' });
+    const left = b.op('matmul', { x: w('left_weight', [4, 16]), y: b.op('reshape', { x: a2, shape: [16, 8] }, { name: 'flat' }), transpose_x: false, transpose_y: false }, { name: 'const_x', outputs: [{ dtype: 'fp32', shape: [4, 8] }] });
+    const batched = b.op('matmul', { x: a2, y: w('batched_weight', [2, 16, 16]), transpose_x: false, transpose_y: false }, { name: 'batched' });
+    const ein = b.op('einsum', { values: [a2, w('einsum_weight', [16, 8])], equation: 'bij,jk->bik' }, { name: 'ein', outputs: [{ dtype: 'fp32', shape: [2, 4, 8] }] });
+    const ok = b.op('linear', { x: ein, weight: w('fine_weight', [8, 8]) }, { name: 'fine' });
+    b.output(left, 'o1');
+    b.output(batched, 'o2');
+    b.output(ok, 'o3');
+    const model = await b.save(path.join(dir, 'odd.mlpackage'));
+    const { layers, skipped } = new ProgramGraph(lowerProgram(executorModelOf(model))).findLayers();
+    expect(layers.map((l) => l.name)).toEqual(['fine']);
+    const why = Object.fromEntries(skipped.map((s) => [s.name, s.reason]));
+    expect(why['uses_shared_a']).toMatch(/feeds several ops/);
+    expect(why['uses_shared_b']).toMatch(/feeds several ops/);
+    expect(why['const_x']).toMatch(/const operand is x/);
+    expect(why['batched']).toMatch(/batched/);
+    expect(why['ein']).toMatch(/einsum/);
+  });
+
   it('waves fit the memory budget; a share set larger than the budget gets its own wave', async () => {
     const graph = new ProgramGraph(lowerProgram(executorModelOf(net)));
     const { layers } = graph.findLayers();
