@@ -4,7 +4,7 @@
 // chol → cholesky_inverse → chol(upper) on a copy of H with LAPACK threaded by OpenBLAS, then the
 // same block loop). SDXL layer shapes, `--samples` × `--tokens` calibration tokens (16 × 1024).
 //   node bench/sparsegpt.mjs [--shapes linear1280,linear5120,conv640,conv2560] [--samples 16]
-//        [--tokens 1024] [--sparsity 0.5] [--threads N] [--json]
+//        [--tokens 1024] [--sparsity 0.5] [--threads N] [--paths both|fast|reference] [--json]
 // Each (shape, path) runs in its own child process so peak RSS is that path's alone. Prints Hessian
 // time, prune time (factor + block loop), executed GFLOP/s vs the same-run SGEMM peak, peak RSS over
 // the Hessian's size, and whether the two paths chose identical masks.
@@ -121,12 +121,22 @@ async function main() {
   for (const shape of shapes) {
     if (!SHAPES[shape]) throw new Error(`unknown shape ${shape} (${Object.keys(SHAPES).join(', ')})`);
     const res = {};
-    for (const which of ['fast', 'reference']) {
+    const paths = arg('paths', 'both') === 'both' ? ['fast', 'reference'] : [arg('paths')];
+    for (const which of paths) {
       const out = path.join(tmp, `${shape}-${which}.json`);
       const passthrough = ['samples', 'tokens', 'sparsity', 'threads'].flatMap((k) => (arg(k) !== undefined ? [`--${k}`, arg(k)] : []));
       const p = spawnSync(process.execPath, [self, '--child', shape, which, out, '--threads', String(threads), ...passthrough], { stdio: ['ignore', 'inherit', 'inherit'] });
       if (p.status !== 0) throw new Error(`${shape}/${which} child failed (${p.status ?? p.signal})`);
       res[which] = JSON.parse(fs.readFileSync(out, 'utf8'));
+    }
+    if (!res.fast || !res.reference) {
+      for (const r of Object.values(res)) {
+        const n = r.cols, flops = r.which === 'fast' ? [n * n * r.tokens, (2 * n ** 3) / 3 + r.rows * n * n] : [2 * n * n * r.tokens, (4 * n ** 3) / 3 + r.rows * n * n];
+        const one = { shape, path: r.which, rows: r.rows, columns: n, tokens: r.tokens, hessianSeconds: r.hessianSeconds, pruneSeconds: r.pruneSeconds, hessianGflops: flops[0] / r.hessianSeconds / 1e9, pruneGflops: flops[1] / r.pruneSeconds / 1e9, peakOverHessian: (r.peakRss - r.rssBefore) / r.hessianBytes, error: r.error, sparsity: r.sparsity };
+        rowsOut.push(one);
+        if (!json) console.log(`\n${shape} (${r.which} only): W ${r.rows}×${n}, ${r.tokens} tokens, H ${fmt(r.hessianBytes / 2 ** 20, 0)} MB: Hessian ${fmt(one.hessianSeconds)} s (${fmt(one.hessianGflops, 1)} GFLOP/s)  prune ${fmt(one.pruneSeconds)} s (${fmt(one.pruneGflops, 1)} GFLOP/s)  peak ${fmt(one.peakOverHessian)}× H  loss ${r.error.toExponential(4)}`);
+      }
+      continue;
     }
     const f = res.fast, b = res.reference;
     const mf = fs.readFileSync(path.join(tmp, `${shape}-fast.json.mask`)), mb = fs.readFileSync(path.join(tmp, `${shape}-reference.json.mask`));
@@ -151,14 +161,14 @@ async function main() {
       fast: { hessianSeconds: f.hessianSeconds, pruneSeconds: f.pruneSeconds, hessianGflops: flops.hessFast / f.hessianSeconds / 1e9, pruneGflops: flops.pruneFast / f.pruneSeconds / 1e9, peakOverHessian: (f.peakRss - f.rssBefore) / f.hessianBytes },
       reference: { hessianSeconds: b.hessianSeconds, pruneSeconds: b.pruneSeconds, unfoldSecondsExcluded: b.unfoldSeconds, hessianGflops: flops.hessRef / b.hessianSeconds / 1e9, pruneGflops: flops.pruneRef / b.pruneSeconds / 1e9, peakOverHessian: (b.peakRss - b.rssBefore) / b.hessianBytes },
       speedup: { hessian: b.hessianSeconds / f.hessianSeconds, prune: b.pruneSeconds / f.pruneSeconds, total: (b.hessianSeconds + b.pruneSeconds) / (f.hessianSeconds + f.pruneSeconds) },
-      masksEqual, maskDiffs, maxWeightDiffRel: dmax / wmax, sparsity: f.sparsity, hessianMB: f.hessianBytes / 2 ** 20,
+      masksEqual, maskDiffs, lossFast: f.error, lossReference: b.error, maxWeightDiffRel: dmax / wmax, sparsity: f.sparsity, hessianMB: f.hessianBytes / 2 ** 20,
     };
     rowsOut.push(row);
     if (!json) {
       console.log(`\n${shape}: W ${m}×${n}, ${kTok} tokens, H ${fmt(row.hessianMB, 0)} MB`);
       for (const [name, r] of [['this package', row.fast], ['reference (3 factorizations, GEMM Hessian)', row.reference]])
         console.log(`  ${name.padEnd(44)} Hessian ${fmt(r.hessianSeconds)} s (${fmt(r.hessianGflops, 1)} GFLOP/s)  prune ${fmt(r.pruneSeconds)} s (${fmt(r.pruneGflops, 1)} GFLOP/s)  peak ${fmt(r.peakOverHessian)}× H`);
-      console.log(`  speed-up: Hessian ${fmt(row.speedup.hessian)}×, prune ${fmt(row.speedup.prune)}×, total ${fmt(row.speedup.total)}×; masks ${masksEqual ? 'identical' : `differ in ${maskDiffs} of ${mf.length}`}; max |ΔW|/max|W| ${dmax / wmax < 1e-3 ? (dmax / wmax).toExponential(1) : fmt(dmax / wmax, 4)}`);
+      console.log(`  speed-up: Hessian ${fmt(row.speedup.hessian)}×, prune ${fmt(row.speedup.prune)}×, total ${fmt(row.speedup.total)}×; masks ${masksEqual ? 'identical' : `differ in ${maskDiffs} of ${mf.length}`}; max |ΔW|/max|W| ${dmax / wmax < 1e-3 ? (dmax / wmax).toExponential(1) : fmt(dmax / wmax, 4)}; layer loss ${f.error.toExponential(4)} vs ${b.error.toExponential(4)}`);
     }
   }
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // N-API surface of calibration capture:
-//   createHessians(columns[]) -> { bytes(), peakBytes(), release(i), samples(i), data(i) -> Float32Array }
+//   createHessianSet(columns[]) -> { bytes(), peakBytes(), release(i), samples(i), data(i) -> Float32Array }
 //   createCaptureGraph(description, watches[{op, kind, hessians[]}], hessianSet)
-//     -> { run(inputs, {threads}, onProgress, cancelToken) -> Promise<{outputs, hits}> }
+//     -> { run(inputs, {threads}, onProgress, cancelToken) -> Promise<{outputs, hits, hessianSeconds}> }
 // run() executes the graph on a worker with RunOptions::observe feeding the watched ops' inputs into
 // the set's Hessians (executor/hessian_capture.h): activations stay in C++. Float outputs come back
 // as fp32 whatever the program declares, so values cached between sub-programs are not rounded.
@@ -29,20 +29,20 @@ namespace {
 
 const char* kSetTag = "coreml-optimize:hessian-set";
 
-Napi::Value CreateHessians(const Napi::CallbackInfo& info) {
+Napi::Value CreateHessianSet(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "createHessians(columns): columns must be an array");
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "createHessianSet(columns): columns must be an array");
   Napi::Array cols = info[0].As<Napi::Array>();
   auto set = std::make_shared<HessianSet>();
   try {
     for (uint32_t k = 0; k < cols.Length(); ++k) {
       Napi::Value v = cols.Get(k);
       if (!v.IsNumber() || v.As<Napi::Number>().Int64Value() < 1)
-        throw Napi::TypeError::New(env, "createHessians: column counts must be positive integers");
+        throw Napi::TypeError::New(env, "createHessianSet: column counts must be positive integers");
       set->items.push_back(std::make_shared<kernels::Hessian>(v.As<Napi::Number>().Int64Value()));
     }
   } catch (const std::bad_alloc&) {
-    throw_coded(env, "ENOMEM", "createHessians: out of memory for " + std::to_string(cols.Length()) + " Hessians");
+    throw_coded(env, "ENOMEM", "createHessianSet: out of memory for " + std::to_string(cols.Length()) + " Hessians");
   }
   set->peak_bytes = set->bytes();
   Napi::Object handle = Napi::Object::New(env);
@@ -82,6 +82,7 @@ struct RunResult {
   std::vector<exec::FeatureValue> outputs;
   std::vector<std::string> declared;
   std::vector<int64_t> hits;
+  double hessian_seconds = 0;  // total so far, for this graph
 };
 
 Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
@@ -142,6 +143,7 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
           r.outputs = graph->run(inputs, opts);
           r.declared = declared;
           r.hits = capture->hits();
+          r.hessian_seconds = capture->seconds();
           return r;
         },
         [](Napi::Env env, RunResult& r) -> Napi::Value {
@@ -156,6 +158,7 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
           Napi::Array hits = Napi::Array::New(env, r.hits.size());
           for (size_t k = 0; k < r.hits.size(); ++k) hits.Set(static_cast<uint32_t>(k), Napi::Number::New(env, static_cast<double>(r.hits[k])));
           o.Set("hits", hits);
+          o.Set("hessianSeconds", r.hessian_seconds);
           return o;
         });
   }, "run"));
@@ -163,7 +166,7 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("createHessians", Napi::Function::New(env, CreateHessians, "createHessians"));
+  exports.Set("createHessianSet", Napi::Function::New(env, CreateHessianSet, "createHessianSet"));
   exports.Set("createCaptureGraph", Napi::Function::New(env, CreateCaptureGraph, "createCaptureGraph"));
 }
 
@@ -172,7 +175,7 @@ void Init(Napi::Env env, Napi::Object exports) {
 std::shared_ptr<HessianSet> hessian_set_from(const Napi::Value& handle) {
   Napi::Env env = handle.Env();
   if (!handle.IsObject() || !handle.As<Napi::Object>().Get("_set").IsExternal())
-    throw Napi::TypeError::New(env, "expected a Hessian set from createHessians()");
+    throw Napi::TypeError::New(env, "expected a Hessian set from createHessianSet()");
   return *handle.As<Napi::Object>().Get("_set").As<Napi::External<std::shared_ptr<HessianSet>>>().Data();
 }
 

@@ -34,7 +34,7 @@ struct HessianSet {
   }
 };
 
-// The set behind a handle made by createHessians (throws a JS TypeError for anything else).
+// The set behind a handle made by createHessianSet (throws a JS TypeError for anything else).
 std::shared_ptr<HessianSet> hessian_set_from(const Napi::Value& handle);
 
 }  // namespace cmo::addon

@@ -160,8 +160,12 @@ void append_codes(blob::StorageWriter& w, blob::DType dtype, const std::vector<u
   rep->counts.push_back(v.size());
 }
 
-LayerReport compress_layer(const LayerJob& l, HessianSet& set, blob::StorageWriter& out,
-                           std::map<std::string, std::shared_ptr<blob::StorageReader>>& readers) {
+LayerReport compress_layer(const LayerJob& job, HessianSet& set, blob::StorageWriter& out,
+                           std::map<std::string, std::shared_ptr<blob::StorageReader>>& readers, const JobContext& ctx) {
+  // Cancellation between the blocks of a large layer (a 23k-column conv takes minutes).
+  LayerJob l = job;
+  l.sparse.on_block = [&ctx](int64_t, int64_t) { ctx.check_cancelled(); };
+  l.quant.on_block = l.sparse.on_block;
   auto& reader = readers[l.file];
   if (!reader) reader = std::make_shared<blob::StorageReader>(l.file);
   LayerReport rep;
@@ -326,6 +330,7 @@ Napi::Value CompressLayers(const Napi::CallbackInfo& info) {
     l.sparse.quant = grid_of(o);
     l.quant.quant = grid_of(o);
     l.quant.act_order = get_bool(o, "actOrder", false);
+    l.quant.static_groups = l.quant.act_order;  // coremltools forces static groups with act-order
     l.quant.block_size = l.sparse.block_size;
     l.quant.dampening = l.sparse.dampening;
     job->layers.push_back(std::move(l));
@@ -340,7 +345,7 @@ Napi::Value CompressLayers(const Napi::CallbackInfo& info) {
           ctx.check_cancelled();
           const LayerJob& l = job->layers[i];
           try {
-            reports.push_back(compress_layer(l, *job->set, out, readers));
+            reports.push_back(compress_layer(l, *job->set, out, readers, ctx));
           } catch (const Error& e) {
             throw Error(e.code(), "weight " + l.name + ": " + e.what());
           }

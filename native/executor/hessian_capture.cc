@@ -1,5 +1,6 @@
 #include "hessian_capture.h"
 
+#include <chrono>
 #include <cstring>
 
 #include "../util/error.h"
@@ -17,11 +18,13 @@ void HessianCapture::observe(const Node& node, const OpContext& ctx) {
   const CaptureWatch& w = watches_[it->second];
   ++hits_[it->second];
   if (w.hessians.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
   switch (w.kind) {
     case CaptureKind::Linear: feed_linear(w, ctx); break;
     case CaptureKind::Matmul: feed_matmul(w, ctx); break;
     case CaptureKind::Conv: feed_conv(w, ctx); break;
   }
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 namespace {

@@ -37,6 +37,8 @@ class HessianCapture {
 
   // Per watch, how many times its op ran.
   const std::vector<int64_t>& hits() const { return hits_; }
+  // Seconds spent feeding Hessians (part of the runs' time).
+  double seconds() const { return seconds_; }
 
  private:
   void feed_linear(const CaptureWatch& w, const OpContext& ctx);
@@ -46,6 +48,7 @@ class HessianCapture {
   std::vector<CaptureWatch> watches_;
   std::unordered_map<std::string, size_t> by_name_;
   std::vector<int64_t> hits_;
+  double seconds_ = 0;
 };
 
 // The conv geometry the executor's conv kernel uses for input spatial size (h, w): pad_type

@@ -53,86 +53,62 @@ std::vector<std::pair<int64_t, int64_t>> lower_pairs(int64_t tiles) {
   return out;
 }
 
-// Lower triangle of C[n×n] (ldc = n) = alpha·XᵀX + beta·C, X [k×n] with row stride ldx.
+// Lower triangle of C[n×n] (ldc = n) = alpha·XᵀX + beta·C, X [k×n] with row stride ldx. One task per
+// row block of kTile rows: SYRK on its diagonal tile + one GEMM for everything left of it (few, large
+// BLAS calls); the widest row blocks go first so the pool's threads finish together.
 void syrk_lower_tiled(const PoolRef& pool, float* c, int64_t n, const float* x, int64_t k, int64_t ldx, float alpha,
                       float beta) {
-  const auto pairs = lower_pairs(tile_count(n));
-  pool.run(pairs.size(), [&](size_t t) {
-    const auto [ti, tj] = pairs[t];
-    const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), j0 = tile_begin(tj), j1 = tile_end(tj, n);
-    float* cij = c + i0 * n + j0;
+  const int64_t tiles = tile_count(n);
+  pool.run(static_cast<size_t>(tiles), [&](size_t t) {
+    const int64_t ti = tiles - 1 - static_cast<int64_t>(t);
+    const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), iw = i1 - i0;
     if (k == 0) {  // only the running-mean rescale
       for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = j0; j < (ti == tj ? i + 1 : j1); ++j) c[i * n + j] *= beta;
+        for (int64_t j = 0; j <= i; ++j) c[i * n + j] *= beta;
       return;
     }
-    if (ti == tj)
-      linalg::ssyrk(false, true, i1 - i0, k, alpha, x + i0, ldx, beta, cij, n);
-    else
-      linalg::sgemm(true, false, i1 - i0, j1 - j0, k, alpha, x + i0, ldx, x + j0, ldx, beta, cij, n);
+    linalg::ssyrk(false, true, iw, k, alpha, x + i0, ldx, beta, c + i0 * n + i0, n);
+    if (i0 > 0) linalg::sgemm(true, false, iw, i0, k, alpha, x + i0, ldx, x, ldx, beta, c + i0 * n, n);
   });
 }
 
-// In-place "upside-down" Cholesky of one diagonal tile: A = V·Vᵀ, V upper, from the last column back.
-// Double accumulation: this is O(T³) scalar work on small tiles, and it sets the factor's accuracy.
-void chol_ul_tile(float* a, int64_t t, int64_t lda, int64_t offset) {
-  for (int64_t j = t - 1; j >= 0; --j) {
-    float* aj = a + j * lda;
-    double s = aj[j];
-    for (int64_t k = j + 1; k < t; ++k) s -= static_cast<double>(aj[k]) * aj[k];
-    if (!(s > 0.0))
-      throw Error("ENOTPD", "Hessian is not positive definite after dampening (pivot " + std::to_string(s) +
-                                " at column " + std::to_string(offset + j) + "): increase hessian_dampening");
-    const double v = std::sqrt(s);
-    aj[j] = static_cast<float>(v);
-    for (int64_t i = 0; i < j; ++i) {
-      float* ai = a + i * lda;
-      double r = ai[j];
-      for (int64_t k = j + 1; k < t; ++k) r -= static_cast<double>(ai[k]) * aj[k];
-      ai[j] = static_cast<float>(r / v);
-    }
-  }
-}
-
-// In-place inverse of an upper-triangular tile (upper part only; the strict lower part is not read).
-void trtri_upper_tile(float* a, int64_t t, int64_t lda) {
-  std::vector<double> col(static_cast<size_t>(t));
-  for (int64_t j = 0; j < t; ++j) {
-    for (int64_t k = 0; k <= j; ++k) col[static_cast<size_t>(k)] = a[k * lda + j];
-    const double ujj = 1.0 / col[static_cast<size_t>(j)];
-    // U_ij = −(Σ_{i<=k<j} U_ik·V_kj)·U_jj; ascending i only overwrites V_ij after its last use.
-    for (int64_t i = 0; i < j; ++i) {
-      const float* ui = a + i * lda;
-      double s = 0;
-      for (int64_t k = i; k < j; ++k) s += static_cast<double>(ui[k]) * col[static_cast<size_t>(k)];
-      a[i * lda + j] = static_cast<float>(-s * ujj);
-    }
-    a[j * lda + j] = static_cast<float>(ujj);
-  }
+// In-place "upside-down" Cholesky of one diagonal tile: A = V·Vᵀ, V upper. Reversing rows and
+// columns (J·A·J) turns it into an ordinary lower Cholesky (J·V·J is lower), so the tile goes through
+// LAPACK's potrf on a reversed copy; only the tile's upper triangle is written back (the strict lower
+// one holds H).
+void chol_ul_tile(float* a, int64_t t, int64_t lda, int64_t offset, std::vector<float>& tmp) {
+  tmp.assign(static_cast<size_t>(t * t), 0.0f);
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = i; j < t; ++j) tmp[static_cast<size_t>((t - 1 - i) * t + (t - 1 - j))] = a[i * lda + j];
+  const int info = linalg::spotrf(false, t, tmp.data(), t);
+  if (info != 0)
+    throw Error("ENOTPD", "Hessian is not positive definite after dampening (at column " + std::to_string(offset + t - info) +
+                              "): increase hessian_dampening");
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = i; j < t; ++j) a[i * lda + j] = tmp[static_cast<size_t>((t - 1 - i) * t + (t - 1 - j))];
 }
 
 // Upper triangle of A (lda = n) holds H_d on entry and V (H_d = V·Vᵀ, V upper) on return.
 void chol_ul_blocked(const PoolRef& pool, float* a, int64_t n) {
   const int64_t tiles = tile_count(n);
+  std::vector<float> tmp;
   for (int64_t tk = tiles - 1; tk >= 0; --tk) {
     const int64_t k0 = tile_begin(tk), k1 = tile_end(tk, n), kw = k1 - k0;
-    chol_ul_tile(a + k0 * n + k0, kw, n, k0);
+    chol_ul_tile(a + k0 * n + k0, kw, n, k0, tmp);
     if (tk == 0) break;
     // Panel above the diagonal tile: V_IK = H_IK · V_KK⁻ᵀ.
     pool.run(static_cast<size_t>(tk), [&](size_t ti) {
       const int64_t i0 = tile_begin(static_cast<int64_t>(ti)), i1 = tile_end(static_cast<int64_t>(ti), n);
       linalg::strsm_right_upper(true, i1 - i0, kw, a + k0 * n + k0, n, a + i0 * n + k0, n);
     });
-    // Trailing update of the leading block's upper triangle: H_IJ −= V_IK · V_JKᵀ (I <= J < K).
-    const auto pairs = lower_pairs(tk);
-    pool.run(pairs.size(), [&](size_t t) {
-      const int64_t tj = pairs[t].first, ti = pairs[t].second;  // ti <= tj
-      const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), j0 = tile_begin(tj), j1 = tile_end(tj, n);
-      if (ti == tj)
-        linalg::ssyrk(true, false, i1 - i0, kw, -1.0f, a + i0 * n + k0, n, 1.0f, a + i0 * n + i0, n);
-      else
-        linalg::sgemm(false, true, i1 - i0, j1 - j0, kw, -1.0f, a + i0 * n + k0, n, a + j0 * n + k0, n, 1.0f,
-                      a + i0 * n + j0, n);
+    // Trailing update of the leading block's upper triangle, H_IJ −= V_IK · V_JKᵀ (I <= J < K): one
+    // task per row block I — SYRK on its diagonal tile, one GEMM for the rest of its row.
+    pool.run(static_cast<size_t>(tk), [&](size_t tis) {
+      const int64_t ti = static_cast<int64_t>(tis);
+      const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), iw = i1 - i0;
+      linalg::ssyrk(true, false, iw, kw, -1.0f, a + i0 * n + k0, n, 1.0f, a + i0 * n + i0, n);
+      if (i1 < k0)
+        linalg::sgemm(false, true, iw, k0 - i1, kw, -1.0f, a + i0 * n + k0, n, a + i1 * n + k0, n, 1.0f, a + i0 * n + i1, n);
     });
   }
 }
@@ -152,17 +128,15 @@ void trtri_upper_blocked(const PoolRef& pool, float* a, int64_t n) {
         float* y = panel.data() + i0 * jw;
         for (int64_t i = i0; i < i1; ++i) std::memcpy(y + (i - i0) * jw, a + i * n + j0, sizeof(float) * static_cast<size_t>(jw));
         linalg::strmm_left_upper(iw, jw, a + i0 * n + i0, n, y, jw);  // U_II · X_I
-        for (int64_t tl = ti + 1; tl < tj; ++tl) {
-          const int64_t l0 = tile_begin(tl), l1 = tile_end(tl, n);
-          linalg::sgemm(false, false, iw, jw, l1 - l0, 1.0f, a + i0 * n + l0, n, a + l0 * n + j0, n, 1.0f, y, jw);
-        }
+        if (i1 < j0)  // + U_{I, i1:j0} · X_{i1:j0} in one call
+          linalg::sgemm(false, false, iw, jw, j0 - i1, 1.0f, a + i0 * n + i1, n, a + i1 * n + j0, n, 1.0f, y, jw);
         linalg::strsm_right_upper(false, iw, jw, a + j0 * n + j0, n, y, jw);
         for (int64_t e = 0; e < iw * jw; ++e) y[e] = -y[e];
       });
       for (int64_t i = 0; i < j0; ++i)
         std::memcpy(a + i * n + j0, panel.data() + i * jw, sizeof(float) * static_cast<size_t>(jw));
     }
-    trtri_upper_tile(a + j0 * n + j0, jw, n);
+    if (linalg::strtri_upper(jw, a + j0 * n + j0, n) != 0) throw Error("ENOTPD", "Hessian factor is singular");
   }
   std::vector<float>().swap(panel);
 }

@@ -5,6 +5,7 @@
 // itself as in torch — then the same block loop as sparse_gpt.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "../executor/ops/gemm.h"
@@ -45,7 +46,10 @@ SparseGptResult sparse_gpt_three_factorizations(const float* weight, int64_t row
   }
   const float damp = static_cast<float>(o.dampening * static_cast<float>(sum / static_cast<double>(n)));
   for (int64_t i = 0; i < n; ++i) a[static_cast<size_t>(i * n + i)] += damp;
-  const int threads = static_cast<int>(pool ? pool->size() : ThreadPool::global()->size());
+  // LAPACK threaded by OpenBLAS with the pool's size, as torch would run it; CMO_BENCH_REF_BLAS_THREADS
+  // overrides (on an oversubscribed machine OpenBLAS's spinning threads can make it far slower).
+  int threads = static_cast<int>(pool ? pool->size() : ThreadPool::global()->size());
+  if (const char* env = std::getenv("CMO_BENCH_REF_BLAS_THREADS")) threads = std::max(1, std::atoi(env));
   linalg::set_blas_threads(threads);
   int info = linalg::spotrf(false, n, a.data(), n);
   if (info == 0) info = linalg::spotri(false, n, a.data(), n);

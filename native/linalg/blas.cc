@@ -13,6 +13,7 @@ extern "C" {
 // by OpenBLAS's own potrf/potri.
 void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
 void spotri_(const char* uplo, const int* n, float* a, const int* lda, int* info);
+void strtri_(const char* uplo, const char* diag, const int* n, float* a, const int* lda, int* info);
 void openblas_set_num_threads(int num_threads);
 }
 #endif
@@ -91,6 +92,18 @@ int spotri(bool upper, int64_t n, float* a, int64_t lda) {
   return info;
 #else
   return spotri_portable(upper, n, a, lda);
+#endif
+}
+
+int strtri_upper(int64_t n, float* a, int64_t lda) {
+#if defined(CMO_USE_OPENBLAS)
+  const char uplo = 'L', diag = 'N';  // row-major upper = column-major lower
+  const int nn = static_cast<int>(n), ld = static_cast<int>(lda);
+  int info = 0;
+  strtri_(&uplo, &diag, &nn, a, &ld, &info);
+  return info;
+#else
+  return strtri_upper_portable(n, a, lda);
 #endif
 }
 

@@ -34,6 +34,8 @@ void strmm_left_upper(int64_t m, int64_t n, const float* t, int64_t ldt, float* 
 int spotrf(bool upper, int64_t n, float* a, int64_t lda);
 // (the spotrf factor in the same triangle) → that triangle of A⁻¹ (torch.cholesky_inverse).
 int spotri(bool upper, int64_t n, float* a, int64_t lda);
+// In-place inverse of a row-major upper-triangular matrix (only the upper triangle is read/written).
+int strtri_upper(int64_t n, float* a, int64_t lda);
 // Threads of the BLAS backend's own pool (OpenBLAS); no-op elsewhere. Benchmarks only: the
 // library keeps OpenBLAS single-threaded and tiles over its own pool.
 void set_blas_threads(int threads);
@@ -45,5 +47,6 @@ void strsm_right_upper_portable(bool trans_t, int64_t m, int64_t n, const float*
 void strmm_left_upper_portable(int64_t m, int64_t n, const float* t, int64_t ldt, float* b, int64_t ldb);
 int spotrf_portable(bool upper, int64_t n, float* a, int64_t lda);
 int spotri_portable(bool upper, int64_t n, float* a, int64_t lda);
+int strtri_upper_portable(int64_t n, float* a, int64_t lda);
 
 }  // namespace cmo::linalg

@@ -157,4 +157,22 @@ int spotri_portable(bool upper, int64_t n, float* a, int64_t lda) {
   return 0;
 }
 
+int strtri_upper_portable(int64_t n, float* a, int64_t lda) {
+  std::vector<double> col(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t k = 0; k <= j; ++k) col[static_cast<size_t>(k)] = a[k * lda + j];
+    if (col[static_cast<size_t>(j)] == 0.0) return static_cast<int>(j + 1);
+    const double ujj = 1.0 / col[static_cast<size_t>(j)];
+    // U_ij = −(Σ_{i<=k<j} U_ik·V_kj)·U_jj; ascending i only overwrites V_ij after its last use.
+    for (int64_t i = 0; i < j; ++i) {
+      const float* ui = a + i * lda;
+      double s = 0;
+      for (int64_t k = i; k < j; ++k) s += static_cast<double>(ui[k]) * col[static_cast<size_t>(k)];
+      a[i * lda + j] = static_cast<float>(-s * ujj);
+    }
+    a[j * lda + j] = static_cast<float>(ujj);
+  }
+  return 0;
+}
+
 }  // namespace cmo::linalg

@@ -92,7 +92,7 @@ TEST(blas_syrk_trsm_trmm_match_portable_and_naive) {
     }
 }
 
-TEST(lapack_potrf_potri_match_portable) {
+TEST(lapack_potrf_potri_trtri_match_portable) {
   const int64_t n = 70;
   auto x = randn(static_cast<size_t>(200 * n), 7);
   std::vector<float> a(static_cast<size_t>(n * n), 0.0f);
@@ -111,6 +111,18 @@ TEST(lapack_potrf_potri_match_portable) {
         CHECK_NEAR(f1[e], f2[e], 1e-4 * std::fabs(f2[e]) + 1e-5);
         CHECK_NEAR(i1[e], i2[e], 1e-3 * std::fabs(i2[e]) + 1e-4);
       }
+    if (upper) {  // triangular inverse of the upper factor: LAPACK vs portable, and U·U⁻¹ = I
+      auto t1 = f1, t2 = f1;
+      CHECK_EQ(cmo::linalg::strtri_upper(n, t1.data(), n), 0);
+      CHECK_EQ(cmo::linalg::strtri_upper_portable(n, t2.data(), n), 0);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = i; j < n; ++j) {
+          CHECK_NEAR(t1[static_cast<size_t>(i * n + j)], t2[static_cast<size_t>(i * n + j)], 1e-3 * std::fabs(t2[static_cast<size_t>(i * n + j)]) + 1e-4);
+          double s = 0;
+          for (int64_t k = i; k <= j; ++k) s += static_cast<double>(f1[static_cast<size_t>(i * n + k)]) * t1[static_cast<size_t>(k * n + j)];
+          CHECK_NEAR(s, i == j ? 1.0 : 0.0, 1e-4);
+        }
+    }
     // A · A⁻¹ = I through the stored triangle.
     auto sym = [&](const std::vector<float>& m, int64_t r, int64_t c) {
       return (upper ? c >= r : c <= r) ? m[static_cast<size_t>(r * n + c)] : m[static_cast<size_t>(c * n + r)];

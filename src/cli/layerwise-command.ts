@@ -122,7 +122,7 @@ export function formatLayerwiseReport(r: LayerwiseReport, before: number, after:
   lines.push('', `${r.api} (${r.mode}): ${done.length} ops in ${r.layers.length} layers compressed, ${left.length} left as is; ` +
     `${r.samples} of ${r.samplesAvailable} calibration samples; ${r.waves} Hessian waves, peak ${formatBytes(r.peakHessianBytes)} (budget ${formatBytes(r.maxMemory)}); ` +
     `boundary cache peak ${formatBytes(r.cachePeakBytes)}, spilled ${formatBytes(r.cacheSpilledBytes)}`);
-  lines.push(`weight.bin ${formatBytes(before)} -> ${formatBytes(after)}; forward ${formatSeconds(r.seconds.forward)}, compress ${formatSeconds(r.seconds.compress)}, write ${formatSeconds(r.seconds.write)}, total ${formatSeconds(r.seconds.total)}`);
+  lines.push(`weight.bin ${formatBytes(before)} -> ${formatBytes(after)}; forward ${formatSeconds(r.seconds.forward)}, Hessians ${formatSeconds(r.seconds.hessian)}, compress ${formatSeconds(r.seconds.compress)}, write ${formatSeconds(r.seconds.write)}, total ${formatSeconds(r.seconds.total)}`);
   if (r.merged.length > 0) lines.push(`layers merged into the one before (their ops interleave): ${r.merged.join(', ')}`);
   return lines.join('\n');
 }

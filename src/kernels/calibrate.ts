@@ -39,6 +39,8 @@ export interface CaptureRunResult {
   outputs: Record<string, TensorOutput>;
   /** Per watch, how many times its op ran since the graph was built. */
   hits: number[];
+  /** Seconds spent feeding Hessians since the graph was built (included in the runs' time). */
+  hessianSeconds: number;
 }
 
 interface CaptureGraphHandle {
@@ -64,7 +66,7 @@ export interface LayerCompressRequest {
   m?: number;
   blockSize: number;
   dampening: number;
-  /** Quantization grid (0 bits = none). groupSize 0 = per channel; else columns per block. */
+  /** Quantization grid (0 bits = none). groupSize 0 = per channel, -1 = per tensor, else columns per block. */
   bits: number;
   symmetric: boolean;
   groupSize: number;
@@ -95,7 +97,7 @@ export interface LayerCompressReport {
 }
 
 interface CalibrateAddon {
-  createHessians(columns: number[]): HessianSetHandle;
+  createHessianSet(columns: number[]): HessianSetHandle;
   createCaptureGraph(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle): CaptureGraphHandle;
   compressLayers(job: { hessians: HessianSetHandle; output: string; layers: LayerCompressRequest[] }, onProgress?: ProgressCallback, token?: CancelToken): Promise<LayerCompressReport[]>;
 }
@@ -104,8 +106,8 @@ function addon(): CalibrateAddon {
   return nativeAddon<CalibrateAddon>();
 }
 
-export function createHessians(columns: number[]): HessianSetHandle {
-  return addon().createHessians(columns);
+export function createHessianSet(columns: number[]): HessianSetHandle {
+  return addon().createHessianSet(columns);
 }
 
 /** A graph whose runs feed the watched ops' inputs into `set`. */

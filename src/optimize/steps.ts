@@ -71,7 +71,7 @@ export function normalizeApiName(name: unknown): CompressionApi {
       if (short === verb || short === fn) return verb;
     }
   }
-  throw configError('api', `Unknown api ${show(name)}. Use prune, palettize or quantize (or prune_weights, palettize_weights, linear_quantize_weights).`);
+  throw configError('api', `Unknown api ${show(name)}. Use prune, palettize or quantize (or prune_weights, palettize_weights, linear_quantize_weights), or sparsegpt / gptq with a calibration folder.`);
 }
 
 /** The sidecars' `config_as_passed` ({global_config: {class, kwargs}, ...}) as a from_dict dict. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgramBuilder } from '../../src/mil/builder.js';
 import type { Model } from '../../src/model.js';
 import { executorModelOf, lowerProgram } from '../../src/runtime/executor.js';
-import { CaptureGraph, createHessians, type NativeTensor } from '../../src/kernels/calibrate.js';
+import { CaptureGraph, createHessianSet, type NativeTensor } from '../../src/kernels/calibrate.js';
 import { ProgramGraph, type LayerOp } from '../../src/optimize/sparsegpt/graph.js';
 import { groupLayers, planWaves } from '../../src/optimize/sparsegpt/groups.js';
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
@@ -70,7 +70,7 @@ describe('Hessian capture through the executor', () => {
     const end = Math.max(ff1.position, conv2.position);
     // The explicit inputs: the same sub-program with the ops' inputs as outputs.
     const sub = graph.subProgram(0, end, [ff1.input, conv2.input]);
-    const set = createHessians([16, 72, 72]);
+    const set = createHessianSet([16, 72, 72]);
     const capture = new CaptureGraph(sub, [
       { op: ff1.name, kind: 'linear', hessians: [0] },
       { op: conv2.name, kind: 'conv', hessians: [1, 2] },
@@ -103,7 +103,7 @@ describe('Hessian capture through the executor', () => {
     const { layers } = graph.findLayers();
     const mm = layer(layers, 'mm');
     expect([mm.rows, mm.columns, mm.transposed]).toEqual([7, 12, true]);
-    const set = createHessians([12]);
+    const set = createHessianSet([12]);
     const capture = new CaptureGraph(graph.subProgram(0, mm.position, []), [{ op: 'mm', kind: 'matmul', hessians: [0] }], set);
     const ref = new RefHessian(12);
     for (let k = 0; k < 3; k++) {
@@ -131,13 +131,38 @@ describe('Hessian capture through the executor', () => {
     expect(w.columns.length).toBe(5);
     expect(w.release.get(q)).toEqual([]);
     expect(w.release.get(v)).toEqual(w.hessians.get(v));
-    const set = createHessians(w.columns);
+    const set = createHessianSet(w.columns);
     const capture = new CaptureGraph(graph.subProgram(groups[0]!.start, groups[0]!.end, []), w.watches, set);
     let hits: number[] = [];
     for (const s of samples) hits = (await capture.run({ tokens: s['tokens']! })).hits;
     expect(hits).toEqual(w.watches.map(() => samples.length));
     const qi = w.hessians.get(q)![0]!;
     expect(set.samples(qi)).toBe(samples.length * 2);
+  });
+
+  it('finds the weights it can compress and says why it leaves the others', async () => {
+    const b = new ProgramBuilder({ specVersion: 9, weightsPath: path.join(dir, 'odd.bin') });
+    const x = b.input('x', 'fp32', [2, 4, 16]);
+    const w = (n: string, shape: number[]) => b.const(n, syntheticFp32({ count: shape.reduce((a, c) => a * c, 1), fanIn: 16, seed: 9 }), shape, 'fp32');
+    const shared = w('shared_weight', [16, 16]);
+    const a = b.op('linear', { x, weight: shared }, { name: 'uses_shared_a' });
+    const a2 = b.op('linear', { x: a, weight: shared }, { name: 'uses_shared_b' });
+    const left = b.op('matmul', { x: w('left_weight', [4, 16]), y: b.op('reshape', { x: a2, shape: [16, 8] }, { name: 'flat' }), transpose_x: false, transpose_y: false }, { name: 'const_x', outputs: [{ dtype: 'fp32', shape: [4, 8] }] });
+    const batched = b.op('matmul', { x: a2, y: w('batched_weight', [2, 16, 16]), transpose_x: false, transpose_y: false }, { name: 'batched' });
+    const ein = b.op('einsum', { values: [a2, w('einsum_weight', [16, 8])], equation: 'bij,jk->bik' }, { name: 'ein', outputs: [{ dtype: 'fp32', shape: [2, 4, 8] }] });
+    const ok = b.op('linear', { x: ein, weight: w('fine_weight', [8, 8]) }, { name: 'fine' });
+    b.output(left, 'o1');
+    b.output(batched, 'o2');
+    b.output(ok, 'o3');
+    const model = await b.save(path.join(dir, 'odd.mlpackage'));
+    const { layers, skipped } = new ProgramGraph(lowerProgram(executorModelOf(model))).findLayers();
+    expect(layers.map((l) => l.name)).toEqual(['fine']);
+    const why = Object.fromEntries(skipped.map((s) => [s.name, s.reason]));
+    expect(why['uses_shared_a']).toMatch(/feeds several ops/);
+    expect(why['uses_shared_b']).toMatch(/feeds several ops/);
+    expect(why['const_x']).toMatch(/const operand is x/);
+    expect(why['batched']).toMatch(/batched/);
+    expect(why['ein']).toMatch(/einsum/);
   });
 
   it('waves fit the memory budget; a share set larger than the budget gets its own wave', async () => {

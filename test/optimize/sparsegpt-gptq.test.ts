@@ -75,7 +75,11 @@ describe('gptq on the graph', () => {
   });
 
   it('per_block (block_size × kh·kw columns for a conv) and act-order', async () => {
-    const m = await gptq(net, { global_config: { weight_dtype: 'uint4', granularity: 'per_block', block_size: 4 }, layers: LAYERS, module_name_configs: { mid_block_ff2: { algorithm: 'gptq', weight_dtype: 'uint8', use_activation_order_heuristic: true } } }, calib);
+    const m = await gptq(net, { global_config: { weight_dtype: 'uint4', granularity: 'per_block', block_size: 4 }, layers: LAYERS, module_name_configs: {
+      mid_block_ff2: { algorithm: 'gptq', weight_dtype: 'uint8', use_activation_order_heuristic: true },
+      // act-order with blocks: static groups (as coremltools forces), so the blocks stay contiguous.
+      mid_block_ff1: { algorithm: 'gptq', weight_dtype: 'uint4', granularity: 'per_block', block_size: 4, use_activation_order_heuristic: true },
+    } }, calib);
     const done = m.layerwise.ops.filter((o) => o.status === 'compressed');
     expect(done.length).toBe(10);
     for (const o of done) expect(o.error!, o.name).toBeLessThanOrEqual(o.baselineError! * 1.0001);
@@ -92,6 +96,32 @@ describe('gptq on the graph', () => {
       close();
     }
     await runs(m);
+  });
+
+  it('leaves a layer whose blocks do not divide its channels dense, also when it shares its Hessian', async () => {
+    // mid_block_v is the last of q / k / v, which share one Hessian.
+    const m = await gptq(net, { global_config: { weight_dtype: 'uint4' }, layers: LAYERS, module_name_configs: { mid_block_v: { algorithm: 'gptq', weight_dtype: 'uint4', granularity: 'per_block', block_size: 5 } } }, calib);
+    const byName = new Map(m.layerwise.ops.map((o) => [o.name, o]));
+    expect(byName.get('mid_block_v')!.status).toBe('skipped');
+    expect(byName.get('mid_block_v')!.detail).toMatch(/per_block 5 does not divide 16/);
+    expect(byName.get('mid_block_q')!.status).toBe('compressed');
+    expect(byName.get('mid_block_k')!.status).toBe('compressed');
+    await runs(m);
+  });
+
+  it('per_tensor: one grid for the whole weight', async () => {
+    const m = await gptq(net, { global_config: { weight_dtype: 'uint8', granularity: 'per_tensor' }, layers: ['mid_block'] }, calib);
+    const { program, close } = openProgram(m, 'test');
+    try {
+      const op = [...program.main.walk()].find((o) => o.name === 'mid_block_ff1_weight_quantized')!;
+      const scale = op.param('scale')!;
+      const values = scale.kind === 'value' ? Array.from(scale.value.toFloat32()) : [];
+      expect(values.length).toBe(64);
+      expect(new Set(values).size).toBe(1);
+    } finally {
+      close();
+    }
+    for (const o of m.layerwise.ops.filter((x) => x.status === 'compressed')) expect(o.error!, o.name).toBeLessThanOrEqual(o.baselineError! * 1.0001);
   });
 
   it('8-bit per channel in an iOS16 model: constexpr_affine_dequantize', async () => {

@@ -9,7 +9,7 @@ import { createProgressBar } from '../progress.js';
 export function registerCompress(program: Command): void {
   const cmd = program
     .command('compress <input> <output>')
-    .description('Run a multi-step compression plan: {steps: [{api: prune|palettize|quantize, config, joint_compression}]} (YAML or JSON; a coremltools golden sidecar works as is)')
+    .description('Run a multi-step compression plan: {steps: [{api: prune|palettize|quantize, config, joint_compression} | {api: sparsegpt|gptq, config, calibration, mode}]} (YAML or JSON; a coremltools golden sidecar works as is)')
     .requiredOption('--config <file>', 'the plan file')
     .option('--threads <n>', 'native threads (default: all cores)')
     .option('--json', 'print the step reports as JSON')

@@ -10,7 +10,7 @@ export function registerGptq(program: Command): void {
     description: 'Quantize with GPTQ on calibration data (coremltools LayerwiseCompressor + ModuleGPTQConfig, on the Core ML graph)',
     flags: [
       ['--nbits <n>', 'bits per weight: 4 or 8 (4-bit and per_block need an iOS18 model)'],
-      ['--granularity <g>', 'per_channel (default) or per_block'],
+      ['--granularity <g>', 'per_channel (default), per_tensor or per_block'],
       ['--block-size <n>', 'per_block: input channels per block'],
       ['--quantization-scheme <s>', 'symmetric (default) or affine'],
       ['--act-order', 'process columns by descending Hessian diagonal (use_activation_order_heuristic)'],

@@ -101,8 +101,8 @@ export class ModuleSparseGPTConfig {
     this.quantization_scheme = scheme('quantization_scheme', o.quantization_scheme ?? 'symmetric');
     this.enable_normal_float = requireBool('enable_normal_float', o.enable_normal_float ?? false);
     if (this.enable_normal_float) throw configError('enable_normal_float', '"enable_normal_float" (NF3/NF4 palettes) is not supported.');
-    if (this.bits > 0 && this.quantization_granularity !== 'per_channel') {
-      throw configError('quantization_granularity', `SparseGPT quantizes the surviving weights per_channel only (ModuleSparseGPTConfig has no block size), got ${this.quantization_granularity}.`);
+    if (this.bits > 0 && this.quantization_granularity === 'per_block') {
+      throw configError('quantization_granularity', 'SparseGPT quantizes the surviving weights per_channel or per_tensor (ModuleSparseGPTConfig has no block size), got per_block.');
     }
     this.hessian_dampening = dampening(o.hessian_dampening ?? 0.01);
     this.processing_group_size = groupSize(o.processing_group_size ?? 128);
@@ -162,7 +162,6 @@ export class ModuleGPTQConfig {
     this.bits = weightDtypeBits('weight_dtype', this.weight_dtype);
     if (this.bits === 0) throw configError('weight_dtype', `GPTQ quantizes: "weight_dtype" must be an integer type (uint8, uint4, ...), got ${show(this.weight_dtype)}.`);
     this.granularity = granularity('granularity', o.granularity ?? 'per_channel');
-    if (this.granularity === 'per_tensor') throw configError('granularity', 'GPTQ per_tensor is not supported (use per_channel or per_block).');
     this.quantization_scheme = scheme('quantization_scheme', o.quantization_scheme ?? 'symmetric');
     const bs = o.block_size ?? null;
     if (bs !== null && (requireInt('block_size', bs) < 1)) throw configError('block_size', `"block_size" must be a positive integer, got ${bs}.`);

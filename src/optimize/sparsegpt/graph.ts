@@ -66,7 +66,7 @@ export class ProgramGraph {
   /** Var name → type of a non-const top-level value (function inputs and op outputs). */
   private readonly valueTypes = new Map<string, GraphNamedType>();
   private readonly definedAt = new Map<string, number>();
-  /** Var name → ops (any depth) that read it. */
+  /** Var name → bindings (ops at any depth) that read it. */
   private readonly readers = new Map<string, number>();
   /** Var name → last top-level index reading it. */
   readonly lastUse = new Map<string, number>();
@@ -79,6 +79,8 @@ export class ProgramGraph {
     const nestedConsts = (block: GraphBlock): void => {
       for (const op of block.ops) {
         if (isConstLike(op)) for (const o of op.outputs) this.allConstDefs.set(o.name, op);
+        // Readers at any depth (a weight read twice inside one cond block is shared too).
+        for (const args of Object.values(op.inputs)) for (const b of args) if ('name' in b) this.readers.set(b.name, (this.readers.get(b.name) ?? 0) + 1);
         for (const b of op.blocks) nestedConsts(b);
       }
     };
@@ -90,10 +92,7 @@ export class ProgramGraph {
       if (!isConstLike(op)) for (const o of op.outputs) { this.valueTypes.set(o.name, o); this.definedAt.set(o.name, k); }
       const names = new Set<string>();
       bindingNames(op, names);
-      for (const n of names) {
-        this.readers.set(n, (this.readers.get(n) ?? 0) + 1);
-        if (!isConstLike(op)) this.lastUse.set(n, Math.max(this.lastUse.get(n) ?? -1, k));
-      }
+      if (!isConstLike(op)) for (const n of names) this.lastUse.set(n, Math.max(this.lastUse.get(n) ?? -1, k));
     });
     for (const o of desc.block.outputs) this.lastUse.set(o, Infinity);
   }

@@ -20,7 +20,7 @@ import type { Model } from '../../model.js';
 import { ConfigError, UnsupportedError, throwIfAborted } from '../../errors.js';
 import { executorModelOf, lowerProgram, type GraphDescription } from '../../runtime/executor.js';
 import { getThreads, setThreads, type ProgressCallback } from '../../native.js';
-import { CaptureGraph, compressLayers, createHessians, type LayerCompressRequest, type NativeTensor } from '../../kernels/calibrate.js';
+import { CaptureGraph, compressLayers, createHessianSet, type LayerCompressRequest, type NativeTensor } from '../../kernels/calibrate.js';
 import { isIos18OrLater } from '../config.js';
 import { ModuleGPTQConfig, type LayerwiseCompressorConfig, type LayerwiseModuleConfig } from '../config/layerwise.js';
 import type { CompressedModel } from '../pass.js';
@@ -78,7 +78,8 @@ export interface LayerwiseReport {
   maxMemory: number;
   cachePeakBytes: number;
   cacheSpilledBytes: number;
-  seconds: { forward: number; compress: number; write: number; total: number };
+  /** forward: sub-program runs without the Hessian updates; hessian: feeding the Hessians; compress: SparseGPT / GPTQ; write: the new weight file. */
+  seconds: { forward: number; hessian: number; compress: number; write: number; total: number };
 }
 
 export type LayerwiseModel = CompressedModel & { readonly layerwise: LayerwiseReport };
@@ -100,20 +101,21 @@ function request(p: Planned, ios16: boolean, hessians: number[], release: number
     transposed: layer.transposed, hessians, release, ios16, blockSize: config.processing_group_size, dampening: config.hessian_dampening,
   };
   if (config instanceof ModuleGPTQConfig) {
-    const groupSize = config.granularity === 'per_block' ? config.block_size! * layer.window : 0;
+    // Columns per grid: a block (input channels × kh·kw), a row (0) or the whole weight (-1).
+    const groupSize = config.granularity === 'per_block' ? config.block_size! * layer.window : config.granularity === 'per_tensor' ? -1 : 0;
     if (groupSize > 0 && layer.columns % groupSize !== 0) return `per_block ${config.block_size} does not divide ${layer.columns / layer.window} input channels`;
     return { ...common, method: 'gptq', bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize, actOrder: config.use_activation_order_heuristic };
   }
   const nm = config.n_m_ratio;
   return {
     ...common, method: 'sparsegpt', targetSparsity: config.target_sparsity, n: nm?.[0] ?? 0, m: nm?.[1] ?? 0,
-    bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize: 0,
+    bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize: config.quantization_granularity === 'per_tensor' ? -1 : 0,
   };
 }
 
 function checkTargetFor(p: Planned, ios16: boolean, file: string | undefined): void {
   const c = p.config;
-  if (ios16 && c instanceof ModuleGPTQConfig && (c.bits !== 8 || c.granularity !== 'per_channel')) {
+  if (ios16 && c instanceof ModuleGPTQConfig && (c.bits !== 8 || c.granularity === 'per_block')) {
     throw new UnsupportedError(`gptq: ${c.bits}-bit ${c.granularity} data needs constexpr_blockwise_shift_scale (iOS18); ${p.layer.name} is in an iOS16/17 model (iOS16 writes 8-bit per_channel constexpr_affine_dequantize)`, file ? { file } : {});
   }
 }
@@ -178,7 +180,7 @@ export async function runLayerwise(
   if (options.threads !== undefined) setThreads(options.threads);
 
   const compressed: CompressedLayer[] = [];
-  const seconds = { forward: 0, compress: 0, write: 0, total: 0 };
+  const seconds = { forward: 0, hessian: 0, compress: 0, write: 0, total: 0 };
   let peakHessianBytes = 0;
   let waveCount = 0;
   let fileCount = 0;
@@ -199,16 +201,18 @@ export async function runLayerwise(
   /** Runs one wave: capture over all samples with `d`, then compress the wave's layers. */
   const runWave = async (wave: Wave, d: GraphDescription, groupKey: string): Promise<void> => {
     throwIfAborted(options.signal);
-    const set = createHessians(wave.columns);
+    const set = createHessianSet(wave.columns);
     peakHessianBytes = Math.max(peakHessianBytes, set.peakBytes());
     waveCount++;
     const capture = new CaptureGraph(d, wave.watches, set);
     const t0 = performance.now();
+    let hessian = 0;
     for (let s = 0; s < nSamples; s++) {
-      await capture.run(inputsFor(d, s), runOpts);
+      hessian = (await capture.run(inputsFor(d, s), runOpts)).hessianSeconds;
       tick();
     }
-    seconds.forward += (performance.now() - t0) / 1000;
+    seconds.hessian += hessian;
+    seconds.forward += (performance.now() - t0) / 1000 - hessian;
     const requests: LayerCompressRequest[] = [];
     const forRequest: Planned[] = [];
     const seen: number[] = [];
@@ -218,8 +222,8 @@ export async function runLayerwise(
       const reached = hs.every((h) => set.samples(h) > 0);
       const r = reached ? request(p, ios16, hs, wave.release.get(l)!) : 'no calibration sample reached it';
       if (typeof r === 'string') {
+        // Its Hessians may be shared with a layer still to compress: freed with the wave below.
         skipLayer(l, r, groupKey);
-        for (const h of wave.release.get(l)!) set.release(h);
         tick();
         continue;
       }
@@ -227,10 +231,15 @@ export async function runLayerwise(
       forRequest.push(p);
       seen.push(set.samples(hs[0]!));
     }
-    if (requests.length === 0) return;
     const out = path.join(tmp, `layers-${fileCount++}.bin`);
     const t1 = performance.now();
-    const results = await compressLayers(set, out, requests, options.signal ? { signal: options.signal } : {});
+    let results: Awaited<ReturnType<typeof compressLayers>> = [];
+    try {
+      if (requests.length > 0) results = await compressLayers(set, out, requests, options.signal ? { signal: options.signal } : {});
+    } finally {
+      // Whatever the native job did not free (layers left dense), before the next wave allocates.
+      wave.columns.forEach((_, i) => set.release(i));
+    }
     seconds.compress += (performance.now() - t1) / 1000;
     results.forEach((r, i) => {
       const p = forRequest[i]!;
@@ -319,5 +328,5 @@ export async function runLayerwise(
 
 /** A sub-program without watches. */
 function plainGraph(d: GraphDescription): CaptureGraph {
-  return new CaptureGraph(d, [], createHessians([]));
+  return new CaptureGraph(d, [], createHessianSet([]));
 }
