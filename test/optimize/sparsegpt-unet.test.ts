@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertDiffusers } from '../../src/convert/convert.js';
+import { ConfigError } from '../../src/errors.js';
 import { loadModel, type Model } from '../../src/model.js';
 import { compressModel, type MultiStepModel } from '../../src/optimize/compress.js';
 import { openProgram } from '../../src/optimize/pass.js';
@@ -109,6 +110,11 @@ describe.skipIf(!hasFixtures)('SparseGPT on a converted tiny SDXL UNet, calibrat
     for (const m of disposables) m.dispose();
   });
 
+  it('convertDiffusers rejects a specification version it does not write', async () => {
+    await expect(convertDiffusers(TINY_SDXL, { outDir: path.join(tmp, 'bad'), specVersion: 6 as 7 })).rejects.toThrow(ConfigError);
+    expect(fs.existsSync(path.join(tmp, 'bad'))).toBe(false);
+  });
+
   let joint: MultiStepModel;
   let sparsegptPsnr: number;
 
@@ -116,6 +122,9 @@ describe.skipIf(!hasFixtures)('SparseGPT on a converted tiny SDXL UNet, calibrat
     expect(fs.readdirSync(calibration).length).toBe(3 * STEPS);
     expect(heldOut.length).toBe(STEPS);
     expect(Object.keys(heldOut[0]!).sort()).toEqual(['encoder_hidden_states', 'sample', 'text_embeds', 'time_ids', 'timestep']);
+    expect(heldOut[0]!['sample']!.shape).toEqual([2, 4, ...LATENT]);
+    // Converted for iOS18 (specVersion 9), which joint compression needs.
+    expect(unet.spec.specificationVersion).toBe(9);
   });
 
   it('SparseGPT 40 % + 4-bit gs16 joint: every block selected, per-op sparsity ≈ 0.4, sparse + palettized chains, runs', async () => {
