@@ -1,127 +1,297 @@
-// Apple's SDXL recipe (SparseGPT 40 % with layers down_blocks.\d+ / mid_block / up_blocks.\d+, then
-// 4-bit per_grouped_channel gs16 palettization with joint_compression) on a synthetic SD-style UNet
-// built with the ProgramBuilder, against magnitude pruning 40 % + the same palettization (the
-// baseline, same run). Not a full-size SDXL UNet: a down / mid / up stack at SD channel widths with
-// skip connections (so boundary values cross several layers) and smooth synthetic latents as
-// calibration samples. Prints the time split (forward, Hessians, SparseGPT, write, palettize), peak
-// Hessian memory, boundary cache, peak RSS, and the output PSNR of both models on held-out samples.
-//   npm run build:ts && node bench/sparsegpt-recipe.mjs [--latent 16] [--channels 320] [--samples 8]
-//        [--heldout 4] [--sparsity 0.4] [--mode sequential|oneshot] [--threads N] [--json]
+#!/usr/bin/env node
+/**
+ * Apple's whole SparseGPT recipe on a synthetic SDXL UNet: SparseGPT 40 % on `down_blocks.\d+`,
+ * `mid_block`, `up_blocks.\d+` (sequential, as coremltools' LayerwiseCompressor) followed by 4-bit
+ * per_grouped_channel gs16 palettization with joint_compression — one `compressModel` plan.
+ *
+ * The UNet is the real graph: a diffusers folder with synthetic safetensors of the published SDXL
+ * base shapes (../shared/models/sdxl_unet_weights.json) and its config, converted with
+ * convertDiffusers (fp16, iOS18) — bench/generate-unet.mjs writes the same weights but not the UNet
+ * topology, so its model cannot be calibrated. It can be scaled down for a shared machine:
+ *   --width F                channels × F (0.5: block_out_channels [160, 320, 640]; every layer
+ *                            shape derived from the published one, names unchanged);
+ *   --transformer-layers A,B,C  transformer blocks per level (SDXL: 1,2,10); the kept blocks keep
+ *                            their published names and shapes.
+ * Calibration: N synthetic samples (random latents, timesteps, text embeddings of the UNet's input
+ * shapes; time_ids of the image size), batch 2 as ml-stable-diffusion converts the SDXL UNet.
+ *
+ * Reported (each phase in a fresh child process, so peaks are separate): synthetic weights write,
+ * conversion, and the recipe: time split into forward (sub-program runs with Hessian capture and the
+ * compressed replays), Hessian (estimated: forward minus the same number of plain UNet passes,
+ * measured in the same child), prune (SparseGPT per layer: Cholesky, masks, updates, errors),
+ * write (sparse weights), palettize (the joint 4-bit pass), with peak RSS, the largest Hessian wave
+ * and the boundary cache.
+ *
+ *   node bench/sparsegpt-recipe.mjs [--n 4] [--latent 64] [--width 1] [--transformer-layers 1,2,10]
+ *        [--sparsity 0.4] [--max-memory GB] [--mode sequential|oneshot] [--threads N] [--out DIR] [--keep] [--json]
+ */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_WORK_DIR, MODELS_DIR, machineLine, RssSampler, fmtGB, fmtMiB, fmtSec, now, parseArgs, printTable, runChild, seedOf } from './lib/common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const lib = await import(path.join(here, '..', 'dist', 'index.js'));
-const { ProgramBuilder, loadModel, syntheticFp16, setThreads, compressModel, pruneWeights, compareModels, writeNpy } = lib;
+const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
+const SELF = fileURLToPath(import.meta.url);
+const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+/** Every dimension of the published SDXL shapes that is a multiple of the channel widths. */
+const CHANNEL_DIMS = new Set([320, 640, 960, 1280, 1920, 2560, 5120, 10240]);
+const APPLE_LAYERS = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i < 0 ? dflt : typeof dflt === 'number' ? Number(args[i + 1]) : args[i + 1];
-};
-const latent = opt('--latent', 16), C = opt('--channels', 320), nSamples = opt('--samples', 8), nHeld = opt('--heldout', 4);
-const sparsity = opt('--sparsity', 0.4), mode = opt('--mode', 'sequential'), threads = opt('--threads', 0), json = args.includes('--json');
-if (threads) setThreads(threads);
-const heads = 8;
-
-function vmHwmMiB() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
+/** The SDXL shape list scaled: channel dims × width, transformer blocks per level cut to `layers`. */
+export function scaledSdxl(width, layers) {
+  const json = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, 'sdxl_unet_weights.json'), 'utf8'));
+  const levels = json.config.block_out_channels.length;
+  const scale = (d) => {
+    if (!CHANNEL_DIMS.has(d)) return d;
+    const s = d * width;
+    if (!Number.isInteger(s)) throw new Error(`--width ${width} does not scale ${d} to an integer`);
+    return s;
+  };
+  const levelOf = (name) => {
+    let m = /^down_blocks\.(\d+)\.attentions\.\d+\.transformer_blocks\.(\d+)\./.exec(name);
+    if (m) return [Number(m[1]), Number(m[2])];
+    m = /^up_blocks\.(\d+)\.attentions\.\d+\.transformer_blocks\.(\d+)\./.exec(name);
+    if (m) return [levels - 1 - Number(m[1]), Number(m[2])];
+    m = /^mid_block\.attentions\.\d+\.transformer_blocks\.(\d+)\./.exec(name);
+    if (m) return [levels - 1, Number(m[1])];
+    return null;
+  };
+  const tensors = json.tensors
+    .filter((t) => {
+      const l = levelOf(t.name);
+      return !l || l[1] < layers[l[0]];
+    })
+    .map((t) => ({ name: t.name, shape: t.shape.map(scale) }));
+  const config = {
+    ...json.config,
+    block_out_channels: json.config.block_out_channels.map(scale),
+    transformer_layers_per_block: layers,
+    // Group norm's parameter shapes do not depend on the group count: below width 0.5 the 32 groups
+    // no longer divide the channels, so take the largest count ≤ 32 that does.
+    norm_num_groups: [32, 16, 8, 4, 2, 1].find((g) => scale(320) % g === 0),
+  };
+  return { config, tensors };
 }
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-recipe-bench-'));
-let seed = 1;
-const b = new ProgramBuilder({ specVersion: 9, weightsPath: path.join(dir, 'weight.bin') });
-const w = (name, shape, fanIn) => b.const(name, syntheticFp16({ count: shape.reduce((a, c) => a * c, 1), fanIn, seed: seed++ }), shape, 'fp16');
-const bias = (name, n) => b.const(name, syntheticFp16({ count: n, kind: 'bias', seed: seed++ }), [n], 'fp16');
-const conv = (x, name, cin, cout, k, stride = 1) => b.op('conv', { x, weight: w(`${name}_weight`, [cout, cin, k, k], cin * k * k), bias: bias(`${name}_bias`, cout), pad_type: 'same', strides: [stride, stride], dilations: [1, 1], groups: 1 }, { name });
-
-/** ResNet (GN-free: LN over channels via tokens is enough for the benchmark) + attention + GEGLU at width c, side s. */
-function block(x, p, cin, c, s) {
-  const h1 = conv(b.op('silu', { x }, { name: `${p}_act1` }), `${p}_resnets_0_conv1`, cin, c, 3);
-  const h2 = conv(b.op('silu', { x: h1 }, { name: `${p}_act2` }), `${p}_resnets_0_conv2`, c, c, 3);
-  const skip = cin === c ? x : conv(x, `${p}_resnets_0_conv_shortcut`, cin, c, 1);
-  const r = b.op('add', { x: skip, y: h2 }, { name: `${p}_res` });
-  const T = s * s, D = c / heads;
-  const tokens = b.op('transpose', { x: b.op('reshape', { x: r, shape: [2, c, T] }, { name: `${p}_flat` }), perm: [0, 2, 1] }, { name: `${p}_tokens` });
-  const ln = b.op('layer_norm', { x: tokens, axes: [2], epsilon: 1e-5 }, { name: `${p}_ln` });
-  const proj = (n) => b.op('transpose', { x: b.op('reshape', { x: b.op('linear', { x: ln, weight: w(`${p}_attentions_0_${n}_weight`, [c, c], c) }, { name: `${p}_attentions_0_${n}` }), shape: [2, T, heads, D] }, { name: `${p}_${n}_heads` }), perm: [0, 2, 1, 3] }, { name: `${p}_${n}_t` });
-  const q = proj('to_q'), k = proj('to_k'), v = proj('to_v');
-  const attn = b.op('softmax', { x: b.op('mul', { x: b.op('matmul', { x: q, y: k, transpose_x: false, transpose_y: true }, { name: `${p}_scores` }), y: 1 / Math.sqrt(D) }, { name: `${p}_scaled` }), axis: -1 }, { name: `${p}_softmax` });
-  const ctx = b.op('matmul', { x: attn, y: v, transpose_x: false, transpose_y: false }, { name: `${p}_ctx` });
-  const merged = b.op('reshape', { x: b.op('transpose', { x: ctx, perm: [0, 2, 1, 3] }, { name: `${p}_merge_t` }), shape: [2, T, c] }, { name: `${p}_merge` });
-  const h = b.op('add', { x: tokens, y: b.op('linear', { x: merged, weight: w(`${p}_attentions_0_to_out_weight`, [c, c], c), bias: bias(`${p}_attentions_0_to_out_bias`, c) }, { name: `${p}_attentions_0_to_out` }) }, { name: `${p}_attn_res` });
-  const ff = b.op('linear', { x: b.op('layer_norm', { x: h, axes: [2], epsilon: 1e-5 }, { name: `${p}_ln2` }), weight: w(`${p}_ff_proj_weight`, [8 * c, c], c), bias: bias(`${p}_ff_proj_bias`, 8 * c) }, { name: `${p}_ff_proj` });
-  const [a, gate] = b.op('split', { x: ff, num_splits: 2, axis: -1 }, { name: `${p}_geglu_split`, outputs: [{ dtype: 'fp16', shape: [2, T, 4 * c] }, { dtype: 'fp16', shape: [2, T, 4 * c] }] }).all;
-  const geglu = b.op('mul', { x: a, y: b.op('gelu', { x: gate, mode: 'EXACT' }, { name: `${p}_gelu` }) }, { name: `${p}_geglu` });
-  const h2b = b.op('add', { x: h, y: b.op('linear', { x: geglu, weight: w(`${p}_ff_out_weight`, [c, 4 * c], 4 * c), bias: bias(`${p}_ff_out_bias`, c) }, { name: `${p}_ff_out` }) }, { name: `${p}_ff_res` });
-  return b.op('reshape', { x: b.op('transpose', { x: h2b, perm: [0, 2, 1] }, { name: `${p}_untokens` }), shape: [2, c, s, s] }, { name: `${p}_out` });
-}
-
-const sample = b.input('sample', 'fp16', [2, 4, latent, latent]);
-let x = conv(sample, 'conv_in', 4, C, 3);
-const d0 = block(x, 'down_blocks_0', C, C, latent);
-x = conv(d0, 'down_blocks_0_downsamplers_0_conv', C, C, 3, 2);
-const d1 = block(x, 'down_blocks_1', C, 2 * C, latent / 2);
-const m = block(d1, 'mid_block', 2 * C, 2 * C, latent / 2);
-const u1 = block(b.op('concat', { values: [m, d1], axis: 1 }, { name: 'up_blocks_0_cat' }), 'up_blocks_0', 4 * C, 2 * C, latent / 2);
-const up = b.op('upsample_nearest_neighbor', { x: u1, scale_factor_height: 2, scale_factor_width: 2 }, { name: 'up_blocks_0_upsample', outputs: [{ dtype: 'fp16', shape: [2, 2 * C, latent, latent] }] });
-const u2 = block(b.op('concat', { values: [up, d0], axis: 1 }, { name: 'up_blocks_1_cat' }), 'up_blocks_1', 3 * C, C, latent);
-b.output(conv(b.op('silu', { x: u2 }, { name: 'out_act' }), 'conv_out', C, 4, 3), 'noise_pred');
-const model = await b.save(path.join(dir, 'unet.mlpackage'));
-
-// Smooth latents with per-sample phases (diffusion latents are spatially correlated).
-function writeSamples(folder, n, base) {
-  for (let i = 0; i < n; i++) {
-    const sdir = path.join(folder, `s${String(i).padStart(3, '0')}`);
-    fs.mkdirSync(sdir, { recursive: true });
-    const v = new Float32Array(2 * 4 * latent * latent);
-    for (let k = 0; k < v.length; k++) {
-      const xx = k % latent, yy = Math.floor(k / latent) % latent, ch = Math.floor(k / latent / latent) % 4;
-      v[k] = Math.sin(0.3 * xx + base + i + ch) + Math.cos(0.25 * yy * (1 + ch / 4) + 2 * i) + 0.3 * Math.sin(17.3 * k + i);
-    }
-    writeNpy(path.join(sdir, 'sample.npy'), { dtype: 'float32', shape: [2, 4, latent, latent], data: v });
+/** A diffusers folder (model_index, unet config + synthetic F16 safetensors, vae and scheduler configs). */
+async function writeSyntheticPipeline(dir, { config, tensors }, latent) {
+  const { syntheticFp16 } = await dist('util/synthetic.js');
+  for (const d of ['unet', 'vae', 'scheduler']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  const json = (f, v) => fs.writeFileSync(path.join(dir, f), JSON.stringify(v, null, 1));
+  json('model_index.json', {
+    _class_name: 'StableDiffusionXLPipeline', _diffusers_version: '0.25.1', force_zeros_for_empty_prompt: true,
+    scheduler: ['diffusers', 'EulerDiscreteScheduler'], unet: ['diffusers', 'UNet2DConditionModel'], vae: ['diffusers', 'AutoencoderKL'],
+  });
+  json('unet/config.json', { _class_name: 'UNet2DConditionModel', _diffusers_version: '0.25.1', ...config, sample_size: latent });
+  json('vae/config.json', {
+    _class_name: 'AutoencoderKL', block_out_channels: [128, 256, 512, 512], down_block_types: Array(4).fill('DownEncoderBlock2D'),
+    up_block_types: Array(4).fill('UpDecoderBlock2D'), latent_channels: 4, layers_per_block: 2, norm_num_groups: 32, sample_size: latent * 8,
+    scaling_factor: 0.13025, force_upcast: true,
+  });
+  json('scheduler/scheduler_config.json', {
+    _class_name: 'EulerDiscreteScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085,
+    num_train_timesteps: 1000, prediction_type: 'epsilon', steps_offset: 1, timestep_spacing: 'leading',
+  });
+  const header = {};
+  let at = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: 'F16', shape: t.shape, data_offsets: [at, at + numel(t.shape) * 2] };
+    at += numel(t.shape) * 2;
   }
-  return folder;
+  let h = JSON.stringify(header);
+  while ((8 + h.length) % 8) h += ' ';
+  const file = path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors');
+  const fd = fs.openSync(file, 'w');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  fs.writeSync(fd, len);
+  fs.writeSync(fd, h);
+  for (const t of tensors) {
+    const leaf = t.name.split('.').at(-1);
+    const kind = /norm/.test(t.name) && leaf === 'weight' ? 'norm' : leaf === 'bias' || t.shape.length === 1 ? 'bias' : 'weight';
+    const data = syntheticFp16({ count: numel(t.shape), kind, fanIn: t.shape.length > 1 ? numel(t.shape.slice(1)) : 1, seed: seedOf(t.name) });
+    fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  fs.closeSync(fd);
+  return { bytes: fs.statSync(file).size, tensors: tensors.length, weights: tensors.reduce((a, t) => a + numel(t.shape), 0) };
 }
-const calib = writeSamples(path.join(dir, 'calib'), nSamples, 0);
-const held = writeSamples(path.join(dir, 'held'), nHeld, 100);
-const heldInputs = fs.readdirSync(held).sort().map((s) => {
-  const a = lib.readNpy(path.join(held, s, 'sample.npy'));
-  return { sample: { data: a.data, shape: a.shape, dtype: 'fp32' } };
-});
 
-const layers = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
-const palettize = { api: 'palettize', config: { config_type: 'OpPalettizerConfig', global_config: { nbits: 4, granularity: 'per_grouped_channel', group_size: 16 } }, joint_compression: true };
-const loaded = await loadModel(model.path);
-const t0 = performance.now();
-const sg = await compressModel(loaded, { steps: [{ api: 'sparsegpt', config: { global_config: { target_sparsity: sparsity }, layers, calibration_nsamples: nSamples }, calibration: calib, mode }, palettize] });
-const tRecipe = (performance.now() - t0) / 1000;
-const lw = sg.steps[0].layerwise;
-const names = lw.ops.filter((o) => o.status === 'compressed').map((o) => o.weight);
-const t1 = performance.now();
-const mag = await compressModel(loaded, { steps: [{ api: 'prune', config: { config_type: 'OpMagnitudePrunerConfig', global_config: null, op_name_configs: Object.fromEntries(names.map((n) => [n, { target_sparsity: sparsity, weight_threshold: 0 }])) } }, palettize] });
-const tMag = (performance.now() - t1) / 1000;
-const psnr = async (m) => (await compareModels(loaded, m, { inputs: heldInputs })).outputs[0].psnr;
-const [pSg, pMag] = [await psnr(sg), await psnr(mag)];
-const sgSize = await sg.save(path.join(dir, 'sg.mlpackage')).then(() => fs.statSync(path.join(dir, 'sg.mlpackage', 'Data', 'com.apple.CoreML', 'weights', 'weight.bin')).size).catch(() => NaN);
-const meanRatio = lw.ops.filter((o) => o.status === 'compressed').reduce((s, o) => s + o.error / o.baselineError, 0) / names.length;
-const result = {
-  model: { latent, channels: C, weights: names.length, samples: nSamples, heldout: nHeld, mode, sparsity },
-  recipeSeconds: tRecipe, split: { ...lw.seconds, palettize: sg.steps[1].seconds }, magnitudeRecipeSeconds: tMag,
-  peakHessianBytes: lw.peakHessianBytes, waves: lw.waves, cachePeakBytes: lw.cachePeakBytes, peakRssMiB: vmHwmMiB(),
-  psnr: { sparsegpt: pSg, magnitude: pMag }, meanLayerErrorRatio: meanRatio, weightBinBytes: sgSize,
-  load: fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), cores: os.cpus().length,
-};
-if (json) console.log(JSON.stringify(result, null, 2));
-else {
-  const s = result.split;
-  console.log(`synthetic SD-style UNet: latent ${latent}x${latent}, C=${C}, ${names.length} conv/linear weights; ${nSamples} calibration samples (batch 2), ${mode}; ${result.cores} cores, load ${result.load}`);
-  console.log(`SparseGPT ${sparsity * 100}% + 4-bit gs16 (joint): ${tRecipe.toFixed(1)} s = forward ${s.forward.toFixed(1)} + Hessians ${s.hessian.toFixed(1)} + SparseGPT ${s.compress.toFixed(1)} + write ${s.write.toFixed(1)} + palettize ${s.palettize.toFixed(1)} (+ setup)`);
-  console.log(`baseline (same run): magnitude ${sparsity * 100}% + 4-bit gs16: ${tMag.toFixed(1)} s`);
-  console.log(`output PSNR on ${nHeld} held-out samples: SparseGPT recipe ${pSg.toFixed(2)} dB, magnitude recipe ${pMag.toFixed(2)} dB; mean layer error ratio SparseGPT / magnitude ${meanRatio.toFixed(3)}`);
-  console.log(`peak Hessian wave ${(lw.peakHessianBytes / 2 ** 20).toFixed(1)} MiB in ${lw.waves} waves; boundary cache peak ${(lw.cachePeakBytes / 2 ** 20).toFixed(1)} MiB; peak RSS ${result.peakRssMiB.toFixed(0)} MiB`);
+/** Box–Muller normals from a small xorshift (deterministic per seed). */
+function normals(count, seed, scale = 1) {
+  let x = seed >>> 0 || 1;
+  const u = () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return (x + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = scale * Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  return out;
 }
-fs.rmSync(dir, { recursive: true, force: true });
+
+/** N sample folders of the UNet's inputs: latents N(0, σ_t²)-ish, timesteps in [0, 1000), embeddings N(0, 1). */
+async function writeCalibration(dir, inputs, n, latent) {
+  const { writeNpy } = await dist('runtime/npy.js');
+  for (let s = 0; s < n; s++) {
+    const sdir = path.join(dir, `sample_${String(s).padStart(3, '0')}`);
+    fs.mkdirSync(sdir, { recursive: true });
+    const t = Math.floor(((s + 0.5) / n) * 1000);
+    for (const input of inputs) {
+      const shape = input.shape;
+      let data;
+      if (input.name === 'timestep') data = new Float32Array(numel(shape)).fill(t);
+      else if (input.name === 'time_ids') data = Float32Array.from({ length: numel(shape) }, (_, i) => [latent * 8, latent * 8, 0, 0, latent * 8, latent * 8][i % 6]);
+      else data = normals(numel(shape), seedOf(`${input.name}/${s}`), input.name === 'sample' ? 1 + t / 100 : 1);
+      writeNpy(path.join(sdir, `${input.name}.npy`), { dtype: 'float32', shape, data });
+    }
+  }
+}
+
+async function phaseConvert(source, outDir, latent) {
+  const { convertDiffusers } = await dist('convert/convert.js');
+  const sampler = new RssSampler().every(200);
+  const s = now();
+  const r = await convertDiffusers(source, { outDir, precision: 'fp16', components: ['unet'], specVersion: 9, latentSize: [latent, latent] });
+  return { phase: 'convert', seconds: now() - s, unet: r.packages.unet, ...sampler.stop() };
+}
+
+async function phaseRecipe(unetPath, calibration, opts) {
+  const { loadModel } = await dist('model.js');
+  const { createExecutor } = await dist('runtime/executor.js');
+  const { compressModel } = await dist('optimize/compress.js');
+  const { readNpy } = await dist('runtime/npy.js');
+  const threads = opts.threads ? Number(opts.threads) : undefined;
+  const model = await loadModel(unetPath);
+  // Plain forward passes of the whole UNet over the samples: the executor's share of the capture runs.
+  const exec = createExecutor(model);
+  const samples = fs.readdirSync(calibration).sort();
+  const t0 = now();
+  for (const s of samples) {
+    const inputs = {};
+    for (const i of exec.inputs) {
+      const a = readNpy(path.join(calibration, s, `${i.name}.npy`));
+      inputs[i.name] = { data: a.data, shape: a.shape, dtype: 'fp32' };
+    }
+    await exec.predict(inputs, threads ? { threads } : {});
+  }
+  const plainForward = now() - t0;
+  process.stderr.write(`  plain forward: ${samples.length} samples in ${fmtSec(plainForward)}\n`);
+  const sampler = new RssSampler().every(200);
+  const steps = [];
+  let stepStart = now();
+  let lastPct = -1;
+  const started = now();
+  const out = await compressModel(model, {
+    steps: [
+      {
+        api: 'sparsegpt', mode: opts.mode, calibration,
+        config: { global_config: { algorithm: 'sparse_gpt', target_sparsity: opts.sparsity }, layers: APPLE_LAYERS, calibration_nsamples: samples.length },
+      },
+      { api: 'palettize', joint_compression: true, config: { config_type: 'OpPalettizerConfig', global_config: { nbits: 4, granularity: 'per_grouped_channel', group_size: 16 } } },
+    ],
+  }, {
+    ...(threads ? { threads } : {}),
+    ...(opts.maxMemory ? { maxMemory: opts.maxMemory } : {}),
+    onStep: (i, _n, api) => {
+      if (i > 0) steps.push(now() - stepStart);
+      stepStart = now();
+      lastPct = -1;
+      process.stderr.write(`  step ${i + 1}: ${api}\n`);
+    },
+    onProgress: (done, total) => {
+      const pct = Math.floor((10 * done) / total);
+      if (pct !== lastPct) { lastPct = pct; process.stderr.write(`    ${(100 * done / total).toFixed(0)}% (${fmtSec(now() - started)})\n`); }
+    },
+  });
+  steps.push(now() - stepStart);
+  const total = now() - started;
+  const mem = sampler.stop();
+  const lw = out.steps[0].layerwise;
+  const compressed = lw.ops.filter((o) => o.status === 'compressed');
+  const weightBin = path.join(out.path ?? '', 'Data', 'com.apple.CoreML', 'weights', 'weight.bin');
+  const maxCols = Math.max(...compressed.map((o) => o.hessianColumns ?? 0));
+  const result = {
+    phase: 'recipe', total, plainForward, samples: samples.length, stepSeconds: steps, layerwise: lw.seconds, waves: lw.waves,
+    peakHessianBytes: lw.peakHessianBytes, cachePeakBytes: lw.cachePeakBytes, cacheSpilledBytes: lw.cacheSpilledBytes, maxMemory: lw.maxMemory,
+    layers: lw.layers.map((l) => ({ key: l.key, ops: l.ops.length })), compressedOps: compressed.length, maxColumns: maxCols,
+    meanSparsity: compressed.reduce((a, o) => a + o.sparsity, 0) / compressed.length,
+    meanErrorRatio: compressed.reduce((a, o) => a + o.error / Math.max(o.baselineError, 1e-30), 0) / compressed.length,
+    sparseToDense: out.steps[1].weights.filter((w) => w.status === 'compressed').length,
+    ...mem,
+  };
+  try { result.outputBytes = fs.statSync(weightBin).size; } catch { /* unsaved model: no size */ }
+  out.dispose?.();
+  return result;
+}
+
+async function main() {
+  const args = parseArgs();
+  if (args.phase === 'convert') {
+    console.log(JSON.stringify(await phaseConvert(args.source, args['out-dir'], Number(args.latent))));
+    return;
+  }
+  if (args.phase === 'recipe') {
+    console.log(JSON.stringify(await phaseRecipe(args.unet, args.calibration, {
+      threads: args.threads, mode: args.mode, sparsity: Number(args.sparsity), maxMemory: args['max-memory'] ? Number(args['max-memory']) : undefined,
+    })));
+    return;
+  }
+  const n = Number(args.n ?? 4);
+  const latent = Number(args.latent ?? 64);
+  const width = Number(args.width ?? 1);
+  const layers = String(args['transformer-layers'] ?? '1,2,10').split(',').map(Number);
+  const sparsity = Number(args.sparsity ?? 0.4);
+  const mode = args.mode ?? 'sequential';
+  const maxMemory = args['max-memory'] ? Math.floor(Number(args['max-memory']) * 1e9) : undefined;
+  if (!(n >= 1) || !(latent >= 8) || !(width > 0 && width <= 1) || layers.length !== 3 || !layers.every((l) => Number.isInteger(l) && l >= 1)) {
+    throw new Error('--n ≥ 1, --latent ≥ 8, --width in (0, 1], --transformer-layers A,B,C (≥ 1 each)');
+  }
+  const work = path.resolve(args.out ?? DEFAULT_WORK_DIR, `sparsegpt-recipe-w${width}-t${layers.join('_')}-l${latent}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  const log = (s) => console.log(s);
+  const shapes = scaledSdxl(width, layers);
+  log(`# SparseGPT ${sparsity * 100} % + 4-bit gs16 joint (Apple's recipe) on a synthetic SDXL UNet: width ×${width}, transformer layers [${layers}], latent ${latent}×${latent}, batch 2, ${n} calibration samples, ${mode}`);
+  log(`# machine: ${machineLine()}`);
+
+  let s = now();
+  const gen = await writeSyntheticPipeline(path.join(work, 'diffusers'), shapes, latent);
+  const genSeconds = now() - s;
+  process.stderr.write(`  wrote ${gen.tensors} tensors (${gen.weights.toLocaleString('en-US')} weights) in ${fmtSec(genSeconds)}\n`);
+  const conv = await runChild(SELF, ['--phase', 'convert', '--source', path.join(work, 'diffusers'), '--out-dir', path.join(work, 'converted'), '--latent', String(latent)]);
+  fs.rmSync(path.join(work, 'diffusers'), { recursive: true, force: true });
+  const { loadModel } = await dist('model.js');
+  const { createExecutor } = await dist('runtime/executor.js');
+  const m = await loadModel(conv.unet);
+  const inputs = createExecutor(m).inputs.map((i) => ({ name: i.name, shape: i.shape }));
+  m.dispose?.();
+  s = now();
+  await writeCalibration(path.join(work, 'calibration'), inputs, n, latent);
+  const calSeconds = now() - s;
+  const rec = await runChild(SELF, ['--phase', 'recipe', '--unet', conv.unet, '--calibration', path.join(work, 'calibration'), '--mode', mode, '--sparsity', String(sparsity),
+    ...(args.threads ? ['--threads', String(args.threads)] : []), ...(maxMemory ? ['--max-memory', String(maxMemory)] : [])]);
+  const lw = rec.layerwise;
+  // Sequential: every sample runs each layer's sub-program once per wave with capture, and once more
+  // on the compressed weights (all but the last layer): about (1 + waves/layers) plain passes.
+  const passes = mode === 'oneshot' ? rec.waves : 1 + rec.waves / rec.layers.length;
+  const hessian = Math.max(0, lw.forward - passes * rec.plainForward);
+  const result = { width, layers, latent, n, mode, sparsity, weights: gen.weights, generateSeconds: genSeconds, calibrationSeconds: calSeconds, convert: conv, recipe: rec, hessianEstimate: hessian };
+  if (args.json) console.log(JSON.stringify(result));
+  log('');
+  log(`UNet: ${gen.tensors} tensors, ${gen.weights.toLocaleString('en-US')} weights; layers ${rec.layers.map((l) => `${l.key} (${l.ops} ops)`).join(', ')}; largest Hessian ${rec.maxColumns} columns`);
+  printTable(['phase', 'time', 'note'], [
+    ['write synthetic safetensors', fmtSec(genSeconds), ''],
+    ['convertDiffusers (fp16, iOS18)', fmtSec(conv.seconds), `peak RSS ${fmtMiB(conv.peakHwm)}`],
+    ['plain UNet forward × N (baseline)', fmtSec(rec.plainForward), `${fmtSec(rec.plainForward / n)} per sample`],
+    ['recipe total', fmtSec(rec.total), `peak RSS ${fmtMiB(rec.peakHwm)} (max anon ${fmtMiB(rec.maxAnon)}, file-backed ${fmtMiB(rec.maxFile)})`],
+    ['  forward (capture + replay)', fmtSec(lw.forward), `${rec.waves} waves; includes Hessian accumulation`],
+    ['    of which Hessian (est.)', fmtSec(hessian), `forward − ${passes.toFixed(2)} × plain forward`],
+    ['  prune (SparseGPT per layer)', fmtSec(lw.compress), `${rec.compressedOps} ops, mean sparsity ${rec.meanSparsity.toFixed(3)}, mean error / magnitude error ${rec.meanErrorRatio.toFixed(3)}`],
+    ['  write (sparse weights)', fmtSec(lw.write), ''],
+    ['  palettize 4-bit gs16 (joint)', fmtSec(rec.stepSeconds[1]), `${rec.sparseToDense} weights`],
+    ['  other', fmtSec(rec.total - lw.forward - lw.compress - lw.write - rec.stepSeconds[1]), 'lowering the graph, cutting sub-programs, calibration checks'],
+    ['peak Hessian wave', fmtMiB(rec.peakHessianBytes), `max-memory ${fmtGB(rec.maxMemory)}; boundary cache peak ${fmtMiB(rec.cachePeakBytes)}, spilled ${fmtMiB(rec.cacheSpilledBytes)}`],
+  ]);
+  if (!args.keep) fs.rmSync(work, { recursive: true, force: true });
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

@@ -40,6 +40,11 @@ export interface ConvertDiffusersOptions {
   batchSize?: 1 | 2;
   /** diffusers weight variant (`fp16` reads `*.fp16.safetensors`). */
   variant?: string;
+  /**
+   * Core ML specification version of the packages (default 7: macOS 13 / iOS 16, ml-stable-diffusion's
+   * minimum). 9 (iOS 18) is what joint compression (e.g. SparseGPT + palettize) needs.
+   */
+  specVersion?: 7 | 8 | 9;
   /** (weight elements converted, total) over all selected components. */
   onProgress?: ProgressCallback;
   /** Called when a component starts (for the CLI's label). */
@@ -69,7 +74,7 @@ const PACKAGE: Record<DiffusersComponent, { file: string; key: PipelineModelName
 const SOURCE: Record<DiffusersComponent, string> = { text_encoder: 'text_encoder', text_encoder_2: 'text_encoder_2', unet: 'unet', vae_decoder: 'vae' };
 
 const SUPPORTED_PIPELINES: Record<string, 'sd' | 'sdxl'> = { StableDiffusionPipeline: 'sd', StableDiffusionXLPipeline: 'sdxl' };
-/** macOS 13 / iOS 16, ml-stable-diffusion's minimum deployment target (fp16 I/O allowed). */
+/** Default: macOS 13 / iOS 16, ml-stable-diffusion's minimum deployment target (fp16 I/O allowed). */
 const SPEC_VERSION = 7;
 
 export async function convertDiffusers(dir: string, options: ConvertDiffusersOptions): Promise<ConvertDiffusersResult> {
@@ -78,6 +83,8 @@ export async function convertDiffusers(dir: string, options: ConvertDiffusersOpt
   const precision = options.precision ?? 'fp16';
   const attention = options.attention ?? 'split_einsum';
   const batchSize = options.batchSize ?? 2;
+  const specVersion = options.specVersion ?? SPEC_VERSION;
+  if (specVersion !== 7 && specVersion !== 8 && specVersion !== 9) throw new ConfigError(`specVersion must be 7, 8 or 9, got ${String(specVersion)}`);
   if (precision !== 'fp16' && precision !== 'fp32') throw new ConfigError(`precision must be fp16 or fp32, got ${String(precision)}`);
   if (attention !== 'original' && attention !== 'split_einsum') throw new ConfigError(`attention must be original or split_einsum, got ${String(attention)}`);
   if (batchSize !== 1 && batchSize !== 2) throw new ConfigError(`UNet batch size must be 1 or 2, got ${String(batchSize)}`);
@@ -137,7 +144,7 @@ export async function convertDiffusers(dir: string, options: ConvertDiffusersOpt
       const p: Precision = c === 'vae_decoder' && modelKind === 'sdxl' && vaeConfig.forceUpcast ? 'fp32' : precision;
       if (p !== precision) componentPrecision[PACKAGE[c].key] = p;
       const dest = path.join(outDir, PACKAGE[c].file);
-      await buildPackage(dest, store, p, attention, async (ctx) => {
+      await buildPackage(dest, store, p, attention, specVersion, async (ctx) => {
         switch (c) {
           case 'text_encoder':
           case 'text_encoder_2':
@@ -196,12 +203,12 @@ function sampleSize(unetRaw: Record<string, unknown> | undefined, file: string):
 
 /** Builds one package: weight.bin at a temp sibling, the package saved atomically (Model.save renames). */
 async function buildPackage(
-  dest: string, weights: WeightStore, precision: Precision, attention: AttentionImplementation,
+  dest: string, weights: WeightStore, precision: Precision, attention: AttentionImplementation, specVersion: 7 | 8 | 9,
   build: (ctx: ConvertContext) => Promise<void>, sourceLabel: string,
 ): Promise<void> {
   const weightsPath = tempSiblingPath(dest, 'weight.bin');
   const builder = new ProgramBuilder({
-    specVersion: SPEC_VERSION,
+    specVersion,
     weightsPath,
     shortDescription: `Converted by coreml-optimize from ${sourceLabel}`,
     metadata: { 'com.github.apple.ml-stable-diffusion.precision': precision, 'com.github.apple.ml-stable-diffusion.attention': attention },

@@ -13,8 +13,12 @@ interface ConvertOpts {
   components?: string;
   unetBatchSize: string;
   variant?: string;
+  minimumDeploymentTarget: string;
   json?: boolean;
 }
+
+/** coremltools' deployment-target names → the specification version the packages are written with. */
+const TARGETS: Record<string, 7 | 8 | 9> = { ios16: 7, macos13: 7, ios17: 8, macos14: 8, ios18: 9, macos15: 9 };
 
 export function registerConvert(program: Command): void {
   const cmd = program
@@ -27,12 +31,15 @@ export function registerConvert(program: Command): void {
     .option('--components <list>', `comma-separated subset of ${DIFFUSERS_COMPONENTS.join(',')}`)
     .option('--unet-batch-size <n>', '2 = classifier-free guidance in one call, 1 = one call per half', '2')
     .option('--variant <name>', 'read the *.<name>.safetensors weight variant (e.g. fp16)')
+    .option('--minimum-deployment-target <t>', 'iOS16 | iOS17 | iOS18 (or macOS13–15); iOS18 for joint compression (SparseGPT + palettize)', 'iOS16')
     .option('--json', 'print the result as JSON')
     .action(async (dir: string, opts: ConvertOpts) => {
       if (opts.precision !== 'fp16' && opts.precision !== 'fp32') throw new ConfigError(`--precision must be fp16 or fp32, got ${opts.precision}`);
       if (opts.attention !== 'original' && opts.attention !== 'split_einsum') throw new ConfigError(`--attention must be original or split_einsum, got ${opts.attention}`);
       const batch = Number(opts.unetBatchSize);
       if (batch !== 1 && batch !== 2) throw new ConfigError(`--unet-batch-size must be 1 or 2, got ${opts.unetBatchSize}`);
+      const specVersion = TARGETS[opts.minimumDeploymentTarget.toLowerCase()];
+      if (!specVersion) throw new ConfigError(`--minimum-deployment-target must be iOS16, iOS17, iOS18, macOS13, macOS14 or macOS15, got ${opts.minimumDeploymentTarget}`);
       let latentSize: [number, number] | undefined;
       if (opts.latentSize) {
         const v = opts.latentSize.map(Number);
@@ -52,6 +59,7 @@ export function registerConvert(program: Command): void {
         precision: opts.precision,
         attention: opts.attention,
         batchSize: batch,
+        specVersion,
         ...(latentSize ? { latentSize } : {}),
         ...(components ? { components } : {}),
         ...(opts.variant ? { variant: opts.variant } : {}),
