@@ -81,6 +81,8 @@ export type {
   ExecutorModel,
   GraphDescription,
   PredictOptions,
+  ExecutorProfile,
+  OpTypeProfile,
   TensorDType,
   TensorInput,
   TensorOutput,

@@ -532,6 +532,7 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
     for (size_t k = 0; k < vars.size(); ++k) env[node.outputs[k]] = std::move(vars[k]), live[node.outputs[k]] = 1;
     return;
   }
+  const auto t0 = opts.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   std::vector<std::vector<const Tensor*>> args;
   args.reserve(node.inputs.size());
   std::deque<Tensor> widened;  // fp32 copies of fp16-backed constants, alive for this op only
@@ -550,6 +551,8 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
+  if (opts.profile)
+    opts.profile(node, ctx, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     Tensor& t = ctx.outputs()[k];
     if (!t.f && !t.h && !t.i && !t.s)
@@ -566,13 +569,7 @@ void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<
   for (size_t k = 0; k < n; ++k) {
     if (opts.check_cancelled) opts.check_cancelled();
     const Node& node = block.nodes[k];
-    if (opts.profile) {
-      auto t0 = std::chrono::steady_clock::now();
-      run_node(node, env, live, opts);
-      opts.profile(node, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    } else {
-      run_node(node, env, live, opts);
-    }
+    run_node(node, env, live, opts);
     if (top_level) {
       for (int s : node.free_after) {
         env[s] = Tensor();

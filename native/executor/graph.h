@@ -62,6 +62,9 @@ class OpContext {
 
   void set(size_t k, Tensor t);
   std::vector<Tensor>& outputs() { return outputs_; }
+  const std::vector<Tensor>& outputs() const { return outputs_; }
+  // Resolved inputs in the node's parameter order (profiling: shapes for FLOP / byte counts).
+  const std::vector<std::vector<const Tensor*>>& args() const { return args_; }
   size_t num_outputs() const { return outputs_.size(); }
   const TypeDesc& output_type(size_t k) const { return node_.output_types.at(k); }
 
@@ -85,8 +88,9 @@ struct RunOptions {
   unsigned threads = 0;  // 0 = pool size
   std::function<void(double, double)> progress;
   std::function<void()> check_cancelled;
-  // Called after each op with its wall time in milliseconds (profiling; null = off).
-  std::function<void(const Node&, double)> profile;
+  // Called after each kernel op (not cond / while_loop themselves: their inner ops report) with its
+  // context, outputs still in place, and its wall time in milliseconds (profiling; null = off).
+  std::function<void(const Node&, const OpContext&, double)> profile;
 };
 
 struct FeatureValue {

@@ -322,15 +322,39 @@ export interface PredictOptions {
   signal?: AbortSignal;
   /** Called with (ops done, ops total). */
   onProgress?: ProgressCallback;
+  /**
+   * Time every op and count its work: `true` stores the per-op-type profile of this run in
+   * `executor.lastProfile`; a function also receives it. Off by default (timing each op costs a little).
+   */
+  profile?: boolean | ((profile: ExecutorProfile) => void);
+}
+
+/** One op type's share of a profiled predict(). */
+export interface OpTypeProfile {
+  type: string;
+  /** Ops of this type executed (ops inside while_loop bodies count once per iteration). */
+  calls: number;
+  /** Wall time summed over those ops, milliseconds. */
+  ms: number;
+  /** Floating-point operations (a multiply-add counts 2) of conv / conv_transpose / linear / matmul / einsum / SDPA; 0 for other ops. */
+  flops: number;
+  /** Bytes of every input and output tensor of those ops (4 per element, 2 for fp16 weights). */
+  bytes: number;
+}
+export interface ExecutorProfile {
+  /** Wall time of the whole run, milliseconds (the ops' sum plus the executor's own bookkeeping). */
+  totalMs: number;
+  /** Sorted by time, largest first. */
+  ops: OpTypeProfile[];
 }
 
 interface NativeExecutorHandle {
   predict(
     inputs: Record<string, { dtype: string; shape: number[]; data: ArrayBufferView }>,
-    options: { threads?: number },
+    options: { threads?: number; profile?: boolean },
     onProgress?: ProgressCallback,
     cancel?: CancelToken,
-  ): Promise<Record<string, TensorOutput>>;
+  ): Promise<Record<string, TensorOutput> | { outputs: Record<string, TensorOutput>; profile: ExecutorProfile }>;
   info(): { inputs: { name: string; dtype: string; shape: number[] }[]; outputs: { name: string; dtype: string; shape: number[] }[] };
 }
 interface ExecutorAddon {
@@ -429,10 +453,19 @@ export class Executor {
       if (problem) throw new UnsupportedError(`input '${spec.name}': ${problem}`, { file: this.file });
       native[spec.name] = { dtype, shape: input.shape, data: input.data };
     }
-    return withCancel(options.signal, (token) =>
-      this.handle.predict(native, { threads: options.threads ?? 0 }, options.onProgress, token),
+    const profile = options.profile !== undefined && options.profile !== false;
+    const result = await withCancel(options.signal, (token) =>
+      this.handle.predict(native, { threads: options.threads ?? 0, profile }, options.onProgress, token),
     );
+    if (!profile) return result as Record<string, TensorOutput>;
+    const { outputs, profile: report } = result as { outputs: Record<string, TensorOutput>; profile: ExecutorProfile };
+    this.lastProfile = report;
+    if (typeof options.profile === 'function') options.profile(report);
+    return outputs;
   }
+
+  /** The profile of the last predict() run with `profile` set (undefined before one). */
+  lastProfile: ExecutorProfile | undefined;
 }
 
 /**
