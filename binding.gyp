@@ -11,7 +11,6 @@
       "conditions": [
         ["OS=='mac'", {
           "sources": ["<!@(ls native/coreml/*.mm 2>/dev/null || true)"],
-          "defines": ["CMO_USE_ACCELERATE=1"],
           "xcode_settings": {
             "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
             "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
@@ -19,7 +18,11 @@
             "MACOSX_DEPLOYMENT_TARGET": "12.0",
             "OTHER_CFLAGS": ["-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"]
           },
-          "link_settings": { "libraries": ["-framework Accelerate", "-framework CoreML", "-framework Foundation"] }
+          "link_settings": { "libraries": ["-framework CoreML", "-framework Foundation"] }
+        }],
+        ["OS=='mac' and '<!(node scripts/native-sources.cjs --accelerate)'=='1'", {
+          "defines": ["CMO_USE_ACCELERATE=1"],
+          "link_settings": { "libraries": ["-framework Accelerate"] }
         }],
         ["OS=='linux' and '<!(node scripts/native-sources.cjs --openblas)'=='1'", {
           "defines": ["CMO_USE_OPENBLAS=1"],

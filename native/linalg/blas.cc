@@ -5,6 +5,8 @@
 #include <Accelerate/Accelerate.h>
 #elif defined(CMO_USE_OPENBLAS)
 #include <cblas.h>
+extern "C" char* openblas_get_corename(void);
+extern "C" char* openblas_get_config(void);
 #endif
 
 namespace cmo::linalg {
@@ -19,6 +21,16 @@ const char* blas_backend_name() {
 #endif
 }
 
+std::string blas_backend_detail() {
+#if defined(CMO_USE_ACCELERATE)
+  return "Accelerate (vecLib)";
+#elif defined(CMO_USE_OPENBLAS)
+  return std::string("OpenBLAS (") + openblas_get_config() + "; core " + openblas_get_corename() + ")";
+#else
+  return std::string("portable SGEMM, ") + portable_kernel_name() + " micro-kernel (no system BLAS at build time)";
+#endif
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
 #if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
@@ -26,7 +38,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 #else
-  sgemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  sgemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0);
 #endif
 }
 

@@ -1,21 +1,42 @@
 // BLAS/LAPACK façade. Backends: Accelerate (macOS), OpenBLAS (Linux, when CMake/node-gyp found it),
-// or the portable kernels in blas_portable.cc. Callers never include a BLAS header themselves.
+// or the portable blocked SGEMM in sgemm_blocked.cc (COREML_OPTIMIZE_BLAS=portable forces it). Callers never include a BLAS header themselves.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace cmo::linalg {
 
 // "accelerate", "openblas" or "portable".
 const char* blas_backend_name();
+// One line for `doctor`: the backend with what it runs on this CPU (OpenBLAS's core, the portable
+// micro-kernel), e.g. "openblas 0.3.21, core Haswell" or "portable SGEMM, avx2+fma micro-kernel".
+std::string blas_backend_detail();
 
 // Row-major C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C. lda/ldb/ldc are row strides.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// Portable reference of sgemm (also the oracle for tests of the BLAS path).
+// The portable backend (sgemm_blocked.cc): packed, cache-blocked, run-time dispatched SIMD
+// micro-kernels, split over the package pool (`threads` 0 = pool size, 1 = this thread only).
 void sgemm_portable(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                    int64_t ldc);
+                    int64_t ldc, unsigned threads = 0);
+
+// The micro-kernel sgemm_portable uses on this CPU: "avx512", "avx2+fma", "neon" or "scalar".
+const char* portable_kernel_name();
+
+// Plain triple loop with float64 accumulation: the test oracle of both backends.
+void sgemm_reference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                     int64_t ldc);
+
+namespace detail {
+struct GemmKernel;
+}
+// sgemm_portable with an explicit micro-kernel (tests run every kernel the CPU supports).
+void sgemm_portable_with(const detail::GemmKernel& kernel, unsigned threads, bool trans_a, bool trans_b, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                         float beta, float* c, int64_t ldc);
 
 }  // namespace cmo::linalg
