@@ -18,6 +18,8 @@ export interface BuildInfo {
   simdBaseline: string;
   /** The BLAS backend with what it runs on this CPU (OpenBLAS core, portable micro-kernel). */
   blasDetail: string;
+  /** What the executor's matrix products run on (the portable AVX-512 SGEMM where it beats the BLAS's core; COREML_OPTIMIZE_GEMM=blas|portable overrides). */
+  executorGemm: string;
   coreml: boolean;
   buildSystem?: string;
   compiler: string;

@@ -75,6 +75,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   out.Set("simdBaseline", Napi::String::New(env, "scalar"));
 #endif
   out.Set("blasDetail", Napi::String::New(env, linalg::blas_backend_detail()));
+  out.Set("executorGemm", Napi::String::New(env, linalg::executor_gemm_detail()));
 #if defined(__APPLE__)
   out.Set("coreml", Napi::Boolean::New(env, true));
 #else

@@ -1,5 +1,7 @@
 #include "blas.h"
 
+#include <cstdlib>
+
 #if defined(CMO_USE_ACCELERATE)
 #define ACCELERATE_NEW_LAPACK 1
 #include <Accelerate/Accelerate.h>
@@ -29,6 +31,33 @@ std::string blas_backend_detail() {
 #else
   return std::string("portable SGEMM, ") + portable_kernel_name() + " micro-kernel (no system BLAS at build time)";
 #endif
+}
+
+std::string executor_gemm_detail() {
+  return executor_prefers_portable_gemm() ? std::string("portable SGEMM, ") + portable_kernel_name() + " micro-kernel"
+                                          : std::string(blas_backend_name());
+}
+
+bool executor_prefers_portable_gemm() {
+  static const bool prefer = [] {
+    const char* env = std::getenv("COREML_OPTIMIZE_GEMM");
+    const std::string choice = env ? env : "";
+    if (choice == "portable") return true;
+#if defined(CMO_USE_ACCELERATE) || defined(CMO_USE_OPENBLAS)
+    if (choice == "blas") return false;
+#endif
+#if defined(CMO_USE_ACCELERATE)
+    return false;
+#elif defined(CMO_USE_OPENBLAS)
+    const std::string core = openblas_get_corename();
+    const bool blas_has_avx512 = core.find("SkylakeX") != std::string::npos || core.find("Cooperlake") != std::string::npos ||
+                                 core.find("SapphireRapids") != std::string::npos;
+    return std::string(portable_kernel_name()) == "avx512" && !blas_has_avx512;
+#else
+    return true;
+#endif
+  }();
+  return prefer;
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

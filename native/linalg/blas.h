@@ -23,6 +23,14 @@ void sgemm_portable(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc, unsigned threads = 0);
 
+// Whether the executor should call sgemm_portable rather than the system BLAS: always in a portable
+// build; in an OpenBLAS build when the portable kernel is AVX-512 and OpenBLAS's core is not (0.3.21
+// runs its Haswell AVX2 kernels on AMD Zen 4, ~1.5x slower than the AVX-512 micro-kernel here).
+// COREML_OPTIMIZE_GEMM=blas / =portable overrides the choice (read once).
+bool executor_prefers_portable_gemm();
+// What the executor's GEMM runs on, for `doctor`.
+std::string executor_gemm_detail();
+
 // The micro-kernel sgemm_portable uses on this CPU: "avx512", "avx2+fma", "neon" or "scalar".
 const char* portable_kernel_name();
 

@@ -2,8 +2,8 @@
 // that call them (std::exp / std::erf are opaque library calls, one element at a time).
 // exp_fast: Cephes' expf reduction and polynomial, relative error < 2^-22 over its range (checked
 // against std::exp on 2^20 points in executor_kernels_test); exactly 0 below -87.33 (so a -inf mask
-// gives 0 as it must), +inf above 88.72. erf_fast: Abramowitz & Stegun 7.1.26, absolute error
-// < 1.5e-7 (+ exp_fast's); the executor-reference tolerances for gelu/erf are 1e-6..4e-6 absolute.
+// gives 0 as it must), +inf above 88.72. erf_fast: Abramowitz & Stegun 7.1.26 (its Maclaurin series below
+// 0.3), absolute error < 4e-7 (measured 3.4e-7); the executor-reference tolerances for gelu/erf are 1e-6..4e-6 absolute.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -48,7 +48,12 @@ inline float erf_fast(float x) {
   p = p * t - 0.284496736f;
   p = p * t + 0.254829592f;
   const float e = 1.0f - p * t * exp_fast(-ax * ax);
-  return std::copysign(e, x);
+  // Near 0 the subtraction above cancels; the Maclaurin series (5 terms, error < 2e-9 below 0.3) is exact there.
+  const float x2 = x * x;
+  const float series = x * (1.12837916709551257f +
+                            x2 * (-0.37612638903183752f + x2 * (0.11283791670955126f +
+                                                                x2 * (-0.02686617064513125f + x2 * 0.00522397762544218f))));
+  return ax < 0.3f ? series : std::copysign(e, x);
 }
 
 inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }

@@ -16,6 +16,7 @@ export function registerDoctor(program: Command): void {
       console.log(`node          ${process.versions.node} (${process.platform}-${process.arch})`);
       console.log(`build system  ${info.buildSystem ?? 'unknown'} (${info.compiler})`);
       console.log(`BLAS/LAPACK   ${info.blas}: ${info.blasDetail}`);
+      console.log(`executor GEMM ${info.executorGemm}`);
       console.log(`SIMD          ${info.simd} (GEMM kernels, detected at run time; compile baseline ${info.simdBaseline})`);
       if (info.blas === 'portable') {
         console.log('              for full executor speed install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas-dev) and run `npm rebuild coreml-optimize`');
