@@ -83,6 +83,8 @@ export type {
   PredictOptions,
   ExecutorProfile,
   OpTypeProfile,
+  ComputePrecision,
+  ExecutorOptions,
   TensorDType,
   TensorInput,
   TensorOutput,

@@ -289,12 +289,18 @@ Napi::Value Predict(const Napi::CallbackInfo& info, std::shared_ptr<exec::Graph>
     inputs.push_back({name, input_tensor(env, name, ins.Get(name))});
   }
   unsigned threads = 0;
-  bool want_profile = false;
+  bool want_profile = false, fp16 = false;
   if (info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
     Napi::Value t = o.Get("threads");
     if (t.IsNumber()) threads = static_cast<unsigned>(std::max<int64_t>(0, t.As<Napi::Number>().Int64Value()));
     want_profile = o.Get("profile").ToBoolean().Value();
+    Napi::Value prec = o.Get("computePrecision");
+    if (prec.IsString()) {
+      const std::string p = prec.As<Napi::String>().Utf8Value();
+      if (p != "fp16" && p != "fp32") throw_coded(env, "EINVAL", "predict: computePrecision must be 'fp32' or 'fp16', got '" + p + "'");
+      fp16 = p == "fp16";
+    }
   }
   // COREML_OPTIMIZE_PROFILE=1 also prints the per-op-type table to stderr after each predict.
   const char* env_profile = std::getenv("COREML_OPTIMIZE_PROFILE");
@@ -308,9 +314,10 @@ Napi::Value Predict(const Napi::CallbackInfo& info, std::shared_ptr<exec::Graph>
   };
   return run_job<Result>(
       env, info[2], info[3],
-      [graph, inputs = std::move(inputs), threads, want_profile, print_profile](JobContext& ctx) {
+      [graph, inputs = std::move(inputs), threads, want_profile, print_profile, fp16](JobContext& ctx) {
         exec::RunOptions opts;
         opts.threads = threads;
+        opts.fp16_compute = fp16;
         opts.progress = [&ctx](double d, double t) { ctx.progress(d, t); };
         opts.check_cancelled = [&ctx] { ctx.check_cancelled(); };
         exec::Profiler profiler;

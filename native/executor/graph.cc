@@ -487,6 +487,25 @@ std::shared_ptr<Graph> Graph::build(const GraphDesc& desc) {
 // ---------------------------------------------------------------------------------------------
 // Execution
 
+namespace {
+
+// Rounds fp32 values to the nearest fp16 (ties to even), in place.
+void round_to_fp16(float* p, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) p[k] = half_to_float(float_to_half(p[k]));
+}
+
+// An owned fp16-rounded copy of an fp32 tensor (fp16-backed tensors are exact halves already).
+Tensor fp16_copy(const Tensor& t) {
+  if (t.dtype != DType::F32 || !t.f) return t;
+  Tensor r = Tensor::f32(t.shape);
+  std::copy(t.fdata(), t.fdata() + t.size(), r.fdata());
+  round_to_fp16(r.fdata(), r.size());
+  r.declared = t.declared;
+  return r;
+}
+
+}  // namespace
+
 void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts) const {
   auto value = [&](int s) -> const Tensor& {
     if (!live[s]) throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): value '" + slot_names_[s] + "' is not available");
@@ -551,6 +570,17 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
+  if (opts.fp16_compute) {
+    for (Tensor& t : ctx.outputs()) {
+      if (t.dtype != DType::F32 || !t.f) continue;
+      // Outputs that share an input's buffer (reshape, identity) hold rounded values already, and
+      // that buffer may be a shared constant: leave it alone.
+      bool aliased = false;
+      for (const auto& a : ctx.args())
+        for (const Tensor* in : a) aliased = aliased || (in && in->f && in->f.get() == t.f.get());
+      if (!aliased) round_to_fp16(t.fdata(), t.size());
+    }
+  }
   if (opts.profile)
     opts.profile(node, ctx, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   for (size_t k = 0; k < node.outputs.size(); ++k) {
@@ -561,6 +591,14 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
     env[node.outputs[k]] = std::move(t);
     live[node.outputs[k]] = 1;
   }
+}
+
+const std::vector<Tensor>& Graph::fp16_constants() const {
+  std::call_once(fp16_once_, [this] {
+    fp16_constants_.reserve(constants_.size());
+    for (const Tensor& t : constants_) fp16_constants_.push_back(fp16_copy(t));
+  });
+  return fp16_constants_;
 }
 
 void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts,
@@ -582,14 +620,14 @@ void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<
 
 std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, const RunOptions& opts) const {
   BufferPool::Scope pool_scope(pool_.get());
-  std::vector<Tensor> env = constants_;
+  std::vector<Tensor> env = opts.fp16_compute ? fp16_constants() : constants_;
   std::vector<char> live = is_const_;
   for (size_t k = 0; k < input_types_.size(); ++k) {
     const FeatureValue* fv = nullptr;
     for (const auto& in : inputs)
       if (in.name == input_types_[k].name) fv = &in;
     if (!fv) throw Error("EINVAL", "missing input '" + input_types_[k].name + "' of function '" + function_ + "'");
-    env[input_slots_[k]] = fv->tensor;
+    env[input_slots_[k]] = opts.fp16_compute ? fp16_copy(fv->tensor) : fv->tensor;
     live[input_slots_[k]] = 1;
   }
   for (const auto& in : inputs) {

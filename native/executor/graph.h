@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,10 @@ struct RunOptions {
   // Called after each kernel op (not cond / while_loop themselves: their inner ops report) with its
   // context, outputs still in place, and its wall time in milliseconds (profiling; null = off).
   std::function<void(const Node&, const OpContext&, double)> profile;
+  // fp16 compute, as Core ML runs an ML Program on a Mac's GPU / Neural Engine: inputs, fp32 weights
+  // and every op's float output are rounded to fp16 (round to nearest even); kernels still compute in
+  // fp32 in between, so each op is one fp16 rounding of the fp32 result.
+  bool fp16_compute = false;
 };
 
 struct FeatureValue {
@@ -127,6 +132,9 @@ class Graph {
   std::vector<TypeDesc> output_types_;
   std::vector<std::string> slot_names_;
   std::vector<Tensor> constants_;    // indexed by slot; valid where is_const_
+  const std::vector<Tensor>& fp16_constants() const;  // constants_ with fp32 values rounded to fp16 (built once)
+  mutable std::once_flag fp16_once_;
+  mutable std::vector<Tensor> fp16_constants_;
   std::vector<char> is_const_;
   Block main_;
   std::shared_ptr<BufferPool> pool_;  // intermediates recycled across ops and runs

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { nativeAddon, withCancel, type CancelToken, type ProgressCallback } from '../native.js';
-import { ModelFormatError, UnsupportedError, CoreMLOptimizeError } from '../errors.js';
+import { ConfigError, ModelFormatError, UnsupportedError, CoreMLOptimizeError } from '../errors.js';
 import { Model } from '../model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -327,6 +327,20 @@ export interface PredictOptions {
    * `executor.lastProfile`; a function also receives it. Off by default (timing each op costs a little).
    */
   profile?: boolean | ((profile: ExecutorProfile) => void);
+  /**
+   * 'fp16' rounds the inputs, the fp32 weights and every op's float output to fp16 (round to nearest
+   * even), as Core ML computes an ML Program on a Mac's GPU / Neural Engine; kernels work in fp32 in
+   * between. Default: the executor's own option (createExecutor), else 'fp32'.
+   */
+  computePrecision?: ComputePrecision;
+}
+
+export type ComputePrecision = 'fp32' | 'fp16';
+export interface ExecutorOptions {
+  /** Function of a multi-function model (default: the model's default function or "main"). */
+  function?: string;
+  /** Default compute precision of predict() (see PredictOptions.computePrecision). */
+  computePrecision?: ComputePrecision;
 }
 
 /** One op type's share of a profiled predict(). */
@@ -351,7 +365,7 @@ export interface ExecutorProfile {
 interface NativeExecutorHandle {
   predict(
     inputs: Record<string, { dtype: string; shape: number[]; data: ArrayBufferView }>,
-    options: { threads?: number; profile?: boolean },
+    options: { threads?: number; profile?: boolean; computePrecision?: ComputePrecision },
     onProgress?: ProgressCallback,
     cancel?: CancelToken,
   ): Promise<Record<string, TensorOutput> | { outputs: Record<string, TensorOutput>; profile: ExecutorProfile }>;
@@ -423,6 +437,8 @@ export class Executor {
     desc: GraphDescription,
     private readonly specs: InputSpec[],
     private readonly file: string | undefined,
+    /** Default compute precision of predict(). */
+    readonly computePrecision: ComputePrecision = 'fp32',
   ) {
     this.functionName = desc.function;
     this.inputs = specs.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
@@ -454,8 +470,12 @@ export class Executor {
       native[spec.name] = { dtype, shape: input.shape, data: input.data };
     }
     const profile = options.profile !== undefined && options.profile !== false;
+    const computePrecision = options.computePrecision ?? this.computePrecision;
+    if (computePrecision !== 'fp32' && computePrecision !== 'fp16') {
+      throw new ConfigError(`computePrecision must be 'fp32' or 'fp16', got '${String(computePrecision)}'`);
+    }
     const result = await withCancel(options.signal, (token) =>
-      this.handle.predict(native, { threads: options.threads ?? 0, profile }, options.onProgress, token),
+      this.handle.predict(native, { threads: options.threads ?? 0, profile, computePrecision }, options.onProgress, token),
     );
     if (!profile) return result as Record<string, TensorOutput>;
     const { outputs, profile: report } = result as { outputs: Record<string, TensorOutput>; profile: ExecutorProfile };
@@ -472,7 +492,9 @@ export class Executor {
  * Builds an executor for one function (default: the description's default function or "main") of a
  * model from loadModel/loadModelSync, or of a decoded program given as an ExecutorModel.
  */
-export function createExecutor(source: Model | ExecutorModel, options: { function?: string } = {}): Executor {
+export function createExecutor(source: Model | ExecutorModel, options: ExecutorOptions = {}): Executor {
+  const precision = options.computePrecision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'fp16') throw new ConfigError(`computePrecision must be 'fp32' or 'fp16', got '${String(precision)}'`);
   const model = source instanceof Model ? executorModelOf(source) : source;
   const desc = lowerProgram(model, options.function);
   const fnFeatures = options.function ? model.description?.functions?.find((f) => f.name === options.function)?.input : undefined;
@@ -507,7 +529,7 @@ export function createExecutor(source: Model | ExecutorModel, options: { functio
   } catch (err) {
     wrapNativeError(err, model.path);
   }
-  return new Executor(handle, desc, specs, model.path);
+  return new Executor(handle, desc, specs, model.path, precision);
 }
 
 /** Op types the native build supports (same as SUPPORTED_OPS; exposed to check the list). */
