@@ -593,10 +593,32 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
 }
 
+const std::vector<Tensor>& Graph::widened_constants() const {
+  std::call_once(widened_once_, [this] {
+    BufferPool::Scope no_pool(nullptr);  // kept for the graph's lifetime: plain allocations, not the run's pool
+    size_t budget = size_t{2048} << 20;
+    if (const char* env = std::getenv("COREML_OPTIMIZE_WIDEN_MB")) budget = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
+    widened_constants_ = constants_;
+    size_t used = 0;
+    for (Tensor& t : widened_constants_) {
+      if (!t.is_half_backed()) continue;
+      const size_t bytes = static_cast<size_t>(t.size()) * 4;
+      if (used + bytes > budget) continue;
+      used += bytes;
+      Tensor w = as_f32(t);
+      w.declared = t.declared;
+      t = std::move(w);
+    }
+  });
+  return widened_constants_;
+}
+
 const std::vector<Tensor>& Graph::fp16_constants() const {
   std::call_once(fp16_once_, [this] {
-    fp16_constants_.reserve(constants_.size());
-    for (const Tensor& t : constants_) fp16_constants_.push_back(fp16_copy(t));
+    BufferPool::Scope no_pool(nullptr);
+    const std::vector<Tensor>& base = widened_constants();
+    fp16_constants_.reserve(base.size());
+    for (const Tensor& t : base) fp16_constants_.push_back(fp16_copy(t));
   });
   return fp16_constants_;
 }
@@ -620,7 +642,7 @@ void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<
 
 std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, const RunOptions& opts) const {
   BufferPool::Scope pool_scope(pool_.get());
-  std::vector<Tensor> env = opts.fp16_compute ? fp16_constants() : constants_;
+  std::vector<Tensor> env = opts.fp16_compute ? fp16_constants() : widened_constants();
   std::vector<char> live = is_const_;
   for (size_t k = 0; k < input_types_.size(); ++k) {
     const FeatureValue* fv = nullptr;

@@ -132,7 +132,13 @@ class Graph {
   std::vector<TypeDesc> output_types_;
   std::vector<std::string> slot_names_;
   std::vector<Tensor> constants_;    // indexed by slot; valid where is_const_
-  const std::vector<Tensor>& fp16_constants() const;  // constants_ with fp32 values rounded to fp16 (built once)
+  // constants_ with fp16 weights widened to fp32 once (not per call), up to a memory budget
+  // (COREML_OPTIMIZE_WIDEN_MB, default 2048 MiB of fp32); beyond it the rest stay halves and are
+  // widened per op as before, so a multi-GB fp16 model is not doubled in memory.
+  const std::vector<Tensor>& widened_constants() const;
+  mutable std::once_flag widened_once_;
+  mutable std::vector<Tensor> widened_constants_;
+  const std::vector<Tensor>& fp16_constants() const;  // widened constants with fp32 values rounded to fp16 (built once)
   mutable std::once_flag fp16_once_;
   mutable std::vector<Tensor> fp16_constants_;
   std::vector<char> is_const_;
