@@ -159,32 +159,37 @@ void k_conv(OpContext& c) {
   bool pointwise = kp == 1;
   for (int64_t d = 0; d < g.nsp; ++d) pointwise = pointwise && g.stride[d] == 1 && g.pb[d] == 0 && g.out[d] == g.in[d];
   const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(op, (int64_t{1} << 22) / std::max<int64_t>(ck, 1)));
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(ck * tile));
+  // The im2col buffer is kept per thread and reused (no allocation in steady state). Safe: a kernel
+  // never runs inside another kernel on the same thread (the pool only runs loop chunks while waiting).
+  thread_local std::vector<float> col;
+  if (!pointwise && col.size() < static_cast<size_t>(ck * tile)) col.resize(static_cast<size_t>(ck * tile));
+  // Bias first, then the GEMM accumulates onto it (beta = 1): one pass over y fewer.
+  const float* bias = nullptr;
+  Tensor bias_t;
+  if (const Tensor* bt = c.find("bias")) {
+    bias_t = as_f32(*bt);
+    if (bias_t.size() != cout) c.fail("bias must have C_out elements");
+    bias = bias_t.fdata();
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t o = 0; o < cout; ++o) std::fill_n(y.fdata() + (n * cout + o) * op, op, bias[o]);
+  }
+  const float beta = bias ? 1.f : 0.f;
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t gi = 0; gi < groups; ++gi) {
       const float* xg = x.fdata() + (n * g.C + gi * cin_g) * ip;
       const float* wg = w.fdata() + gi * cout_g * ck;
       float* yg = y.fdata() + (n * cout + gi * cout_g) * op;
       if (pointwise) {
-        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, 0.f, yg, op);
+        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, beta, yg, op);
         continue;
       }
       for (int64_t t0 = 0; t0 < op; t0 += tile) {
         int64_t t1 = std::min(op, t0 + tile);
         if (g.nsp == 2) im2col_2d(xg, cin_g, g, t0, t1, col.data(), c.threads());
         else im2col(xg, cin_g, g, t0, t1, col.data(), c.threads());
-        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, 0.f, yg + t0, op);
+        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, beta, yg + t0, op);
       }
     }
-  if (const Tensor* bt = c.find("bias")) {
-    Tensor b = as_f32(*bt);
-    if (b.size() != cout) c.fail("bias must have C_out elements");
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t o = 0; o < cout; ++o) {
-        float* p = y.fdata() + (n * cout + o) * op;
-        for (int64_t t = 0; t < op; ++t) p[t] += b.fdata()[o];
-      }
-  }
   c.set(0, std::move(y));
 }
 
