@@ -47,14 +47,18 @@ if (args[0] === '--worker') {
     inputs[input] = { data: a.data, shape: a.shape };
   }
   for (let i = 0; i < 3; i++) await exec.predict(inputs); // warm-up: buffers pooled, weights mapped
-  const times = [];
+  const times = [], cpu = [];
   for (let r = 0; r < Number(runsText); r++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await exec.predict(inputs);
     times.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ median: times[times.length >> 1], min: times[0], rss: peakRssMiB() }));
+  cpu.sort((a, b) => a - b);
+  console.log(JSON.stringify({ median: times[times.length >> 1], min: times[0], cpu: cpu[cpu.length >> 1], rss: peakRssMiB() }));
   process.exit(0);
 }
 
@@ -97,20 +101,23 @@ for (const threads of threadList) {
     }
     const m = JSON.parse(r.stdout.trim().split('\n').pop());
     const t = torchTimes[name]?.median_ms;
-    rows.push({ case: name, threads, ms: m.median, min: m.min, rss: m.rss, peak: peak.gflops, torch: t });
+    rows.push({ case: name, threads, ms: m.median, min: m.min, cpu: m.cpu, rss: m.rss, peak: peak.gflops, torch: t, torchCpu: torchTimes[name]?.cpu_ms });
   }
   if (withSd) {
     const r = spawnSync(process.execPath, [path.join(here, 'executor-sd.mjs'), '--threads', String(threads), '--runs', '3'], { encoding: 'utf8', env: process.env });
     const med = /median ([\d.]+) ms/.exec(r.stdout)?.[1];
     const rss = /peak RSS: (\d+) MiB/.exec(r.stdout)?.[1];
-    if (med) rows.push({ case: 'SD block stack (2 blocks, 32x32)', threads, ms: Number(med), min: NaN, rss: Number(rss), peak: peak.gflops, torch: undefined });
+    if (med) rows.push({ case: 'SD block stack (2 blocks, 32x32)', threads, ms: Number(med), min: NaN, cpu: NaN, rss: Number(rss), peak: peak.gflops, torch: undefined });
   }
 }
 
 const pad = (s, n, right = true) => (right ? String(s).padStart(n) : String(s).padEnd(n));
-console.log(`${pad('case', 34, false)} ${pad('threads', 7)} ${pad('ours ms', 9)} ${pad('min ms', 8)} ${pad('RSS MiB', 8)} ${pad('GEMM GF/s', 9)}${torch ? ` ${pad('torch ms', 9)} ${pad('ours/torch', 10)}` : ''}`);
+const num = (v, d = 2) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(d));
+// "CPU ms": user + system CPU time per run (median); on a loaded machine it tracks the work done
+// better than wall time, which includes the time other processes held the cores.
+console.log(`${pad('case', 34, false)} ${pad('threads', 7)} ${pad('ours ms', 9)} ${pad('min ms', 8)} ${pad('CPU ms', 8)} ${pad('RSS MiB', 8)} ${pad('GEMM GF/s', 9)}${torch ? ` ${pad('torch ms', 9)} ${pad('torch CPU', 9)} ${pad('ours/torch', 10)}` : ''}`);
 for (const r of rows) {
-  const tcol = torch ? ` ${pad(r.torch === undefined ? '-' : r.torch.toFixed(2), 9)} ${pad(r.torch === undefined ? '-' : `${(r.ms / r.torch).toFixed(2)}x`, 10)}` : '';
-  console.log(`${pad(r.case, 34, false)} ${pad(r.threads, 7)} ${pad(r.ms.toFixed(2), 9)} ${pad(Number.isNaN(r.min) ? '-' : r.min.toFixed(2), 8)} ${pad(r.rss.toFixed(0), 8)} ${pad(r.peak.toFixed(1), 9)}${tcol}`);
+  const tcol = torch ? ` ${pad(num(r.torch), 9)} ${pad(num(r.torchCpu), 9)} ${pad(r.torch === undefined ? '-' : `${(r.ms / r.torch).toFixed(2)}x`, 10)}` : '';
+  console.log(`${pad(r.case, 34, false)} ${pad(r.threads, 7)} ${pad(num(r.ms), 9)} ${pad(num(r.min), 8)} ${pad(num(r.cpu), 8)} ${pad(num(r.rss, 0), 8)} ${pad(num(r.peak, 1), 9)}${tcol}`);
 }
 console.log(`\nload at the end: ${load()} (a shared machine inflates every figure; compare columns of one run only)`);

@@ -1,6 +1,6 @@
 """PyTorch baseline for bench/executor.mjs: the three executor-reference networks rebuilt as torch
 modules from their case.json descriptions (random weights: time does not depend on the values), run
-on the fixtures' own inputs. Prints one JSON object: {case: {"median_ms", "min_ms"}}.
+on the fixtures' own inputs. Prints one JSON object: {case: {"median_ms", "min_ms", "cpu_ms"}}.
 
 Usage: python3 bench/executor_torch.py FIXTURE_ROOT THREADS RUNS CASE [CASE ...]
 """
@@ -122,16 +122,18 @@ def main():
         for i in inputs:
             a = np.load(os.path.join(root, name, "inputs", i + ".npy"))
             args.append(torch.from_numpy(a.astype(np.int64) if a.dtype == np.int32 else a))
-        times = []
+        times, cpu = [], []
         with torch.no_grad():
             for _ in range(3):
                 model(*args)  # warm-up
             for _ in range(runs):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 model(*args)
                 times.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
         times.sort()
-        out[name] = {"median_ms": times[len(times) // 2], "min_ms": times[0]}
+        cpu.sort()
+        out[name] = {"median_ms": times[len(times) // 2], "min_ms": times[0], "cpu_ms": cpu[len(cpu) // 2]}
     print(json.dumps(out))
 
 
