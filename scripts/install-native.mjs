@@ -27,7 +27,7 @@ function reportBackend() {
     if (info.blas === 'portable' && process.env.COREML_OPTIMIZE_BLAS !== 'portable') {
       const hint = process.platform === 'linux' ? 'apt-get install libopenblas-dev (Fedora: dnf install openblas-devel)' : 'an OpenBLAS development package';
       console.warn(
-        `coreml-optimize: built WITHOUT a system BLAS — the executor uses the portable ${info.simd} SGEMM; for full speed install OpenBLAS (${hint}) and run \`npm rebuild coreml-optimize\`.`,
+        `coreml-optimize: built WITHOUT a system BLAS — matrix products use the portable ${info.simd} SGEMM${info.simd === 'scalar' ? ' (slow on this CPU)' : ''}; to use OpenBLAS install it (${hint}) and run \`npm rebuild coreml-optimize\`.`,
       );
     }
   } catch {

@@ -19,7 +19,11 @@ export function registerDoctor(program: Command): void {
       console.log(`executor GEMM ${info.executorGemm}`);
       console.log(`SIMD          ${info.simd} (GEMM kernels, detected at run time; compile baseline ${info.simdBaseline})`);
       if (info.blas === 'portable') {
-        console.log('              for full executor speed install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas-dev) and run `npm rebuild coreml-optimize`');
+        console.log(
+          info.simd === 'scalar'
+            ? '              no SIMD GEMM kernel for this CPU: install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas-dev) and run `npm rebuild coreml-optimize`'
+            : '              built without a system BLAS; to use OpenBLAS instead: apt-get install libopenblas-dev, then `npm rebuild coreml-optimize`',
+        );
       }
       console.log(`threads       ${info.threads} (default ${info.defaultThreads})`);
       console.log(`Core ML       ${info.coreml ? 'available (macOS bridge)' : 'not available (reference CPU executor only)'}`);
