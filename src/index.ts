@@ -41,7 +41,7 @@ export { LayerwiseCompressorConfig, ModuleSparseGPTConfig, ModuleGPTQConfig } fr
 export type { LayerwiseCompressorConfigOptions, ModuleSparseGPTConfigOptions, ModuleGPTQConfigOptions, LayerwiseAlgorithm } from './optimize/config/layerwise.js';
 // Running and comparing models
 export { createExecutor, Executor, SUPPORTED_OPS } from './runtime/executor.js';
-export type { PredictOptions, TensorDType, TensorInput, TensorOutput } from './runtime/executor.js';
+export type { PredictOptions, ExecutorOptions, ExecutorProfile, OpTypeProfile, ComputePrecision, TensorDType, TensorInput, TensorOutput } from './runtime/executor.js';
 export { readNpy, writeNpy } from './runtime/npy.js';
 export type { NpyArray, NpyDType, NpyReadOptions } from './runtime/npy.js';
 export { compareModels, compareTensors } from './runtime/compare.js';

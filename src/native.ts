@@ -12,7 +12,14 @@ export interface BuildInfo {
   blas: 'accelerate' | 'openblas' | 'portable';
   threads: number;
   defaultThreads: number;
+  /** SIMD level of the GEMM micro-kernels chosen at run time on this CPU: avx512, avx2+fma, neon or scalar. */
   simd: string;
+  /** What the compiler could assume for the rest of the code (the build's baseline ISA). */
+  simdBaseline: string;
+  /** The BLAS backend with what it runs on this CPU (OpenBLAS core, portable micro-kernel). */
+  blasDetail: string;
+  /** What the executor's matrix products run on (the portable AVX-512 SGEMM where it beats the BLAS's core; COREML_OPTIMIZE_GEMM=blas|portable overrides). */
+  executorGemm: string;
   coreml: boolean;
   buildSystem?: string;
   compiler: string;

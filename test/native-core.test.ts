@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildInfo, getThreads, setThreads } from '../src/index.js';
 
@@ -6,6 +7,18 @@ describe('native core', () => {
     const info = buildInfo();
     expect(['accelerate', 'openblas', 'portable']).toContain(info.blas);
     expect(info.defaultThreads).toBeGreaterThanOrEqual(1);
+    expect(info.blasDetail.length).toBeGreaterThan(0);
+  });
+
+  it('reports the SIMD level this CPU runs, not the compile baseline', () => {
+    const info = buildInfo();
+    expect(['avx512', 'avx2+fma', 'neon', 'scalar']).toContain(info.simd);
+    if (process.platform === 'linux' && process.arch === 'x64' && existsSync('/proc/cpuinfo')) {
+      const flags = new Set((readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
+      const want = flags.has('avx512f') ? 'avx512' : flags.has('avx2') && flags.has('fma') ? 'avx2+fma' : 'scalar';
+      expect(info.simd).toBe(want);
+    }
+    if (process.arch === 'arm64') expect(info.simd).toBe('neon');
   });
 
   it('resizes the thread pool and restores the default with 0', () => {

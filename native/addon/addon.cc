@@ -60,15 +60,22 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   out.Set("blas", Napi::String::New(env, linalg::blas_backend_name()));
   out.Set("threads", Napi::Number::New(env, ThreadPool::global()->size()));
   out.Set("defaultThreads", Napi::Number::New(env, ThreadPool::default_threads()));
-#if defined(__AVX2__)
-  out.Set("simd", Napi::String::New(env, "avx2"));
+  // The SIMD level the GEMM kernels actually use on this CPU (chosen at run time), and the
+  // compiler's baseline for everything else.
+  out.Set("simd", Napi::String::New(env, linalg::portable_kernel_name()));
+#if defined(__AVX512F__)
+  out.Set("simdBaseline", Napi::String::New(env, "avx512f"));
+#elif defined(__AVX2__)
+  out.Set("simdBaseline", Napi::String::New(env, "avx2"));
 #elif defined(__SSE2__)
-  out.Set("simd", Napi::String::New(env, "sse2"));
+  out.Set("simdBaseline", Napi::String::New(env, "sse2"));
 #elif defined(__ARM_NEON)
-  out.Set("simd", Napi::String::New(env, "neon"));
+  out.Set("simdBaseline", Napi::String::New(env, "neon"));
 #else
-  out.Set("simd", Napi::String::New(env, "scalar"));
+  out.Set("simdBaseline", Napi::String::New(env, "scalar"));
 #endif
+  out.Set("blasDetail", Napi::String::New(env, linalg::blas_backend_detail()));
+  out.Set("executorGemm", Napi::String::New(env, linalg::executor_gemm_detail()));
 #if defined(__APPLE__)
   out.Set("coreml", Napi::Boolean::New(env, true));
 #else

@@ -6,12 +6,14 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 
 #include "../executor/graph.h"
+#include "../executor/profile.h"
 #include "../util/fp16.h"
 #include "async_job.h"
 #include "executor_js.h"
@@ -290,42 +292,75 @@ Napi::Value Predict(const Napi::CallbackInfo& info, std::shared_ptr<exec::Graph>
     inputs.push_back({name, input_tensor(env, name, ins.Get(name))});
   }
   unsigned threads = 0;
+  bool want_profile = false, fp16 = false;
   if (info[1].IsObject()) {
-    Napi::Value t = info[1].As<Napi::Object>().Get("threads");
+    Napi::Object o = info[1].As<Napi::Object>();
+    Napi::Value t = o.Get("threads");
     if (t.IsNumber()) threads = static_cast<unsigned>(std::max<int64_t>(0, t.As<Napi::Number>().Int64Value()));
+    want_profile = o.Get("profile").ToBoolean().Value();
+    Napi::Value prec = o.Get("computePrecision");
+    if (prec.IsString()) {
+      const std::string p = prec.As<Napi::String>().Utf8Value();
+      if (p != "fp16" && p != "fp32") throw_coded(env, "EINVAL", "predict: computePrecision must be 'fp32' or 'fp16', got '" + p + "'");
+      fp16 = p == "fp16";
+    }
   }
+  // COREML_OPTIMIZE_PROFILE=1 also prints the per-op-type table to stderr after each predict.
+  const char* env_profile = std::getenv("COREML_OPTIMIZE_PROFILE");
+  const bool print_profile = env_profile && *env_profile && *env_profile != '0';
   std::vector<std::string> declared;
   for (const auto& t : graph->output_types()) declared.push_back(t.dtype);
-  return run_job<std::vector<exec::FeatureValue>>(
+  struct Result {
+    std::vector<exec::FeatureValue> outputs;
+    std::vector<exec::ProfileRow> profile;
+    double total_ms = 0;
+  };
+  return run_job<Result>(
       env, info[2], info[3],
-      [graph, inputs = std::move(inputs), threads](JobContext& ctx) {
+      [graph, inputs = std::move(inputs), threads, want_profile, print_profile, fp16](JobContext& ctx) {
         exec::RunOptions opts;
         opts.threads = threads;
+        opts.fp16_compute = fp16;
         opts.progress = [&ctx](double d, double t) { ctx.progress(d, t); };
         opts.check_cancelled = [&ctx] { ctx.check_cancelled(); };
-        // COREML_OPTIMIZE_PROFILE=1 prints the time spent per op type to stderr after each predict.
-        std::map<std::string, std::pair<double, int>> per_type;
-        const char* env_profile = std::getenv("COREML_OPTIMIZE_PROFILE");
-        if (env_profile && *env_profile && *env_profile != '0')
-          opts.profile = [&per_type](const exec::Node& n, double ms) {
-            auto& e = per_type[n.type];
-            e.first += ms;
-            e.second += 1;
-          };
-        auto out = graph->run(inputs, opts);
-        if (opts.profile) {
-          std::vector<std::pair<double, std::string>> rows;
-          for (auto& kv : per_type) rows.push_back({kv.second.first, kv.first});
-          std::sort(rows.rbegin(), rows.rend());
-          for (auto& r : rows)
-            std::fprintf(stderr, "[executor] %-28s %9.3f ms  (%d ops)\n", r.second.c_str(), r.first, per_type[r.second].second);
-        }
-        return out;
+        exec::Profiler profiler;
+        if (want_profile || print_profile)
+          opts.profile = [&profiler](const exec::Node& n, const exec::OpContext& c, double ms) { profiler.add(n, c, ms); };
+        Result r;
+        auto t0 = std::chrono::steady_clock::now();
+        r.outputs = graph->run(inputs, opts);
+        r.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        if (opts.profile) r.profile = profiler.rows();
+        if (print_profile)
+          for (const auto& row : r.profile)
+            std::fprintf(stderr, "[executor] %-28s %9.3f ms  (%lld ops, %.2f GFLOP)\n", row.type.c_str(), row.ms,
+                         static_cast<long long>(row.calls), row.flops / 1e9);
+        if (!want_profile) r.profile.clear();
+        return r;
       },
-      [declared](Napi::Env env, std::vector<exec::FeatureValue>& outs) -> Napi::Value {
+      [declared, want_profile](Napi::Env env, Result& r) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
-        for (size_t k = 0; k < outs.size(); ++k) o.Set(outs[k].name, output_value(env, outs[k].tensor, declared[k]));
-        return o;
+        for (size_t k = 0; k < r.outputs.size(); ++k) o.Set(r.outputs[k].name, output_value(env, r.outputs[k].tensor, declared[k]));
+        if (!want_profile) return o;
+        // With `profile: true` the result is { outputs, profile: { totalMs, ops: [...] } }.
+        Napi::Array rows = Napi::Array::New(env, r.profile.size());
+        for (size_t k = 0; k < r.profile.size(); ++k) {
+          const auto& p = r.profile[k];
+          Napi::Object row = Napi::Object::New(env);
+          row.Set("type", p.type);
+          row.Set("calls", Napi::Number::New(env, static_cast<double>(p.calls)));
+          row.Set("ms", Napi::Number::New(env, p.ms));
+          row.Set("flops", Napi::Number::New(env, p.flops));
+          row.Set("bytes", Napi::Number::New(env, p.bytes));
+          rows.Set(static_cast<uint32_t>(k), row);
+        }
+        Napi::Object prof = Napi::Object::New(env);
+        prof.Set("totalMs", Napi::Number::New(env, r.total_ms));
+        prof.Set("ops", rows);
+        Napi::Object wrapped = Napi::Object::New(env);
+        wrapped.Set("outputs", o);
+        wrapped.Set("profile", prof);
+        return wrapped;
       });
 }
 

@@ -501,6 +501,25 @@ std::shared_ptr<Graph> Graph::build(const GraphDesc& desc) {
 // ---------------------------------------------------------------------------------------------
 // Execution
 
+namespace {
+
+// Rounds fp32 values to the nearest fp16 (ties to even), in place.
+void round_to_fp16(float* p, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) p[k] = half_to_float(float_to_half(p[k]));
+}
+
+// An owned fp16-rounded copy of an fp32 tensor (fp16-backed tensors are exact halves already).
+Tensor fp16_copy(const Tensor& t) {
+  if (t.dtype != DType::F32 || !t.f) return t;
+  Tensor r = Tensor::f32(t.shape);
+  std::copy(t.fdata(), t.fdata() + t.size(), r.fdata());
+  round_to_fp16(r.fdata(), r.size());
+  r.declared = t.declared;
+  return r;
+}
+
+}  // namespace
+
 void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts) const {
   auto value = [&](int s) -> const Tensor& {
     if (!live[s]) throw Error("EINVAL", "op '" + node.name + "' (" + node.type + "): value '" + slot_names_[s] + "' is not available");
@@ -546,6 +565,7 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
     for (size_t k = 0; k < vars.size(); ++k) env[node.outputs[k]] = std::move(vars[k]), live[node.outputs[k]] = 1;
     return;
   }
+  const auto t0 = opts.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   std::vector<std::vector<const Tensor*>> args;
   args.reserve(node.inputs.size());
   std::deque<Tensor> widened;  // fp32 copies of fp16-backed constants, alive for this op only
@@ -565,6 +585,19 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
   if (opts.observe) opts.observe(node, ctx);
+  if (opts.fp16_compute) {
+    for (Tensor& t : ctx.outputs()) {
+      if (t.dtype != DType::F32 || !t.f) continue;
+      // Outputs that share an input's buffer (reshape, identity) hold rounded values already, and
+      // that buffer may be a shared constant: leave it alone.
+      bool aliased = false;
+      for (const auto& a : ctx.args())
+        for (const Tensor* in : a) aliased = aliased || (in && in->f && in->f.get() == t.f.get());
+      if (!aliased) round_to_fp16(t.fdata(), t.size());
+    }
+  }
+  if (opts.profile)
+    opts.profile(node, ctx, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   for (size_t k = 0; k < node.outputs.size(); ++k) {
     Tensor& t = ctx.outputs()[k];
     if (!t.produced())
@@ -575,19 +608,43 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
 }
 
+const std::vector<Tensor>& Graph::widened_constants() const {
+  std::call_once(widened_once_, [this] {
+    BufferPool::Scope no_pool(nullptr);  // kept for the graph's lifetime: plain allocations, not the run's pool
+    size_t budget = size_t{2048} << 20;
+    if (const char* env = std::getenv("COREML_OPTIMIZE_WIDEN_MB")) budget = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
+    widened_constants_ = constants_;
+    size_t used = 0;
+    for (Tensor& t : widened_constants_) {
+      if (!t.is_half_backed()) continue;
+      const size_t bytes = static_cast<size_t>(t.size()) * 4;
+      if (used + bytes > budget) continue;
+      used += bytes;
+      Tensor w = as_f32(t);
+      w.declared = t.declared;
+      t = std::move(w);
+    }
+  });
+  return widened_constants_;
+}
+
+const std::vector<Tensor>& Graph::fp16_constants() const {
+  std::call_once(fp16_once_, [this] {
+    BufferPool::Scope no_pool(nullptr);
+    const std::vector<Tensor>& base = widened_constants();
+    fp16_constants_.reserve(base.size());
+    for (const Tensor& t : base) fp16_constants_.push_back(fp16_copy(t));
+  });
+  return fp16_constants_;
+}
+
 void Graph::run_block(const Block& block, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts,
                       bool top_level) const {
   const size_t n = block.nodes.size();
   for (size_t k = 0; k < n; ++k) {
     if (opts.check_cancelled) opts.check_cancelled();
     const Node& node = block.nodes[k];
-    if (opts.profile) {
-      auto t0 = std::chrono::steady_clock::now();
-      run_node(node, env, live, opts);
-      opts.profile(node, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    } else {
-      run_node(node, env, live, opts);
-    }
+    run_node(node, env, live, opts);
     if (top_level) {
       for (int s : node.free_after) {
         env[s] = Tensor();
@@ -614,7 +671,7 @@ std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, co
   std::unique_lock<std::mutex> state_lock(*state_mutex_, std::defer_lock);
   if (has_state()) state_lock.lock();  // a stateful graph's runs read and write the same cells
   BufferPool::Scope pool_scope(pool_.get());
-  std::vector<Tensor> env = constants_;
+  std::vector<Tensor> env = opts.fp16_compute ? fp16_constants() : widened_constants();
   std::vector<char> live = is_const_;
   for (size_t k = 0; k < input_types_.size(); ++k) {
     const FeatureValue* fv = nullptr;
@@ -638,7 +695,7 @@ std::vector<FeatureValue> Graph::run(const std::vector<FeatureValue>& inputs, co
       continue;
     }
     if (!fv) throw Error("EINVAL", "missing input '" + input_types_[k].name + "' of function '" + function_ + "'");
-    env[input_slots_[k]] = fv->tensor;
+    env[input_slots_[k]] = opts.fp16_compute ? fp16_copy(fv->tensor) : fv->tensor;
     live[input_slots_[k]] = 1;
   }
   for (const auto& in : inputs) {

@@ -63,6 +63,9 @@ class OpContext {
 
   void set(size_t k, Tensor t);
   std::vector<Tensor>& outputs() { return outputs_; }
+  const std::vector<Tensor>& outputs() const { return outputs_; }
+  // Resolved inputs in the node's parameter order (profiling: shapes for FLOP / byte counts).
+  const std::vector<std::vector<const Tensor*>>& args() const { return args_; }
   size_t num_outputs() const { return outputs_.size(); }
   const TypeDesc& output_type(size_t k) const { return node_.output_types.at(k); }
 
@@ -86,8 +89,13 @@ struct RunOptions {
   unsigned threads = 0;  // 0 = pool size
   std::function<void(double, double)> progress;
   std::function<void()> check_cancelled;
-  // Called after each op with its wall time in milliseconds (profiling; null = off).
-  std::function<void(const Node&, double)> profile;
+  // Called after each kernel op (not cond / while_loop themselves: their inner ops report) with its
+  // context, outputs still in place, and its wall time in milliseconds (profiling; null = off).
+  std::function<void(const Node&, const OpContext&, double)> profile;
+  // fp16 compute, as Core ML runs an ML Program on a Mac's GPU / Neural Engine: inputs, fp32 weights
+  // and every op's float output are rounded to fp16 (round to nearest even); kernels still compute in
+  // fp32 in between, so each op is one fp16 rounding of the fp32 result.
+  bool fp16_compute = false;
   // Called after each kernel op, before its inputs are released (calibration reads activations here;
   // null = off).
   std::function<void(const Node&, const OpContext&)> observe;
@@ -133,6 +141,15 @@ class Graph {
   std::vector<TypeDesc> output_types_;
   std::vector<std::string> slot_names_;
   std::vector<Tensor> constants_;    // indexed by slot; valid where is_const_
+  // constants_ with fp16 weights widened to fp32 once (not per call), up to a memory budget
+  // (COREML_OPTIMIZE_WIDEN_MB, default 2048 MiB of fp32); beyond it the rest stay halves and are
+  // widened per op as before, so a multi-GB fp16 model is not doubled in memory.
+  const std::vector<Tensor>& widened_constants() const;
+  mutable std::once_flag widened_once_;
+  mutable std::vector<Tensor> widened_constants_;
+  const std::vector<Tensor>& fp16_constants() const;  // widened constants with fp32 values rounded to fp16 (built once)
+  mutable std::once_flag fp16_once_;
+  mutable std::vector<Tensor> fp16_constants_;
   std::vector<char> is_const_;
   Block main_;
   std::shared_ptr<BufferPool> pool_;  // intermediates recycled across ops and runs

@@ -1,22 +1,44 @@
 // BLAS/LAPACK façade. Backends: Accelerate (macOS), OpenBLAS (Linux, when CMake/node-gyp found it),
-// or the portable kernels in blas_portable.cc. Callers never include a BLAS header themselves.
+// or the portable blocked SGEMM in sgemm_blocked.cc (COREML_OPTIMIZE_BLAS=portable forces it) and the portable
+// triangular / Cholesky loops in lapack_portable.cc. Callers never include a BLAS header themselves.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace cmo::linalg {
 
 // "accelerate", "openblas" or "portable".
 const char* blas_backend_name();
+// One line for `doctor`: the backend with what it runs on this CPU (OpenBLAS's core, the portable
+// micro-kernel), e.g. "openblas 0.3.21, core Haswell" or "portable SGEMM, avx2+fma micro-kernel".
+std::string blas_backend_detail();
 
 // Row-major C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C. lda/ldb/ldc are row strides.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// Portable reference of sgemm (also the oracle for tests of the BLAS path).
+// The portable backend (sgemm_blocked.cc): packed, cache-blocked, run-time dispatched SIMD
+// micro-kernels, split over the package pool (`threads` 0 = pool size, 1 = this thread only).
 void sgemm_portable(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                    int64_t ldc);
+                    int64_t ldc, unsigned threads = 0);
+
+// Whether the executor should call sgemm_portable rather than the system BLAS: always in a portable
+// build; in an OpenBLAS build when the portable kernel is AVX-512 and OpenBLAS's core is not (0.3.21
+// runs its Haswell AVX2 kernels on AMD Zen 4, ~1.5x slower than the AVX-512 micro-kernel here).
+// COREML_OPTIMIZE_GEMM=blas / =portable overrides the choice (read once).
+bool executor_prefers_portable_gemm();
+// What the executor's GEMM runs on, for `doctor`.
+std::string executor_gemm_detail();
+
+// The micro-kernel sgemm_portable uses on this CPU: "avx512", "avx2+fma", "neon" or "scalar".
+const char* portable_kernel_name();
+
+// Plain triple loop with float64 accumulation: the test oracle of both backends.
+void sgemm_reference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                     int64_t ldc);
 
 // Row-major symmetric rank-k update of ONE triangle of C[n×n] (upper: j >= i, lower: j <= i):
 // C = alpha·A·Aᵀ + beta·C with A [n×k] (trans = false), or C = alpha·Aᵀ·A + beta·C with A [k×n]
@@ -36,6 +58,8 @@ int spotrf(bool upper, int64_t n, float* a, int64_t lda);
 int spotri(bool upper, int64_t n, float* a, int64_t lda);
 // In-place inverse of a row-major upper-triangular matrix (only the upper triangle is read/written).
 int strtri_upper(int64_t n, float* a, int64_t lda);
+// True when spotrf / spotri / strtri_upper call a real LAPACK (OpenBLAS), not the portable loops.
+bool has_lapack();
 // Threads of the BLAS backend's own pool (OpenBLAS); no-op elsewhere. Benchmarks only: the
 // library keeps OpenBLAS single-threaded and tiles over its own pool.
 void set_blas_threads(int threads);
@@ -48,5 +72,13 @@ void strmm_left_upper_portable(int64_t m, int64_t n, const float* t, int64_t ldt
 int spotrf_portable(bool upper, int64_t n, float* a, int64_t lda);
 int spotri_portable(bool upper, int64_t n, float* a, int64_t lda);
 int strtri_upper_portable(int64_t n, float* a, int64_t lda);
+
+namespace detail {
+struct GemmKernel;
+}
+// sgemm_portable with an explicit micro-kernel (tests run every kernel the CPU supports).
+void sgemm_portable_with(const detail::GemmKernel& kernel, unsigned threads, bool trans_a, bool trans_b, int64_t m,
+                         int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                         float beta, float* c, int64_t ldc);
 
 }  // namespace cmo::linalg

@@ -1,5 +1,6 @@
 // Graph building: constant decoding (spec §8 known answers), weight blob validation, constexpr
 // decoders (iOS16 and iOS18 forms), load-time errors.
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 
@@ -90,8 +91,15 @@ TEST(blob_values_are_read_and_validated) {
     d.block.outputs = {"w"};
     return run1(d, {});
   };
+  // By default fp16 weights are widened to fp32 once per executor (within COREML_OPTIMIZE_WIDEN_MB);
+  // with a budget of 0 they stay a view of the mapped halves, not an fp32 copy.
+  Tensor widened = load(blob("fp16", 64, {2, 2}));
+  CHECK(!widened.is_half_backed());
+  CHECK((fvec(widened) == std::vector<float>{1, 2, 3, 4}));
+  setenv("COREML_OPTIMIZE_WIDEN_MB", "0", 1);
   Tensor w = load(blob("fp16", 64, {2, 2}));
-  CHECK(w.is_half_backed());  // a view of the mapped halves, not an fp32 copy
+  unsetenv("COREML_OPTIMIZE_WIDEN_MB");
+  CHECK(w.is_half_backed());
   CHECK((fvec(w) == std::vector<float>{1, 2, 3, 4}));
   std::string e = error_of([&] { load(blob("fp32", 64, {2})); });
   CHECK(e.find("EWEIGHTS") == 0 && e.find("has dtype float16") != std::string::npos && e.find("'w' (const)") != std::string::npos);

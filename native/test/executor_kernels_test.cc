@@ -1,8 +1,10 @@
 // Fast kernels (im2col + sgemm conv, col2im conv_transpose, batched sgemm matmul/linear) against
 // the scalar references in native/executor/ops/reference.cc.
 #include <cmath>
+#include <limits>
 #include <string>
 
+#include "../executor/ops/fastmath.h"
 #include "../executor/ops/reference.h"
 #include "check.h"
 #include "executor_test_util.h"
@@ -64,6 +66,31 @@ TEST(conv_matches_reference) {
   check_conv({1, 5, 8, 8, 10, 3, 3, depthwise}, 4);
   ref::Conv2dParams pointwise;
   check_conv({2, 8, 5, 5, 3, 1, 1, pointwise}, 5);  // the 1x1 fast path (no im2col)
+  ref::Conv2dParams wide_pad{1, 2, 2, 1, 3, 0, 4, 2, 1};  // padding wider than the kernel reach
+  check_conv({1, 2, 6, 5, 3, 2, 3, wide_pad}, 9);
+  // 512·3·3 = 4608 rows of im2col: the output positions are done in tiles of 910, which end in the
+  // middle of an output row.
+  check_conv({1, 512, 32, 32, 2, 3, 3, plain}, 10);
+}
+
+TEST(exp_fast_and_erf_fast_are_accurate) {
+  // exp_fast: relative error < 2^-22 over the whole float range it does not clamp; exact 0 / inf
+  // beyond it, NaN through. erf_fast: absolute error < 4e-7 (A&S 7.1.26: 1.5e-7, plus float rounding of 1 − p·t·e^{−x²}).
+  double worst = 0, worst_erf = 0;
+  for (int i = 0; i <= (1 << 20); ++i) {
+    const float x = -87.0f + 175.0f * static_cast<float>(i) / static_cast<float>(1 << 20);
+    const double want = std::exp(static_cast<double>(x));
+    worst = std::max(worst, std::fabs(exp_fast(x) - want) / want);
+    const float e = -6.0f + 12.0f * static_cast<float>(i) / static_cast<float>(1 << 20);
+    worst_erf = std::max(worst_erf, std::fabs(erf_fast(e) - std::erf(static_cast<double>(e))));
+  }
+  CHECK(worst < std::ldexp(1.0, -22));
+  CHECK(worst_erf < 4e-7);
+  CHECK_EQ(exp_fast(-100.0f), 0.0f);
+  CHECK_EQ(exp_fast(-std::numeric_limits<float>::infinity()), 0.0f);
+  CHECK(std::isinf(exp_fast(100.0f)));
+  CHECK(std::isnan(exp_fast(std::nanf(""))));
+  CHECK_EQ(exp_fast(0.0f), 1.0f);
 }
 
 TEST(conv_transpose_matches_reference) {

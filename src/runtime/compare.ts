@@ -4,7 +4,7 @@
  */
 import type { Model } from '../model.js';
 import { halfBitsToFloatArray } from '../mil/values.js';
-import { createExecutor, type Executor, type TensorInput, type TensorOutput } from './executor.js';
+import { createExecutor, type ComputePrecision, type Executor, type TensorInput, type TensorOutput } from './executor.js';
 import type { ProgressCallback } from '../native.js';
 import { UnsupportedError } from '../errors.js';
 import { mulberry32 } from '../util/random.js';
@@ -104,6 +104,10 @@ export interface CompareOptions {
   threads?: number;
   signal?: AbortSignal;
   onProgress?: ProgressCallback;
+  /** Compute precision of the second model (the one under test), e.g. 'fp16' as on a Mac; default 'fp32'. */
+  computePrecision?: ComputePrecision;
+  /** Compute precision of the base model; default 'fp32' (the reference). */
+  baseComputePrecision?: ComputePrecision;
 }
 
 export interface ModelComparison {
@@ -114,8 +118,8 @@ export interface ModelComparison {
 /** Runs both models on the same inputs and compares every output (statistics pooled over samples). */
 export async function compareModels(base: Model, other: Model, options: CompareOptions = {}): Promise<ModelComparison> {
   const fnOpts = options.function ? { function: options.function } : {};
-  const a = createExecutor(base, fnOpts);
-  const b = createExecutor(other, fnOpts);
+  const a = createExecutor(base, { ...fnOpts, computePrecision: options.baseComputePrecision ?? 'fp32' });
+  const b = createExecutor(other, { ...fnOpts, computePrecision: options.computePrecision ?? 'fp32' });
   const names = a.outputs.map((o) => o.name);
   const missing = names.filter((n) => !b.outputs.some((o) => o.name === n));
   if (missing.length > 0) throw new UnsupportedError(`the second model has no output ${missing.join(', ')}`, { file: other.path });

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { nativeAddon, withCancel, type CancelToken, type ProgressCallback } from '../native.js';
-import { ModelFormatError, UnsupportedError, CoreMLOptimizeError } from '../errors.js';
+import { ConfigError, ModelFormatError, UnsupportedError, CoreMLOptimizeError } from '../errors.js';
 import { Model } from '../model.js';
 import { canonicalDType, dtypeOfArray, isFloatDType, arrayTypeMatches, type DType, type DTypeName, type TensorData } from './tensor-dtype.js';
 
@@ -360,15 +360,53 @@ export interface PredictOptions {
   signal?: AbortSignal;
   /** Called with (ops done, ops total). */
   onProgress?: ProgressCallback;
+  /**
+   * Time every op and count its work: `true` stores the per-op-type profile of this run in
+   * `executor.lastProfile`; a function also receives it. Off by default (timing each op costs a little).
+   */
+  profile?: boolean | ((profile: ExecutorProfile) => void);
+  /**
+   * 'fp16' rounds the inputs, the fp32 weights and every op's float output to fp16 (round to nearest
+   * even), as Core ML computes an ML Program on a Mac's GPU / Neural Engine; kernels work in fp32 in
+   * between. Default: the executor's own option (createExecutor), else 'fp32'.
+   */
+  computePrecision?: ComputePrecision;
+}
+
+export type ComputePrecision = 'fp32' | 'fp16';
+export interface ExecutorOptions {
+  /** Function of a multi-function model (default: the model's default function or "main"). */
+  function?: string;
+  /** Default compute precision of predict() (see PredictOptions.computePrecision). */
+  computePrecision?: ComputePrecision;
+}
+
+/** One op type's share of a profiled predict(). */
+export interface OpTypeProfile {
+  type: string;
+  /** Ops of this type executed (ops inside while_loop bodies count once per iteration). */
+  calls: number;
+  /** Wall time summed over those ops, milliseconds. */
+  ms: number;
+  /** Floating-point operations (a multiply-add counts 2) of conv / conv_transpose / linear / matmul / einsum / SDPA; 0 for other ops. */
+  flops: number;
+  /** Bytes of every input and output tensor of those ops (4 per element, 2 for fp16 weights). */
+  bytes: number;
+}
+export interface ExecutorProfile {
+  /** Wall time of the whole run, milliseconds (the ops' sum plus the executor's own bookkeeping). */
+  totalMs: number;
+  /** Sorted by time, largest first. */
+  ops: OpTypeProfile[];
 }
 
 interface NativeExecutorHandle {
   predict(
     inputs: Record<string, { dtype: string; shape: number[]; data: ArrayBufferView }>,
-    options: { threads?: number },
+    options: { threads?: number; profile?: boolean; computePrecision?: ComputePrecision },
     onProgress?: ProgressCallback,
     cancel?: CancelToken,
-  ): Promise<Record<string, TensorOutput>>;
+  ): Promise<Record<string, TensorOutput> | { outputs: Record<string, TensorOutput>; profile: ExecutorProfile }>;
   info(): { inputs: { name: string; dtype: string; shape: number[] }[]; outputs: { name: string; dtype: string; shape: number[] }[] };
   resetState(): void;
 }
@@ -487,6 +525,8 @@ export class Executor {
     desc: GraphDescription,
     allSpecs: InputSpec[],
     private readonly file: string | undefined,
+    /** Default compute precision of predict(). */
+    readonly computePrecision: ComputePrecision = 'fp32',
   ) {
     this.functionName = desc.function;
     const isState = (n: string) => desc.inputs.some((i) => i.name === n && i.type.dtype === 'state');
@@ -537,19 +577,38 @@ export class Executor {
       if (problem) throw new UnsupportedError(`input '${spec.name}': ${problem}`, { file: this.file });
       native[spec.name] = { ...convertInput(spec.name, input.data, given, spec.dtype, this.file), shape: input.shape };
     }
-    const out = await withCancel(options.signal, (token) =>
-      this.handle.predict(native, { threads: options.threads ?? 0 }, options.onProgress, token),
+    const profile = options.profile !== undefined && options.profile !== false;
+    const computePrecision = options.computePrecision ?? this.computePrecision;
+    if (computePrecision !== 'fp32' && computePrecision !== 'fp16') {
+      throw new ConfigError(`computePrecision must be 'fp32' or 'fp16', got '${String(computePrecision)}'`);
+    }
+    const result = await withCancel(options.signal, (token) =>
+      this.handle.predict(native, { threads: options.threads ?? 0, profile, computePrecision }, options.onProgress, token),
     );
+    let out: Record<string, TensorOutput>;
+    if (profile) {
+      const { outputs, profile: report } = result as { outputs: Record<string, TensorOutput>; profile: ExecutorProfile };
+      this.lastProfile = report;
+      if (typeof options.profile === 'function') options.profile(report);
+      out = outputs;
+    } else {
+      out = result as Record<string, TensorOutput>;
+    }
     for (const [name, labels] of this.dictLabels) if (out[name]) out[name]!.labels = labels;
     return out;
   }
+
+  /** The profile of the last predict() run with `profile` set (undefined before one). */
+  lastProfile: ExecutorProfile | undefined;
 }
 
 /**
  * Builds an executor for one function (default: the description's default function or "main") of a
  * model from loadModel/loadModelSync, or of a decoded program given as an ExecutorModel.
  */
-export function createExecutor(source: Model | ExecutorModel, options: { function?: string } = {}): Executor {
+export function createExecutor(source: Model | ExecutorModel, options: ExecutorOptions = {}): Executor {
+  const precision = options.computePrecision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'fp16') throw new ConfigError(`computePrecision must be 'fp32' or 'fp16', got '${String(precision)}'`);
   const model = source instanceof Model ? executorModelOf(source) : source;
   const desc = lowerProgram(model, options.function);
   const fnFeatures = options.function ? model.description?.functions?.find((f) => f.name === options.function)?.input : undefined;
@@ -584,7 +643,7 @@ export function createExecutor(source: Model | ExecutorModel, options: { functio
   } catch (err) {
     wrapNativeError(err, model.path);
   }
-  return new Executor(handle, desc, specs, model.path);
+  return new Executor(handle, desc, specs, model.path, precision);
 }
 
 /** Op types the native build supports (same as SUPPORTED_OPS; exposed to check the list). */

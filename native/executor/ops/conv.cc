@@ -1,6 +1,7 @@
 // conv / conv_transpose (1-3 spatial dims, groups, dilation, pad_type valid/same/same_lower/custom)
 // through im2col + sgemm, and max_pool / avg_pool / l2_pool.
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "common.h"
@@ -42,6 +43,51 @@ struct ConvGeom {
   Shape in, k, out;
   std::vector<int64_t> stride, dil, pb;
 };
+
+// 2-D im2col: for each (channel, ky, kx) row and output row, the in-range output columns are one
+// contiguous run of input (a memcpy at stride 1); only the padding border is zero-filled.
+void im2col_2d(const float* x, int64_t C, const ConvGeom& g, int64_t t0, int64_t t1, float* col, unsigned threads) {
+  const int64_t KH = g.k[0], KW = g.k[1], H = g.in[0], W = g.in[1], OW = g.out[1];
+  const int64_t sh = g.stride[0], sw = g.stride[1], dh = g.dil[0], dw = g.dil[1], ph = g.pb[0], pw = g.pb[1];
+  const int64_t T = t1 - t0;
+  parallel_range(
+      C * KH * KW, threads,
+      [&](int64_t b, int64_t e) {
+        for (int64_t row = b; row < e; ++row) {
+          const int64_t ch = row / (KH * KW), ky = (row / KW) % KH, kx = row % KW;
+          const float* xc = x + ch * H * W;
+          float* dst = col + row * T;
+          // Output columns whose input column ox·sw − pw + kx·dw lies in [0, W).
+          const int64_t off = kx * dw - pw;
+          int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+          int64_t hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+          lo = std::min(lo, OW);
+          hi = std::max(lo, std::min(hi, OW));
+          for (int64_t oy = t0 / OW; oy * OW < t1; ++oy) {
+            const int64_t a = std::max(t0, oy * OW), z = std::min(t1, (oy + 1) * OW);
+            float* d = dst + (a - t0);
+            const int64_t xa = a - oy * OW, xz = z - oy * OW;  // this output row's columns [xa, xz)
+            const int64_t iy = oy * sh - ph + ky * dh;
+            if (iy < 0 || iy >= H) {
+              std::fill(d, d + (xz - xa), 0.0f);
+              continue;
+            }
+            const float* src = xc + iy * W;
+            const int64_t l = std::max(lo, xa), h = std::min(hi, xz);
+            if (l >= h) {
+              std::fill(d, d + (xz - xa), 0.0f);
+              continue;
+            }
+            std::fill(d, d + (l - xa), 0.0f);
+            if (sw == 1) std::memcpy(d + (l - xa), src + l + off, static_cast<size_t>(h - l) * 4);
+            else
+              for (int64_t ox = l; ox < h; ++ox) d[ox - xa] = src[ox * sw + off];
+            std::fill(d + (h - xa), d + (xz - xa), 0.0f);
+          }
+        }
+      },
+      1);
+}
 
 // col[(c*Kp + kk), t - t0] for output positions t in [t0, t1) of one image/group.
 void im2col(const float* x, int64_t C, const ConvGeom& g, int64_t t0, int64_t t1, float* col, unsigned threads) {
@@ -113,31 +159,37 @@ void k_conv(OpContext& c) {
   bool pointwise = kp == 1;
   for (int64_t d = 0; d < g.nsp; ++d) pointwise = pointwise && g.stride[d] == 1 && g.pb[d] == 0 && g.out[d] == g.in[d];
   const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(op, (int64_t{1} << 22) / std::max<int64_t>(ck, 1)));
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(ck * tile));
+  // The im2col buffer is kept per thread and reused (no allocation in steady state). Safe: a kernel
+  // never runs inside another kernel on the same thread (the pool only runs loop chunks while waiting).
+  thread_local std::vector<float> col;
+  if (!pointwise && col.size() < static_cast<size_t>(ck * tile)) col.resize(static_cast<size_t>(ck * tile));
+  // Bias first, then the GEMM accumulates onto it (beta = 1): one pass over y fewer.
+  const float* bias = nullptr;
+  Tensor bias_t;
+  if (const Tensor* bt = c.find("bias")) {
+    bias_t = as_f32(*bt);
+    if (bias_t.size() != cout) c.fail("bias must have C_out elements");
+    bias = bias_t.fdata();
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t o = 0; o < cout; ++o) std::fill_n(y.fdata() + (n * cout + o) * op, op, bias[o]);
+  }
+  const float beta = bias ? 1.f : 0.f;
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t gi = 0; gi < groups; ++gi) {
       const float* xg = x.fdata() + (n * g.C + gi * cin_g) * ip;
       const float* wg = w.fdata() + gi * cout_g * ck;
       float* yg = y.fdata() + (n * cout + gi * cout_g) * op;
       if (pointwise) {
-        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, 0.f, yg, op);
+        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, beta, yg, op);
         continue;
       }
       for (int64_t t0 = 0; t0 < op; t0 += tile) {
         int64_t t1 = std::min(op, t0 + tile);
-        im2col(xg, cin_g, g, t0, t1, col.data(), c.threads());
-        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, 0.f, yg + t0, op);
+        if (g.nsp == 2) im2col_2d(xg, cin_g, g, t0, t1, col.data(), c.threads());
+        else im2col(xg, cin_g, g, t0, t1, col.data(), c.threads());
+        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, beta, yg + t0, op);
       }
     }
-  if (const Tensor* bt = c.find("bias")) {
-    Tensor b = as_f32(*bt);
-    if (b.size() != cout) c.fail("bias must have C_out elements");
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t o = 0; o < cout; ++o) {
-        float* p = y.fdata() + (n * cout + o) * op;
-        for (int64_t t = 0; t < op; ++t) p[t] += b.fdata()[o];
-      }
-  }
   c.set(0, std::move(y));
 }
 

@@ -3,6 +3,7 @@
 
 #include "../../util/fp16.h"
 #include "common.h"
+#include "fastmath.h"
 
 namespace cmo::exec {
 namespace {
@@ -25,7 +26,6 @@ void unary(OpContext& c, F f) {
 }
 
 float erf_f(float x) { return static_cast<float>(std::erf(static_cast<double>(x))); }
-float sigmoid_f(float x) { return static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(x)))); }
 
 #define CMO_UNARY(name, expr)                             \
   void k_##name(OpContext& c) {                           \
@@ -47,15 +47,15 @@ CMO_UNARY(sin, std::sin(x))
 CMO_UNARY(sinh, std::sinh(x))
 CMO_UNARY(tan, std::tan(x))
 CMO_UNARY(tanh, std::tanh(x))
-CMO_UNARY(exp, std::exp(x))
+CMO_UNARY(exp, exp_fast(x))
 CMO_UNARY(exp2, std::exp2(x))
 CMO_UNARY(sqrt, std::sqrt(x))
 CMO_UNARY(square, x * x)
 CMO_UNARY(erf, erf_f(x))
 CMO_UNARY(relu, x > 0 ? x : 0.f)
 CMO_UNARY(relu6, std::min(std::max(x, 0.f), 6.f))
-CMO_UNARY(sigmoid, sigmoid_f(x))
-CMO_UNARY(silu, x * sigmoid_f(x))
+CMO_UNARY(sigmoid, sigmoid_fast(x))
+CMO_UNARY(silu, x * sigmoid_fast(x))
 CMO_UNARY(softplus, static_cast<float>(std::log1p(std::exp(-std::fabs(static_cast<double>(x)))) + std::max(0.0, static_cast<double>(x))))
 CMO_UNARY(softsign, x / (1.f + std::fabs(x)))
 CMO_UNARY(neg, -x)
@@ -134,14 +134,14 @@ void k_prelu(OpContext& c) {
 void k_gelu(OpContext& c) {
   std::string mode = c.str("mode", "EXACT");
   if (mode == "EXACT")
-    unary(c, [](float x) { return static_cast<float>(0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)))); });
+    unary(c, [](float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); });
   else if (mode == "TANH_APPROXIMATION")
     unary(c, [](float x) {
       double xd = x;
       return static_cast<float>(0.5 * xd * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (xd + 0.044715 * xd * xd * xd))));
     });
   else if (mode == "SIGMOID_APPROXIMATION")
-    unary(c, [](float x) { return static_cast<float>(x / (1.0 + std::exp(-1.702 * static_cast<double>(x)))); });
+    unary(c, [](float x) { return x * sigmoid_fast(1.702f * x); });
   else
     c.fail("unknown gelu mode '" + mode + "'");
 }

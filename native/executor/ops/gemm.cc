@@ -24,6 +24,11 @@ void use_single_threaded_blas() {
 void gemm(unsigned threads, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   unsigned pool = threads ? threads : ThreadPool::global()->size();
+  if (linalg::executor_prefers_portable_gemm()) {
+    // The portable SGEMM splits its own blocks over the pool (it knows its tile sizes).
+    linalg::sgemm_portable(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pool);
+    return;
+  }
   // About 4 MFLOP per part keeps the hand-off cost negligible.
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const bool split_m = m >= n;
@@ -56,6 +61,17 @@ void gemm_batch(unsigned threads, bool ta, bool tb, int64_t m, int64_t n, int64_
   unsigned pool = threads ? threads : ThreadPool::global()->size();
   if (count == 1) {
     gemm(threads, ta, tb, m, n, k, 1.f, a[0], lda, b[0], ldb, 0.f, c[0], ldc);
+    return;
+  }
+  if (linalg::executor_prefers_portable_gemm()) {
+    if (count < static_cast<int64_t>(pool)) {
+      // Fewer entries than threads: each product uses the whole pool in turn.
+      for (int64_t i = 0; i < count; ++i) linalg::sgemm_portable(ta, tb, m, n, k, 1.f, a[i], lda, b[i], ldb, 0.f, c[i], ldc, pool);
+      return;
+    }
+    parallel_for(
+        static_cast<size_t>(count),
+        [&](size_t i) { linalg::sgemm_portable(ta, tb, m, n, k, 1.f, a[i], lda, b[i], ldb, 0.f, c[i], ldc, 1); }, 1, pool);
     return;
   }
   parallel_for(

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "common.h"
+#include "fastmath.h"
 
 namespace cmo::exec {
 namespace {
@@ -40,6 +41,60 @@ void k_reduce(OpContext& c) {
     if (!reduced[k] || keep) out_shape.push_back(reduced[k] ? 1 : x.shape[k]);
   }
   const int64_t out_n = numel(kept);
+  // Fast path: the reduced axes are one contiguous run (outer × n × inner), the common case (the
+  // group-norm statistics coremltools emits, means over the last axes): rows read in order.
+  constexpr bool simple = op == Red::Sum || op == Red::Mean || op == Red::SumSquare || op == Red::Max || op == Red::Min;
+  int64_t first = -1, last = -1;
+  for (int64_t k = 0; k < rank; ++k)
+    if (reduced[k]) {
+      if (first < 0) first = k;
+      last = k;
+    }
+  bool contiguous = first >= 0;
+  for (int64_t k = first; contiguous && k <= last; ++k) contiguous = reduced[k] != 0;
+  if (simple && contiguous && x.size() > 0) {
+    int64_t outer = 1, n = 1, inner = 1;
+    for (int64_t k = 0; k < rank; ++k) (k < first ? outer : k <= last ? n : inner) *= x.shape[k];
+    Tensor y = Tensor::f32(out_shape);
+    const float* src = x.fdata();
+    float* dst = y.fdata();
+    const double init = op == Red::Max ? -std::numeric_limits<double>::infinity()
+                        : op == Red::Min ? std::numeric_limits<double>::infinity() : 0.0;
+    auto step = [](double a, double v) {
+      if (op == Red::Max) return std::max(a, v);
+      if (op == Red::Min) return std::min(a, v);
+      if (op == Red::SumSquare) return a + v * v;
+      return a + v;
+    };
+    auto finish = [n](double a) { return static_cast<float>(op == Red::Mean ? a / static_cast<double>(n) : a); };
+    parallel_range(
+        outer * inner, c.threads(),
+        [&](int64_t b, int64_t e) {
+          if (inner == 1) {
+            for (int64_t o = b; o < e; ++o) {
+              const float* p = src + o * n;
+              double a = init;
+              for (int64_t k = 0; k < n; ++k) a = step(a, p[k]);
+              dst[o] = finish(a);
+            }
+            return;
+          }
+          std::vector<double> acc;
+          for (int64_t t = b; t < e;) {  // runs of one outer index
+            const int64_t o = t / inner, i0 = t % inner, w = std::min(inner - i0, e - t);
+            acc.assign(static_cast<size_t>(w), init);
+            const float* p = src + o * n * inner + i0;
+            for (int64_t k = 0; k < n; ++k)
+              for (int64_t i = 0; i < w; ++i) acc[i] = step(acc[i], p[k * inner + i]);
+            for (int64_t i = 0; i < w; ++i) dst[o * inner + i0 + i] = finish(acc[i]);
+            t += w;
+          }
+        },
+        std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)));
+    if (compute_dtype(c.output_type(0).dtype) == DType::I32) y = as_i32(y);
+    c.set(0, std::move(y));
+    return;
+  }
   auto ost = broadcast_strides(kept, x.shape);  // 0 on reduced axes
   int64_t count = out_n ? x.size() / out_n : 0;
   double init = op == Red::Max ? -std::numeric_limits<double>::infinity()
@@ -118,31 +173,65 @@ void k_argreduce(OpContext& c) {
   c.set(0, std::move(y));
 }
 
+// softmax over one axis. Rows along the axis are contiguous when it is the last one; otherwise
+// (inner > 1) a block of up to 1024 neighbouring columns is processed together so every pass reads
+// memory in order instead of striding through it.
 void k_softmax(OpContext& c) {
   Tensor x = as_f32(c.in("x"));
   int64_t axis = norm_axis(static_cast<int64_t>(c.num("axis", -1)), x.rank(), "op '" + c.node().name + "'");
   AxisSplit s = split_at(x.shape, axis);
   Tensor y = Tensor::f32(x.shape);
-  parallel_range(
-      s.outer * s.inner, c.threads(),
-      [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
-          int64_t o = r / s.inner, i = r % s.inner;
-          const float* p = x.fdata() + o * s.n * s.inner + i;
-          float* q = y.fdata() + o * s.n * s.inner + i;
-          float m = -std::numeric_limits<float>::infinity();
-          for (int64_t k = 0; k < s.n; ++k) m = std::max(m, p[k * s.inner]);
-          double sum = 0;
-          for (int64_t k = 0; k < s.n; ++k) {
-            float ev = std::exp(p[k * s.inner] - m);
-            q[k * s.inner] = ev;
-            sum += ev;
+  const float* xs = x.fdata();
+  float* ys = y.fdata();
+  if (s.inner == 1) {
+    parallel_range(
+        s.outer, c.threads(),
+        [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const float* p = xs + r * s.n;
+            float* q = ys + r * s.n;
+            float m = -std::numeric_limits<float>::infinity();
+            for (int64_t k = 0; k < s.n; ++k) m = std::max(m, p[k]);
+            if (m == -std::numeric_limits<float>::infinity()) m = 0;  // an all -inf row gives 0/0 = NaN, as exp/sum would
+            for (int64_t k = 0; k < s.n; ++k) q[k] = exp_fast(p[k] - m);
+            double sum = 0;  // double: the fixtures' softmax tolerance is 2e-5 relative
+            for (int64_t k = 0; k < s.n; ++k) sum += q[k];
+            const float inv = static_cast<float>(1.0 / sum);
+            for (int64_t k = 0; k < s.n; ++k) q[k] *= inv;
           }
-          float inv = static_cast<float>(1.0 / sum);
-          for (int64_t k = 0; k < s.n; ++k) q[k * s.inner] *= inv;
+        },
+        std::max<int64_t>(1, 16384 / std::max<int64_t>(s.n, 1)));
+    c.set(0, std::move(y));
+    return;
+  }
+  constexpr int64_t kCols = 1024;
+  const int64_t col_blocks = (s.inner + kCols - 1) / kCols;
+  parallel_range(
+      s.outer * col_blocks, c.threads(),
+      [&](int64_t b, int64_t e) {
+        float mx[kCols], inv[kCols];
+        double sum[kCols];
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t o = t / col_blocks, i0 = (t % col_blocks) * kCols, w = std::min(kCols, s.inner - i0);
+          const float* p = xs + o * s.n * s.inner + i0;
+          float* q = ys + o * s.n * s.inner + i0;
+          std::fill(mx, mx + w, -std::numeric_limits<float>::infinity());
+          std::fill(sum, sum + w, 0.0);
+          for (int64_t k = 0; k < s.n; ++k)
+            for (int64_t i = 0; i < w; ++i) mx[i] = std::max(mx[i], p[k * s.inner + i]);
+          for (int64_t i = 0; i < w; ++i) mx[i] = mx[i] == -std::numeric_limits<float>::infinity() ? 0.0f : mx[i];
+          for (int64_t k = 0; k < s.n; ++k)
+            for (int64_t i = 0; i < w; ++i) {
+              const float ev = exp_fast(p[k * s.inner + i] - mx[i]);
+              q[k * s.inner + i] = ev;
+              sum[i] += ev;
+            }
+          for (int64_t i = 0; i < w; ++i) inv[i] = static_cast<float>(1.0 / sum[i]);
+          for (int64_t k = 0; k < s.n; ++k)
+            for (int64_t i = 0; i < w; ++i) q[k * s.inner + i] *= inv[i];
         }
       },
-      std::max<int64_t>(1, 16384 / std::max<int64_t>(s.n, 1)));
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(s.n * std::min(kCols, s.inner), 1)));
   c.set(0, std::move(y));
 }
 

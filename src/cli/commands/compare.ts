@@ -4,7 +4,7 @@ import { createExecutor } from '../../runtime/executor.js';
 import { compareModels } from '../../runtime/compare.js';
 import { EXIT, cliSignal } from '../main.js';
 import { formatTable } from '../table.js';
-import { readInputDir } from './predict.js';
+import { parseComputePrecision, readInputDir } from './predict.js';
 
 export function registerCompare(program: Command): void {
   const cmd = program
@@ -16,8 +16,10 @@ export function registerCompare(program: Command): void {
     .option('--min-psnr <db>', 'exit with code 3 when an output\'s PSNR is below this')
     .option('--function <name>', 'function of a multi-function model')
     .option('--threads <n>', 'native threads (default: all cores)')
+    .option('--compute-precision <p>', 'run OTHER in fp32 or fp16 (every op output rounded to fp16, as Core ML on a Mac)', 'fp32')
     .option('--json', 'print {"outputs": [...]} as JSON')
-    .action(async (basePath: string, otherPath: string, opts: { inputs?: string; random: string; seed: string; minPsnr?: string; function?: string; threads?: string; json?: boolean }) => {
+    .action(async (basePath: string, otherPath: string, opts: { inputs?: string; random: string; seed: string; minPsnr?: string; function?: string; threads?: string; computePrecision: string; json?: boolean }) => {
+      const precision = parseComputePrecision(opts.computePrecision);
       const base = await loadModel(basePath);
       const other = await loadModel(otherPath);
       const fnOpts = opts.function ? { function: opts.function } : {};
@@ -28,6 +30,7 @@ export function registerCompare(program: Command): void {
         ...(inputs ? { inputs } : { random: Number(opts.random), seed: Number(opts.seed) }),
         ...(opts.threads ? { threads: Number(opts.threads) } : {}),
         ...(signal ? { signal } : {}),
+        computePrecision: precision,
       });
       if (opts.json) {
         console.log(JSON.stringify({ samples: result.samples, outputs: result.outputs }, null, 2));

@@ -15,8 +15,16 @@ export function registerDoctor(program: Command): void {
       }
       console.log(`node          ${process.versions.node} (${process.platform}-${process.arch})`);
       console.log(`build system  ${info.buildSystem ?? 'unknown'} (${info.compiler})`);
-      console.log(`BLAS/LAPACK   ${info.blas}`);
-      console.log(`SIMD          ${info.simd}`);
+      console.log(`BLAS/LAPACK   ${info.blas}: ${info.blasDetail}`);
+      console.log(`executor GEMM ${info.executorGemm}`);
+      console.log(`SIMD          ${info.simd} (GEMM kernels, detected at run time; compile baseline ${info.simdBaseline})`);
+      if (info.blas === 'portable') {
+        console.log(
+          info.simd === 'scalar'
+            ? '              no SIMD GEMM kernel for this CPU: install OpenBLAS (Debian/Ubuntu: apt-get install libopenblas-dev) and run `npm rebuild coreml-optimize`'
+            : '              built without a system BLAS; to use OpenBLAS instead: apt-get install libopenblas-dev, then `npm rebuild coreml-optimize`',
+        );
+      }
       console.log(`threads       ${info.threads} (default ${info.defaultThreads})`);
       console.log(`Core ML       ${info.coreml ? 'available (macOS bridge)' : 'not available (reference CPU executor only)'}`);
       console.log(`modules       ${info.modules.join(', ') || '(core only)'}`);

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadModel } from '../../model.js';
-import { createExecutor, type TensorInput } from '../../runtime/executor.js';
+import { createExecutor, type ComputePrecision, type TensorInput } from '../../runtime/executor.js';
 import { readNpy, writeNpy, type NpyArray } from '../../runtime/npy.js';
-import { UnsupportedError } from '../../errors.js';
+import { formatProfile } from '../../runtime/profile-table.js';
+import { ConfigError, UnsupportedError } from '../../errors.js';
 import { cliSignal } from '../main.js';
 import { formatSeconds, formatTable } from '../table.js';
 
@@ -24,6 +25,12 @@ export function readInputDir(dir: string, names: readonly string[]): Record<stri
   return out;
 }
 
+/** --compute-precision value → 'fp32' | 'fp16' (ConfigError otherwise). */
+export function parseComputePrecision(value: string): ComputePrecision {
+  if (value === 'fp32' || value === 'fp16') return value;
+  throw new ConfigError(`--compute-precision must be fp32 or fp16, got '${value}'`);
+}
+
 export function registerPredict(program: Command): void {
   const cmd = program
     .command('predict <model>')
@@ -32,8 +39,11 @@ export function registerPredict(program: Command): void {
     .requiredOption('--out <dir>', 'directory for <output name>.npy')
     .option('--function <name>', 'function of a multi-function model')
     .option('--threads <n>', 'native threads (default: all cores)')
+    .option('--compute-precision <p>', 'fp32, or fp16: every op output rounded to fp16, as Core ML on a Mac', 'fp32')
+    .option('--profile', 'time every op: print calls, ms, % of the run, GFLOP/s and bytes per op type')
     .option('--json', 'print shapes and timings as JSON')
-    .action(async (modelPath: string, opts: { inputs: string; out: string; function?: string; threads?: string; json?: boolean }) => {
+    .action(async (modelPath: string, opts: { inputs: string; out: string; function?: string; threads?: string; computePrecision: string; profile?: boolean; json?: boolean }) => {
+      const computePrecision = parseComputePrecision(opts.computePrecision);
       const t0 = performance.now();
       const model = await loadModel(modelPath);
       const executor = createExecutor(model, opts.function ? { function: opts.function } : {});
@@ -43,6 +53,8 @@ export function registerPredict(program: Command): void {
       const outputs = await executor.predict(inputs, {
         ...(opts.threads ? { threads: Number(opts.threads) } : {}),
         ...(signal ? { signal } : {}),
+        ...(opts.profile ? { profile: true } : {}),
+        computePrecision,
       });
       const t2 = performance.now();
       fs.mkdirSync(opts.out, { recursive: true });
@@ -59,11 +71,13 @@ export function registerPredict(program: Command): void {
         rows.push({ name, dtype, shape: t.shape });
       }
       const timings = { loadSeconds: (t1 - t0) / 1000, predictSeconds: (t2 - t1) / 1000 };
+      const profile = opts.profile ? executor.lastProfile : undefined;
       if (opts.json) {
-        console.log(JSON.stringify({ outputs: rows, ...timings }, null, 2));
+        console.log(JSON.stringify({ outputs: rows, ...timings, ...(profile ? { profile } : {}) }, null, 2));
         return;
       }
       console.log(formatTable(['output', 'dtype', 'shape'], rows.map((r) => [r.name, r.dtype, `[${r.shape.join(', ')}]`])));
+      if (profile) console.log(`\n${formatProfile(profile)}`);
       console.log(`\nload ${formatSeconds(timings.loadSeconds)}, predict ${formatSeconds(timings.predictSeconds)}; wrote ${opts.out}`);
     });
 }

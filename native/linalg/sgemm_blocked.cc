@@ -1,0 +1,195 @@
+// Portable SGEMM: the classic blocked algorithm (Goto / BLIS). op(A) is cut into blocks of mc×kc and
+// op(B) into kc×ncols blocks, both packed into contiguous micro-panels (MR rows / NR columns, zero-padded
+// at the edges) so the micro-kernel streams them with unit stride; the B micro-panel (kc·NR floats)
+// stays in L1 while the A block (mc·kc) stays in L2. Work is split into independent (row block ×
+// column range) tasks over the package pool; each task packs what it reads, so one parallel_for per
+// call and no shared buffers. The micro-kernel is chosen at run time (AVX-512, AVX2+FMA, NEON, scalar).
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "../util/thread_pool.h"
+#include "blas.h"
+#include "sgemm_kernels.h"
+
+namespace cmo::linalg {
+namespace detail {
+
+std::vector<const GemmKernel*> runnable_kernels() {
+  std::vector<const GemmKernel*> out;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  // __builtin_cpu_supports also checks that the OS saves the wider registers (XGETBV).
+  if (avx512_kernel() && __builtin_cpu_supports("avx512f")) out.push_back(avx512_kernel());
+  if (avx2_kernel() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(avx2_kernel());
+#endif
+  if (neon_kernel()) out.push_back(neon_kernel());
+  out.push_back(&scalar_kernel());
+  return out;
+}
+
+const GemmKernel& best_kernel() {
+  static const GemmKernel* k = runnable_kernels().front();
+  return *k;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::GemmKernel;
+
+// Packing buffers, one per thread. Safe because a task body never calls parallel_for (the pool's
+// waiting caller may run other queued tasks, but only between task bodies, never inside one).
+struct PackBuffers {
+  std::vector<float> a, b;
+  float* get_a(size_t n) { return grow(a, n); }
+  float* get_b(size_t n) { return grow(b, n); }
+  static float* grow(std::vector<float>& v, size_t n) {
+    if (v.size() < n + 16) v.resize(n + 16);
+    // 64-byte aligned start inside the vector.
+    auto p = reinterpret_cast<uintptr_t>(v.data());
+    return v.data() + ((64 - p % 64) % 64) / sizeof(float);
+  }
+};
+thread_local PackBuffers t_buffers;
+
+// op(A)[i0 .. i0+mc) × [p0 .. p0+kc) → micro-panels of MR rows: panel r holds, for each p, MR values.
+void pack_a(bool ta, const float* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
+  for (int64_t r0 = 0; r0 < mc; r0 += mr) {
+    const int64_t rows = std::min<int64_t>(mr, mc - r0);
+    float* d = dst + r0 * kc;
+    if (!ta) {
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* src = a + (i0 + r0 + i) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * mr + i] = src[p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p) std::memcpy(d + p * mr, a + (p0 + p) * lda + i0 + r0, static_cast<size_t>(rows) * 4);
+    }
+    if (rows < mr)
+      for (int64_t p = 0; p < kc; ++p) std::fill(d + p * mr + rows, d + (p + 1) * mr, 0.0f);
+  }
+}
+
+// op(B)[p0 .. p0+kc) × [j0 .. j0+nc) → micro-panels of NR columns: panel q holds, for each p, NR values.
+void pack_b(bool tb, const float* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int nr, float* dst) {
+  for (int64_t q0 = 0; q0 < nc; q0 += nr) {
+    const int64_t cols = std::min<int64_t>(nr, nc - q0);
+    float* d = dst + q0 * kc;
+    if (!tb) {
+      for (int64_t p = 0; p < kc; ++p) {
+        std::memcpy(d + p * nr, b + (p0 + p) * ldb + j0 + q0, static_cast<size_t>(cols) * 4);
+        if (cols < nr) std::fill(d + p * nr + cols, d + (p + 1) * nr, 0.0f);
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j) {
+        const float* src = b + (j0 + q0 + j) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = src[p];
+      }
+      if (cols < nr)
+        for (int64_t p = 0; p < kc; ++p) std::fill(d + p * nr + cols, d + (p + 1) * nr, 0.0f);
+    }
+  }
+}
+
+void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) std::fill(ci, ci + n, 0.0f);
+    else if (beta != 1.0f)
+      for (int64_t j = 0; j < n; ++j) ci[j] *= beta;
+  }
+}
+
+constexpr int64_t kMcMax = 144;   // A block mc·kc ≈ 144 KiB at kc 256: well inside L2
+constexpr int64_t kNcMax = 3072;  // B block kc·nc ≈ 3 MiB: L3
+
+}  // namespace
+
+void sgemm_portable_with(const detail::GemmKernel& kern, unsigned threads, bool ta, bool tb, int64_t m, int64_t n,
+                         int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                         float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const int mr = kern.mr, nr = kern.nr;
+  const int64_t kcmax = kern.kc;
+  const unsigned pool = threads ? threads : ThreadPool::global()->size();
+  // Row blocks of equal height (a multiple of MR), then enough column ranges for every thread.
+  const int64_t row_blocks = (m + kMcMax - 1) / kMcMax;
+  const int64_t mc = (((m + row_blocks - 1) / row_blocks + mr - 1) / mr) * mr;
+  const int64_t n_panels = (n + nr - 1) / nr;
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  // Small products stay on one thread (hand-off ≈ tens of µs); big ones get ~3 tasks per thread
+  // so a thread slowed by other work on the machine does not hold up the rest.
+  const int64_t want_tasks = pool <= 1 || flops < 2e6 ? 1 : static_cast<int64_t>(pool) * (flops < 5e7 ? 1 : 3);
+  int64_t col_splits = std::max<int64_t>((n + kNcMax - 1) / kNcMax, (want_tasks + row_blocks - 1) / row_blocks);
+  col_splits = std::max<int64_t>(1, std::min<int64_t>(col_splits, n_panels / 2 > 0 ? n_panels / 2 : 1));
+  col_splits = std::max<int64_t>(col_splits, (n + kNcMax - 1) / kNcMax);
+  const int64_t panels_per_split = (n_panels + col_splits - 1) / col_splits;
+  const int64_t tasks = row_blocks * col_splits;
+
+  auto task = [&](size_t t) {
+    const int64_t rb = static_cast<int64_t>(t) / col_splits, cs = static_cast<int64_t>(t) % col_splits;
+    const int64_t i0 = rb * mc, mcur = std::min(mc, m - i0);
+    const int64_t j0 = cs * panels_per_split * nr;
+    if (mcur <= 0 || j0 >= n) return;
+    const int64_t ncur = std::min(panels_per_split * nr, n - j0);
+    const int64_t mpad = (mcur + mr - 1) / mr * mr, npad = (ncur + nr - 1) / nr * nr;
+    PackBuffers& buf = t_buffers;
+    float* pa = buf.get_a(static_cast<size_t>(mpad * kcmax));
+    float* pb = buf.get_b(static_cast<size_t>(npad * kcmax));
+    alignas(64) float tile[16 * 32];  // edge tiles: computed here, then merged into C
+    for (int64_t p0 = 0; p0 < k; p0 += kcmax) {
+      const int64_t kc = std::min(kcmax, k - p0);
+      const float beta_here = p0 == 0 ? beta : 1.0f;
+      pack_b(tb, b, ldb, p0, kc, j0, ncur, nr, pb);
+      pack_a(ta, a, lda, i0, mcur, p0, kc, mr, pa);
+      for (int64_t jq = 0; jq < ncur; jq += nr) {
+        const int64_t cols = std::min<int64_t>(nr, ncur - jq);
+        const float* bp = pb + jq * kc;
+        for (int64_t ir = 0; ir < mcur; ir += mr) {
+          const int64_t rows = std::min<int64_t>(mr, mcur - ir);
+          const float* ap = pa + ir * kc;
+          float* cp = c + (i0 + ir) * ldc + j0 + jq;
+          if (rows == mr && cols == nr) {
+            kern.fn(kc, ap, bp, cp, ldc, alpha, beta_here);
+          } else {
+            kern.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j) {
+                float& dst = cp[i * ldc + j];
+                dst = beta_here == 0.0f ? tile[i * nr + j] : tile[i * nr + j] + beta_here * dst;
+              }
+          }
+        }
+      }
+    }
+  };
+  if (tasks == 1) task(0);
+  else parallel_for(static_cast<size_t>(tasks), task, 1, pool);
+}
+
+void sgemm_portable(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                    const float* b, int64_t ldb, float beta, float* c, int64_t ldc, unsigned threads) {
+  sgemm_portable_with(detail::best_kernel(), threads, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+const char* portable_kernel_name() { return detail::best_kernel().name; }
+
+void sgemm_reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                     const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (int64_t p = 0; p < k; ++p)
+        acc += static_cast<double>(ta ? a[p * lda + i] : a[i * lda + p]) * static_cast<double>(tb ? b[j * ldb + p] : b[p * ldb + j]);
+      float& dst = c[i * ldc + j];
+      dst = beta == 0.0f ? static_cast<float>(alpha * acc) : static_cast<float>(alpha * acc + static_cast<double>(beta) * dst);
+    }
+}
+
+}  // namespace cmo::linalg

@@ -1,0 +1,126 @@
+// The portable blocked SGEMM (every micro-kernel this CPU runs, serial and threaded) and the build's
+// sgemm backend against the float64 triple loop, over all transposes, odd sizes (edge tiles in both
+// directions, k not a multiple of the block depth), alpha/beta and strided leading dimensions.
+//
+// Tolerance: a float32 dot product of length k summed in any order (blocked, FMA or not) is within
+// γ_k·Σ|a_ip·b_pj| of the exact value, γ_k = k·u/(1 − k·u), u = 2^-24 (Higham, Accuracy and Stability
+// of Numerical Algorithms, §3.1); scaling by alpha and adding beta·C add a few more roundings. We
+// allow (k + 4)·u·(|alpha|·Σ|a·b| + |beta·c|) per element. A wrong index or a dropped block errs by
+// O(|a·b|), far above it; the reference's own float64 error is ~2^-53 relative, negligible.
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "linalg/blas.h"
+#include "linalg/sgemm_kernels.h"
+#include "util/thread_pool.h"
+
+namespace {
+
+using cmo::linalg::detail::GemmKernel;
+
+struct Case {
+  bool ta, tb;
+  int64_t m, n, k;
+  float alpha, beta;
+};
+
+// Runs `gemm` on random operands stored with padded leading dimensions; returns the failures.
+template <class Gemm>
+int check_case(const Case& cs, Gemm&& gemm, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const int64_t arows = cs.ta ? cs.k : cs.m, acols = cs.ta ? cs.m : cs.k;
+  const int64_t brows = cs.tb ? cs.n : cs.k, bcols = cs.tb ? cs.k : cs.n;
+  const int64_t lda = acols + 3, ldb = bcols + 5, ldc = cs.n + 2;
+  std::vector<float> a(static_cast<size_t>(arows * lda)), b(static_cast<size_t>(brows * ldb)), c(static_cast<size_t>(cs.m * ldc));
+  for (auto& v : a) v = dist(rng);
+  for (auto& v : b) v = dist(rng);
+  for (auto& v : c) v = dist(rng);
+  if (cs.beta == 0.0f)  // beta 0 must not read C: NaNs there may not reach the result
+    for (auto& v : c) v = std::nanf("");
+  std::vector<float> want = c, got = c;
+  cmo::linalg::sgemm_reference(cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, a.data(), lda, b.data(), ldb, cs.beta, want.data(), ldc);
+  gemm(cs, a.data(), lda, b.data(), ldb, got.data(), ldc);
+  const double u = std::ldexp(1.0, -24);
+  int bad = 0;
+  for (int64_t i = 0; i < cs.m; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const size_t at = static_cast<size_t>(i * ldc + j);
+      if (j >= cs.n) {  // padding columns are never written
+        if (!(std::isnan(got[at]) ? std::isnan(c[at]) : got[at] == c[at])) ++bad;
+        continue;
+      }
+      double mag = 0;
+      for (int64_t p = 0; p < cs.k; ++p)
+        mag += std::fabs(static_cast<double>(cs.ta ? a[p * lda + i] : a[i * lda + p]) * (cs.tb ? b[j * ldb + p] : b[p * ldb + j]));
+      const double cprev = cs.beta == 0.0f ? 0.0 : std::fabs(static_cast<double>(cs.beta) * c[at]);
+      const double tol = static_cast<double>(cs.k + 4) * u * (std::fabs(cs.alpha) * mag + cprev) + 1e-30;
+      if (!(std::fabs(static_cast<double>(got[at]) - want[at]) <= tol)) {
+        if (bad < 3)
+          std::fprintf(stderr, "  [%lld,%lld] got %.9g want %.9g tol %.3g\n", static_cast<long long>(i), static_cast<long long>(j),
+                       got[at], want[at], tol);
+        ++bad;
+      }
+    }
+  return bad;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  const int64_t sizes[][3] = {{1, 1, 1},   {1, 37, 5},  {13, 1, 9},  {7, 19, 300}, {25, 33, 17},
+                              {50, 70, 513}, {145, 97, 64}, {12, 32, 192}, {6, 16, 256}, {200, 129, 3}};
+  const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}};
+  int s = 0;
+  for (const auto& sz : sizes)
+    for (int t = 0; t < 4; ++t) {
+      const auto& f = ab[s++ % 3];
+      out.push_back({(t & 1) != 0, (t & 2) != 0, sz[0], sz[1], sz[2], f[0], f[1]});
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST(every_runnable_kernel_matches_the_reference) {
+  auto kernels = cmo::linalg::detail::runnable_kernels();
+  CHECK(!kernels.empty());
+  CHECK(std::string(kernels.back()->name) == "scalar");
+  CHECK(std::string(kernels.front()->name) == cmo::linalg::portable_kernel_name());
+  uint32_t seed = 1;
+  for (const GemmKernel* kern : kernels)
+    for (unsigned threads : {1u, 3u})
+      for (const Case& cs : cases()) {
+        int bad = check_case(cs, [&](const Case& q, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+          cmo::linalg::sgemm_portable_with(*kern, threads, q.ta, q.tb, q.m, q.n, q.k, q.alpha, a, lda, b, ldb, q.beta, c, ldc);
+        }, seed++);
+        if (bad)
+          std::fprintf(stderr, "kernel %s threads %u ta %d tb %d m %lld n %lld k %lld alpha %g beta %g: %d bad\n", kern->name, threads,
+                       cs.ta, cs.tb, static_cast<long long>(cs.m), static_cast<long long>(cs.n), static_cast<long long>(cs.k), cs.alpha,
+                       cs.beta, bad);
+        CHECK_EQ(bad, 0);
+      }
+}
+
+TEST(build_backend_sgemm_matches_the_reference) {
+  uint32_t seed = 1000;
+  for (const Case& cs : cases()) {
+    int bad = check_case(cs, [](const Case& q, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+      cmo::linalg::sgemm(q.ta, q.tb, q.m, q.n, q.k, q.alpha, a, lda, b, ldb, q.beta, c, ldc);
+    }, seed++);
+    CHECK_EQ(bad, 0);
+  }
+}
+
+TEST(zero_k_or_alpha_only_scales_c) {
+  std::vector<float> c{1, 2, 3, 4};
+  float a = 1, b = 1;
+  cmo::linalg::sgemm_portable(false, false, 2, 2, 0, 1.0f, &a, 1, &b, 2, 0.5f, c.data(), 2);
+  CHECK(c == (std::vector<float>{0.5f, 1, 1.5f, 2}));
+  cmo::linalg::sgemm_portable(false, false, 2, 2, 1, 0.0f, &a, 1, &b, 2, 0.0f, c.data(), 2);
+  CHECK(c == (std::vector<float>{0, 0, 0, 0}));
+}
+
+CMO_TEST_MAIN()
