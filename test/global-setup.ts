@@ -21,8 +21,14 @@ export function teardown(): void {
   if (!runTmp) return;
   if (previousTmp === undefined) delete process.env['TMPDIR'];
   else process.env['TMPDIR'] = previousTmp;
-  sweepStaleTempDirs(runTmp);
-  const left = fs.readdirSync(runTmp);
+  // Worker processes may still be exiting: give their exit handlers (or their death, for the sweep)
+  // a few seconds before judging what is left.
+  let left = fs.readdirSync(runTmp);
+  for (let waited = 0; left.length > 0 && waited < 10_000; waited += 200) {
+    sweepStaleTempDirs(runTmp);
+    left = fs.readdirSync(runTmp);
+    if (left.length > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+  }
   fs.rmSync(runTmp, { recursive: true, force: true });
   if (left.length > 0) {
     // vitest reports a teardown error but keeps the exit status: set it so CI fails.
