@@ -210,3 +210,54 @@ describe('channel axes per consumer op (coremltools select_input_output_channel_
     out.dispose();
   });
 });
+
+describe('vector palettization eligibility (coremltools is_cluster_dim_valid, grouped_channelwise_compress)', () => {
+  /** vector_axis and indices shape of a palettized weight. */
+  function vectorOf(m: Model, name: string): { axis: number; indices: number[] } | undefined {
+    const { program, close } = openProgram(m);
+    try {
+      const op = [...program.main.walk()].find((o) => o.name === `${name}_palettized`);
+      const va = op?.param('vector_axis');
+      const idx = op?.param('indices');
+      if (!va || va.kind !== 'value' || !idx || idx.kind !== 'value') return undefined;
+      return { axis: Number(va.value.scalar()), indices: idx.value.shape.map(Number) };
+    } finally {
+      close();
+    }
+  }
+
+  for (const clusterDim of [2, 4]) {
+    it(`cluster_dim ${clusterDim} per_tensor: conv groups shrink the checked dim; the reason is reported`, async () => {
+      const out = await palettizeWeights(model, { global_config: { nbits: 4, cluster_dim: clusterDim, weight_threshold: 100 } });
+      // Depthwise [96, 1, 5, 5], groups 96: effective_shape[0] = 96 // 96 = 1, not divisible → dense.
+      expect(report(out, 'dw_w')?.status).toBe('skipped');
+      expect(report(out, 'dw_w')?.detail).toMatch(new RegExp(`cluster_dim ${clusterDim} does not divide .* size 1 on axis 0`));
+      // Grouped [36, 6, 1, 1], groups 6: effective 6 → valid for 2, not for 4 (although 36 % 4 == 0).
+      expect(report(out, 'godd_w')?.status).toBe(clusterDim === 2 ? 'compressed' : 'skipped');
+      // Grouped [64, 16, 3, 3], groups 4: effective 16.
+      expect(vectorOf(out, 'gconv_w')).toEqual({ axis: 0, indices: [64 / clusterDim, 16, 3, 3] });
+      // The vector runs along each consumer's output-channel axis.
+      expect(vectorOf(out, 'convt_w')).toEqual({ axis: 1, indices: [32, 24 / clusterDim, 3, 3] });
+      expect(vectorOf(out, 'mmyt_w')).toEqual({ axis: 0, indices: [160 / clusterDim, 96] });
+      expect(vectorOf(out, 'mmy_w')).toEqual({ axis: 1, indices: [64, 48 / clusterDim] });
+      expect(vectorOf(out, 'mmxt_w')).toEqual({ axis: 1, indices: [64, 24 / clusterDim] });
+      expect(vectorOf(out, 'table_w')).toEqual({ axis: 0, indices: [100 / clusterDim, 32] });
+      // einsum [2, 8, 16, 12]: 2 channels on axis 0 ("channel_group_size ... not divisible by cluster_dim").
+      expect(report(out, 'ein_w')?.status).toBe(clusterDim === 2 ? 'compressed' : 'skipped');
+      if (clusterDim === 4) expect(report(out, 'ein_w')?.detail).toMatch(/not divisible by cluster_dim \(4\)/);
+      out.dispose();
+    });
+  }
+
+  it('per_grouped_channel with cluster_dim: the conv rule, then the group size rules', async () => {
+    const out = await palettizeWeights(model, { global_config: { nbits: 2, cluster_dim: 4, granularity: 'per_grouped_channel', group_size: 8, weight_threshold: 100 } });
+    // coremltools checks is_cluster_dim_valid in transform_op before grouped_channelwise_compress
+    // checks the group size: godd_w (36 % 8 != 0, effective 6 % 4 != 0) reports the conv rule.
+    expect(report(out, 'godd_w')?.detail).toMatch(/cluster_dim 4 does not divide .* size 6/);
+    expect(report(out, 'ein_w')?.detail).toMatch(/not divisible by group_size/); // 2 % 8
+    expect(report(out, 'dw_w')?.detail).toMatch(/cluster_dim 4 does not divide/);
+    expect(vectorOf(out, 'conv_w')).toEqual({ axis: 0, indices: [12, 32, 3, 3] });
+    expect(constexprParam(out, 'conv_w_palettized', 'lut')!.shape).toEqual([6, 1, 1, 1, 4, 4]);
+    out.dispose();
+  });
+});
