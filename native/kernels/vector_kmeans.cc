@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../util/error.h"
+#include "kmeans_sklearn.h"
 #include "../util/thread_pool.h"
 
 #if defined(__clang__)
@@ -174,6 +175,14 @@ class Solver {
     });
     double s = 0;
     for (size_t i = 0; i < n_; ++i) s += c.dist[i];
+    c.inertia = s;
+  }
+
+  // dist/inertia of c's own assignment (no relabelling): the error of writing c as it is.
+  void evaluate(Clustering& c) {
+    c.dist.resize(n_);
+    double s = 0;
+    for (size_t i = 0; i < n_; ++i) s += (c.dist[i] = sqdist(x_ + i * dim_, c.centers.data() + c.assign[i] * dim_, dim_));
     c.inertia = s;
   }
 
@@ -363,10 +372,21 @@ VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, cons
   Clustering best, cur;
   best.inertia = std::numeric_limits<double>::infinity();
   for (int run = 0; run < n_init; ++run) {
-    // Restart r draws from its own stream: results depend on (seed, r) only.
-    SplitMix64 rng{(p.seed ^ 0x5DEECE66Dull) + static_cast<uint64_t>(run) * 0xD1B54A32D192ED03ull};
-    solver.seed_plus_plus(rng, cur);
     cur.iterations = 0;
+    if (run == 0) {
+      // The first run starts from coremltools' own: scikit-learn's KMeans(k-means++, n_init=1,
+      // tol=1e-2, random_state=0) on these points, kept as a candidate as it is (labels and
+      // centers as coremltools writes them), then refined below. The result is never worse.
+      SklearnKmeansResult sk = sklearn_kmeans(points, n, dim, k, 0, 1e-2, 300, p.threads);
+      cur.centers.assign(sk.centers.begin(), sk.centers.end());
+      cur.assign = std::move(sk.labels);
+      solver.evaluate(cur);
+      best = cur;
+    } else {
+      // Restart r draws from its own stream: results depend on (seed, r) only.
+      SplitMix64 rng{(p.seed ^ 0x5DEECE66Dull) + static_cast<uint64_t>(run) * 0xD1B54A32D192ED03ull};
+      solver.seed_plus_plus(rng, cur);
+    }
     if (refine) {
       // Lloyd until it slows down, Hartigan's transfers until none improves (a pass costs about
       // one Lloyd iteration but gains far more near Lloyd's local minimum), Lloyd to settle.
