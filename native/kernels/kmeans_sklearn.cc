@@ -9,6 +9,10 @@
 #include "../util/error.h"
 #include "../util/thread_pool.h"
 
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+
 namespace cmo::kernels {
 
 NumpyLegacyRandom::NumpyLegacyRandom(uint32_t seed) : pos_(624) {
@@ -166,21 +170,31 @@ SklearnKmeansResult sklearn_kmeans(const float* points, size_t n, size_t dim, si
   SklearnKmeansResult r;
   std::vector<uint32_t> labels(n), labels_old(n, std::numeric_limits<uint32_t>::max());
   std::vector<double> c_sq(k), sums(n_chunks * k * dim), cnts(n_chunks * k), new_centers(k * dim), weight(k);
+  std::vector<double> cen_t(dim * k);
   auto label_all = [&](const std::vector<double>& cen) {
     for (size_t c = 0; c < k; ++c) {
       double s = 0;
       for (size_t d = 0; d < dim; ++d) s += cen[c * dim + d] * cen[c * dim + d];
       c_sq[c] = s;
+      for (size_t d = 0; d < dim; ++d) cen_t[d * k + c] = cen[c * dim + d];
     }
     chunks(n, threads, [&](size_t, size_t b, size_t e) {
+      // _update_chunk_dense: ||c||² − 2 x·c, strictly smaller wins (the first minimum). The dot
+      // products run dimension by dimension across all centers (unit stride, vectorized); each
+      // center's sum keeps the order x0·c0 + x1·c1 + …, so the labels do not depend on it.
+      std::vector<double> dot(k);
       for (size_t i = b; i < e; ++i) {
-        // _update_chunk_dense: ||c||² − 2 x·c, strictly smaller wins (the first minimum).
+        const double* xi = &x[i * dim];
+        for (size_t c = 0; c < k; ++c) dot[c] = 0.0 + xi[0] * cen_t[c];
+        for (size_t d = 1; d < dim; ++d) {
+          const double xd = xi[d];
+          const double* cd = &cen_t[d * k];
+          for (size_t c = 0; c < k; ++c) dot[c] += xd * cd[c];
+        }
         double best = std::numeric_limits<double>::infinity();
         uint32_t lab = 0;
         for (size_t c = 0; c < k; ++c) {
-          double dot = 0;
-          for (size_t d = 0; d < dim; ++d) dot += x[i * dim + d] * cen[c * dim + d];
-          const double v = c_sq[c] - 2.0 * dot;
+          const double v = c_sq[c] - 2.0 * dot[c];
           if (v < best) {
             best = v;
             lab = static_cast<uint32_t>(c);

@@ -371,32 +371,41 @@ VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, cons
   Solver solver(points, n, dim, k, p.threads);
   Clustering best, cur;
   best.inertia = std::numeric_limits<double>::infinity();
-  for (int run = 0; run < n_init; ++run) {
-    cur.iterations = 0;
-    if (run == 0) {
-      // The first run starts from coremltools' own: scikit-learn's KMeans(k-means++, n_init=1,
-      // tol=1e-2, random_state=0) on these points, kept as a candidate as it is (labels and
-      // centers as coremltools writes them), then refined below. The result is never worse.
-      SklearnKmeansResult sk = sklearn_kmeans(points, n, dim, k, 0, 1e-2, 300, p.threads);
-      cur.centers.assign(sk.centers.begin(), sk.centers.end());
-      cur.assign = std::move(sk.labels);
-      solver.evaluate(cur);
-      best = cur;
-    } else {
-      // Restart r draws from its own stream: results depend on (seed, r) only.
-      SplitMix64 rng{(p.seed ^ 0x5DEECE66Dull) + static_cast<uint64_t>(run) * 0xD1B54A32D192ED03ull};
-      solver.seed_plus_plus(rng, cur);
-    }
+  auto refine_run = [&](Clustering& c) {
     if (refine) {
       // Lloyd until it slows down, Hartigan's transfers until none improves (a pass costs about
       // one Lloyd iteration but gains far more near Lloyd's local minimum), Lloyd to settle.
-      solver.lloyd(cur, p.max_iter, 1e-3);
-      solver.hartigan(cur, 30);
-      solver.lloyd(cur, 10, 0.0);
+      solver.lloyd(c, p.max_iter, 1e-3);
+      solver.hartigan(c, 30);
+      solver.lloyd(c, 10, 0.0);
     } else {
-      solver.lloyd(cur, p.max_iter, 1e-4);
+      solver.lloyd(c, p.max_iter, 1e-4);
     }
+  };
+  for (int run = 0; run < n_init; ++run) {
+    // Restart r draws from its own stream: results depend on (seed, r) only.
+    SplitMix64 rng{(p.seed ^ 0x5DEECE66Dull) + static_cast<uint64_t>(run) * 0xD1B54A32D192ED03ull};
+    solver.seed_plus_plus(rng, cur);
+    cur.iterations = 0;
+    refine_run(cur);
     if (cur.inertia < best.inertia) std::swap(best, cur);  // first run wins ties
+  }
+  {
+    // coremltools' own run: scikit-learn's KMeans(k-means++, n_init=1, tol=1e-2, random_state=0)
+    // on these points, its labels and centers as coremltools writes them. Only when it beats the
+    // restarts is it taken, and then refined too: never worse than coremltools, and no slower
+    // than one early-stopped run on top of the restarts.
+    SklearnKmeansResult sk = sklearn_kmeans(points, n, dim, k, 0, 1e-2, 300, p.threads);
+    cur.centers.assign(sk.centers.begin(), sk.centers.end());
+    cur.assign = std::move(sk.labels);
+    cur.iterations = sk.iterations;
+    solver.evaluate(cur);
+    if (cur.inertia < best.inertia) {
+      std::swap(best, cur);
+      cur = best;
+      refine_run(cur);
+      if (cur.inertia < best.inertia) std::swap(best, cur);
+    }
   }
   r.k = k;
   r.iterations = best.iterations;
