@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../util/error.h"
+#include "kmeans_sklearn.h"
 #include "../util/thread_pool.h"
 
 #if defined(__clang__)
@@ -174,6 +175,14 @@ class Solver {
     });
     double s = 0;
     for (size_t i = 0; i < n_; ++i) s += c.dist[i];
+    c.inertia = s;
+  }
+
+  // dist/inertia of c's own assignment (no relabelling): the error of writing c as it is.
+  void evaluate(Clustering& c) {
+    c.dist.resize(n_);
+    double s = 0;
+    for (size_t i = 0; i < n_; ++i) s += (c.dist[i] = sqdist(x_ + i * dim_, c.centers.data() + c.assign[i] * dim_, dim_));
     c.inertia = s;
   }
 
@@ -362,21 +371,41 @@ VectorKmeansResult vector_kmeans(const float* points, size_t n, size_t dim, cons
   Solver solver(points, n, dim, k, p.threads);
   Clustering best, cur;
   best.inertia = std::numeric_limits<double>::infinity();
+  auto refine_run = [&](Clustering& c) {
+    if (refine) {
+      // Lloyd until it slows down, Hartigan's transfers until none improves (a pass costs about
+      // one Lloyd iteration but gains far more near Lloyd's local minimum), Lloyd to settle.
+      solver.lloyd(c, p.max_iter, 1e-3);
+      solver.hartigan(c, 30);
+      solver.lloyd(c, 10, 0.0);
+    } else {
+      solver.lloyd(c, p.max_iter, 1e-4);
+    }
+  };
   for (int run = 0; run < n_init; ++run) {
     // Restart r draws from its own stream: results depend on (seed, r) only.
     SplitMix64 rng{(p.seed ^ 0x5DEECE66Dull) + static_cast<uint64_t>(run) * 0xD1B54A32D192ED03ull};
     solver.seed_plus_plus(rng, cur);
     cur.iterations = 0;
-    if (refine) {
-      // Lloyd until it slows down, Hartigan's transfers until none improves (a pass costs about
-      // one Lloyd iteration but gains far more near Lloyd's local minimum), Lloyd to settle.
-      solver.lloyd(cur, p.max_iter, 1e-3);
-      solver.hartigan(cur, 30);
-      solver.lloyd(cur, 10, 0.0);
-    } else {
-      solver.lloyd(cur, p.max_iter, 1e-4);
-    }
+    refine_run(cur);
     if (cur.inertia < best.inertia) std::swap(best, cur);  // first run wins ties
+  }
+  {
+    // coremltools' own run: scikit-learn's KMeans(k-means++, n_init=1, tol=1e-2, random_state=0)
+    // on these points, its labels and centers as coremltools writes them. Only when it beats the
+    // restarts is it taken, and then refined too: never worse than coremltools, and no slower
+    // than one early-stopped run on top of the restarts.
+    SklearnKmeansResult sk = sklearn_kmeans(points, n, dim, k, 0, 1e-2, 300, p.threads);
+    cur.centers.assign(sk.centers.begin(), sk.centers.end());
+    cur.assign = std::move(sk.labels);
+    cur.iterations = sk.iterations;
+    solver.evaluate(cur);
+    if (cur.inertia < best.inertia) {
+      std::swap(best, cur);
+      cur = best;
+      refine_run(cur);
+      if (cur.inertia < best.inertia) std::swap(best, cur);
+    }
   }
   r.k = k;
   r.iterations = best.iterations;

@@ -3,8 +3,10 @@
 // Lloyd again; the lowest inertia wins. Deterministic for a given seed, independent of the thread
 // count (fixed chunking, ordered reductions, sequential transfers). No exact algorithm exists in
 // > 1-D; coremltools uses scikit-learn here (KMeans(init="k-means++", n_init=1, tol=1e-2,
-// random_state=0)), whose random stream we do not reproduce: the restarts, full convergence and
-// transfers are what make our error no larger than its single, early-stopped run.
+// random_state=0)). That very run (kmeans_sklearn.h: numpy's MT19937 stream, scikit-learn 1.2's
+// k-means++ and Lloyd) is one more candidate, taken as it is (and then refined) when it beats the
+// restarts, so the result is never worse than coremltools' on the same points (up to BLAS
+// summation order) nor than the restarts alone.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -11,6 +11,7 @@
 #include "kernels/lut_modes.h"
 #include "kernels/palettize.h"
 #include "kernels/vector_kmeans.h"
+#include "kernels/kmeans_sklearn.h"
 #include "util/error.h"
 #include "util/fp16.h"
 
@@ -375,6 +376,61 @@ TEST(vector_kmeans_deterministic_per_seed_and_thread_count) {
   double var = 0;
   for (float x : pts) var += static_cast<double>(x) * x;
   CHECK(a.inertia < 0.15 * var);
+}
+
+TEST(numpy_legacy_random_matches_numpy) {
+  // Values printed by numpy: RandomState(0).random_sample(), .randint(10368), .uniform(size=3).
+  NumpyLegacyRandom r(0);
+  CHECK(r.random_sample() == 0.5488135039273248);
+  CHECK_EQ(r.randint(10368), uint64_t{9845});
+  CHECK(r.random_sample() == 0.8442657485810173);
+  CHECK(r.random_sample() == 0.8579456176227568);
+  CHECK(r.random_sample() == 0.8472517387841254);
+  NumpyLegacyRandom s(0);  // [RandomState(0).randint(10) for _ in range(5)], then randint(10**6)
+  for (uint64_t want : {5, 0, 3, 3, 7}) CHECK_EQ(s.randint(10), want);
+  CHECK_EQ(s.randint(1000000), uint64_t{304137});
+  NumpyLegacyRandom t(12345);
+  CHECK_EQ(t.randint(7), uint64_t{2});
+  CHECK(t.random_sample() == 0.8901547142593231);
+}
+
+// Plain float64 Lloyd objective of a labelling with its centers.
+static double labelled_sse(const std::vector<float>& pts, size_t dim, const std::vector<double>& centers,
+                    const std::vector<uint32_t>& labels) {
+  double s = 0;
+  for (size_t i = 0; i < labels.size(); ++i)
+    for (size_t d = 0; d < dim; ++d) {
+      const double t = pts[i * dim + d] - centers[labels[i] * dim + d];
+      s += t * t;
+    }
+  return s;
+}
+
+TEST(vector_kmeans_never_worse_than_the_sklearn_run) {
+  // coremltools' run (scikit-learn k-means++, tol 1e-2, random_state 0) on fp16-valued 4-vectors:
+  // the labels are final (each center is the mean of its points, or the run stopped on tol and
+  // relabelled), and vector_kmeans, which starts from it, ends no worse.
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> nd(0, 0.05f);
+  const size_t n = 96 * 48 * 9 / 4, dim = 4, k = 16;
+  std::vector<float> pts(n * dim);
+  for (float& x : pts) x = cmo::half_to_float(cmo::float_to_half(nd(rng)));
+  SklearnKmeansResult sk = sklearn_kmeans(pts.data(), n, dim, k, 0, 1e-2, 300, 1);
+  CHECK(sk.iterations >= 1);
+  CHECK(std::abs(labelled_sse(pts, dim, sk.centers, sk.labels) - sk.inertia) <= 1e-9 * sk.inertia);
+  for (unsigned threads : {1u, 0u}) {
+    SklearnKmeansResult again = sklearn_kmeans(pts.data(), n, dim, k, 0, 1e-2, 300, threads);
+    CHECK(again.labels == sk.labels);
+    CHECK(again.centers == sk.centers);
+  }
+  VectorKmeansParams p;
+  p.k = k;
+  for (int restarts : {1, 4}) {
+    p.n_init = restarts;
+    VectorKmeansResult r = vector_kmeans(pts.data(), n, dim, p);
+    std::vector<double> c(r.centers.begin(), r.centers.end());
+    CHECK(labelled_sse(pts, dim, c, r.assignment) <= sk.inertia * (1 + 1e-12));
+  }
 }
 
 TEST(vector_kmeans_few_distinct_and_empty_clusters) {

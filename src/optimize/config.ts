@@ -26,8 +26,8 @@ export {
   type OpConfigTargetOptions,
 } from './config/target.js';
 export {
-  channelAxes, channelAxesForConsumers, defaultChannelAxis, eligibleWeightInputs, inferBlockSizes, passesWeightGate,
-  type ChannelAxes, type ChannelAxisOptions, type ConstCandidate, type WeightConsumer,
+  channelAxes, channelAxesForConsumers, clusterDimInvalidReason, defaultChannelAxis, eligibleWeightInputs, inferBlockSizes,
+  passesWeightGate, type ChannelAxes, type ChannelAxisOptions, type ConstCandidate, type WeightConsumer,
 } from './config/weights.js';
 export { parseJsonText, parseYamlText, readDataFile } from './config/parse.js';
 export { loadConfigFile } from './config/files.js';

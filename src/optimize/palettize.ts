@@ -9,6 +9,7 @@ import { tensorDType, tensorShape, tensorType, type MilDType } from '../mil/type
 import { ConfigError, UnsupportedError } from '../errors.js';
 import {
   OpPalettizerConfig, OptimizationConfig, TARGET_MESSAGES, checkConfigForApi, checkOpConfigTarget,
+  clusterDimInvalidReason,
 } from './config.js';
 import { runPass, type CompressedModel, type PassContext, type PassHandler, type PassOptions, type PlannedEntry } from './pass.js';
 import type { WeightCandidate } from './select.js';
@@ -46,13 +47,9 @@ const ALLOWED_NBITS = [1, 2, 3, 4, 6, 8];
  */
 function customLutEntry(c: WeightCandidate, config: OpPalettizerConfig, ctx: PassContext): PlannedEntry | { skip: string } {
   const fn = config.lutFunction!;
-  const rank = c.shape.length;
   const grouped = config.granularity === 'per_grouped_channel';
-  let axis = grouped && config.channel_axis !== null ? (config.channel_axis + rank) % rank : c.axes.output;
-  if (axis === null) {
-    if (grouped) return { skip: 'its consumers disagree on the output-channel axis' };
-    axis = 0;
-  }
+  const axis = paletteAxis(c, config, c.shape);
+  if (typeof axis !== 'number') return axis;
   const channels = c.shape[axis]!;
   const groupSize = grouped && config.group_size > 0 ? config.group_size : channels;
   if (channels % groupSize !== 0) return { skip: `${channels} channels are not divisible by group_size ${groupSize}` };
@@ -122,16 +119,8 @@ export const palettizeHandler: PassHandler = {
     if (c.joint) return config.mode === 'CUSTOM' ? { skip: 'custom lut_function mode is not supported in joint mode' } : planJoint(c, config, ctx);
     if (config.mode === 'CUSTOM') return customLutEntry(c, config, ctx);
     if (!(c.dtype === 'fp16' || c.dtype === 'fp32')) return { skip: `dtype ${c.dtype}: only float weights are palettized (joint mode palettizes integer data)` };
-    const rank = c.shape.length;
-    let axis: number | null = c.axes.output;
-    if (config.granularity === 'per_grouped_channel' && config.channel_axis !== null) {
-      axis = config.channel_axis < 0 ? config.channel_axis + rank : config.channel_axis;
-    }
-    const needsAxis = config.granularity === 'per_grouped_channel' || config.cluster_dim > 1 || config.enable_per_channel_scale;
-    if (axis === null) {
-      if (needsAxis) return { skip: 'its consumers disagree on the output-channel axis' };
-      axis = 0;
-    }
+    const axis = paletteAxis(c, config, c.shape);
+    if (typeof axis !== 'number') return axis;
     return {
       kind: 'palettize',
       shape: c.shape,
@@ -202,12 +191,28 @@ export const palettizeHandler: PassHandler = {
   },
 };
 
-/** The grouping axis for a weight of `rank` (channel_axis override, else the consumers' output axis). */
-function groupAxis(c: WeightCandidate, config: OpPalettizerConfig, rank: number): number | null {
-  if (config.granularity === 'per_grouped_channel' && config.channel_axis !== null) {
-    return config.channel_axis < 0 ? config.channel_axis + rank : config.channel_axis;
+/**
+ * The grouping / vector axis of a weight of `shape`, or why coremltools leaves it dense. Follows
+ * palettize_weights.transform_op (optimize/coreml/_quantization_passes.py):
+ *  - `infer_block_sizes(...)` returns None when `input_channel_axis is None or output_channel_axis
+ *    is None` (consumers disagree), for every granularity → "block_sizes is None. Skipped this op.";
+ *  - the axis is the consumers' output axis, or `op_config.channel_axis` for per_grouped_channel;
+ *  - `if op_config.cluster_dim > 1: if not is_cluster_dim_valid(op, cluster_dim, channel_axis)` → skip.
+ * The group-size and cluster_dim divisibility rules of grouped_channelwise_compress run natively.
+ */
+function paletteAxis(c: WeightCandidate, config: OpPalettizerConfig, shape: readonly number[]): number | { skip: string } {
+  if (c.axes.output === null || c.axes.input === null) {
+    return { skip: `its consumers disagree on the ${c.axes.output === null ? 'output' : 'input'}-channel axis (coremltools: block_sizes is None)` };
   }
-  return c.axes.output;
+  const rank = shape.length;
+  const axis = config.granularity === 'per_grouped_channel' && config.channel_axis !== null
+    ? (config.channel_axis < 0 ? config.channel_axis + rank : config.channel_axis)
+    : c.axes.output;
+  if (config.cluster_dim > 1) {
+    const why = clusterDimInvalidReason(c.weightConsumers, shape, config.cluster_dim, axis);
+    if (why) return { skip: why };
+  }
+  return axis;
 }
 
 function clusteringParams(config: OpPalettizerConfig, axis: number): Record<string, unknown> {
@@ -230,12 +235,8 @@ function planJoint(c: WeightCandidate, config: OpPalettizerConfig, ctx: PassCont
   const joint = c.joint!;
   if (joint.end !== c.op) return { skip: 'the value feeds a longer constexpr chain' };
   if (config.cluster_dim > 1 || config.enable_per_channel_scale) return { skip: 'vector palettization and per-channel scale are not supported in joint mode' };
-  const rank = joint.denseShape.length;
-  let axis = groupAxis(c, config, rank);
-  if (axis === null) {
-    if (config.granularity === 'per_grouped_channel') return { skip: 'its consumers disagree on the output-channel axis' };
-    axis = 0;
-  }
+  const axis = paletteAxis(c, config, joint.denseShape);
+  if (typeof axis !== 'number') return axis;
   if (joint.input === 'nonzero_data') {
     if (!(c.dtype === 'fp16' || c.dtype === 'fp32')) return { skip: `non-zeros of dtype ${c.dtype} are not palettized` };
     const mask = inputValue(c.op, 'mask');

@@ -43,6 +43,8 @@ export interface WeightCandidate {
   readonly config: OpCompressorConfig;
   /** Output / input channel axes agreed by all consumers (null: they disagree). */
   readonly axes: { output: number | null; input: number | null };
+  /** The consumers as the axis rules see them (op type, input, transpose flags, conv groups). */
+  readonly weightConsumers: readonly WeightConsumer[];
   /** The weight's name is a key of op_name_configs (structured pruning then applies to any op). */
   readonly namedInConfig: boolean;
   /** Set for a constexpr input compressed in joint mode; the other fields describe that input. */
@@ -64,14 +66,53 @@ export interface Selection {
   readonly skipped: SkippedWeight[];
 }
 
-function boolParam(op: Operation, key: string): boolean {
+/**
+ * A scalar parameter of `op`: an immediate value, or a const op bound by name (coremltools' writers
+ * and the ProgramBuilder bind `transpose_y`, `groups`, ... to named const ops). undefined when the
+ * parameter is absent or not a constant.
+ */
+export function constScalarParam(fn: MilFunction, op: Operation, key: string): number | boolean | undefined {
   const p = op.param(key);
-  if (!p || p.kind !== 'value') return false;
+  if (!p) return undefined;
   try {
-    return Boolean(p.value.scalar());
+    if (p.kind === 'value') return toScalar(p.value.scalar());
+    const from = fn.producerOf(p.name);
+    return from?.isConst ? toScalar(from.constValue().scalar()) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function toScalar(v: unknown): number | boolean | undefined {
+  if (typeof v === 'boolean' || typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  return undefined;
+}
+
+/**
+ * How coremltools sees one consumer of the const `varName` (select_input_output_channel_axis,
+ * is_cluster_dim_valid in coremltools/optimize/coreml/_utils.py):
+ *   `if child_op.y == var: ... transpose_y.val ... else: # var is used as matmul's x ... transpose_x.val`
+ * so a matmul that reads the var as y takes the y rule whichever binding this use is, and the
+ * transpose flags are the const values whether inline or bound to a const op.
+ */
+function weightConsumer(fn: MilFunction, c: { op: Operation; input: string }, varName: string): WeightConsumer {
+  const op = c.op;
+  if (op.type === 'matmul') {
+    const y = op.input('y')[0];
+    const readsAsY = y?.kind === 'name' && y.name === varName;
+    return {
+      type: op.type,
+      input: readsAsY ? 'y' : c.input,
+      transposeX: constScalarParam(fn, op, 'transpose_x') === true,
+      transposeY: constScalarParam(fn, op, 'transpose_y') === true,
+    };
+  }
+  if (op.type === 'conv' || op.type === 'conv_transpose') {
+    const g = constScalarParam(fn, op, 'groups');
+    return { type: op.type, input: c.input, ...(typeof g === 'number' ? { groups: g } : {}) };
+  }
+  return { type: op.type, input: c.input };
 }
 
 /** Consumers of a var as the config lookup wants them (op name + type). */
@@ -126,17 +167,13 @@ export function selectWeights(program: Program, config: OptimizationConfig, opti
         skipped.push({ name, reason });
         continue;
       }
-      const weightConsumers: WeightConsumer[] = consumers.map((c) => ({
-        type: c.op.type,
-        input: c.input,
-        transposeX: c.op.type === 'matmul' ? boolParam(c.op, 'transpose_x') : false,
-        transposeY: c.op.type === 'matmul' ? boolParam(c.op, 'transpose_y') : false,
-      }));
+      const weightConsumers = consumers.map((c) => weightConsumer(fn, c, name));
       candidates.push({
         fn, op, name, dtype, shape, elementCount,
         fileName: blob.fileName, offset: blob.offset,
         consumers, config: opConfig,
         axes: channelAxesForConsumers(weightConsumers, shape.length),
+        weightConsumers,
         namedInConfig: config.op_name_configs.has(name),
       });
     }
@@ -197,17 +234,13 @@ function jointCandidate(fn: MilFunction, op: Operation, config: OptimizationConf
       skipped.push({ name, reason: elementCount < 10 ? 'fewer than 10 elements (an immediate value)' : `${denseCount} elements <= weight_threshold ${opConfig.weight_threshold}` });
       continue;
     }
-    const weightConsumers: WeightConsumer[] = consumers.map((c) => ({
-      type: c.op.type,
-      input: c.input,
-      transposeX: c.op.type === 'matmul' ? boolParam(c.op, 'transpose_x') : false,
-      transposeY: c.op.type === 'matmul' ? boolParam(c.op, 'transpose_y') : false,
-    }));
+    const weightConsumers = consumers.map((c) => weightConsumer(fn, c, endVar));
     return {
       fn, op, name, dtype, shape, elementCount,
       fileName: value.blobFileValue!.fileName ?? '', offset: Number(value.blobFileValue!.offset ?? 0),
       consumers, config: opConfig,
       axes: channelAxesForConsumers(weightConsumers, denseShape.length),
+      weightConsumers,
       namedInConfig: config.op_name_configs.has(name),
       joint: { input, value, end, endVar, denseShape, denseDtype },
     };

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { AbortError, ConfigError } from '../../src/index.js';
 import { decompressLut, kmeans1d, palettizeTensor } from '../../src/kernels/index.js';
+import { halfBitsToFloat, floatToHalfBits } from '../../src/mil/values.js';
+import { sklearnKmeans } from './sklearn-kmeans-ref.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const golden = path.resolve(root, '../shared/fixtures/coremltools-golden');
@@ -203,6 +205,29 @@ describe('palettizeTensor', () => {
         const code = a.indices[(row >> 1) * 32 + col]!;
         expect(dec[row * 32 + col]).toBe(lut[((row >> 4) * 16 + code) * 2 + (row & 1)]);
       }
+  });
+
+  it('vector k-means is never worse than coremltools\' scikit-learn run (conv [96, 48, 3, 3], cluster_dim 4)', async () => {
+    const shape = [96, 48, 3, 3];
+    const data = gaussianF16(96 * 48 * 9, 11, 0.05);
+    const r = await palettizeTensor({ data, shape, nbits: 4, clusterDim: 4 });
+    if (r.skipped) throw new Error('skipped');
+    const w = Float64Array.from(data, (h) => halfBitsToFloat(h));
+    const dec = decompressLut(r) as Uint16Array;
+    let ours = 0;
+    for (let i = 0; i < w.length; i++) ours += (halfBitsToFloat(dec[i]!) - w[i]!) ** 2;
+    // coremltools' points: vector t = (c', rest…) holds channels 4c' … 4c'+3 (axis 0 per tensor).
+    const inner = 48 * 9;
+    const pts = new Float64Array(w.length);
+    for (let cv = 0, o = 0; cv < 24; cv++) for (let rest = 0; rest < inner; rest++) for (let j = 0; j < 4; j++) pts[o++] = w[(cv * 4 + j) * inner + rest]!;
+    for (const randomState of [0, 1, 2]) {
+      const ref = sklearnKmeans(pts, 4, 16, randomState);
+      // Its error as coremltools writes it: LUT cast to fp16, labels as they are.
+      let sse = 0;
+      for (let t = 0; t < ref.labels.length; t++)
+        for (let j = 0; j < 4; j++) sse += (halfBitsToFloat(floatToHalfBits(ref.centers[ref.labels[t]! * 4 + j]!)) - pts[t * 4 + j]!) ** 2;
+      expect(ours, `random_state ${randomState}`).toBeLessThanOrEqual(sse);
+    }
   });
 
   it('rejects bad configs and NaN weights with clear errors; reports coremltools skips', async () => {

@@ -22,9 +22,12 @@ export interface ChannelAxisOptions {
 }
 
 /**
- * Output/input channel axes of a weight fed to `inputName` of an `opType` op:
- * conv_transpose 1/0; matmul y −1/−2 (transpose_y: −2/−1); matmul x −2/−1 (transpose_x: −1/−2);
- * every other op (conv, linear, gather, ...) 0/1. Negative axes are normalized with `rank`.
+ * Output/input channel axes of a weight fed to `inputName` of an `opType` op, as coremltools 9.0's
+ * select_input_output_channel_axis (optimize/coreml/_utils.py) picks them:
+ *   `output_channel_axis, input_channel_axis = 0, 1` by default (conv, linear, gather, einsum, ...);
+ *   `if child_op.op_type == "conv_transpose": output_channel_axis = 1; input_channel_axis = 0`;
+ *   matmul y: `-1, -2`, with `transpose_y.val`: `-2, -1`; matmul x: `-2, -1`, with `transpose_x.val`: `-1, -2`.
+ * Negative axes are normalized with `rank` (`if output_channel_axis < 0: output_channel_axis += var.rank`).
  */
 export function channelAxes(opType: string, inputName: string, rank: number, options: ChannelAxisOptions = {}): ChannelAxes {
   if (!Number.isSafeInteger(rank) || rank < 0) throw configError('rank', `rank must be a non-negative integer, got ${String(rank)}.`);
@@ -51,6 +54,29 @@ export interface WeightConsumer {
   readonly input: string;
   readonly transposeX?: boolean;
   readonly transposeY?: boolean;
+  /** conv / conv_transpose `groups` (absent: 1). */
+  readonly groups?: number;
+}
+
+/**
+ * coremltools' is_cluster_dim_valid (optimize/coreml/_utils.py): for each conv / conv_transpose
+ * consumer, `effective_shape[0] //= child_op.groups.val` (when groups > 1) and
+ * `if effective_shape[channel_axis] % cluster_dim != 0: return False`. A depthwise conv weight
+ * [C, 1, kh, kw] has effective dim 1 on axis 0, so vector palettization skips it.
+ * Returns null when valid, else the reason.
+ */
+export function clusterDimInvalidReason(consumers: readonly WeightConsumer[], shape: readonly number[], clusterDim: number, channelAxis: number): string | null {
+  const axis = channelAxis < 0 ? channelAxis + shape.length : channelAxis;
+  for (const c of consumers) {
+    if (c.type !== 'conv' && c.type !== 'conv_transpose') continue;
+    const effective = [...shape];
+    const groups = c.groups ?? 1;
+    if (groups > 1) effective[0] = Math.floor(effective[0]! / groups);
+    if ((effective[axis] ?? 0) % clusterDim !== 0) {
+      return `cluster_dim ${clusterDim} does not divide the ${c.type}'s per-group size ${effective[axis]} on axis ${axis} (groups ${groups}), as coremltools requires`;
+    }
+  }
+  return null;
 }
 
 /**
