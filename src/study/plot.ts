@@ -49,9 +49,18 @@ export function renderPlotSvg(report: StudyReport, width = 640, height = 400): s
   parts.push(`<text transform="translate(14 ${m.t + H / 2}) rotate(-90)" text-anchor="middle">image PSNR (dB)</text>`);
   const bx = sx(report.baseline.size.weightFileBytes / div);
   parts.push(`<line x1="${bx}" y1="${m.t}" x2="${bx}" y2="${m.t + H}" stroke="#c33" stroke-dasharray="4 3"/><text x="${bx - 4}" y="${m.t + 12}" text-anchor="end" fill="#c33">baseline</text>`);
-  for (const p of pts) {
-    const x = sx(p.x / div), y = sy(p.y);
-    parts.push(`<g class="point" data-name="${esc(p.name)}"><circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="#1f6feb"/><text x="${(x + 6).toFixed(1)}" y="${(y - 6).toFixed(1)}">${esc(p.name)}${p.y === null ? ' (∞)' : ''}</text></g>`);
+  // Labels: placed top to bottom, each moved down until it clears those placed before (clustered
+  // points, e.g. the 4-bit group sizes, would print on top of each other); a thin line joins a moved label.
+  const placed: { x0: number; x1: number; y: number }[] = [];
+  const order = pts.map((p) => ({ p, x: sx(p.x / div), y: sy(p.y) })).sort((a, b) => a.y - b.y || a.x - b.x);
+  for (const { p, x, y } of order) {
+    const text = `${p.name}${p.y === null ? ' (∞)' : ''}`;
+    const x0 = x + 6, x1 = x0 + 6.2 * text.length;
+    let ly = y - 6;
+    while (placed.some((b) => b.x0 < x1 && x0 < b.x1 && Math.abs(b.y - ly) < 12)) ly += 12;
+    placed.push({ x0, x1, y: ly });
+    const leader = ly > y - 6 ? `<line x1="${x.toFixed(1)}" y1="${y.toFixed(1)}" x2="${x0.toFixed(1)}" y2="${(ly - 4).toFixed(1)}" stroke="#9ab"/>` : '';
+    parts.push(`<g class="point" data-name="${esc(p.name)}"><circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4" fill="#1f6feb"/>${leader}<text x="${x0.toFixed(1)}" y="${ly.toFixed(1)}">${esc(text)}</text></g>`);
   }
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

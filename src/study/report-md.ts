@@ -27,6 +27,9 @@ export function renderMarkdown(report: StudyReport): string {
   lines.push(`Image PSNR / SSIM: against the uncompressed pipeline's image (8-bit RGB; SSIM on luma, 11×11 Gaussian σ 1.5). ` +
     `UNet PSNR: the UNet output on ${report.unetInputs.samples} recorded inputs (peak = max |reference|).` +
     (report.calibration ? ` SparseGPT calibration: ${report.calibration.samples} recorded UNet inputs.` : ''));
+  if (report.ios18Unet) {
+    lines.push(`The pipeline's UNet targets iOS16/17; variants that need iOS18 (joint compression, per_grouped_channel) compressed an iOS18 copy of it (\`${report.ios18Unet}\`: the same ops and weights, specification version 9).`);
+  }
   lines.push('');
   const published = report.publishedGib;
   const header = ['Config', 'Model size', 'image PSNR', 'UNet PSNR', 'time', 'SSIM', 'peak memory', ...(published ? ['Apple (GiB)'] : [])];

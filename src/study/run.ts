@@ -616,6 +616,7 @@ export async function runStudy(config: StudyConfig, options: RunStudyOptions): P
     prompts: config.prompts, seeds: config.seeds, steps: config.steps, guidance: config.guidance, scheduler: baseline.scheduler, backend: baseline.backend,
     unetInputs: { dir: config.unetInputs.dir ?? path.join(outDir, 'baseline', 'unet-inputs'), samples: baseline.unetSamples.length },
     calibration: calibration ? { dir: calibration.dir, samples: calibration.samples } : null,
+    ios18Unet: fs.existsSync(path.join(outDir, 'baseline', 'Unet-ios18.mlpackage')) ? 'baseline/Unet-ios18.mlpackage' : null,
     baseline: baseline.result, variants: results,
     ...(config.preset === 'coremltools-sdxl' ? { publishedGib: COREMLTOOLS_SDXL_PUBLISHED_GIB } : {}),
   };

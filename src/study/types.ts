@@ -73,6 +73,11 @@ export interface StudyReport {
   backend: string;
   unetInputs: { dir: string; samples: number };
   calibration: { dir: string; samples: number } | null;
+  /**
+   * Set when the pipeline's UNet targets iOS16/17 and a plan needs iOS18 (joint compression,
+   * per_grouped_channel): those variants compressed this iOS18 copy (the same ops and weights, spec 9).
+   */
+  ios18Unet: string | null;
   baseline: VariantResult;
   variants: VariantResult[];
   /** Apple's published sizes by variant name (preset coremltools-sdxl), GiB. */

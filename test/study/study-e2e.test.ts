@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertDiffusers } from '../../src/convert/convert.js';
 import { AbortError } from '../../src/errors.js';
+import { loadModel } from '../../src/model.js';
+import { compareModels } from '../../src/runtime/compare.js';
 import { decodePng } from '../../src/pipeline/png.js';
 import { parseStudyConfig } from '../../src/study/config.js';
 import { presetData } from '../../src/study/presets.js';
@@ -50,12 +52,14 @@ function chromium(): string | undefined {
 
 describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
   const pipelines: Record<string, string> = {};
+  let fullReport: StudyReport;
+  // Generous limits: these take ~10-40 s of CPU each, more on a shared machine.
   beforeAll(async () => {
     for (const k of ['sdxl', 'sd15']) {
       pipelines[k] = path.join(tmp, `tiny-${k}`);
       await convertDiffusers(path.join(REF, 'models', `tiny-${k}`), { outDir: pipelines[k]!, precision: 'fp16' });
     }
-  });
+  }, 300_000);
 
   describe('coremltools-sdxl preset on tiny-sdxl', () => {
     const out = path.join(tmp, 'sdxl-preset');
@@ -63,7 +67,7 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
     const events: StudyProgress[] = [];
 
     it('runs end to end: ten variants, sizes = files on disk, baseline identical to itself', async () => {
-      const config = parseStudyConfig({ pipeline: pipelines['sdxl'], steps: 2, unetInputs: { count: 2 } }, { base: presetData('coremltools-sdxl') });
+      const config = parseStudyConfig({ pipeline: pipelines['sdxl'], steps: 2 }, { base: presetData('coremltools-sdxl') });
       const r = await runStudy(config, { outDir: out, isolation: 'inline', keepModels: true, onProgress: (p) => events.push(p) });
       report = r.report;
       expect(report.variants.map((v) => v.name)).toEqual([
@@ -103,12 +107,18 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       expect(size('sparsegpt40-4bit-gs16')).toBeLessThan(size('palettize-4bit-gs16'));
       expect(size('palettize-8bit')).toBeGreaterThan(size('palettize-6bit'));
       expect(onDisk.publishedGib?.['palettize-8bit']).toBe(2.4);
+      // The converted UNet is iOS16; joint / grouped variants ran on an iOS18 copy that computes the same.
+      expect(onDisk.ios18Unet).toBe('baseline/Unet-ios18.mlpackage');
+      const [plain, ios18] = await Promise.all([loadModel(path.join(pipelines['sdxl']!, 'Unet.mlpackage')), loadModel(path.join(out, onDisk.ios18Unet!))]);
+      expect([plain.specificationVersion, ios18.specificationVersion]).toEqual([7, 9]);
+      const same = await compareModels(plain, ios18, { random: 1, seed: 5 });
+      expect(same.outputs.every((o) => o.identical)).toBe(true);
       // Progress: every variant reports its compression steps, generation and done.
       for (const v of report.variants) {
         const steps = new Set(events.filter((e) => e.variant === v.name).map((e) => e.step));
         expect([...steps]).toEqual(expect.arrayContaining(['compress-step', 'generate', 'unet', 'done']));
       }
-    });
+    }, 600_000);
 
     it('writes report.md, grid.png (baseline + every variant) and plot.svg', () => {
       const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
@@ -141,7 +151,7 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       execFileSync(browser!, [...flags, `--screenshot=${shot}`, '--window-size=1280,900', `file://${html}`], { timeout: 60_000, stdio: 'ignore' });
       const png = decodePng(fs.readFileSync(shot));
       expect([png.width, png.height]).toEqual([1280, 900]);
-    });
+    }, 300_000);
     if (!browser) it('report.html in headless Chromium', () => console.warn('skipped: no chromium on PATH (apt-get install -y --no-install-recommends chromium)'));
   });
 
@@ -151,7 +161,6 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       variants: [{ name: 'pal8', label: '8-bit', plan: pal(8) }, { name: 'pal4', label: '4-bit', plan: pal(4) }, { name: 'pal2', label: '2-bit', plan: pal(2) }],
     });
     const full = path.join(tmp, 'sd15-full');
-    let fullReport: StudyReport;
 
     it('image PSNR: 8-bit > 4-bit > 2-bit (and the same order for the UNet output)', async () => {
       fullReport = (await runStudy(config(), { outDir: full, isolation: 'inline' })).report;
@@ -164,8 +173,9 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       // Models are deleted unless kept; the images stay.
       expect(fs.existsSync(path.join(full, 'variants', 'pal8', 'pipeline'))).toBe(false);
       expect(p8!.unetPath).toBeNull();
+      expect(fullReport.ios18Unet).toBeNull();
       expect(fs.existsSync(path.join(full, p8!.images[0]!.path))).toBe(true);
-    });
+    }, 300_000);
 
     it('cancelled after the first variant, --resume redoes nothing finished and gives the same report', async () => {
       const out = path.join(tmp, 'sd15-resume');
@@ -185,8 +195,9 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       // Without --resume the folder is refused.
       await expect(runStudy(config(), { outDir: out, isolation: 'inline' })).rejects.toThrow(/--resume/);
       compressions.length = 0;
-      const resumed = await runStudy(config(), { outDir: out, isolation: 'inline', resume: true, onProgress: track });
-      expect(compressions).toEqual(['pal4', 'pal2']);
+      // Resumed with two variants at a time.
+      const resumed = await runStudy(config(), { outDir: out, isolation: 'inline', resume: true, parallel: 2, onProgress: track });
+      expect(compressions.sort()).toEqual(['pal2', 'pal4']);
       expect(resumed.skipped).toEqual(['pal8']);
       expect(fs.statSync(first).mtimeMs).toBe(before);
       expect(fs.statSync(path.join(out, 'baseline', 'result.json')).mtimeMs).toBe(baselineBefore);
@@ -202,7 +213,7 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       expect(fs.readFileSync(path.join(out, 'report.json'), 'utf8')).toBe(json);
       // Other settings cannot resume this folder.
       await expect(runStudy(parseStudyConfig({ ...JSON.parse(JSON.stringify(config())), steps: 3 }), { outDir: out, isolation: 'inline', resume: true })).rejects.toThrow(/other settings \(steps\)/);
-    });
+    }, 300_000);
 
     const cliBuilt = fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js')) && fs.existsSync(path.join(REPO, 'dist', 'study', 'run.js'));
     it.skipIf(!cliBuilt)('process isolation: the compress child process, its own peak RSS', async () => {
@@ -217,25 +228,33 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       expect(v.size).toEqual(inline.size);
       expect(v.imagePsnr).toBe(inline.imagePsnr);
       expect(v.unet).toEqual(inline.unet);
-    });
+    }, 300_000);
     if (!cliBuilt) it('process isolation', () => console.warn('skipped: the CLI is not built (npm run build:ts writes dist/)'));
   });
 
-  it('CLI: --preset with --pipeline and --steps; --json prints report.json; config errors name the key', async () => {
+  it('CLI: --preset with --pipeline and --steps resumes the preset study; --config + --json; config errors name the key', async () => {
+    // The preset study above, from the command line: every variant finished before, the report printed again.
+    const sdxlOut = path.join(tmp, 'sdxl-preset');
+    const preset = await runCli(['study', '--preset', 'coremltools-sdxl', '--pipeline', pipelines['sdxl']!, '--steps', '2', '-o', sdxlOut, '--inline', '--resume']);
+    expect(preset.code, preset.stderr).toBe(0);
+    expect(preset.stdout).toContain('0 variant(s) run, 10 finished before');
+    expect(preset.stdout).toContain('40% sparsity, 4-bit (group_size=16)');
+    // A YAML config equal to the sd15 study's: --resume --json prints its report.
     const studyYaml = path.join(tmp, 'study.yaml');
+    const variant = (name: string, nbits: number, label: string) => [`  - name: ${name}`, `    label: ${label}`,
+      `    plan: {steps: [{api: palettize, config: {config_type: OpPalettizerConfig, global_config: {nbits: ${nbits}, granularity: per_tensor}}}]}`];
     fs.writeFileSync(studyYaml, [
-      `pipeline: ${pipelines['sd15']}`, 'steps: 2', 'unetInputs: {count: 1}',
-      'variants:', '  - name: pal6', '    plan: {steps: [{api: palettize, config: {config_type: OpPalettizerConfig, global_config: {nbits: 6}}}]}', '',
+      `pipeline: ${pipelines['sd15']}`, 'prompt: "cat in a tuxedo, oil on canvas"', 'seed: 231', 'steps: 2', 'unetInputs: {count: 1}', 'variants:',
+      ...variant('pal8', 8, '8-bit'), ...variant('pal4', 4, '4-bit'), ...variant('pal2', 2, '2-bit'), '',
     ].join('\n'));
-    const out = path.join(tmp, 'cli-study');
-    const r = await runCli(['study', '--config', studyYaml, '-o', out, '--inline', '--json']);
+    const r = await runCli(['study', '--config', studyYaml, '-o', path.join(tmp, 'sd15-full'), '--inline', '--resume', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(r.stdout) as StudyReport;
-    expect(json.variants.map((v) => v.name)).toEqual(['pal6']);
-    expect(json.steps).toBe(2);
-    const again = await runCli(['study', '--config', studyYaml, '-o', out, '--inline', '--resume']);
-    expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toContain('0 variant(s) run, 1 finished before');
+    expect(json.variants.map((v) => [v.name, v.imagePsnr])).toEqual(fullReport.variants.map((v) => [v.name, v.imagePsnr]));
+    // Settings that differ from the folder's study are refused, naming them.
+    const other = await runCli(['study', '--config', studyYaml, '--steps', '3', '-o', path.join(tmp, 'sd15-full'), '--inline', '--resume']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('other settings (steps)');
     const bad = path.join(tmp, 'bad.yaml');
     fs.writeFileSync(bad, `pipeline: ${pipelines['sd15']}\nvariants:\n  - name: a\n    plan: {steps: [{api: palettize, config: {config_type: OpPalettizerConfig, global_config: {nbits: 9}}}]}\n`);
     const e = await runCli(['study', '--config', bad, '-o', path.join(tmp, 'bad-out'), '--inline']);
@@ -244,5 +263,5 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
     const none = await runCli(['study', '-o', path.join(tmp, 'none')]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('study needs --config FILE or --preset NAME');
-  });
+  }, 300_000);
 });
