@@ -10,6 +10,7 @@ import { readDataFile } from '../optimize/config/parse.js';
 import { isPlainObject } from '../optimize/config/common.js';
 import { COMPUTE_UNITS, type BackendKind, type ComputeUnit } from '../pipeline/backends/types.js';
 import { schedulerClassNameOf } from '../pipeline/schedulers/index.js';
+import { PRESETS, presetData } from './presets.js';
 
 export interface StudyVariant {
   /** Folder name and row label: letters, digits, '.', '_', '-'. */
@@ -93,7 +94,7 @@ export interface ParseStudyOptions {
   baseDir?: string;
   /** For error messages. */
   file?: string;
-  /** Data merged under the config (a preset): the config's keys win; `variants` replaces. */
+  /** Data merged under the config (default: the preset the data names): the config's keys win; `variants` replaces. */
   base?: Record<string, unknown>;
 }
 
@@ -103,9 +104,17 @@ export function parseStudyConfig(data: unknown, options: ParseStudyOptions = {})
   const baseDir = options.baseDir ?? process.cwd();
   if (!isPlainObject(data)) throw studyConfigError('(top level)', `must be a mapping, got ${show(data)}`, file);
   checkKeys('', data, TOP_KEYS, file);
-  const d: Record<string, unknown> = { ...(options.base ?? {}), ...data };
-  if (d['prompt'] !== undefined && data['prompts'] === undefined) delete d['prompts'];
-  if (d['seed'] !== undefined && data['seeds'] === undefined) delete d['seeds'];
+  let base = options.base;
+  if (base === undefined && data['preset'] !== undefined) {
+    if (typeof data['preset'] !== 'string' || !PRESETS[data['preset']]) throw studyConfigError('preset', `unknown preset ${show(data['preset'])} (presets: ${Object.keys(PRESETS).join(', ')})`, file);
+    base = presetData(data['preset']);
+  }
+  const d: Record<string, unknown> = { ...(base ?? {}), ...data };
+  // The config's prompt(s) / seed(s) replace the preset's, in either spelling.
+  if (data['prompt'] !== undefined && data['prompts'] === undefined) delete d['prompts'];
+  if (data['prompts'] !== undefined && data['prompt'] === undefined) delete d['prompt'];
+  if (data['seed'] !== undefined && data['seeds'] === undefined) delete d['seeds'];
+  if (data['seeds'] !== undefined && data['seed'] === undefined) delete d['seed'];
   if (d['prompt'] !== undefined && d['prompts'] !== undefined) throw studyConfigError('prompt', 'give either prompt or prompts, not both', file);
   if (d['seed'] !== undefined && d['seeds'] !== undefined) throw studyConfigError('seed', 'give either seed or seeds, not both', file);
 

@@ -14,7 +14,6 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AbortError, ConfigError, CoreMLOptimizeError, ModelFormatError, UnsupportedError, throwIfAborted } from '../errors.js';
@@ -424,8 +423,9 @@ async function compressUnet(ctx: Context, v: StudyVariant, src: string, dest: st
   const t0 = performance.now();
   if (ctx.isolation === 'inline') {
     const model = await loadModel(src);
+    // No `threads` here: compressModel sets the process-wide pool size, which concurrent variants would race on
+    // (the compressed bytes do not depend on it).
     const result = await compressModel(model, compressPlanFromData(plan), {
-      ...(ctx.threads > 0 ? { threads: ctx.threads } : {}),
       ...(ctx.signal ? { signal: ctx.signal } : {}),
       onStep: (i, n, api) => report({ step: 'compress-step', done: i, total: n, message: api }),
       onProgress: (d, t) => report({ step: 'compress', done: d, total: t }),
@@ -561,7 +561,9 @@ export async function runStudy(config: StudyConfig, options: RunStudyOptions): P
   fs.mkdirSync(outDir, { recursive: true });
   await writeJson(studyFile, { format: STUDY_FORMAT, version: 1, config: studyConfigToData(config) });
 
-  const threads = config.threads > 0 ? config.threads : parallel > 1 ? Math.max(1, Math.floor(os.availableParallelism() / parallel)) : 0;
+  // Executor threads as configured, whatever --parallel is: the kernels split work by this count, so the
+  // same threads give the same bytes, and a resumed or parallel study the same figures as a sequential one.
+  const threads = config.threads;
   const ctx: Context = {
     config, outDir, isolation, cliPath, keepModels: options.keepModels ?? config.keepModels, threads, signal,
     progress: (p) => options.onProgress?.(p), unetPath: folder.models.unet, pipelineDir: folder.dir, parallel,

@@ -36,7 +36,8 @@ describe('study config', () => {
   });
 
   it('the coremltools-sdxl preset: Apple\'s ten configs, the tutorial prompt and seed, the three calibration prompts', () => {
-    const c = parseStudyConfig({ pipeline: '/sdxl', steps: 3 }, { base: presetData('coremltools-sdxl') });
+    const c = parseStudyConfig({ preset: 'coremltools-sdxl', pipeline: '/sdxl', steps: 3 });
+    expect(parseStudyConfig({ pipeline: '/sdxl', steps: 3 }, { base: presetData('coremltools-sdxl') })).toEqual(c);
     expect(c.preset).toBe('coremltools-sdxl');
     expect([c.prompts, c.seeds, c.steps, c.computeUnit]).toEqual([['cat in a tuxedo, oil on canvas'], [231], 3, 'CPU_ONLY']);
     expect(c.calibration).toEqual({ prompts: COREMLTOOLS_SDXL_CALIBRATION_PROMPTS, nsamples: 128, seed: 231 });
@@ -46,6 +47,11 @@ describe('study config', () => {
     expect(sgpt.plan.steps[1]).toMatchObject({ api: 'palettize', joint_compression: true, config: { global_config: { nbits: 4, granularity: 'per_grouped_channel', group_size: 16 } } });
     expect(c.variants.find((v) => v.name === 'palettize-6bit')!.plan.steps[0]).toMatchObject({ config: { global_config: { nbits: 6, granularity: 'per_tensor' } } });
     expect(() => presetData('nope')).toThrow(/unknown preset "nope" \(presets: coremltools-sdxl\)/);
+    expect(errorOf({ preset: 'sd9', pipeline: '/x' }).message).toContain('preset: unknown preset "sd9"');
+    // A config naming the preset overrides its keys; its variants replace the preset's.
+    const mine = parseStudyConfig({ preset: 'coremltools-sdxl', pipeline: '/sdxl', seed: 7, variants: ok.variants });
+    expect([mine.seeds, mine.prompts, mine.variants.map((v) => v.name)]).toEqual([[7], ['cat in a tuxedo, oil on canvas'], ['p4']]);
+    expect(parseStudyConfig({ preset: 'coremltools-sdxl', pipeline: '/sdxl', prompts: ['a', 'b'], seeds: [1, 2] })).toMatchObject({ prompts: ['a', 'b'], seeds: [1, 2] });
   });
 
   it('relative paths resolve against the config file; plans may be files', () => {

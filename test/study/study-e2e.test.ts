@@ -151,6 +151,12 @@ describe.skipIf(!hasFixtures)('compression study (tiny pipelines)', () => {
       execFileSync(browser!, [...flags, `--screenshot=${shot}`, '--window-size=1280,900', `file://${html}`], { timeout: 60_000, stdio: 'ignore' });
       const png = decodePng(fs.readFileSync(shot));
       expect([png.width, png.height]).toEqual([1280, 900]);
+      // CI keeps the tiny study (report.md for the README's example, the HTML and its screenshot) where asked.
+      const keep = process.env['COREML_OPTIMIZE_STUDY_EXAMPLE_DIR'];
+      if (keep) {
+        fs.mkdirSync(keep, { recursive: true });
+        for (const f of ['report.md', 'report.json', 'report.html', 'grid.png', 'plot.svg', 'report-screenshot.png']) fs.copyFileSync(path.join(out, f), path.join(keep, f));
+      }
     }, 300_000);
     if (!browser) it('report.html in headless Chromium', () => console.warn('skipped: no chromium on PATH (apt-get install -y --no-install-recommends chromium)'));
   });

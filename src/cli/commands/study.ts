@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { readDataFile } from '../../optimize/config/parse.js';
 import { parseStudyConfig } from '../../study/config.js';
-import { presetData } from '../../study/presets.js';
 import { formatDb, formatDuration, formatSize } from '../../study/report-md.js';
 import { runStudy, type StudyProgress } from '../../study/run.js';
 import { cliSignal } from '../main.js';
@@ -45,7 +44,7 @@ export function registerStudy(program: Command): void {
     .option('--parallel <n>', 'variants at a time', '1')
     .option('--keep-models', 'keep each variant\'s compressed Unet.mlpackage (default: deleted once measured)')
     .option('--inline', 'compress in this process instead of a child process (peak memory is then this process\'s high-water mark)')
-    .option('--threads <n>', 'executor / compression threads (default: all cores, divided by --parallel)')
+    .option('--threads <n>', 'executor threads per model call (default: all cores; the same threads give the same images)')
     .option('--json', 'print report.json')
     .action(async (opts: StudyCliOptions) => {
       if (!opts.config && !opts.preset) throw new ConfigError('study needs --config FILE or --preset NAME');
@@ -58,12 +57,9 @@ export function registerStudy(program: Command): void {
         ...(threads !== undefined ? { threads } : {}),
       };
       const file = opts.config;
-      const data = file ? readDataFile(file) : {};
-      const presetName = opts.preset ?? (typeof (data as Record<string, unknown>)['preset'] === 'string' ? String((data as Record<string, unknown>)['preset']) : undefined);
-      const config = parseStudyConfig({ ...(data as Record<string, unknown>), ...overrides }, {
-        ...(file ? { file, baseDir: path.dirname(path.resolve(file)) } : {}),
-        ...(presetName ? { base: presetData(presetName) } : {}),
-      });
+      const data = (file ? readDataFile(file) : {}) as Record<string, unknown>;
+      // --preset NAME is the config's `preset: NAME` (a config file may name one and override its keys).
+      const config = parseStudyConfig({ ...data, ...(opts.preset ? { preset: opts.preset } : {}), ...overrides }, file ? { file, baseDir: path.dirname(path.resolve(file)) } : {});
       const signal = cliSignal(cmd);
       let bar: ProgressBar | undefined;
       let label = '';
