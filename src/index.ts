@@ -63,3 +63,9 @@ export type { CLIPTokenizerOptions } from './pipeline/tokenizer.js';
 export { NumpyRandomState } from './pipeline/rng.js';
 export { createScheduler } from './pipeline/schedulers/index.js';
 export type { Scheduler, StepOptions, PredictionType, SchedulerConfig } from './pipeline/schedulers/index.js';
+// The compression study: compress the UNet several ways, report size / image PSNR, SSIM / UNet PSNR (coreml-optimize study)
+export { runStudy } from './study/run.js';
+export type { RunStudyOptions, StudyResult, StudyProgress, StudyPhase } from './study/run.js';
+export { parseStudyConfig, loadStudyConfig } from './study/config.js';
+export type { StudyConfig, StudyVariant, ParseStudyOptions } from './study/config.js';
+export type { StudyReport, VariantResult, ImageResult, SizeResult, MemoryResult, UnetResult } from './study/types.js';

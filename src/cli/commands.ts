@@ -15,6 +15,7 @@ import { registerGenerate } from './commands/generate.js';
 import { registerConvert } from './commands/convert.js';
 import { registerSparseGpt } from './commands/sparsegpt.js';
 import { registerGptq } from './commands/gptq.js';
+import { registerStudy } from './commands/study.js';
 
 export function registerCommands(program: Command): void {
   registerDemo(program);
@@ -32,4 +33,5 @@ export function registerCommands(program: Command): void {
   registerConvert(program);
   registerSparseGpt(program);
   registerGptq(program);
+  registerStudy(program);
 }
