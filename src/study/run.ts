@@ -195,9 +195,9 @@ async function variantPipeline(ctx: Context, dir: string, unet: string): Promise
 /** A recorded input as a backend tensor (float32, or int32 for integer inputs). */
 function npyTensor(file: string): BackendTensor {
   const a = readNpy(file);
-  if (a.dtype === 'float32') return { data: a.data as Float32Array, shape: a.shape };
-  if (a.dtype === 'float16') return { data: halfBitsToFloatArray(a.data as Uint16Array), shape: a.shape };
-  if (a.dtype === 'float64') return { data: Float32Array.from(a.data as Float64Array), shape: a.shape };
+  if (a.dtype === 'fp32') return { data: a.data as Float32Array, shape: a.shape };
+  if (a.dtype === 'fp16') return { data: halfBitsToFloatArray(a.data as Uint16Array), shape: a.shape };
+  if (a.dtype === 'fp64') return { data: Float32Array.from(a.data as Float64Array), shape: a.shape };
   if (a.dtype === 'int32') return { data: a.data as Int32Array, shape: a.shape };
   if (a.dtype === 'int64') return { data: Int32Array.from(a.data as BigInt64Array, (v) => Number(v)), shape: a.shape };
   throw new UnsupportedError(`UNet input .npy of dtype ${a.dtype} is not supported (float16/32/64, int32/64)`, { file });
