@@ -159,7 +159,7 @@ async function phaseConvert({ source, outDir, component, precision, attention, l
 }
 
 /** FLOPs of the graph's conv / conv_transpose / linear / matmul / einsum ops: 2 × output elements × contracted length. */
-function countFlops(desc) {
+export function countFlops(desc) {
   const types = new Map(desc.inputs.map((i) => [i.name, i.type]));
   const shapeOf = (arg) => {
     const a = arg?.[0];
@@ -184,9 +184,9 @@ function countFlops(desc) {
         const w = shapeOf(op.inputs.weight);
         if (w) add('linear', 2 * numel(out) * w[1]);
       } else if (op.type === 'matmul') {
+        // x's matrix is M×K or (transpose_x) K×M, M = out's rows: K follows without reading transpose_x (a named const).
         const x = shapeOf(op.inputs.x);
-        const tx = op.inputs.transpose_x?.[0]?.value?.bools?.[0];
-        if (x) add('matmul', 2 * numel(out) * (x.length === 1 ? x[0] : tx ? x.at(-2) : x.at(-1)));
+        if (x) add('matmul', 2 * numel(out) * (x.length === 1 ? x[0] : out.length < 2 ? x.at(-1) : (x.at(-1) * x.at(-2)) / out.at(-2)));
       } else if (op.type === 'einsum') {
         const eq = op.attributes.equation?.strings?.[0] ?? op.inputs.equation?.[0]?.value?.strings?.[0];
         const values = op.inputs.values ?? [];
