@@ -21,7 +21,7 @@ const numel = (shape) => shape.reduce((a, b) => a * b, 1);
 const WIDTH = { F16: 2, BF16: 2, F32: 4 };
 
 /** A diffusers folder with model_index.json, unet/ (config + synthetic safetensors), vae/ and scheduler/ configs. */
-async function writeSyntheticPipeline(dir, model, sourceDtype) {
+export async function writeSyntheticPipeline(dir, model, sourceDtype) {
   const { syntheticFp16, syntheticFp32 } = await dist('util/synthetic.js');
   const shapes = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${model}_unet_weights.json`), 'utf8'));
   const xl = model === 'sdxl';
@@ -166,4 +166,5 @@ async function main() {
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+// Run only as a script (bench/pipeline.mjs imports writeSyntheticPipeline).
+if (process.argv[1] && path.resolve(process.argv[1]) === SELF) main().catch((err) => { console.error(err); process.exit(1); });
