@@ -4,9 +4,8 @@
  */
 import { UnsupportedError } from '../../errors.js';
 import { ConfigReader, type SchedulerConfig } from './config.js';
-import { noiseSchedule } from './betas.js';
-import { checkSameLength, f32, predictionType, requireTimesteps } from './common.js';
-import { TIMESTEP_SPACINGS, checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
+import { alphaSchedulerSetup, checkSameLength, f32, requireTimesteps } from './common.js';
+import { checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
 import type { PredictionType, Scheduler, StepOptions } from './types.js';
 
 const NAME = 'DDIMScheduler';
@@ -30,13 +29,8 @@ export class DDIMScheduler implements Scheduler {
 
   constructor(config: SchedulerConfig) {
     const cfg = new ConfigReader(config, NAME);
-    const schedule = noiseSchedule(cfg, { rescaleKey: true });
-    this.numTrain = schedule.numTrainTimesteps;
-    this.alphasCumprod = schedule.alphasCumprod;
-    this.finalAlphaCumprod = cfg.bool('set_alpha_to_one', true) ? 1.0 : this.alphasCumprod[0]!;
-    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction', 'sample']);
-    this.spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
-    this.stepsOffset = cfg.int('steps_offset', 0, 0);
+    ({ numTrain: this.numTrain, alphasCumprod: this.alphasCumprod, finalAlphaCumprod: this.finalAlphaCumprod, prediction: this.prediction,
+      spacing: this.spacing, stepsOffset: this.stepsOffset } = alphaSchedulerSetup(cfg, NAME, { rescaleKey: true, setAlphaToOne: true, predictions: ['epsilon', 'v_prediction', 'sample'] }));
     this.clipSample = cfg.bool('clip_sample', true);
     this.clipSampleRange = cfg.number('clip_sample_range', 1.0, v => v > 0, 'a positive number');
     cfg.number('sample_max_value', 1.0, v => v > 0, 'a positive number');

@@ -6,9 +6,8 @@
  */
 import { ConfigError } from '../../errors.js';
 import { ConfigReader, type SchedulerConfig } from './config.js';
-import { noiseSchedule } from './betas.js';
-import { checkSameLength, f32, predictionType, requireTimesteps } from './common.js';
-import { TIMESTEP_SPACINGS, checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
+import { alphaSchedulerSetup, checkSameLength, f32, requireTimesteps } from './common.js';
+import { checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
 import type { PredictionType, Scheduler, StepOptions } from './types.js';
 
 const NAME = 'PNDMScheduler';
@@ -38,14 +37,9 @@ export class PNDMScheduler implements Scheduler {
 
   constructor(config: SchedulerConfig) {
     const cfg = new ConfigReader(config, NAME);
-    const schedule = noiseSchedule(cfg);
-    this.numTrain = schedule.numTrainTimesteps;
-    this.alphasCumprod = schedule.alphasCumprod;
-    this.finalAlphaCumprod = cfg.bool('set_alpha_to_one', false) ? 1.0 : this.alphasCumprod[0]!;
+    ({ numTrain: this.numTrain, alphasCumprod: this.alphasCumprod, finalAlphaCumprod: this.finalAlphaCumprod, prediction: this.prediction,
+      spacing: this.spacing, stepsOffset: this.stepsOffset } = alphaSchedulerSetup(cfg, NAME, { rescaleKey: false, setAlphaToOne: false, predictions: ['epsilon', 'v_prediction'] }));
     this.skipPrkSteps = cfg.bool('skip_prk_steps', false);
-    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction']);
-    this.spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
-    this.stepsOffset = cfg.int('steps_offset', 0, 0);
   }
 
   setTimesteps(numInferenceSteps: number): void {
