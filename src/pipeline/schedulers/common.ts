@@ -1,8 +1,6 @@
 /** Small helpers shared by the schedulers. */
 import { ConfigError, UnsupportedError } from '../../errors.js';
 import type { ConfigReader } from './config.js';
-import { noiseSchedule } from './betas.js';
-import { TIMESTEP_SPACINGS, type TimestepSpacing } from './timesteps.js';
 import { PREDICTION_TYPES, type PredictionType } from './types.js';
 
 export const f32 = Math.fround;
@@ -39,29 +37,4 @@ export function predictionType(cfg: ConfigReader, scheduler: string, supported: 
   const p = cfg.choice('prediction_type', 'epsilon', PREDICTION_TYPES);
   if (!supported.includes(p)) throw new UnsupportedError(`${scheduler}: prediction_type "${p}" is not supported by this scheduler (diffusers raises too); use ${supported.join(' or ')}`);
   return p;
-}
-
-/** The config the integer-timestep ᾱ schedulers (DDIM, PNDM) share. */
-export interface AlphaSchedulerSetup {
-  numTrain: number;
-  alphasCumprod: Float32Array;
-  /** ᾱ "before" the first timestep: 1 with `set_alpha_to_one`, else ᾱ_0. */
-  finalAlphaCumprod: number;
-  prediction: PredictionType;
-  spacing: TimestepSpacing;
-  stepsOffset: number;
-}
-
-/** Reads that shared config; the defaults of `set_alpha_to_one` and `rescale_betas_zero_snr` support differ. */
-export function alphaSchedulerSetup(cfg: ConfigReader, scheduler: string, o: { rescaleKey: boolean; setAlphaToOne: boolean; predictions: readonly PredictionType[] }): AlphaSchedulerSetup {
-  const schedule = noiseSchedule(cfg, { rescaleKey: o.rescaleKey });
-  const alphasCumprod = schedule.alphasCumprod;
-  return {
-    numTrain: schedule.numTrainTimesteps,
-    alphasCumprod,
-    finalAlphaCumprod: cfg.bool('set_alpha_to_one', o.setAlphaToOne) ? 1.0 : alphasCumprod[0]!,
-    prediction: predictionType(cfg, scheduler, o.predictions),
-    spacing: cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS),
-    stepsOffset: cfg.int('steps_offset', 0, 0),
-  };
 }
