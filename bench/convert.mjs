@@ -13,16 +13,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_WORK_DIR, MODELS_DIR, machineLine, RssSampler, fmtGB, fmtMiB, fmtSec, memoryStatus, now, parseArgs, printTable, runChild, seedOf } from './lib/common.mjs';
+import { DEFAULT_WORK_DIR, MODELS_DIR, machineLine, RssSampler, fmtGB, fmtMiB, fmtSec, memoryStatus, now, parseArgs, printTable, runChild } from './lib/common.mjs';
+import { numel, writeSyntheticSafetensors } from './lib/synthetic-safetensors.mjs';
 
 const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
 const SELF = fileURLToPath(import.meta.url);
-const numel = (shape) => shape.reduce((a, b) => a * b, 1);
-const WIDTH = { F16: 2, BF16: 2, F32: 4 };
 
 /** A diffusers folder with model_index.json, unet/ (config + synthetic safetensors), vae/ and scheduler/ configs. */
 export async function writeSyntheticPipeline(dir, model, sourceDtype) {
-  const { syntheticFp16, syntheticFp32 } = await dist('util/synthetic.js');
   const shapes = JSON.parse(fs.readFileSync(path.join(MODELS_DIR, `${model}_unet_weights.json`), 'utf8'));
   const xl = model === 'sdxl';
   fs.mkdirSync(path.join(dir, 'unet'), { recursive: true });
@@ -45,43 +43,9 @@ export async function writeSyntheticPipeline(dir, model, sourceDtype) {
     num_train_timesteps: 1000, prediction_type: 'epsilon', steps_offset: 1, timestep_spacing: 'leading', skip_prk_steps: true,
   });
 
-  // Header first (offsets are known from the shapes), then each tensor's data streamed in order.
-  const header = {};
-  let at = 0;
-  for (const t of shapes.tensors) {
-    const bytes = numel(t.shape) * WIDTH[sourceDtype];
-    header[t.name] = { dtype: sourceDtype, shape: t.shape, data_offsets: [at, at + bytes] };
-    at += bytes;
-  }
-  let h = JSON.stringify(header);
-  while ((8 + h.length) % 8) h += ' ';
   const file = path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors');
-  const fd = fs.openSync(file, 'w');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  fs.writeSync(fd, len);
-  fs.writeSync(fd, h);
-  for (const t of shapes.tensors) {
-    const count = numel(t.shape);
-    const leaf = t.name.split('.').at(-1);
-    const isNorm = /norm/.test(t.name) && leaf === 'weight';
-    const kind = isNorm ? 'norm' : leaf === 'bias' || t.shape.length === 1 ? 'bias' : 'weight';
-    const fanIn = t.shape.length > 1 ? numel(t.shape.slice(1)) : 1;
-    let data;
-    if (sourceDtype === 'F16') data = syntheticFp16({ count, kind, fanIn, seed: seedOf(t.name) });
-    else {
-      const f = syntheticFp32({ count, kind, fanIn, seed: seedOf(t.name) });
-      if (sourceDtype === 'F32') data = f;
-      else { // BF16: the top half of each fp32 (truncation is fine for synthetic data)
-        const u = new Uint32Array(f.buffer, f.byteOffset, f.length);
-        data = Uint16Array.from(u, (x) => x >>> 16);
-      }
-    }
-    fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  fs.fsyncSync(fd);
-  fs.closeSync(fd);
-  return { file, bytes: fs.statSync(file).size, tensors: shapes.tensors.length, weights: shapes.tensors.reduce((a, t) => a + numel(t.shape), 0) };
+  const bytes = await writeSyntheticSafetensors(file, shapes.tensors, sourceDtype, { fsync: true });
+  return { file, bytes, tensors: shapes.tensors.length, weights: shapes.tensors.reduce((a, t) => a + numel(t.shape), 0) };
 }
 
 /** The I/O floor: read the safetensors file and write the same bytes (8 MiB chunks, fsync). */

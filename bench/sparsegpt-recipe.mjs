@@ -30,10 +30,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_WORK_DIR, MODELS_DIR, machineLine, RssSampler, fmtGB, fmtMiB, fmtSec, now, parseArgs, printTable, runChild, seedOf } from './lib/common.mjs';
+import { numel, writeSyntheticSafetensors } from './lib/synthetic-safetensors.mjs';
 
 const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
 const SELF = fileURLToPath(import.meta.url);
-const numel = (shape) => shape.reduce((a, b) => a * b, 1);
 /** Every dimension of the published SDXL shapes that is a multiple of the channel widths. */
 const CHANNEL_DIMS = new Set([320, 640, 960, 1280, 1920, 2560, 5120, 10240]);
 const APPLE_LAYERS = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
@@ -76,7 +76,6 @@ export function scaledSdxl(width, layers) {
 
 /** A diffusers folder (model_index, unet config + synthetic F16 safetensors, vae and scheduler configs). */
 async function writeSyntheticPipeline(dir, { config, tensors }, latent) {
-  const { syntheticFp16 } = await dist('util/synthetic.js');
   for (const d of ['unet', 'vae', 'scheduler']) fs.mkdirSync(path.join(dir, d), { recursive: true });
   const json = (f, v) => fs.writeFileSync(path.join(dir, f), JSON.stringify(v, null, 1));
   json('model_index.json', {
@@ -93,28 +92,8 @@ async function writeSyntheticPipeline(dir, { config, tensors }, latent) {
     _class_name: 'EulerDiscreteScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085,
     num_train_timesteps: 1000, prediction_type: 'epsilon', steps_offset: 1, timestep_spacing: 'leading',
   });
-  const header = {};
-  let at = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: 'F16', shape: t.shape, data_offsets: [at, at + numel(t.shape) * 2] };
-    at += numel(t.shape) * 2;
-  }
-  let h = JSON.stringify(header);
-  while ((8 + h.length) % 8) h += ' ';
-  const file = path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors');
-  const fd = fs.openSync(file, 'w');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  fs.writeSync(fd, len);
-  fs.writeSync(fd, h);
-  for (const t of tensors) {
-    const leaf = t.name.split('.').at(-1);
-    const kind = /norm/.test(t.name) && leaf === 'weight' ? 'norm' : leaf === 'bias' || t.shape.length === 1 ? 'bias' : 'weight';
-    const data = syntheticFp16({ count: numel(t.shape), kind, fanIn: t.shape.length > 1 ? numel(t.shape.slice(1)) : 1, seed: seedOf(t.name) });
-    fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  fs.closeSync(fd);
-  return { bytes: fs.statSync(file).size, tensors: tensors.length, weights: tensors.reduce((a, t) => a + numel(t.shape), 0) };
+  const bytes = await writeSyntheticSafetensors(path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors'), tensors);
+  return { bytes, tensors: tensors.length, weights: tensors.reduce((a, t) => a + numel(t.shape), 0) };
 }
 
 /** Box–Muller normals from a small xorshift (deterministic per seed). */

@@ -10,6 +10,7 @@
 #include "../util/fp16.h"
 #include "async_job.h"
 #include "blob_handles.h"
+#include "js_errors.h"
 #include "module_registry.h"
 
 namespace cmo::addon {
@@ -24,28 +25,6 @@ using blob::StorageWriter;
 // Random 128-bit tags: identify our wrapped objects safely (napi_type_tag_object, N-API 8).
 const napi_type_tag kBlobFileTag = {0x6c1f0d6a1f3b4e2aull, 0x9b7e55c0e4a1d3f7ull};
 const napi_type_tag kBlobWriterTag = {0x2d84c3b1a9e64f10ull, 0x8f3a6b2e71c5d904ull};
-
-[[noreturn]] void throw_js(Napi::Env env, const cmo::Error& e) {
-  Napi::Error err = Napi::Error::New(env, e.what());
-  err.Set("code", Napi::String::New(env, e.code()));
-  throw err;
-}
-
-// Runs `fn`, turning cmo::Error into a JS Error carrying `code` (EWEIGHTS, EIO, ERANGE, ...).
-template <class F>
-auto guarded(Napi::Env env, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const cmo::Error& e) {
-    throw_js(env, e);
-  } catch (const std::bad_alloc&) {
-    throw_js(env, cmo::Error("ENOMEM", "out of memory"));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {  // anything else must not escape into node as a C++ exception
-    throw_js(env, cmo::Error("ENATIVE", e.what()));
-  }
-}
 
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (!info[i].IsString()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a string");

@@ -6,6 +6,7 @@
 
 #include "../util/error.h"
 #include "../util/safetensors.h"
+#include "js_errors.h"
 #include "module_registry.h"
 
 namespace cmo::addon {
@@ -14,27 +15,6 @@ namespace {
 
 using cmo::safetensors::File;
 using cmo::safetensors::TensorInfo;
-
-[[noreturn]] void throw_js(Napi::Env env, const cmo::Error& e) {
-  Napi::Error err = Napi::Error::New(env, e.what());
-  err.Set("code", Napi::String::New(env, e.code()));
-  throw err;
-}
-
-template <class F>
-auto guarded(Napi::Env env, F&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const cmo::Error& e) {
-    throw_js(env, e);
-  } catch (const std::bad_alloc&) {
-    throw_js(env, cmo::Error("ENOMEM", "out of memory"));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw_js(env, cmo::Error("ENATIVE", e.what()));
-  }
-}
 
 class SafetensorsWrap : public Napi::ObjectWrap<SafetensorsWrap> {
  public:

@@ -6,7 +6,6 @@
 // StorageReader and walks/reads every record, unpacking sub-byte data. A cmo::Error is an accepted
 // outcome; any other exception, a crash or a sanitizer report is a failure. Also cross-checks the
 // fast sub-byte unpack against the reference on random bytes.
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -15,6 +14,7 @@
 
 #include "blob/blob.h"
 #include "blob_test_util.h"
+#include "fuzz_driver.h"
 #include "util/error.h"
 
 using namespace cmo::blob;
@@ -182,63 +182,30 @@ bool check_unpack_paths(std::mt19937_64& rng) {
 
 int main(int argc, char** argv) {
   cmo::test::TempDirCleanup cleanup;
-  double seconds = 10;
-  uint64_t seed_value = 20261126;
-  std::vector<std::string> dirs;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--seed" && i + 1 < argc) seed_value = std::strtoull(argv[++i], nullptr, 10);
-    else dirs.push_back(a);
-  }
-  std::mt19937_64 rng(seed_value);
+  const cmo::test::FuzzArgs args = cmo::test::parse_fuzz_args(argc, argv, 20261126);
+  std::mt19937_64 rng(args.seed);
   std::vector<Seed> seeds = synthetic_seeds(rng);
   size_t fixture_seeds = 0;
-  for (const std::string& dir : dirs) {
+  for (const std::string& dir : args.dirs) {
     for (const std::string& path : cmo::test::find_weight_files(dir)) {
       seeds.push_back({path, cmo::test::read_all(path), record_offsets(path)});
       ++fixture_seeds;
     }
   }
   std::printf("blob_fuzz: %zu seeds (%zu weight.bin files), seed %llu, %.0f s\n", seeds.size(), fixture_seeds,
-              static_cast<unsigned long long>(seed_value), seconds);
+              static_cast<unsigned long long>(args.seed), args.seconds);
 
-  const std::string mutant_path = cmo::test::temp_path("mutant.bin");
   std::vector<uint8_t> scratch;
-  uint64_t iterations = 0, accepted = 0, rejected = 0;
-  auto start = std::chrono::steady_clock::now();
-  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
-    // Small seeds most of the time: they are where most iterations are cheap.
-    const Seed& seed = rng() % 2 ? seeds[rng() % seeds.size()] : seeds[rng() % 24];
-    std::vector<uint8_t> mutant = seed.bytes;
-    uint64_t iteration_seed = rng();
-    std::mt19937_64 local(iteration_seed);
-    mutate(seed, mutant, local);
-    cmo::test::write_all(mutant_path, mutant);
-    try {
-      exercise(mutant_path, local, scratch);
-      ++accepted;
-    } catch (const cmo::Error& e) {
-      if (e.code() != "EWEIGHTS" || std::string(e.what()).find(mutant_path) != 0) {
-        std::fprintf(stderr, "blob_fuzz: error without the file name or code (seed %s, iteration seed %llu): [%s] %s\n",
-                     seed.name.c_str(), static_cast<unsigned long long>(iteration_seed), e.code().c_str(), e.what());
-        return 1;
-      }
-      ++rejected;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "blob_fuzz: unexpected exception (seed %s, iteration seed %llu): %s\n", seed.name.c_str(),
-                   static_cast<unsigned long long>(iteration_seed), e.what());
-      return 1;
-    }
-    if (!check_unpack_paths(local)) {
-      std::fprintf(stderr, "blob_fuzz: fast and reference sub-byte paths disagree (iteration seed %llu)\n",
-                   static_cast<unsigned long long>(iteration_seed));
-      return 1;
-    }
-    ++iterations;
-  }
-  std::printf("blob_fuzz: %llu iterations (%llu files accepted, %llu rejected with a typed error)\n",
-              static_cast<unsigned long long>(iterations), static_cast<unsigned long long>(accepted),
-              static_cast<unsigned long long>(rejected));
-  return 0;
+  return cmo::test::run_fuzz_loop(
+      "blob_fuzz", "EWEIGHTS", cmo::test::temp_path("mutant.bin"), args.seconds, rng,
+      // Small seeds most of the time: they are where most iterations are cheap.
+      [&](std::mt19937_64& r) -> const Seed& { return r() % 2 ? seeds[r() % seeds.size()] : seeds[r() % 24]; },
+      [](const Seed& seed, std::vector<uint8_t>& f, std::mt19937_64& local) { mutate(seed, f, local); },
+      [&](const std::string& path, std::mt19937_64& local) { exercise(path, local, scratch); },
+      [](std::mt19937_64& local, uint64_t iteration_seed) {
+        if (check_unpack_paths(local)) return true;
+        std::fprintf(stderr, "blob_fuzz: fast and reference sub-byte paths disagree (iteration seed %llu)\n",
+                     static_cast<unsigned long long>(iteration_seed));
+        return false;
+      });
 }

@@ -6,7 +6,6 @@
 // opens it and converts every tensor it accepts to fp32 and fp16. A cmo::Error (EMODELFORMAT naming
 // the file, or EUNSUPPORTED for an integer dtype) is an accepted outcome; any other exception, a
 // crash or a sanitizer report is a failure.
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "blob_test_util.h"
+#include "fuzz_driver.h"
 #include "util/error.h"
 #include "util/safetensors.h"
 
@@ -117,19 +117,11 @@ void exercise(const std::string& path) {
 
 int main(int argc, char** argv) {
   cmo::test::TempDirCleanup cleanup;
-  double seconds = 10;
-  uint64_t seed_value = 20261207;
-  std::vector<std::string> dirs;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--seed" && i + 1 < argc) seed_value = std::strtoull(argv[++i], nullptr, 10);
-    else dirs.push_back(a);
-  }
-  std::mt19937_64 rng(seed_value);
+  const cmo::test::FuzzArgs args = cmo::test::parse_fuzz_args(argc, argv, 20261207);
+  std::mt19937_64 rng(args.seed);
   std::vector<Seed> seeds = synthetic_seeds(rng);
   const size_t synthetic = seeds.size();
-  for (const std::string& dir : dirs) {
+  for (const std::string& dir : args.dirs) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) continue;
     for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); !ec && it != std::filesystem::recursive_directory_iterator();
@@ -139,37 +131,12 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("safetensors_fuzz: %zu seeds (%zu files), seed %llu, %.0f s\n", seeds.size(), seeds.size() - synthetic,
-              static_cast<unsigned long long>(seed_value), seconds);
-  const std::string mutant_path = cmo::test::temp_path("mutant.safetensors");
-  uint64_t iterations = 0, accepted = 0, rejected = 0;
-  auto start = std::chrono::steady_clock::now();
-  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) {
-    // Mostly the small synthetic seeds: real files cost a multi-MB write per iteration.
-    const Seed& seed = rng() % 8 ? seeds[rng() % synthetic] : seeds[rng() % seeds.size()];
-    std::vector<uint8_t> mutant = seed.bytes;
-    uint64_t iteration_seed = rng();
-    std::mt19937_64 local(iteration_seed);
-    mutate(mutant, local);
-    cmo::test::write_all(mutant_path, mutant);
-    try {
-      exercise(mutant_path);
-      ++accepted;
-    } catch (const cmo::Error& e) {
-      if (e.code() != "EMODELFORMAT" || std::string(e.what()).rfind(mutant_path, 0) != 0) {
-        std::fprintf(stderr, "safetensors_fuzz: error without the file name or code (seed %s, iteration seed %llu): [%s] %s\n",
-                     seed.name.c_str(), static_cast<unsigned long long>(iteration_seed), e.code().c_str(), e.what());
-        return 1;
-      }
-      ++rejected;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "safetensors_fuzz: unexpected exception (seed %s, iteration seed %llu): %s\n", seed.name.c_str(),
-                   static_cast<unsigned long long>(iteration_seed), e.what());
-      return 1;
-    }
-    ++iterations;
-  }
-  std::printf("safetensors_fuzz: %llu iterations (%llu files accepted, %llu rejected with a typed error)\n",
-              static_cast<unsigned long long>(iterations), static_cast<unsigned long long>(accepted),
-              static_cast<unsigned long long>(rejected));
-  return 0;
+              static_cast<unsigned long long>(args.seed), args.seconds);
+  return cmo::test::run_fuzz_loop(
+      "safetensors_fuzz", "EMODELFORMAT", cmo::test::temp_path("mutant.safetensors"), args.seconds, rng,
+      // Mostly the small synthetic seeds: real files cost a multi-MB write per iteration.
+      [&](std::mt19937_64& r) -> const Seed& { return r() % 8 ? seeds[r() % synthetic] : seeds[r() % seeds.size()]; },
+      [](const Seed&, std::vector<uint8_t>& f, std::mt19937_64& local) { mutate(f, local); },
+      [](const std::string& path, std::mt19937_64&) { exercise(path); },
+      [](std::mt19937_64&, uint64_t) { return true; });
 }

@@ -343,6 +343,19 @@ const TensorInfo* File::find(const std::string& name) const {
 }
 
 namespace {
+// out[i] = convert(element i of `src`, a packed array of Src), in parallel chunks. Pass a lambda (not a
+// function pointer) so the conversion inlines into the loop.
+template <class Src, class Dst, class Convert>
+void convert_elements(uint64_t count, const uint8_t* src, Dst* out, Convert convert) {
+  for_chunks(count, [&](uint64_t b, uint64_t e) {
+    for (uint64_t i = b; i < e; ++i) {
+      Src v;
+      std::memcpy(&v, src + sizeof(Src) * i, sizeof(Src));
+      out[i] = convert(v);
+    }
+  });
+}
+
 [[noreturn]] void unsupported(const std::string& file, const TensorInfo& t, const char* to) {
   throw Error("EUNSUPPORTED", file + ": tensor '" + t.name + "' is " + dtype_name(t.dtype) + "; only F32, F16 and BF16 convert to " + to);
 }
@@ -357,23 +370,11 @@ void File::read_fp32(const TensorInfo& t, float* out) const {
       return;
     case DType::F16: {
       const float* table = half_to_float_table();
-      for_chunks(t.element_count, [&](uint64_t b, uint64_t e) {
-        for (uint64_t i = b; i < e; ++i) {
-          uint16_t h;
-          std::memcpy(&h, src + 2 * i, 2);
-          out[i] = table[h];
-        }
-      });
+      convert_elements<uint16_t>(t.element_count, src, out, [table](uint16_t h) { return table[h]; });
       return;
     }
     case DType::BF16:
-      for_chunks(t.element_count, [&](uint64_t b, uint64_t e) {
-        for (uint64_t i = b; i < e; ++i) {
-          uint16_t h;
-          std::memcpy(&h, src + 2 * i, 2);
-          out[i] = bf16_to_float(h);
-        }
-      });
+      convert_elements<uint16_t>(t.element_count, src, out, [](uint16_t h) { return bf16_to_float(h); });
       return;
     default: unsupported(path(), t, "fp32");
   }
@@ -387,22 +388,10 @@ void File::read_fp16(const TensorInfo& t, uint16_t* out) const {
       std::memcpy(out, src, t.element_count * 2);
       return;
     case DType::F32:
-      for_chunks(t.element_count, [&](uint64_t b, uint64_t e) {
-        for (uint64_t i = b; i < e; ++i) {
-          float f;
-          std::memcpy(&f, src + 4 * i, 4);
-          out[i] = float_to_half(f);
-        }
-      });
+      convert_elements<float>(t.element_count, src, out, [](float f) { return float_to_half(f); });
       return;
     case DType::BF16:
-      for_chunks(t.element_count, [&](uint64_t b, uint64_t e) {
-        for (uint64_t i = b; i < e; ++i) {
-          uint16_t h;
-          std::memcpy(&h, src + 2 * i, 2);
-          out[i] = bf16_to_half(h);
-        }
-      });
+      convert_elements<uint16_t>(t.element_count, src, out, [](uint16_t h) { return bf16_to_half(h); });
       return;
     default: unsupported(path(), t, "fp16");
   }

@@ -7,28 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { loadModel } from '../../src/model.js';
+import { runCli as run } from './run-cli.js';
 import { materializeWeights } from '../../src/optimize/materialize.js';
 import { goldenDir, loadSidecar } from '../optimize/golden.js';
 import { describeModel, sha256F32 } from '../optimize/golden-compare.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'compress-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out.push(a.join(' ')); });
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
-  try {
-    const code = await main(['node', 'coreml-optimize', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 /** Every compressed weight of the sidecar has the recorded values in the model at `file`. */
 async function expectGoldenValues(file: string, golden: string): Promise<void> {

@@ -2,27 +2,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/model.js';
+import { runCli as run } from '../cli/run-cli.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convert-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const SD15 = '../shared/fixtures/pipeline-reference/models/tiny-sd15';
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out.push(a.join(' ')); });
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
-  try {
-    const code = await main(['node', 'coreml-optimize', ...args]);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 describe('convert CLI', () => {
   it('converts the selected components with the given sizes and prints JSON', async () => {

@@ -12,11 +12,12 @@ import type { Model } from '../../src/model.js';
 import { loadModel } from '../../src/model.js';
 import { gptq, sparseGPT } from '../../src/optimize/sparsegpt/index.js';
 import { materializeWeights, type MaterializedWeight } from '../../src/optimize/materialize.js';
-import { openProgram } from '../../src/optimize/pass.js';
 import { createExecutor } from '../../src/runtime/executor.js';
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
 import { runCli } from '../cli/run-cli.js';
 import { buildNet, writeCalibration } from './sparsegpt-helpers.js';
+import { openProgram } from '../../src/optimize/pass.js';
+import { opTypes } from './op-types.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-gptq-'));
 const LAYERS = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
@@ -33,15 +34,6 @@ function weightOf(weights: Map<string, MaterializedWeight>, name: string): Mater
   const w = weights.get(name) ?? [...weights.values()].find((x) => x.name.startsWith(`${name}_`));
   if (!w) throw new Error(`no materialized weight for ${name}`);
   return w;
-}
-
-function opTypes(m: Model): string[] {
-  const { program, close } = openProgram(m, 'test');
-  try {
-    return [...program.main.walk()].map((o) => o.type);
-  } finally {
-    close();
-  }
 }
 
 async function runs(m: Model): Promise<void> {

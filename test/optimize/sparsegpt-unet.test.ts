@@ -16,13 +16,13 @@ import { convertDiffusers } from '../../src/convert/convert.js';
 import { ConfigError } from '../../src/errors.js';
 import { loadModel, type Model } from '../../src/model.js';
 import { compressModel, type MultiStepModel } from '../../src/optimize/compress.js';
-import { openProgram } from '../../src/optimize/pass.js';
 import { materializeWeights } from '../../src/optimize/materialize.js';
 import type { LayerwiseReport } from '../../src/optimize/sparsegpt/index.js';
 import { StableDiffusionPipeline } from '../../src/pipeline/stable-diffusion.js';
 import { compareModels } from '../../src/runtime/compare.js';
 import type { TensorInput } from '../../src/runtime/executor.js';
 import { readNpy } from '../../src/runtime/npy.js';
+import { opTypes } from './op-types.js';
 
 const REF = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/pipeline-reference');
 const TINY_SDXL = path.join(REF, 'models', 'tiny-sdxl');
@@ -76,16 +76,6 @@ async function unetPsnr(m: Model): Promise<number> {
 
 function layerwiseOf(m: MultiStepModel): LayerwiseReport {
   return (m.steps[0] as unknown as { layerwise: LayerwiseReport }).layerwise;
-}
-
-/** Op types of every op in the compressed program. */
-function opTypes(m: Model): string[] {
-  const { program, close } = openProgram(m, 'test');
-  try {
-    return [...program.main.walk()].map((o) => o.type);
-  } finally {
-    close();
-  }
 }
 
 describe.skipIf(!hasFixtures)('SparseGPT on a converted tiny SDXL UNet, calibrated from generation', () => {

@@ -9,7 +9,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertDiffusers } from '../../src/convert/convert.js';
 import { AbortError } from '../../src/errors.js';
@@ -18,8 +17,8 @@ import { decodePng, readPngText } from '../../src/pipeline/png.js';
 import { StableDiffusionPipeline } from '../../src/pipeline/stable-diffusion.js';
 import { readNpy } from '../../src/runtime/npy.js';
 import { runCli } from '../cli/run-cli.js';
+import { REF, relError } from './reference.js';
 
-const REF = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/pipeline-reference');
 const hasFixtures = fs.existsSync(path.join(REF, 'models'));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sd-e2e-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -27,17 +26,6 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const PROMPT = 'cat in a tuxedo, oil on canvas';
 const PNG_NAME = 'cat_in_a_tuxedo,_oil_on_canvas.231.final.png';
 const f32 = (p: string) => readNpy(path.join(REF, p)).data as Float32Array;
-
-function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / den;
-}
 
 interface GenerateJson { images: string[]; latents: string[]; seed: number; scheduler: string; width: number; height: number; modelKind: string; unetSamples: { dir: string; count: number } | null; timings: Record<string, unknown> }
 

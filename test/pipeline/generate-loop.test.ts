@@ -8,7 +8,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readInputDir } from '../../src/cli/commands/predict.js';
 import { AbortError } from '../../src/errors.js';
@@ -17,26 +16,14 @@ import { readPngText } from '../../src/pipeline/png.js';
 import { StableDiffusionPipeline, type PromptTokenizer } from '../../src/pipeline/stable-diffusion.js';
 import { CLIPTokenizer } from '../../src/pipeline/tokenizer.js';
 import { readNpy } from '../../src/runtime/npy.js';
+import { REF, relError } from './reference.js';
 
-const REF = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/pipeline-reference');
 const hasFixtures = fs.existsSync(path.join(REF, 'cases'));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sd-loop-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const npy = (p: string) => readNpy(path.join(REF, p));
 const f32 = (p: string) => npy(p).data as Float32Array;
-
-/** max |a − b| / max |b|: the error relative to the tensor's scale. */
-function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return den === 0 ? num : num / den;
-}
 
 function transposeToUnet(hidden: Float32Array, channels: number): Float32Array {
   const out = new Float32Array(hidden.length);

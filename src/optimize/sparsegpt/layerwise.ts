@@ -254,6 +254,18 @@ export async function runLayerwise(
     });
   };
 
+  /** Runs `d` (a segment without layers to compress) on every sample and caches `outs` for what follows. */
+  const forwardSegment = async (d: GraphDescription, outs: readonly string[]): Promise<void> => {
+    const sub = plainGraph(d);
+    const t0 = performance.now();
+    for (let s = 0; s < nSamples; s++) {
+      const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
+      for (const n of outs) cache.put(s, n, r[n]!);
+      tick();
+    }
+    seconds.forward += (performance.now() - t0) / 1000;
+  };
+
   let result: CompressedModel;
   try {
     if (mode === 'oneshot') {
@@ -264,15 +276,7 @@ export async function runLayerwise(
       const first = groups[0]!.start;
       if (first > 0) {
         const outs = graph.liveAfter(first - 1, lastEnd, graph.definedIn(0, first - 1));
-        const d = graph.subProgram(0, first - 1, outs);
-        const sub = plainGraph(d);
-        const t0 = performance.now();
-        for (let s = 0; s < nSamples; s++) {
-          const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
-          for (const n of outs) cache.put(s, n, r[n]!);
-          tick();
-        }
-        seconds.forward += (performance.now() - t0) / 1000;
+        await forwardSegment(graph.subProgram(0, first - 1, outs), outs);
       }
       for (let gi = 0; gi < groups.length; gi++) {
         const g = groups[gi]!;
@@ -284,15 +288,7 @@ export async function runLayerwise(
         const segEnd = groups[gi + 1]!.start - 1;
         const outs = graph.liveAfter(segEnd, lastEnd, graph.definedIn(g.start, segEnd));
         const replace = new Map(compressed.slice(before).map((c) => [c.layer.weightName, compressedOps(c)]));
-        const d = graph.subProgram(g.start, segEnd, outs, replace);
-        const sub = plainGraph(d);
-        const t0 = performance.now();
-        for (let s = 0; s < nSamples; s++) {
-          const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
-          for (const n of outs) cache.put(s, n, r[n]!);
-          tick();
-        }
-        seconds.forward += (performance.now() - t0) / 1000;
+        await forwardSegment(graph.subProgram(g.start, segEnd, outs, replace), outs);
         // Keep what is still read after this segment.
         const live = new Set<string>();
         for (const [name, last] of graph.lastUse) if (last > segEnd) live.add(name);

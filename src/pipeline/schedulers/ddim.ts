@@ -3,40 +3,20 @@
  * x_{t−1} = sqrt(ᾱ_{t−1}) · x̂_0 + sqrt(1 − ᾱ_{t−1}) · ε̂. Tensor math in float32, as torch does it.
  */
 import { UnsupportedError } from '../../errors.js';
-import { ConfigReader, type SchedulerConfig } from './config.js';
-import { noiseSchedule } from './betas.js';
-import { checkSameLength, f32, predictionType, requireTimesteps } from './common.js';
-import { TIMESTEP_SPACINGS, checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
-import type { PredictionType, Scheduler, StepOptions } from './types.js';
+import { AlphaScheduler } from './alpha-scheduler.js';
+import type { SchedulerConfig } from './config.js';
+import { checkSameLength, f32, requireTimesteps } from './common.js';
+import type { StepOptions } from './types.js';
 
 const NAME = 'DDIMScheduler';
 
-export class DDIMScheduler implements Scheduler {
-  readonly name = NAME;
-  readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly sigmas: Float64Array = new Float64Array(0);
-  timesteps: number[] = [];
-
-  private readonly numTrain: number;
-  private readonly alphasCumprod: Float32Array;
-  private readonly finalAlphaCumprod: number;
-  private readonly spacing: TimestepSpacing;
-  private readonly stepsOffset: number;
-  private readonly prediction: PredictionType;
+export class DDIMScheduler extends AlphaScheduler {
   private readonly clipSample: boolean;
   private readonly clipSampleRange: number;
-  private numInferenceSteps = 0;
 
   constructor(config: SchedulerConfig) {
-    const cfg = new ConfigReader(config, NAME);
-    const schedule = noiseSchedule(cfg, { rescaleKey: true });
-    this.numTrain = schedule.numTrainTimesteps;
-    this.alphasCumprod = schedule.alphasCumprod;
-    this.finalAlphaCumprod = cfg.bool('set_alpha_to_one', true) ? 1.0 : this.alphasCumprod[0]!;
-    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction', 'sample']);
-    this.spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
-    this.stepsOffset = cfg.int('steps_offset', 0, 0);
+    super(NAME, config, { rescaleKey: true, setAlphaToOne: true, predictions: ['epsilon', 'v_prediction', 'sample'] });
+    const cfg = this.cfg;
     this.clipSample = cfg.bool('clip_sample', true);
     this.clipSampleRange = cfg.number('clip_sample_range', 1.0, v => v > 0, 'a positive number');
     cfg.number('sample_max_value', 1.0, v => v > 0, 'a positive number');
@@ -45,13 +25,7 @@ export class DDIMScheduler implements Scheduler {
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkStepCount(NAME, numInferenceSteps, this.numTrain);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = integerTimestepsAscending(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset).reverse();
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return Float32Array.from(sample);
+    this.timesteps = this.ascendingTimesteps(numInferenceSteps).reverse();
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _options?: StepOptions): Float32Array {

@@ -6,70 +6,30 @@
  * a diffusers trajectory is reproduced); otherwise `{ rng }` (a NumpyRandomState) supplies `randn(n)`, which is
  * what this package's generation uses for a seeded run. One of the two is required.
  */
-import { ConfigError, UnsupportedError } from '../../errors.js';
-import { ConfigReader, type SchedulerConfig } from './config.js';
-import { noiseSchedule, sigmasFromAlphasCumprod } from './betas.js';
-import { checkSameLength, f32, predictionType, requireTimesteps, stepIndexOf } from './common.js';
-import { discreteSigmaSchedule, kInitNoiseSigma, kPredOriginal, kScaleInput } from './sigma-schedule.js';
-import { TIMESTEP_SPACINGS, checkStepCount, type TimestepSpacing } from './timesteps.js';
-import type { PredictionType, Scheduler, StepOptions } from './types.js';
+import { ConfigError } from '../../errors.js';
+import type { SchedulerConfig } from './config.js';
+import { checkSameLength, f32 } from './common.js';
+import { kPredOriginal } from './sigma-schedule.js';
+import { KDiffusionScheduler } from './k-scheduler.js';
+import type { StepOptions } from './types.js';
 
 const NAME = 'EulerAncestralDiscreteScheduler';
 
-export class EulerAncestralDiscreteScheduler implements Scheduler {
-  readonly name = NAME;
-  readonly order = 1;
-  timesteps: number[] = [];
-  sigmas: Float64Array = new Float64Array(0);
-
-  private readonly numTrain: number;
-  private readonly trainSigmas: Float32Array;
-  private readonly spacing: TimestepSpacing;
-  private readonly stepsOffset: number;
-  private readonly prediction: PredictionType;
-  private stepIndex: number | undefined;
-
+export class EulerAncestralDiscreteScheduler extends KDiffusionScheduler {
   constructor(config: SchedulerConfig) {
-    const cfg = new ConfigReader(config, NAME);
-    const schedule = noiseSchedule(cfg, { rescaleKey: true });
-    this.numTrain = schedule.numTrainTimesteps;
-    const ac = Float32Array.from(schedule.alphasCumprod);
-    if (schedule.rescaled) ac[ac.length - 1] = 2 ** -24;
-    this.trainSigmas = sigmasFromAlphasCumprod(ac);
-    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction']);
-    this.spacing = cfg.choice('timestep_spacing', 'linspace', TIMESTEP_SPACINGS);
-    this.stepsOffset = cfg.int('steps_offset', 0, 0);
-  }
-
-  /** Before setTimesteps diffusers' sigmas are the whole training schedule; the same maximum is used here. */
-  get initNoiseSigma(): number {
-    return kInitNoiseSigma(this.sigmas.length > 0 ? this.sigmas : Float64Array.from(this.trainSigmas), this.spacing);
+    super(NAME, config, { predictions: ['epsilon', 'v_prediction'], rescaleKey: true });
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkStepCount(NAME, numInferenceSteps, this.numTrain);
-    const s = discreteSigmaSchedule({
-      trainSigmas: this.trainSigmas, spacing: this.spacing, numTrain: this.numTrain, steps: numInferenceSteps, stepsOffset: this.stepsOffset,
-    });
+    const s = this.sigmaSchedule(numInferenceSteps);
     this.sigmas = s.sigmas;
     this.timesteps = s.timesteps;
     this.stepIndex = undefined;
   }
 
-  private indexFor(timestep: number): number {
-    requireTimesteps(NAME, this.timesteps);
-    if (this.stepIndex === undefined) this.stepIndex = stepIndexOf(NAME, this.timesteps, timestep);
-    return this.stepIndex;
-  }
-
-  scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return kScaleInput(sample, this.sigmas[this.indexFor(timestep)]!);
-  }
-
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options: StepOptions = {}): Float32Array {
     checkSameLength(NAME, 'modelOutput', modelOutput, sample);
-    const i = this.indexFor(timestep);
-    if (i + 1 >= this.sigmas.length) throw new UnsupportedError(`${NAME}: step called more times than there are timesteps`);
+    const i = this.stepIndexFor(timestep);
     let noise = options.noise;
     if (noise) checkSameLength(NAME, 'noise', noise, sample);
     else if (options.rng) noise = Float32Array.from(options.rng.randn(sample.length));

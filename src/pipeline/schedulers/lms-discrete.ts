@@ -4,13 +4,11 @@
  * diffusers integrates it with scipy's `quad`; the integrand is a polynomial of degree ≤ 3, so 5-point
  * Gauss–Legendre here is exact up to float64 rounding. Tensor math in float32.
  */
-import { UnsupportedError } from '../../errors.js';
-import { ConfigReader, type SchedulerConfig } from './config.js';
-import { noiseSchedule, sigmasFromAlphasCumprod } from './betas.js';
-import { checkSameLength, f32, predictionType, requireTimesteps, stepIndexOf } from './common.js';
-import { discreteSigmaSchedule, kInitNoiseSigma, kPredOriginal, kScaleInput } from './sigma-schedule.js';
-import { TIMESTEP_SPACINGS, checkStepCount, type TimestepSpacing } from './timesteps.js';
-import type { PredictionType, Scheduler, StepOptions } from './types.js';
+import type { SchedulerConfig } from './config.js';
+import { checkSameLength, f32 } from './common.js';
+import { kPredOriginal } from './sigma-schedule.js';
+import { KDiffusionScheduler } from './k-scheduler.js';
+import type { StepOptions } from './types.js';
 
 const NAME = 'LMSDiscreteScheduler';
 const LMS_ORDER = 4;
@@ -28,57 +26,21 @@ export function gaussLegendre5(g: (tau: number) => number, a: number, b: number)
   return sum * half;
 }
 
-export class LMSDiscreteScheduler implements Scheduler {
-  readonly name = NAME;
-  readonly order = 1;
-  timesteps: number[] = [];
-  sigmas: Float64Array = new Float64Array(0);
-
-  private readonly numTrain: number;
-  private readonly trainSigmas: Float32Array;
-  private readonly spacing: TimestepSpacing;
-  private readonly stepsOffset: number;
-  private readonly prediction: PredictionType;
+export class LMSDiscreteScheduler extends KDiffusionScheduler {
   private readonly karras: boolean;
   private derivatives: Float32Array[] = [];
-  private stepIndex: number | undefined;
 
   constructor(config: SchedulerConfig) {
-    const cfg = new ConfigReader(config, NAME);
-    const schedule = noiseSchedule(cfg);
-    this.numTrain = schedule.numTrainTimesteps;
-    this.trainSigmas = sigmasFromAlphasCumprod(schedule.alphasCumprod);
-    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction', 'sample']);
-    this.spacing = cfg.choice('timestep_spacing', 'linspace', TIMESTEP_SPACINGS);
-    this.stepsOffset = cfg.int('steps_offset', 0, 0);
-    this.karras = cfg.bool('use_karras_sigmas', false);
-  }
-
-  /** Before setTimesteps diffusers' sigmas are the whole training schedule; the same maximum is used here. */
-  get initNoiseSigma(): number {
-    return kInitNoiseSigma(this.sigmas.length > 0 ? this.sigmas : Float64Array.from(this.trainSigmas), this.spacing);
+    super(NAME, config, { predictions: ['epsilon', 'v_prediction', 'sample'], rescaleKey: false });
+    this.karras = this.cfg.bool('use_karras_sigmas', false);
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkStepCount(NAME, numInferenceSteps, this.numTrain);
-    const s = discreteSigmaSchedule({
-      trainSigmas: this.trainSigmas, spacing: this.spacing, numTrain: this.numTrain, steps: numInferenceSteps,
-      stepsOffset: this.stepsOffset, karras: this.karras,
-    });
+    const s = this.sigmaSchedule(numInferenceSteps, { karras: this.karras });
     this.sigmas = s.sigmas;
     this.timesteps = s.timesteps;
     this.derivatives = [];
     this.stepIndex = undefined;
-  }
-
-  private indexFor(timestep: number): number {
-    requireTimesteps(NAME, this.timesteps);
-    if (this.stepIndex === undefined) this.stepIndex = stepIndexOf(NAME, this.timesteps, timestep);
-    return this.stepIndex;
-  }
-
-  scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    return kScaleInput(sample, this.sigmas[this.indexFor(timestep)]!);
   }
 
   /** diffusers' `get_lms_coefficient(order, t, current_order)`. */
@@ -97,8 +59,7 @@ export class LMSDiscreteScheduler implements Scheduler {
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _options?: StepOptions): Float32Array {
     checkSameLength(NAME, 'modelOutput', modelOutput, sample);
-    const i = this.indexFor(timestep);
-    if (i + 1 >= this.sigmas.length) throw new UnsupportedError(`${NAME}: step called more times than there are timesteps`);
+    const i = this.stepIndexFor(timestep);
     const sigma = this.sigmas[i]!;
     const x0 = kPredOriginal(this.prediction, modelOutput, sample, sigma);
     const n = sample.length;

@@ -5,31 +5,16 @@
  * Runge–Kutta (PRK) steps. Tensor math in float32, as torch does it.
  */
 import { ConfigError } from '../../errors.js';
-import { ConfigReader, type SchedulerConfig } from './config.js';
-import { noiseSchedule } from './betas.js';
-import { checkSameLength, f32, predictionType, requireTimesteps } from './common.js';
-import { TIMESTEP_SPACINGS, checkStepCount, integerTimestepsAscending, type TimestepSpacing } from './timesteps.js';
-import type { PredictionType, Scheduler, StepOptions } from './types.js';
+import { AlphaScheduler } from './alpha-scheduler.js';
+import type { SchedulerConfig } from './config.js';
+import { checkSameLength, f32, requireTimesteps } from './common.js';
+import type { StepOptions } from './types.js';
 
 const NAME = 'PNDMScheduler';
 const PNDM_ORDER = 4;
 
-export class PNDMScheduler implements Scheduler {
-  readonly name = NAME;
-  readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly sigmas: Float64Array = new Float64Array(0);
-  timesteps: number[] = [];
-
-  private readonly numTrain: number;
-  private readonly alphasCumprod: Float32Array;
-  private readonly finalAlphaCumprod: number;
+export class PNDMScheduler extends AlphaScheduler {
   private readonly skipPrkSteps: boolean;
-  private readonly spacing: TimestepSpacing;
-  private readonly stepsOffset: number;
-  private readonly prediction: PredictionType;
-
-  private numInferenceSteps = 0;
   private prkTimesteps: number[] = [];
   private ets: Float32Array[] = [];
   private counter = 0;
@@ -37,21 +22,12 @@ export class PNDMScheduler implements Scheduler {
   private curSample: Float32Array | undefined;
 
   constructor(config: SchedulerConfig) {
-    const cfg = new ConfigReader(config, NAME);
-    const schedule = noiseSchedule(cfg);
-    this.numTrain = schedule.numTrainTimesteps;
-    this.alphasCumprod = schedule.alphasCumprod;
-    this.finalAlphaCumprod = cfg.bool('set_alpha_to_one', false) ? 1.0 : this.alphasCumprod[0]!;
-    this.skipPrkSteps = cfg.bool('skip_prk_steps', false);
-    this.prediction = predictionType(cfg, NAME, ['epsilon', 'v_prediction']);
-    this.spacing = cfg.choice('timestep_spacing', 'leading', TIMESTEP_SPACINGS);
-    this.stepsOffset = cfg.int('steps_offset', 0, 0);
+    super(NAME, config, { rescaleKey: false, setAlphaToOne: false, predictions: ['epsilon', 'v_prediction'] });
+    this.skipPrkSteps = this.cfg.bool('skip_prk_steps', false);
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    checkStepCount(NAME, numInferenceSteps, this.numTrain);
-    this.numInferenceSteps = numInferenceSteps;
-    const ts = integerTimestepsAscending(this.spacing, this.numTrain, numInferenceSteps, this.stepsOffset);
+    const ts = this.ascendingTimesteps(numInferenceSteps);
     let plms: number[];
     if (this.skipPrkSteps) {
       // PLMS needs one extra first step: [ts[:-1], ts[-2:-1], ts[-1:]] reversed.
@@ -76,10 +52,6 @@ export class PNDMScheduler implements Scheduler {
     this.counter = 0;
     this.curModelOutput = undefined;
     this.curSample = undefined;
-  }
-
-  scaleModelInput(sample: Float32Array): Float32Array {
-    return Float32Array.from(sample);
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _options?: StepOptions): Float32Array {
