@@ -36,6 +36,8 @@ int spotrf(bool upper, int64_t n, float* a, int64_t lda);
 int spotri(bool upper, int64_t n, float* a, int64_t lda);
 // In-place inverse of a row-major upper-triangular matrix (only the upper triangle is read/written).
 int strtri_upper(int64_t n, float* a, int64_t lda);
+// True when spotrf / spotri / strtri_upper call a real LAPACK (OpenBLAS), not the portable loops.
+bool has_lapack();
 // Threads of the BLAS backend's own pool (OpenBLAS); no-op elsewhere. Benchmarks only: the
 // library keeps OpenBLAS single-threaded and tiles over its own pool.
 void set_blas_threads(int threads);
