@@ -85,6 +85,10 @@ class Hessian {
   // act-order); the mirror step gathers through it, so no permuted copy of H is made.
   InverseFactor factor(double dampening, const std::vector<int32_t>* perm = nullptr, ThreadPool* pool = nullptr);
   bool factored() const { return factored_; }
+  // Which factorization route factor() takes: the BLAS's threaded LAPACK (potrf + trtri on the
+  // reversed matrix; the default where a LAPACK is linked) or the tiled one on our pool (the portable
+  // build). Same factor either way; process-wide; for tests and benchmarks.
+  static void use_lapack_factor(bool on);
 
   // Raw buffer (see Storage above). Only for code that knows the layout.
   float* data() { return buf_.data(); }

@@ -8,7 +8,8 @@
 // Weights are row-major [rows, columns] float32: a linear weight [out, in]; a conv weight flattened
 // to [C_out/groups, C_in/groups·kh·kw] for one group (the group's output channels).
 // Threads: rows are independent inside a block, so the block's column loop runs on row chunks; the
-// lazy update is a tiled GEMM. Results do not depend on the thread count.
+// lazy update is a tiled GEMM. Results do not depend on the thread count, except through the factor
+// when it goes through the BLAS's threaded LAPACK (Hessian::use_lapack_factor).
 // Peak memory: the Hessian (columns², factored in place) + the weight copy + rows·block_size scratch.
 #pragma once
 #include <cstdint>

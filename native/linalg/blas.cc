@@ -148,6 +148,14 @@ int strtri_upper(int64_t n, float* a, int64_t lda) {
 #endif
 }
 
+bool has_lapack() {
+#if defined(CMO_USE_OPENBLAS)
+  return true;
+#else
+  return false;
+#endif
+}
+
 void set_blas_threads(int threads) {
 #if defined(CMO_USE_OPENBLAS)
   openblas_set_num_threads(threads);

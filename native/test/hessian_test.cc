@@ -213,8 +213,11 @@ TEST(conv_unfold_is_the_convolution_and_conv_hessian_matches) {
 }
 
 TEST(factor_equals_three_factorizations) {
-  // 600 columns = 3 tiles; rows > columns keeps H well conditioned; two dead columns.
-  for (int permuted = 0; permuted < 2; ++permuted) {
+  // 600 columns = 3 tiles; rows > columns keeps H well conditioned; two dead columns. Both routes:
+  // the tiled one on our pool and the LAPACK one (where linked).
+  for (int route = 0; route < 4; ++route) {
+    const int permuted = route % 2;
+    Hessian::use_lapack_factor(route < 2);
     const int64_t n = 600, rows = 1500;
     auto x = randn(static_cast<size_t>(rows * n), 40);
     for (int64_t r = 0; r < rows; ++r) x[static_cast<size_t>(r * n + 7)] = x[static_cast<size_t>(r * n + 333)] = 0.0f;
@@ -255,6 +258,7 @@ TEST(factor_equals_three_factorizations) {
     h.add_rows(x.data(), 10, 1);
     CHECK(!h.factored());
   }
+  Hessian::use_lapack_factor(true);
 }
 
 TEST(not_positive_definite_is_a_typed_error_and_keeps_h) {
