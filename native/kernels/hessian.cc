@@ -32,17 +32,7 @@ namespace {
 
 constexpr int64_t kTile = 256;
 
-struct PoolRef {
-  std::shared_ptr<ThreadPool> hold;
-  ThreadPool* p;
-  explicit PoolRef(ThreadPool* given) : p(given) {
-    if (!p) {
-      hold = ThreadPool::global();
-      p = hold.get();
-    }
-  }
-  void run(size_t count, const std::function<void(size_t)>& body) const { p->parallel_for(count, body, 1); }
-};
+using PoolRef = PoolOrGlobal;
 
 int64_t tile_count(int64_t n) { return (n + kTile - 1) / kTile; }
 int64_t tile_begin(int64_t t) { return t * kTile; }

@@ -20,17 +20,7 @@ namespace {
 
 constexpr int64_t kRowsPerTask = 8;
 
-struct PoolRef {
-  std::shared_ptr<ThreadPool> hold;
-  ThreadPool* p;
-  explicit PoolRef(ThreadPool* given) : p(given) {
-    if (!p) {
-      hold = ThreadPool::global();
-      p = hold.get();
-    }
-  }
-  void run(size_t count, const std::function<void(size_t)>& body) const { p->parallel_for(count, body, 1); }
-};
+using PoolRef = PoolOrGlobal;
 
 // C[m×n] += alpha·A[m×k]·B[k×n] in 2-D tiles on the pool (single-threaded BLAS per tile).
 void gemm_tiled(const PoolRef& pool, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,

@@ -7,17 +7,12 @@
 #include "../kernels/hessian.h"
 #include "../kernels/sparsegpt.h"
 #include "check.h"
+#include "random_data.h"
 
 using namespace cmo::kernels;
 
 namespace {
-std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using cmo::test::randn;
 }  // namespace
 
 TEST(gptq_matches_reference_in_every_mode) {

@@ -9,17 +9,12 @@
 #include "../linalg/blas.h"
 #include "../util/error.h"
 #include "check.h"
+#include "random_data.h"
 
 using namespace cmo::kernels;
 
 namespace {
-std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using cmo::test::randn;
 double max_abs(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m = std::max(m, std::fabs(x));

@@ -7,17 +7,12 @@
 #include "../kernels/sparsegpt.h"
 #include "../util/error.h"
 #include "check.h"
+#include "random_data.h"
 
 using namespace cmo::kernels;
 
 namespace {
-std::vector<float> randn(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using cmo::test::randn;
 // Correlated inputs (x = z·A): a realistic Hessian, where OBS updates matter.
 std::vector<float> correlated(int64_t rows, int64_t n, unsigned seed) {
   auto z = randn(static_cast<size_t>(rows * n), seed), a = randn(static_cast<size_t>(n * n), seed + 1, 0.3f);

@@ -45,6 +45,19 @@ class ThreadPool {
   bool stopping_ = false;
 };
 
+// The pool a kernel was given, or the global one when it was given none (held alive while in use).
+struct PoolOrGlobal {
+  std::shared_ptr<ThreadPool> hold;
+  ThreadPool* p;
+  explicit PoolOrGlobal(ThreadPool* given) : p(given) {
+    if (!p) {
+      hold = ThreadPool::global();
+      p = hold.get();
+    }
+  }
+  void run(size_t count, const std::function<void(size_t)>& body) const { p->parallel_for(count, body, 1); }
+};
+
 // Convenience: global()->parallel_for (the shared_ptr keeps the pool alive across a resize), with `threads` (0 = pool size) limiting the fan-out.
 inline void parallel_for(size_t count, const std::function<void(size_t)>& body, size_t grain = 1,
                          unsigned threads = 0) {
