@@ -28,11 +28,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSyntheticPipeline } from './convert.mjs';
+import { numel, writeSyntheticSafetensors } from './lib/synthetic-safetensors.mjs';
 import { DEFAULT_WORK_DIR, MODELS_DIR, RssSampler, fmtGB, fmtMiB, fmtSec, machineLine, now, parseArgs, printTable, runChild, seedOf } from './lib/common.mjs';
 
 const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
 const SELF = fileURLToPath(import.meta.url);
-const numel = (shape) => shape.reduce((a, b) => a * b, 1);
 const COMPONENTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder'];
 const PACKAGE = { text_encoder: 'TextEncoder.mlpackage', text_encoder_2: 'TextEncoder2.mlpackage', unet: 'Unet.mlpackage', vae_decoder: 'VAEDecoder.mlpackage' };
 const loadLine = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
@@ -87,29 +87,12 @@ function vaeDecoderTensors(c) {
   return t;
 }
 
-/** A safetensors file (F16): header first, then one synthetic tensor at a time (bounded memory). */
+/** A safetensors file (F16), written by bench/lib's streaming writer (bounded memory). */
 async function writeSafetensors(file, tensors) {
-  const { syntheticFp16 } = await dist('util/synthetic.js');
-  const header = {};
-  let at = 0;
-  for (const [name, shape] of tensors) { header[name] = { dtype: 'F16', shape, data_offsets: [at, at + 2 * numel(shape)] }; at += 2 * numel(shape); }
-  let h = JSON.stringify(header);
-  while ((8 + h.length) % 8) h += ' ';
-  const fd = fs.openSync(file, 'w');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  fs.writeSync(fd, len);
-  fs.writeSync(fd, h);
-  for (const [name, shape] of tensors) {
-    const leaf = name.split('.').at(-1);
-    const kind = /norm/.test(name) && leaf === 'weight' ? 'norm' : leaf === 'bias' ? 'bias' : 'weight';
-    // Embedding tables are looked up, not multiplied: unit-scale rows, like a trained CLIP's.
-    const fanIn = /embedding/.test(name) ? 1 : shape.length > 1 ? numel(shape.slice(1)) : 1;
-    const data = syntheticFp16({ count: numel(shape), kind, fanIn, seed: seedOf(name) });
-    fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  fs.closeSync(fd);
-  return { tensors: tensors.length, weights: tensors.reduce((a, [, s]) => a + numel(s), 0), bytes: fs.statSync(file).size };
+  // Embedding tables are looked up, not multiplied: unit-scale rows, like a trained CLIP's.
+  const fanIn = (name, shape) => (/embedding/.test(name) ? 1 : shape.length > 1 ? numel(shape.slice(1)) : 1);
+  const bytes = await writeSyntheticSafetensors(file, tensors.map(([name, shape]) => ({ name, shape })), 'F16', { fanIn });
+  return { tensors: tensors.length, weights: tensors.reduce((a, [, s]) => a + numel(s), 0), bytes };
 }
 
 async function writeSdxlFolder(dir, components) {

@@ -9,8 +9,11 @@ import { seedOf } from './common.mjs';
 export const numel = (shape) => shape.reduce((a, b) => a * b, 1);
 const WIDTH = { F16: 2, BF16: 2, F32: 4 };
 
-/** tensors: [{ name, shape }]; sourceDtype: F16 | F32 | BF16. Returns the file size in bytes. */
-export async function writeSyntheticSafetensors(file, tensors, sourceDtype = 'F16', { fsync = false } = {}) {
+/**
+ * tensors: [{ name, shape }]; sourceDtype: F16 | F32 | BF16; `fanIn(name, shape)` overrides the default
+ * fan-in (product of all but the first dim) that scales each weight. Returns the file size in bytes.
+ */
+export async function writeSyntheticSafetensors(file, tensors, sourceDtype = 'F16', { fsync = false, fanIn: fanInOf } = {}) {
   const { syntheticFp16, syntheticFp32 } = await import(new URL('../../dist/util/synthetic.js', import.meta.url).href);
   const header = {};
   let at = 0;
@@ -30,7 +33,7 @@ export async function writeSyntheticSafetensors(file, tensors, sourceDtype = 'F1
     const count = numel(t.shape);
     const leaf = t.name.split('.').at(-1);
     const kind = /norm/.test(t.name) && leaf === 'weight' ? 'norm' : leaf === 'bias' || t.shape.length === 1 ? 'bias' : 'weight';
-    const fanIn = t.shape.length > 1 ? numel(t.shape.slice(1)) : 1;
+    const fanIn = fanInOf ? fanInOf(t.name, t.shape) : t.shape.length > 1 ? numel(t.shape.slice(1)) : 1;
     let data;
     if (sourceDtype === 'F16') data = syntheticFp16({ count, kind, fanIn, seed: seedOf(t.name) });
     else {
