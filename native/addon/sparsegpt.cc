@@ -329,6 +329,14 @@ Napi::Object sparse_to_js(Napi::Env env, kernels::SparseGptResult& r) {
   return out;
 }
 
+// Progress and cancellation between the column blocks of one layer job.
+std::function<void(int64_t, int64_t)> block_progress(JobContext& ctx) {
+  return [&ctx](int64_t done, int64_t total) {
+    ctx.progress(static_cast<double>(done), static_cast<double>(total));
+    ctx.check_cancelled();
+  };
+}
+
 Napi::Value SparseGptLayer(const Napi::CallbackInfo& info) {
   auto a = std::make_shared<LayerArgs>(layer_args(info, "sparseGptLayer"));
   kernels::SparseGptOptions o = sparse_options_from(info[4]);
@@ -336,10 +344,7 @@ Napi::Value SparseGptLayer(const Napi::CallbackInfo& info) {
       info.Env(), info[5], info[6],
       [a, o](JobContext& ctx) mutable {
         ctx.check_cancelled();
-        o.on_block = [&ctx](int64_t done, int64_t total) {
-          ctx.progress(static_cast<double>(done), static_cast<double>(total));
-          ctx.check_cancelled();
-        };
+        o.on_block = block_progress(ctx);
         return kernels::sparse_gpt(a->weight.data, a->rows, a->cols, *a->h, o);
       },
       [](Napi::Env env, kernels::SparseGptResult& r) -> Napi::Value { return sparse_to_js(env, r); });
@@ -387,10 +392,7 @@ Napi::Value GptqLayer(const Napi::CallbackInfo& info) {
       info.Env(), info[5], info[6],
       [a, o](JobContext& ctx) mutable {
         ctx.check_cancelled();
-        o.on_block = [&ctx](int64_t done, int64_t total) {
-          ctx.progress(static_cast<double>(done), static_cast<double>(total));
-          ctx.check_cancelled();
-        };
+        o.on_block = block_progress(ctx);
         return kernels::gptq(a->weight.data, a->rows, a->cols, *a->h, o);
       },
       [](Napi::Env env, kernels::GptqResult& r) -> Napi::Value {

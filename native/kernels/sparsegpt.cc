@@ -22,6 +22,18 @@ constexpr int64_t kRowsPerTask = 8;
 
 using PoolRef = PoolOrGlobal;
 
+// One OBS step once column i of a block has its final value q (pruned and/or quantized): the scaled
+// error (w − q) / d is recorded for the lazy batch update and the rest of the block's row (hrow is row i
+// of the inverse factor) is corrected. Returns the column's loss term (w − q)² / d².
+inline double obs_column_update(float* w1, const float* hrow, int64_t i, int64_t bw, float w, float q, float d, float* err_slot) {
+  const float diff = w - q;
+  const double loss = static_cast<double>((diff * diff) / (d * d));
+  const float e = diff / d;
+  for (int64_t j = i; j < bw; ++j) w1[j] -= e * hrow[j];
+  *err_slot = e;
+  return loss;
+}
+
 // C[m×n] += alpha·A[m×k]·B[k×n] in 2-D tiles on the pool (single-threaded BLAS per tile).
 void gemm_tiled(const PoolRef& pool, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float* c, int64_t ldc) {
@@ -187,12 +199,7 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
             q = quantize_value(q, res.scales[gi], res.zero_points[gi], maxq);
           }
           wr[i1 + i] = q;
-          const float diff = w - q;
-          lsum += static_cast<double>((diff * diff) / (d * d));
-          const float e = diff / d;
-          const float* hrow = hb + i * n;
-          for (int64_t j = i; j < bw; ++j) w1[static_cast<size_t>(j)] -= e * hrow[j];
-          err[static_cast<size_t>(r * bw + i)] = e;
+          lsum += obs_column_update(w1.data(), hb + i * n, i, bw, w, q, d, &err[static_cast<size_t>(r * bw + i)]);
         }
         loss[static_cast<size_t>(r)] += lsum / 2;
       }
@@ -291,12 +298,7 @@ GptqResult gptq(const float* weight, int64_t rows, int64_t n, Hessian& h, const 
           const float q = s * (code - z);
           Qp[static_cast<size_t>(r * n + c)] = q;
           codes[static_cast<size_t>(r * n + c)] = static_cast<uint8_t>(code);
-          const float diff = w - q;
-          lsum += static_cast<double>((diff * diff) / (d * d));
-          const float e = diff / d;
-          const float* hrow = hb + i * n;
-          for (int64_t j = i; j < bw; ++j) w1[static_cast<size_t>(j)] -= e * hrow[j];
-          err[static_cast<size_t>(r * bw + i)] = e;
+          lsum += obs_column_update(w1.data(), hb + i * n, i, bw, w, q, d, &err[static_cast<size_t>(r * bw + i)]);
         }
         loss[static_cast<size_t>(r)] += lsum / 2;
       }
