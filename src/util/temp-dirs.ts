@@ -46,6 +46,11 @@ export function removeTempDir(dir: string): void {
   fs.rmSync(abs, { recursive: true, force: true });
 }
 
+/** Removes every temporary directory this process still holds (what exit does; test workers call it between files). */
+export function removeAllTempDirs(): void {
+  for (const d of [...live]) removeTempDir(d);
+}
+
 /** Number of temporary directories this process currently holds. */
 export function liveTempDirCount(): number {
   return live.size;
