@@ -36,15 +36,6 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cmo::Error& e) {
-    return e.code() + ": " + e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(sub_byte_immediates_decode_lsb_first) {

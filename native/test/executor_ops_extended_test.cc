@@ -18,15 +18,6 @@ namespace {
 std::vector<float> fvec(const Tensor& t) { return std::vector<float>(t.fdata(), t.fdata() + t.size()); }
 std::vector<int32_t> ivec(const Tensor& t) { return std::vector<int32_t>(t.idata(), t.idata() + t.size()); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cmo::Error& e) {
-    return e.code() + ": " + e.what();
-  }
-  return "";
-}
-
 OpDesc op_with(const std::string& type, const std::string& out,
                std::vector<std::pair<std::string, std::vector<BindingDesc>>> inputs, const std::string& dtype = "fp32") {
   return make_op(type, out, std::move(inputs), dtype);
