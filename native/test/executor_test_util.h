@@ -1,13 +1,25 @@
 // Helpers for building small graph descriptions in native executor tests.
 #pragma once
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "../executor/graph.h"
+#include "../util/error.h"
 
 namespace cmo::exec::testing {
+
+// "CODE: message" of the cmo::Error that f throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const cmo::Error& e) {
+    return e.code() + ": " + e.what();
+  }
+  return "";
+}
 
 // A value holding `count` 4-byte elements copied from `src`.
 inline ValueDesc four_byte_value(const char* dtype, ValueDesc::Encoding encoding, Shape shape, const void* src, size_t count) {
@@ -15,8 +27,9 @@ inline ValueDesc four_byte_value(const char* dtype, ValueDesc::Encoding encoding
   d.dtype = dtype;
   d.shape = std::move(shape);
   d.encoding = encoding;
-  d.bytes.resize(count * 4);
-  if (count) std::memcpy(d.bytes.data(), src, d.bytes.size());
+  // assign, not resize + memcpy: GCC's -Warray-bounds misreads the memcpy once a 1-element vector is inlined.
+  const auto* first = static_cast<const uint8_t*>(src);
+  d.bytes.assign(first, first + count * 4);
   return d;
 }
 inline ValueDesc floats(Shape shape, const std::vector<float>& v) {
