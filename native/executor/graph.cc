@@ -12,6 +12,7 @@
 #include "../util/error.h"
 #include "../util/fp16.h"
 #include "../blob/storage_reader.h"
+#include "fusion.h"
 #include "ops/gemm.h"
 #include "registry.h"
 
@@ -320,6 +321,10 @@ class GraphBuilder {
     build_block(d_.block, g_.main_, "function '" + d_.function + "'");
     for (const auto& name : d_.block.outputs) g_.output_names_.push_back(name);
     for (int slot : g_.main_.outputs) g_.output_types_.push_back(slot_types_[slot]);
+    if (fusion_enabled()) {
+      FusionEnv env{g_.constants_, g_.is_const_, slot_types_, [this](Tensor t) { return const_slot(std::move(t)); }};
+      fuse_graph(g_.main_, env);
+    }
     compute_liveness();
   }
 
@@ -584,6 +589,14 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
+  if (ctx.declined()) {
+    // A fused node whose kernel does not take these shapes: the original ops, then their intermediates go.
+    widened.clear();
+    for (const Node& sub : node.unfused) run_node(sub, env, live, opts);
+    for (size_t k = 0; k + 1 < node.unfused.size(); ++k)
+      for (int s : node.unfused[k].outputs) env[s] = Tensor(), live[s] = 0;
+    return;
+  }
   if (opts.observe) opts.observe(node, ctx);
   if (opts.fp16_compute) {
     for (Tensor& t : ctx.outputs()) {

@@ -28,6 +28,9 @@ struct Node {
   std::vector<TypeDesc> output_types;
   std::vector<std::shared_ptr<Block>> blocks;
   std::vector<int> free_after;  // slots whose last use is this node (top-level liveness)
+  // A node fused at build time from a chain of ops (fusion.h): the original ops, run in its place
+  // when its kernel declines the runtime shapes.
+  std::vector<Node> unfused;
 };
 
 struct Block {
@@ -72,12 +75,17 @@ class OpContext {
   // An error whose message names the op.
   [[noreturn]] void fail(const std::string& msg) const;
 
+  // A fused node's kernel: these inputs do not fit the fused path; run the original ops instead.
+  void decline() { declined_ = true; }
+  bool declined() const { return declined_; }
+
  private:
   const Node& node_;
   std::vector<std::vector<const Tensor*>> args_;
   std::vector<Tensor> outputs_;
   int opset_;
   unsigned threads_;
+  bool declined_ = false;
 };
 
 // Kernel registry: each ops/*.cc file has a register_*_ops function listed in registry.cc.

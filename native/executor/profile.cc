@@ -79,12 +79,14 @@ OpCost op_cost(const Node& node, const OpContext& ctx) {
     }
   } else if (type == "einsum") {
     macs = einsum_macs(node, ctx);
-  } else if (type == "scaled_dot_product_attention") {
+  } else if (type == "scaled_dot_product_attention" || type == "fused_attention") {
     // Q·K^T (L·S·E per batch) and P·V (L·S·Ev): both are rows(Q or output) · S.
     const Tensor* q = input(node, ctx, "query");
     const Tensor* k = input(node, ctx, "key");
+    const Tensor* kt = input(node, ctx, "key_transposed");  // fused_attention: key given as [E, S]
     if (q && k && y && k->rank() >= 2) {
-      double s = static_cast<double>(k->shape[k->shape.size() - 2]);
+      const bool transposed = kt && kt->size() == 1 && kt->at(0) != 0;
+      double s = static_cast<double>(transposed ? k->shape.back() : k->shape[k->shape.size() - 2]);
       macs = elems(q) * s + elems(y) * s;
     }
   }

@@ -4,6 +4,7 @@
 #include "../../util/fp16.h"
 #include "common.h"
 #include "fastmath.h"
+#include "vecmath.h"
 
 namespace cmo::exec {
 namespace {
@@ -22,6 +23,16 @@ void unary(OpContext& c, F f) {
   parallel_range(x.size(), c.threads(), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) dst[k] = f(src[k]);
   });
+  c.set(0, declared_int(c) ? as_i32(y) : std::move(y));
+}
+
+// Activations through the runtime-dispatched row kernels (vecmath.h: AVX-512 / AVX2 / baseline).
+void unary_act(OpContext& c, vec::Act act, float alpha = 1.702f) {
+  Tensor x = as_f32(c.in("x"));
+  Tensor y = Tensor::f32(x.shape);
+  const float* src = x.fdata();
+  float* dst = y.fdata();
+  parallel_range(x.size(), c.threads(), [&](int64_t b, int64_t e) { vec::activation(act, src + b, dst + b, e - b, alpha); });
   c.set(0, declared_int(c) ? as_i32(y) : std::move(y));
 }
 
@@ -54,8 +65,8 @@ CMO_UNARY(square, x * x)
 CMO_UNARY(erf, erf_f(x))
 CMO_UNARY(relu, x > 0 ? x : 0.f)
 CMO_UNARY(relu6, std::min(std::max(x, 0.f), 6.f))
-CMO_UNARY(sigmoid, sigmoid_fast(x))
-CMO_UNARY(silu, x * sigmoid_fast(x))
+void k_sigmoid(OpContext& c) { unary_act(c, vec::Act::Sigmoid); }
+void k_silu(OpContext& c) { unary_act(c, vec::Act::Silu); }
 CMO_UNARY(softplus, static_cast<float>(std::log1p(std::exp(-std::fabs(static_cast<double>(x)))) + std::max(0.0, static_cast<double>(x))))
 CMO_UNARY(softsign, x / (1.f + std::fabs(x)))
 CMO_UNARY(neg, -x)
@@ -133,17 +144,10 @@ void k_prelu(OpContext& c) {
 // gelu modes as in MIL: EXACT, TANH_APPROXIMATION, SIGMOID_APPROXIMATION.
 void k_gelu(OpContext& c) {
   std::string mode = c.str("mode", "EXACT");
-  if (mode == "EXACT")
-    unary(c, [](float x) { return 0.5f * x * (1.0f + erf_fast(x * 0.70710678118654752f)); });
-  else if (mode == "TANH_APPROXIMATION")
-    unary(c, [](float x) {
-      double xd = x;
-      return static_cast<float>(0.5 * xd * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (xd + 0.044715 * xd * xd * xd))));
-    });
-  else if (mode == "SIGMOID_APPROXIMATION")
-    unary(c, [](float x) { return x * sigmoid_fast(1.702f * x); });
-  else
-    c.fail("unknown gelu mode '" + mode + "'");
+  if (mode == "EXACT") unary_act(c, vec::Act::GeluExact);
+  else if (mode == "TANH_APPROXIMATION") unary_act(c, vec::Act::GeluTanh);
+  else if (mode == "SIGMOID_APPROXIMATION") unary_act(c, vec::Act::GeluSigmoid, 1.702f);
+  else c.fail("unknown gelu mode '" + mode + "'");
 }
 
 // ---- binary ----

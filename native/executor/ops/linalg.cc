@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "attention.h"
 #include "common.h"
 #include "fastmath.h"
 #include "gemm.h"
@@ -155,85 +156,21 @@ void k_einsum(OpContext& c) {
 }
 
 // scaled_dot_product_attention (iOS18): softmax(Q·K^T / sqrt(E) + mask)·V over the last two axes,
-// batch axes broadcast; a bool mask keeps positions where it is true (others get -inf). Computed in
-// tiles of up to 64 query rows: one [rows × S] block of scores per task (softmax'd in place, then
-// multiplied by V straight into the output), so the full [L × S] score matrix is never materialized.
+// batch axes broadcast; a bool mask keeps positions where it is true (others get -inf), a row with
+// every key masked is zero. The tiled online-softmax kernel of attention.h: never the whole score matrix.
 void k_sdpa(OpContext& c) {
   Tensor q = as_f32(c.in("query")), k = as_f32(c.in("key")), v = as_f32(c.in("value"));
-  const std::string what = "op '" + c.node().name + "' (scaled_dot_product_attention)";
   if (q.rank() < 3 || k.rank() < 3 || v.rank() < 3) c.fail("query/key/value must have rank >= 3");
-  const int64_t L = q.shape[q.rank() - 2], E = q.shape.back(), S = k.shape[k.rank() - 2], Ev = v.shape.back();
-  if (k.shape.back() != E) c.fail("key's last axis " + std::to_string(k.shape.back()) + " differs from query's " + std::to_string(E));
-  if (v.shape[v.rank() - 2] != S) c.fail("value has " + std::to_string(v.shape[v.rank() - 2]) + " rows, key has " + std::to_string(S));
-  const Shape qb(q.shape.begin(), q.shape.end() - 2), kb(k.shape.begin(), k.shape.end() - 2), vb(v.shape.begin(), v.shape.end() - 2);
-  const Shape batch = broadcast_shapes(broadcast_shapes(qb, kb, what), vb, what);
-  const auto sq = broadcast_strides(qb, batch), sk = broadcast_strides(kb, batch), sv = broadcast_strides(vb, batch);
-  const int64_t nb = numel(batch);
-  Shape os = batch;
-  os.push_back(L);
-  os.push_back(Ev);
-  Tensor y = Tensor::f32(os);
-  Shape scores_shape = batch;
-  scores_shape.push_back(L);
-  scores_shape.push_back(S);
-  const Tensor* m = c.find("attn_mask");
-  Tensor mf;
-  std::vector<int64_t> mst;
-  bool mask_bool = false;
-  if (m) {
-    if (broadcast_shapes(scores_shape, m->shape, what) != scores_shape)
-      c.fail("attn_mask " + shape_str(m->shape) + " does not broadcast to the scores " + shape_str(scores_shape));
-    mask_bool = m->dtype == DType::Bool;
-    mf = mask_bool || m->dtype != DType::F32 ? as_i32(*m) : *m;
-    mst = broadcast_strides(m->shape, scores_shape);
+  AttentionInputs in;
+  in.q = &q, in.k = &k, in.v = &v;
+  Tensor m;
+  if (const Tensor* mp = c.find("attn_mask")) {
+    m = mp->is_half_backed() ? as_f32(*mp) : *mp;
+    in.mask = &m;
   }
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)));
-  constexpr int64_t kRows = 64;
-  const int64_t tiles = (L + kRows - 1) / kRows;
-  parallel_for(
-      static_cast<size_t>(nb * tiles),
-      [&](size_t t) {
-        const int64_t bi = static_cast<int64_t>(t) / tiles, i0 = (static_cast<int64_t>(t) % tiles) * kRows;
-        const int64_t rows = std::min(kRows, L - i0);
-        int64_t oq = 0, ok = 0, ov = 0, om = 0;
-        for (int64_t d = static_cast<int64_t>(batch.size()) - 1, rem = bi; d >= 0; --d) {
-          const int64_t idx = rem % batch[d];
-          rem /= batch[d];
-          oq += idx * sq[d], ok += idx * sk[d], ov += idx * sv[d];
-          if (m) om += idx * mst[d];
-        }
-        thread_local std::vector<float> tile;  // one block of scores; reused (no steady-state allocation)
-        if (tile.size() < static_cast<size_t>(rows * S)) tile.resize(static_cast<size_t>(kRows * S));
-        float* sc = tile.data();
-        const float* qp = q.fdata() + oq * L * E + i0 * E;
-        gemm(1, false, true, rows, S, E, scale, qp, E, k.fdata() + ok * S * E, E, 0.f, sc, S);
-        for (int64_t i = 0; i < rows; ++i) {
-          float* p = sc + i * S;
-          if (m) {
-            const int64_t base = om + (i0 + i) * mst[mst.size() - 2], js = mst.back();
-            if (mask_bool)
-              for (int64_t j = 0; j < S; ++j) p[j] = mf.idata()[base + j * js] ? p[j] : -std::numeric_limits<float>::infinity();
-            else if (mf.dtype == DType::F32)
-              for (int64_t j = 0; j < S; ++j) p[j] += mf.fdata()[base + j * js];
-            else
-              for (int64_t j = 0; j < S; ++j) p[j] += static_cast<float>(mf.idata()[base + j * js]);
-          }
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < S; ++j) mx = std::max(mx, p[j]);
-          if (mx == -std::numeric_limits<float>::infinity()) {  // every key masked: a zero row
-            std::fill(p, p + S, 0.f);
-            continue;
-          }
-          for (int64_t j = 0; j < S; ++j) p[j] = exp_fast(p[j] - mx);
-          double sum = 0;
-          for (int64_t j = 0; j < S; ++j) sum += p[j];
-          const float inv = static_cast<float>(1.0 / sum);
-          for (int64_t j = 0; j < S; ++j) p[j] *= inv;
-        }
-        gemm(1, false, false, rows, Ev, S, 1.f, sc, S, v.fdata() + ov * S * Ev, Ev, 0.f, y.fdata() + (bi * L + i0) * Ev, Ev);
-      },
-      1, c.threads() ? c.threads() : 0);
-  c.set(0, std::move(y));
+  in.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.shape.back())));
+  in.masked_rows_zero = true;
+  c.set(0, attention(in, "op '" + c.node().name + "' (scaled_dot_product_attention)", c.threads()));
 }
 
 }  // namespace

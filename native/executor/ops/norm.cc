@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common.h"
+#include "vecmath.h"
 
 namespace cmo::exec {
 namespace {
@@ -81,8 +82,36 @@ void k_layer_norm(OpContext& c) {
     if (b.size() != norm_n) c.fail("beta must have the shape of x over the normalized axes");
   }
   Tensor y = Tensor::f32(x.shape);
-  normalize(c, x, in_axes, g.f ? g.fdata() : nullptr, b.f ? b.fdata() : nullptr, true, -1,
-            static_cast<float>(c.num("epsilon", 1e-5)), y);
+  const float eps = static_cast<float>(c.num("epsilon", 1e-5));
+  // The usual case, the last axes (transformers' LayerNorm): contiguous rows, one vectorized pass for
+  // the statistics (Σx, Σx² in double) and one for the affine output.
+  int64_t first = x.rank();
+  while (first > 0 && in_axes[static_cast<size_t>(first - 1)]) --first;
+  bool trailing = first < x.rank();
+  for (int64_t d = 0; d < first; ++d) trailing = trailing && !in_axes[static_cast<size_t>(d)];
+  if (trailing && norm_n > 0) {
+    const int64_t rows = x.size() / norm_n;
+    const float* gp = g.f ? g.fdata() : nullptr;
+    const float* bp = b.f ? b.fdata() : nullptr;
+    parallel_range(
+        rows, c.threads(),
+        [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const float* xp = x.fdata() + r * norm_n;
+            double sum, sumsq;
+            vec::sum_sumsq(xp, norm_n, sum, sumsq);
+            const double mean = sum / static_cast<double>(norm_n);
+            const double var = std::max(0.0, sumsq / static_cast<double>(norm_n) - mean * mean);
+            const double inv = 1.0 / std::sqrt(var + eps);
+            vec::normalize_affine(xp, static_cast<float>(mean), static_cast<float>(inv), gp, bp, y.fdata() + r * norm_n, norm_n,
+                                  vec::Act::Identity);
+          }
+        },
+        std::max<int64_t>(1, 16384 / norm_n));
+    c.set(0, std::move(y));
+    return;
+  }
+  normalize(c, x, in_axes, g.f ? g.fdata() : nullptr, b.f ? b.fdata() : nullptr, true, -1, eps, y);
   c.set(0, std::move(y));
 }
 

@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "fastmath.h"
+#include "vecmath.h"
 
 namespace cmo::exec {
 namespace {
@@ -190,14 +191,11 @@ void k_softmax(OpContext& c) {
           for (int64_t r = b; r < e; ++r) {
             const float* p = xs + r * s.n;
             float* q = ys + r * s.n;
-            float m = -std::numeric_limits<float>::infinity();
-            for (int64_t k = 0; k < s.n; ++k) m = std::max(m, p[k]);
+            float m = vec::max_of(p, s.n);
             if (m == -std::numeric_limits<float>::infinity()) m = 0;  // an all -inf row gives 0/0 = NaN, as exp/sum would
-            for (int64_t k = 0; k < s.n; ++k) q[k] = exp_fast(p[k] - m);
-            double sum = 0;  // double: the fixtures' softmax tolerance is 2e-5 relative
-            for (int64_t k = 0; k < s.n; ++k) sum += q[k];
-            const float inv = static_cast<float>(1.0 / sum);
-            for (int64_t k = 0; k < s.n; ++k) q[k] *= inv;
+            // Lane sums in float, their total in double: the fixtures' softmax tolerance is 2e-5 relative.
+            const double sum = vec::exp_shift_sum(p, m, q, s.n);
+            vec::scale(q, static_cast<float>(1.0 / sum), s.n);
           }
         },
         std::max<int64_t>(1, 16384 / std::max<int64_t>(s.n, 1)));
