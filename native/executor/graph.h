@@ -159,6 +159,7 @@ class Graph {
   mutable std::once_flag fp16_once_;
   mutable std::vector<Tensor> fp16_constants_;
   std::vector<char> is_const_;
+  std::vector<char> const_used_;  // by slot: read by some node (constants nobody reads are not widened)
   Block main_;
   std::shared_ptr<BufferPool> pool_;  // intermediates recycled across ops and runs
   std::vector<std::shared_ptr<StateCell>> state_cells_;  // per input; null for tensor inputs

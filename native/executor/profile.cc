@@ -68,7 +68,9 @@ OpCost op_cost(const Node& node, const OpContext& ctx) {
     if (x && w && w->rank() >= 2) macs = elems(x) * static_cast<double>(w->size() / std::max<int64_t>(w->shape[0], 1));
   } else if (type == "linear") {
     const Tensor* w = input(node, ctx, "weight");
+    const Tensor* wt = input(node, ctx, "weight_t");  // the executor's transposed copy, [D_in, D_out]
     if (w && y && w->rank() == 2) macs = elems(y) * static_cast<double>(w->shape[1]);
+    else if (wt && y && wt->rank() == 2) macs = elems(y) * static_cast<double>(wt->shape[0]);
   } else if (type == "matmul") {
     const Tensor* x = input(node, ctx, "x");
     const Tensor* t = input(node, ctx, "transpose_x");

@@ -6,9 +6,16 @@
 //  - graph fusion: a matmul → mul → add → softmax → matmul program (and the activation chains) gives the
 //    unfused result, does not fuse when an intermediate is a program output or has a second use, and a
 //    fused node whose runtime shapes do not fit runs the original ops.
+#if defined(__GNUC__) && !defined(__clang__)
+// The counting operator new/delete below pair malloc with free (see executor_steady_test.cc).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
+#include <new>
 #include <random>
 #include <string>
 
@@ -16,6 +23,19 @@
 #include "../executor/ops/vecmath.h"
 #include "check.h"
 #include "executor_test_util.h"
+
+namespace {
+std::atomic<long> g_big_allocs{0};
+constexpr size_t kBig = 16 * 1024;
+}  // namespace
+
+void* operator new(size_t n) {
+  if (n >= kBig) g_big_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 using namespace cmo::exec;
 using namespace cmo::exec::testing;
@@ -387,6 +407,72 @@ TEST(activation_chains_fuse_and_match_unfused) {
     // Stated tolerance: 1e-6 relative to the output's largest magnitude (x·c rounding inside quick_gelu).
     CHECK(max_abs_diff(got.at(k).tensor, want[k].tensor, false) <= 1e-6 * std::max(1.0, scale));
   }
+}
+
+TEST(linear_runs_on_a_once_transposed_weight) {
+  const int64_t M = 7, K = 37, N = 19;
+  auto x = random_floats(static_cast<size_t>(M * K), 51), w = random_floats(static_cast<size_t>(N * K), 52),
+       b = random_floats(static_cast<size_t>(N), 53);
+  GraphDesc d;
+  d.opset = "CoreML7";
+  d.inputs = {{"x", {"fp32", {M, K}, true}}};
+  d.block.ops.push_back(const_op("w", floats({N, K}, w)));
+  d.block.ops.push_back(make_op("linear", "y", {{"x", {name_of("x")}}, {"weight", {name_of("w")}}, {"bias", {val(floats({N}, b))}}}));
+  d.block.outputs = {"y"};
+  std::vector<double> want(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = b[j];
+      for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(x[i * K + k]) * w[j * K + k];
+      want[i * N + j] = acc;
+    }
+  for (const char* budget : {"2048", "0"}) {  // transposed copy; none (COREML_OPTIMIZE_PACK_MB=0)
+    setenv("COREML_OPTIMIZE_PACK_MB", budget, 1);
+    auto g = Graph::build(d);
+    unsetenv("COREML_OPTIMIZE_PACK_MB");
+    bool transposed = false;
+    RunOptions opts;
+    opts.profile = [&transposed](const Node& n, const OpContext& c, double) { transposed = c.has("weight_t") && !c.has("weight"); };
+    Tensor y = g->run({{"x", input_f32({M, K}, x)}}, opts).at(0).tensor;
+    CHECK(transposed == (std::string(budget) != "0"));
+    CHECK((y.shape == Shape{M, N}));
+    for (int64_t i = 0; i < M * N; ++i) CHECK(close(y.fdata()[i], want[static_cast<size_t>(i)], 1e-5, 1e-5));
+  }
+  // A wrong x names the weight in its declared [D_out, D_in] layout.
+  auto g = Graph::build(d);
+  CHECK(error_of([&] { g->run({{"x", input_f32({M, K + 1}, random_floats(static_cast<size_t>(M * (K + 1)), 54))}}, {}); })
+            .find("weight [19, 37] does not fit x [7, 38]") != std::string::npos);
+}
+
+TEST(warm_fused_transformer_runs_make_no_large_allocation) {
+  // The attention chain, GEGLU and layer_norm of a transformer block: after warm-up, a single-threaded run
+  // takes every buffer from the graph's pool or the per-thread scratch.
+  GraphDesc d = attention_program(false, true, {"out"}, false);
+  d.block.ops.push_back(make_op("layer_norm", "ln", {{"x", {name_of("out")}}, {"axes", {val(ints1({-1}))}}}));
+  d.block.ops.push_back(make_op("gelu", "g", {{"x", {name_of("ln")}}}));
+  d.block.ops.push_back(make_op("mul", "geglu", {{"x", {name_of("out")}}, {"y", {name_of("g")}}}));
+  d.block.outputs = {"geglu"};
+  // Larger sizes so every intermediate is a "large" allocation.
+  d.inputs = {{"q", {"fp32", {2, 3, 70, 40}, true}}, {"k", {"fp32", {2, 3, 40, 90}, true}}, {"v", {"fp32", {2, 3, 90, 40}, true}},
+              {"mask", {"fp32", {2, 1, 1, 90}, true}}};
+  for (auto& op : d.block.ops)
+    if (op.type == "mul" || op.type == "add" || op.type == "softmax" || op.name == "scores") op.outputs[0].type = {"fp32", {2, 3, 70, 90}, true};
+  auto g = Graph::build(d);
+  std::vector<FeatureValue> in{{"q", tensor_of({2, 3, 70, 40}, 61)}, {"k", tensor_of({2, 3, 40, 90}, 62)},
+                               {"v", tensor_of({2, 3, 90, 40}, 63)}, {"mask", tensor_of({2, 1, 1, 90}, 64)}};
+  RunOptions opts;
+  opts.threads = 1;
+  bool fused = false;
+  opts.profile = [&fused](const Node& n, const OpContext&, double) { fused = fused || n.type == "fused_attention"; };
+  for (int run = 0; run < 4; ++run) {
+    const long before = g_big_allocs.load();
+    std::vector<FeatureValue> out = g->run(in, opts);
+    const long made = g_big_allocs.load() - before;
+    CHECK((out.at(0).tensor.shape == Shape{2, 3, 70, 40}));
+    if (run == 0) CHECK(made > 0);  // the counter sees the first run's buffers
+    if (run >= 2) CHECK_EQ(made, 0L);
+  }
+  CHECK(fused);
 }
 
 CMO_TEST_MAIN()

@@ -126,10 +126,12 @@ Tensor attention(const AttentionInputs& in, const std::string& what, unsigned th
   const Tensor* mask = in.mask;
   const bool kt = in.k_transposed, vt = in.v_transposed;
   const int64_t Bk = std::max<int64_t>(1, std::min(key_block, S));
-  // Query rows per task: 64 (a GEMM-friendly tile), fewer when that leaves threads idle.
+  // Query rows per task: 128 (one K / V block packed for the GEMMs serves 128 rows; measured 10-30 %
+  // less CPU time than 64 on SD / SDXL shapes), the whole sequence when it is short (CLIP's 77 tokens:
+  // no ragged second tile), fewer when that would leave threads idle.
   unsigned pool = threads ? threads : ThreadPool::global()->size();
-  int64_t rows_per = 64;
-  while (rows_per > 8 && nb * ((L + rows_per - 1) / rows_per) < static_cast<int64_t>(pool) * 2) rows_per /= 2;
+  int64_t rows_per = L <= 192 ? L : 128;
+  while (rows_per > 16 && nb * ((L + rows_per - 1) / rows_per) < static_cast<int64_t>(pool)) rows_per = (rows_per + 1) / 2;
   const int64_t tiles = (L + rows_per - 1) / rows_per;
   const int64_t mrow = mask ? l.mst[l.mst.size() - 2] : 0, mcol = mask ? l.mst.back() : 0;
   float* yd = y.fdata();

@@ -30,7 +30,7 @@ std::string attention_problem(const AttentionInputs& in);
 
 // The output [batch..., L, Ev]; throws cmo::Error EINVAL (prefixed by `what`) on attention_problem.
 // key_block: keys per tile (tests pass small values to exercise the online rescaling).
-Tensor attention(const AttentionInputs& in, const std::string& what, unsigned threads, int64_t key_block = 512);
+Tensor attention(const AttentionInputs& in, const std::string& what, unsigned threads, int64_t key_block = 256);
 
 // Plain reference (the test oracle): the whole score matrix, double accumulation, no tiling.
 Tensor attention_reference(const AttentionInputs& in, const std::string& what);

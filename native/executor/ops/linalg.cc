@@ -12,23 +12,31 @@
 namespace cmo::exec {
 namespace {
 
+// weight [D_out, D_in], or weight_t [D_in, D_out]: the executor's once-transposed copy of a constant
+// weight (graph.cc), which the GEMM packs faster.
 void k_linear(OpContext& c) {
   Tensor x = as_f32(c.in("x"));
-  Tensor w = as_f32(c.in("weight"));
-  if (w.rank() != 2 || x.rank() < 1 || x.shape.back() != w.shape[1])
-    c.fail("weight " + shape_str(w.shape) + " does not fit x " + shape_str(x.shape) + " (need [D_out, D_in])");
-  int64_t din = w.shape[1], dout = w.shape[0], m = x.size() / std::max<int64_t>(din, 1);
+  const bool pre_t = c.has("weight_t");
+  Tensor w = as_f32(c.in(pre_t ? "weight_t" : "weight"));
+  const int64_t din = w.rank() == 2 ? w.shape[pre_t ? 0 : 1] : -1, dout = w.rank() == 2 ? w.shape[pre_t ? 1 : 0] : -1;
+  if (w.rank() != 2 || x.rank() < 1 || x.shape.back() != din) {
+    Shape ws = w.shape;
+    if (pre_t && ws.size() == 2) std::swap(ws[0], ws[1]);
+    c.fail("weight " + shape_str(ws) + " does not fit x " + shape_str(x.shape) + " (need [D_out, D_in])");
+  }
+  const int64_t m = x.size() / std::max<int64_t>(din, 1);
   Shape os = x.shape;
   os.back() = dout;
   Tensor y = Tensor::f32(os);
+  float beta = 0.f;
   if (const Tensor* b = c.find("bias")) {
     Tensor bf = as_f32(*b);
     if (bf.size() != dout) c.fail("bias has " + std::to_string(bf.size()) + " elements, expected " + std::to_string(dout));
     for (int64_t r = 0; r < m; ++r) std::copy(bf.fdata(), bf.fdata() + dout, y.fdata() + r * dout);
-    gemm(c.threads(), false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 1.f, y.fdata(), dout);
-  } else {
-    gemm(c.threads(), false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, 0.f, y.fdata(), dout);
+    beta = 1.f;
   }
+  if (pre_t) gemm(c.threads(), false, false, m, dout, din, 1.f, x.fdata(), din, w.fdata(), dout, beta, y.fdata(), dout);
+  else gemm(c.threads(), false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, beta, y.fdata(), dout);
   c.set(0, std::move(y));
 }
 
