@@ -1,4 +1,4 @@
-// scaled_dot_product_attention in tiles of 64 query rows: several tiles (L = 150), batch axes that
+// scaled_dot_product_attention in tiles of 128 query rows: several tiles (L = 150), batch axes that
 // broadcast between query / key / value, and a float mask broadcast over the batch, against a float64
 // loop.
 import { describe, expect, it } from 'vitest';
