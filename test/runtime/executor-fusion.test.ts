@@ -48,8 +48,9 @@ async function buildLayer(extraOutputs: 'none' | 'probs'): Promise<string> {
   const geglu = b.op('mul', { x: quick, y: b.op('gelu', { x: gate, mode: 'TANH_APPROXIMATION' }) }, { name: 'geglu' });
   b.output(b.op('add', { x: h1, y: b.op('linear', { x: geglu, weight: w('w2', [D, 4 * D], 4 * D) }) }), 'y');
   if (extraOutputs === 'probs') b.output(probs, 'p');
-  const model = await b.save(path.join(dir, 'layer.mlpackage'));
-  return model.path;
+  const pkg = path.join(dir, 'layer.mlpackage');
+  await b.save(pkg);
+  return pkg;
 }
 
 const inputs = () => {
