@@ -1,5 +1,6 @@
 #include "fusion.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -45,9 +46,10 @@ class Fuser {
       if (removed_.count(k)) continue;
       const Node& n = b.nodes[k];
       if (n.type == "matmul") fused += try_attention(b, k);
-      else if (n.type == "mul") fused += try_quick_gelu(b, k);
+      else if (n.type == "mul") fused += try_quick_gelu(b, k) || try_channel_affine(b, k);
       else if (n.type == "gelu" || n.type == "sigmoid") fused += try_gated(b, k);
       else if (n.type == "batch_norm") fused += try_norm_act(b, k);
+      else if (n.type == "reduce_mean") fused += try_group_norm(b, k);
     }
     if (removed_.empty()) return fused;
     std::vector<Node> out;
@@ -264,6 +266,96 @@ class Fuser {
     Node f = make_fused(b, chain, "fused_batch_norm_silu", fused_batch_norm_act_kernel);
     f.inputs = bn.inputs;
     f.inputs.push_back({"act", {param_const(Tensor::scalar_i32(static_cast<int32_t>(vec::Act::Silu)))}});
+    commit(std::move(chain), std::move(f));
+    return 1;
+  }
+
+  // Every op of this block that reads slot s (one entry per reading op).
+  std::vector<size_t> consumers(const Block& b, int s) const {
+    std::vector<size_t> out;
+    for (size_t k = 0; k < b.nodes.size(); ++k)
+      for (const auto& in : b.nodes[k].inputs)
+        if (std::find(in.second.begin(), in.second.end(), s) != in.second.end()) {
+          out.push_back(k);
+          break;
+        }
+    return out;
+  }
+  bool const_ints(int s, std::vector<int64_t>& v) const {
+    if (s < 0 || !env_.is_const[static_cast<size_t>(s)]) return false;
+    const Tensor& t = env_.constants[static_cast<size_t>(s)];
+    if (!t.is_int()) return false;
+    v.clear();
+    for (int64_t i = 0; i < t.size(); ++i) v.push_back(static_cast<int64_t>(t.at(i)));
+    return true;
+  }
+
+  // ---- group norm statistics as coremltools (and convert/layers.ts) lower torch's GroupNorm ----
+  //   m = reduce_mean(x, axes, keep) → d = sub(x, m) → square(d) → reduce_mean(·, axes, keep)
+  //   → add(·, eps) → sqrt → real_div(d, ·)
+  // d is read twice (square, real_div), both inside the chain.
+  int try_group_norm(const Block& b, size_t k1) {
+    const Node& m1 = b.nodes[k1];
+    if (!is_plain(m1)) return 0;
+    const int x = input_slot(m1, "x");
+    std::vector<int64_t> axes, axes2;
+    bool keep = false;
+    if (x < 0 || !const_ints(input_slot(m1, "axes"), axes) || !const_flag(m1, "keep_dims", false, keep) || !keep) return 0;
+    const size_t ks = sole_consumer(b, m1.outputs[0]);
+    if (ks == npos || b.nodes[ks].type != "sub" || input_slot(b.nodes[ks], "x") != x || input_slot(b.nodes[ks], "y") != m1.outputs[0]) return 0;
+    const int d = b.nodes[ks].outputs[0];
+    if (uses_[static_cast<size_t>(d)] != 2) return 0;
+    const std::vector<size_t> dc = consumers(b, d);
+    if (dc.size() != 2) return 0;
+    size_t ksq = npos, kdiv = npos;
+    for (size_t c : dc) {
+      if (removed_.count(c) || !is_plain(b.nodes[c])) return 0;
+      if (b.nodes[c].type == "square" && input_slot(b.nodes[c], "x") == d) ksq = c;
+      else if (b.nodes[c].type == "real_div" && input_slot(b.nodes[c], "x") == d) kdiv = c;
+    }
+    if (ksq == npos || kdiv == npos) return 0;
+    const size_t km2 = sole_consumer(b, b.nodes[ksq].outputs[0]);
+    if (km2 == npos || b.nodes[km2].type != "reduce_mean" || input_slot(b.nodes[km2], "x") != b.nodes[ksq].outputs[0] ||
+        !const_ints(input_slot(b.nodes[km2], "axes"), axes2) || axes2 != axes || !const_flag(b.nodes[km2], "keep_dims", false, keep) || !keep)
+      return 0;
+    const size_t ka = sole_consumer(b, b.nodes[km2].outputs[0]);
+    double eps;
+    if (ka == npos || b.nodes[ka].type != "add" || !const_scalar(other_operand(b.nodes[ka], b.nodes[km2].outputs[0]), eps)) return 0;
+    const size_t kr = sole_consumer(b, b.nodes[ka].outputs[0]);
+    if (kr == npos || b.nodes[kr].type != "sqrt") return 0;
+    const size_t kd = sole_consumer(b, b.nodes[kr].outputs[0]);
+    if (kd != kdiv || input_slot(b.nodes[kdiv], "y") != b.nodes[kr].outputs[0]) return 0;
+    std::vector<size_t> chain{k1, ks, ksq, km2, ka, kr, kdiv};
+    std::sort(chain.begin(), chain.end());
+    if (chain.back() != kdiv) return 0;  // the output op must come last
+    Node f = make_fused(b, chain, "fused_group_norm", fused_group_norm_kernel);
+    f.inputs = {{"x", {x}}, {"axes", {input_slot(m1, "axes")}}, {"epsilon", {param_const(Tensor::scalar_f32(static_cast<float>(eps)))}}};
+    commit(std::move(chain), std::move(f));
+    return 1;
+  }
+
+  // ---- per-channel affine (group norm's weight and bias): mul(x, w) → add(·, b) [→ silu] ----
+  // w, b constants of C elements shaped [1, C, 1, ...]; the kernel checks that against x at run time.
+  int try_channel_affine(const Block& b, size_t k1) {
+    const Node& m = b.nodes[k1];
+    if (!is_plain(m)) return 0;
+    const int x = input_slot(m, "x"), y = input_slot(m, "y");
+    int xin, w;
+    if (y >= 0 && env_.is_const[static_cast<size_t>(y)] && x >= 0 && !env_.is_const[static_cast<size_t>(x)]) xin = x, w = y;
+    else if (x >= 0 && env_.is_const[static_cast<size_t>(x)] && y >= 0 && !env_.is_const[static_cast<size_t>(y)]) xin = y, w = x;
+    else return 0;
+    if (env_.constants[static_cast<size_t>(w)].size() < 2) return 0;  // a scalar multiply is no channel affine
+    const size_t ka = sole_consumer(b, m.outputs[0]);
+    if (ka == npos || b.nodes[ka].type != "add") return 0;
+    const int bias = other_operand(b.nodes[ka], m.outputs[0]);
+    if (bias < 0 || !env_.is_const[static_cast<size_t>(bias)]) return 0;
+    std::vector<size_t> chain{k1, ka};
+    const size_t ks = sole_consumer(b, b.nodes[ka].outputs[0]);
+    const bool act = ks != npos && b.nodes[ks].type == "silu";
+    if (act) chain.push_back(ks);
+    Node f = make_fused(b, chain, act ? "fused_channel_affine_silu" : "fused_channel_affine", fused_channel_affine_kernel);
+    f.inputs = {{"x", {xin}}, {"scale", {w}}, {"bias", {bias}},
+                {"act", {param_const(Tensor::scalar_i32(static_cast<int32_t>(act ? vec::Act::Silu : vec::Act::Identity)))}}};
     commit(std::move(chain), std::move(f));
     return 1;
   }

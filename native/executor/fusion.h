@@ -6,6 +6,9 @@
 //   gated gelu       gelu(b) → mul(a, ·)                   = a·gelu(b)   (GEGLU)
 //   swish            sigmoid(x) → mul(x, ·)                = silu(x)
 //   norm + silu      batch_norm → silu                     (group norm's affine tail + activation)
+//   group norm       reduce_mean → sub → square → reduce_mean → add eps → sqrt → real_div
+//                    (coremltools' GroupNorm lowering: two passes over x instead of seven)
+//   channel affine   mul(x, w[1,C,1..]) → add(·, b[1,C,1..]) [→ silu]   (GroupNorm's weight / bias)
 // A chain fuses only when every intermediate has exactly one use, by the next op of the chain in the
 // same block, and is no block or function output. The fused node keeps the original ops and runs them
 // instead when its kernel declines the runtime shapes (OpContext::decline). COREML_OPTIMIZE_FUSION=0
@@ -34,5 +37,7 @@ int fuse_graph(Block& main, FusionEnv& env);
 // Kernels of the fused nodes (not registered as MIL ops).
 void fused_activation_kernel(OpContext& c);
 void fused_batch_norm_act_kernel(OpContext& c);
+void fused_group_norm_kernel(OpContext& c);
+void fused_channel_affine_kernel(OpContext& c);
 
 }  // namespace cmo::exec

@@ -409,6 +409,57 @@ TEST(activation_chains_fuse_and_match_unfused) {
   }
 }
 
+namespace {
+
+// GroupNorm as coremltools lowers it, on x [2, 4, 6, 5] (already grouped) over `axes`, then reshape to
+// [2, 24, 5] and the per-channel weight / bias (+ silu).
+GraphDesc group_norm_program(const std::vector<int32_t>& axes) {
+  GraphDesc d;
+  d.opset = "CoreML7";
+  d.inputs = {{"x", {"fp32", {2, 4, 6, 5}, true}}};
+  auto keep = [] { return val(bool_value(true)); };
+  d.block.ops.push_back(make_op("reduce_mean", "m", {{"x", {name_of("x")}}, {"axes", {val(ints1(axes))}}, {"keep_dims", {keep()}}}));
+  d.block.ops.push_back(make_op("sub", "d", {{"x", {name_of("x")}}, {"y", {name_of("m")}}}));
+  d.block.ops.push_back(make_op("square", "sq", {{"x", {name_of("d")}}}));
+  d.block.ops.push_back(make_op("reduce_mean", "var", {{"x", {name_of("sq")}}, {"axes", {val(ints1(axes))}}, {"keep_dims", {keep()}}}));
+  d.block.ops.push_back(make_op("add", "ve", {{"x", {name_of("var")}}, {"y", {val(float_scalar(1e-5f))}}}));
+  d.block.ops.push_back(make_op("sqrt", "sd", {{"x", {name_of("ve")}}}));
+  d.block.ops.push_back(make_op("real_div", "nrm", {{"x", {name_of("d")}}, {"y", {name_of("sd")}}}));
+  d.block.ops.push_back(make_op("reshape", "r", {{"x", {name_of("nrm")}}, {"shape", {val(ints1({2, 24, 5}))}}}));
+  d.block.ops.push_back(const_op("w", floats({1, 24, 1}, random_floats(24, 71))));
+  d.block.ops.push_back(const_op("b", floats({1, 24, 1}, random_floats(24, 72))));
+  d.block.ops.push_back(make_op("mul", "sc", {{"x", {name_of("r")}}, {"y", {name_of("w")}}}));
+  d.block.ops.push_back(make_op("add", "af", {{"x", {name_of("sc")}}, {"y", {name_of("b")}}}));
+  d.block.ops.push_back(make_op("silu", "y", {{"x", {name_of("af")}}}));
+  d.block.outputs = {"y"};
+  return d;
+}
+
+}  // namespace
+
+TEST(group_norm_chain_and_channel_affine_fuse_and_match_unfused) {
+  std::vector<FeatureValue> in{{"x", tensor_of({2, 4, 6, 5}, 73, 3.f)}};
+  for (int v = 0; v < 4; ++v) in[0].tensor.fdata()[v * 30] += 40.f;  // groups with a large mean
+  {
+    std::vector<std::string> types, plain_types;
+    auto got = run_typed(group_norm_program({2, 3}), in, types, true);
+    auto want = run_typed(group_norm_program({2, 3}), in, plain_types, false);
+    CHECK(ran(types, "fused_group_norm") && ran(types, "fused_channel_affine_silu"));
+    CHECK(!ran(types, "reduce_mean") && !ran(types, "real_div") && !ran(types, "silu"));
+    CHECK(ran(plain_types, "reduce_mean") && !ran(plain_types, "fused_group_norm"));
+    // Stated tolerance: 2e-6 absolute (normalized outputs are O(1); statistics in double either way).
+    CHECK(max_abs_diff(got.at(0).tensor, want.at(0).tensor, false) < 2e-6);
+  }
+  {
+    // Axes 1 and 2 are not the trailing ones: the fused node declines, the original ops run.
+    std::vector<std::string> types, plain_types;
+    auto got = run_typed(group_norm_program({1, 2}), in, types, true);
+    auto want = run_typed(group_norm_program({1, 2}), in, plain_types, false);
+    CHECK(ran(types, "reduce_mean") && !ran(types, "fused_group_norm"));
+    CHECK(max_abs_diff(got.at(0).tensor, want.at(0).tensor, false) < 2e-6);
+  }
+}
+
 TEST(linear_runs_on_a_once_transposed_weight) {
   const int64_t M = 7, K = 37, N = 19;
   auto x = random_floats(static_cast<size_t>(M * K), 51), w = random_floats(static_cast<size_t>(N * K), 52),
