@@ -631,6 +631,17 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
     for (size_t k = 0; k < vars.size(); ++k) env[node.outputs[k]] = std::move(vars[k]), live[node.outputs[k]] = 1;
     return;
   }
+  // A fused node's original ops, then their intermediates go: when its kernel declines the runtime
+  // shapes, and under fp16 compute (each original op's output is one fp16 rounding, as Core ML does it).
+  auto run_unfused = [&] {
+    for (const Node& sub : node.unfused) run_node(sub, env, live, opts);
+    for (size_t k = 0; k + 1 < node.unfused.size(); ++k)
+      for (int s : node.unfused[k].outputs) env[s] = Tensor(), live[s] = 0;
+  };
+  if (opts.fp16_compute && !node.unfused.empty()) {
+    run_unfused();
+    return;
+  }
   const auto t0 = opts.profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   std::vector<std::vector<const Tensor*>> args;
   args.reserve(node.inputs.size());
@@ -651,11 +662,8 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   OpContext ctx(node, std::move(args), opset_, opts.threads);
   node.kernel(ctx);
   if (ctx.declined()) {
-    // A fused node whose kernel does not take these shapes: the original ops, then their intermediates go.
     widened.clear();
-    for (const Node& sub : node.unfused) run_node(sub, env, live, opts);
-    for (size_t k = 0; k + 1 < node.unfused.size(); ++k)
-      for (int s : node.unfused[k].outputs) env[s] = Tensor(), live[s] = 0;
+    run_unfused();
     return;
   }
   if (opts.observe) opts.observe(node, ctx);

@@ -331,6 +331,26 @@ TEST(attention_chain_fuses_and_matches_unfused) {
   }
 }
 
+TEST(fp16_compute_runs_the_original_ops_of_a_fused_node) {
+  // fp16 compute rounds every op's output (scores, probabilities): the fused node must not skip those
+  // roundings, so under fp16 it runs its original ops and matches the unfused graph bit for bit.
+  GraphDesc d = attention_program(false, true, {"out"}, false);
+  std::vector<Tensor> outs;
+  for (bool fusion : {true, false}) {
+    if (fusion) unsetenv("COREML_OPTIMIZE_FUSION");
+    else setenv("COREML_OPTIMIZE_FUSION", "0", 1);
+    auto g = Graph::build(d);
+    unsetenv("COREML_OPTIMIZE_FUSION");
+    RunOptions opts;
+    opts.fp16_compute = true;
+    std::vector<std::string> types;
+    opts.profile = [&types](const Node& n, const OpContext&, double) { types.push_back(n.type); };
+    outs.push_back(g->run(attention_inputs(false), opts).at(0).tensor);
+    CHECK(ran(types, "softmax") && !ran(types, "fused_attention"));
+  }
+  CHECK(max_abs_diff(outs[0], outs[1], false) == 0);
+}
+
 TEST(attention_chain_does_not_fuse_when_an_intermediate_is_needed_elsewhere) {
   // "probs" is also a program output.
   {
