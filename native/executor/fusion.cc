@@ -131,7 +131,9 @@ class Fuser {
     bool tx = false, ty = false;
     if (!const_flag(m1, "transpose_x", false, tx) || !const_flag(m1, "transpose_y", false, ty) || tx) return 0;
     const int q = input_slot(m1, "x"), kk = input_slot(m1, "y");
-    if (q < 0 || kk < 0) return 0;
+    // Attention multiplies activations; a matmul by a constant is a weight layer (calibration watches
+    // those by name: they must stay visible as ops).
+    if (q < 0 || kk < 0 || env_.is_const[static_cast<size_t>(q)] || env_.is_const[static_cast<size_t>(kk)]) return 0;
     std::vector<size_t> chain{k1};
     int cur = m1.outputs[0];
     double scale = 1.0;
@@ -175,7 +177,7 @@ class Fuser {
         !const_flag(m2, "transpose_y", false, ty2) || tx2)
       return 0;
     const int v = input_slot(m2, "y");
-    if (v < 0 || v == cur) return 0;
+    if (v < 0 || v == cur || env_.is_const[static_cast<size_t>(v)]) return 0;
     chain.push_back(n);
     Node f = make_fused(b, chain, "fused_attention", fused_attention_kernel);
     f.inputs = {{"query", {q}}, {"key", {kk}}, {"value", {v}}};
