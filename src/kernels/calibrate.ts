@@ -61,6 +61,12 @@ export interface LayerCompressRequest {
   release: number[];
   method: 'sparsegpt' | 'gptq';
   ios16: boolean;
+  /**
+   * SparseGPT with quantized survivors (bits > 0), iOS18: write the survivors' codes for
+   * constexpr_sparse_blockwise_shift_scale (records: mask, codes, scale, offset) instead of their
+   * dequantized values inside constexpr_sparse_to_dense (records: values, mask).
+   */
+  sparseCodes?: boolean;
   targetSparsity?: number;
   n?: number;
   m?: number;
