@@ -170,6 +170,11 @@ export async function runLayerwise(
   for (const l of grouping.unmatched) skipLayer(l, 'no `layers` regex matches its name');
   const groups = grouping.groups;
 
+  // Hessian waves (a share set over the budget is a ConfigError here, before any work).
+  const wavesOf = new Map<LayerGroup, Wave[]>();
+  const allWaves = mode === 'oneshot' ? planWaves(groups.flatMap((g) => g.layers), maxMemory) : [];
+  if (mode === 'sequential') for (const g of groups) wavesOf.set(g, planWaves(g.layers, maxMemory));
+
   // Calibration data: every picked sample checked before any work.
   const calib: CalibrationSet = openCalibrationSet(calibrationDir, desc.inputs, config.calibration_nsamples);
   const nSamples = calib.samples.length;
@@ -196,9 +201,6 @@ export async function runLayerwise(
   let waveCount = 0;
   let fileCount = 0;
   // Progress: one unit per sample run of a sub-program, one per compressed layer.
-  const wavesOf = new Map<LayerGroup, Wave[]>();
-  const allWaves = mode === 'oneshot' ? planWaves(groups.flatMap((g) => g.layers), maxMemory) : [];
-  for (const g of groups) wavesOf.set(g, planWaves(g.layers, maxMemory));
   const lastEnd = groups.length ? groups[groups.length - 1]!.end : -1;
   let total = configured.length - grouping.unmatched.length;
   if (mode === 'oneshot') total += allWaves.length * nSamples;
