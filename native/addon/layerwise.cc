@@ -25,6 +25,7 @@
 #include "../kernels/prune.h"
 #include "../kernels/sparsegpt.h"
 #include "../util/fp16.h"
+#include "../util/free_memory.h"
 #include "../util/thread_pool.h"
 #include "async_job.h"
 #include "compress_entries.h"
@@ -130,14 +131,23 @@ std::vector<float> magnitude_baseline(const float* w, int64_t rows, int64_t cols
       }
     return out;
   }
+  // The k smallest |w| (ties at the threshold in index order): a float copy of |w| for the
+  // threshold instead of an 8-byte index per weight.
   const size_t n = out.size();
-  const size_t k = static_cast<size_t>(std::llround(sparsity * static_cast<double>(n)));
+  const size_t k = std::min(n, static_cast<size_t>(std::llround(sparsity * static_cast<double>(n))));
   if (k == 0) return out;
-  std::vector<size_t> idx(n);
-  for (size_t i = 0; i < n; ++i) idx[i] = i;
-  std::nth_element(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(std::min(k, n) - 1), idx.end(),
-                   [&](size_t a, size_t b) { return std::fabs(w[a]) < std::fabs(w[b]); });
-  for (size_t i = 0; i < std::min(k, n); ++i) out[idx[i]] = 0;
+  float t;
+  {
+    std::vector<float> mag(n);
+    for (size_t i = 0; i < n; ++i) mag[i] = std::fabs(w[i]);
+    std::nth_element(mag.begin(), mag.begin() + static_cast<std::ptrdiff_t>(k - 1), mag.end());
+    t = mag[k - 1];
+  }
+  size_t pruned = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (std::fabs(w[i]) < t) out[i] = 0, ++pruned;
+  for (size_t i = 0; i < n && pruned < k; ++i)
+    if (std::fabs(w[i]) == t) out[i] = 0, ++pruned;
   return out;
 }
 
@@ -390,6 +400,7 @@ Napi::Value CompressLayers(const Napi::CallbackInfo& info) {
           const LayerJob& l = job->layers[i];
           try {
             reports.push_back(compress_layer(l, *job->set, out, readers, ctx));
+            release_free_memory();  // the layer's copies and the Hessians it released, before the next
           } catch (const Error& e) {
             throw Error(e.code(), "weight " + l.name + ": " + e.what());
           }

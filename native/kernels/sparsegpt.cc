@@ -426,10 +426,9 @@ double relative_reconstruction_error(const float* w, const float* w_hat, int64_t
   PoolRef pr(pool);
   // tr(D·H·Dᵀ) with H symmetric from its lower triangle: Σ over tiles (I, J<=I) of
   // (2 − [I==J]) · <D_I·H_IJ, D_J>, the diagonal tiles expanded to a dense symmetric copy.
+  // D = W − Ŵ is formed per tile pair (rows × tile columns) instead of as a rows×columns copy.
   constexpr int64_t T = 256;
   const int64_t tiles = (n + T - 1) / T;
-  std::vector<float> d(static_cast<size_t>(rows * n));
-  for (size_t e = 0; e < d.size(); ++e) d[e] = w[e] - w_hat[e];
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (int64_t i = 0; i < tiles; ++i)
     for (int64_t j = 0; j <= i; ++j) pairs.emplace_back(i, j);
@@ -449,14 +448,21 @@ double relative_reconstruction_error(const float* w, const float* w_hat, int64_t
       hij = hd.data();
       ldh = iw;
     }
-    std::vector<float> prod(static_cast<size_t>(rows * jw));
+    std::vector<float> prod(static_cast<size_t>(rows * jw)), di(static_cast<size_t>(rows * iw)), dj(static_cast<size_t>(rows * jw));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t a = 0; a < iw; ++a) di[static_cast<size_t>(r * iw + a)] = w[r * n + i0 + a] - w_hat[r * n + i0 + a];
+      for (int64_t b = 0; b < jw; ++b) dj[static_cast<size_t>(r * jw + b)] = w[r * n + j0 + b] - w_hat[r * n + j0 + b];
+    }
     const double weight_of = ti == tj ? 1.0 : 2.0;
     for (int pass = 0; pass < 2; ++pass) {
-      const float* m = pass == 0 ? d.data() : w;
-      linalg::sgemm(false, false, rows, jw, iw, 1.0f, m + i0, n, hij, ldh, 0.0f, prod.data(), jw);
+      // pass 0: D_I·H_IJ·D_Jᵀ; pass 1: W_I·H_IJ·W_Jᵀ
+      const float* mi = pass == 0 ? di.data() : w + i0;
+      const float* mj = pass == 0 ? dj.data() : w + j0;
+      const int64_t ldi = pass == 0 ? iw : n, ldj = pass == 0 ? jw : n;
+      exec::gemm(1, false, false, rows, jw, iw, 1.0f, mi, ldi, hij, ldh, 0.0f, prod.data(), jw);
       double s = 0;
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t b = 0; b < jw; ++b) s += static_cast<double>(prod[static_cast<size_t>(r * jw + b)]) * m[r * n + j0 + b];
+        for (int64_t b = 0; b < jw; ++b) s += static_cast<double>(prod[static_cast<size_t>(r * jw + b)]) * mj[r * ldj + b];
       (pass == 0 ? num : den)[t] = weight_of * s;
     }
   });

@@ -45,6 +45,7 @@ export interface CaptureRunResult {
 
 interface CaptureGraphHandle {
   run(inputs: Record<string, NativeTensor>, options: { threads?: number }, onProgress?: ProgressCallback, token?: CancelToken): Promise<CaptureRunResult>;
+  close(): void;
 }
 
 export interface LayerCompressRequest {
@@ -125,6 +126,11 @@ export class CaptureGraph {
 
   run(inputs: Record<string, NativeTensor>, options: { threads?: number; signal?: AbortSignal; onProgress?: ProgressCallback } = {}): Promise<CaptureRunResult> {
     return withCancel(options.signal, (token) => this.handle.run(inputs, { threads: options.threads ?? 0 }, options.onProgress, token));
+  }
+
+  /** Frees the graph's weights and its references to the Hessians now (not at garbage collection). */
+  close(): void {
+    this.handle.close();
   }
 }
 

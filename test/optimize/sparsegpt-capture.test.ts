@@ -115,6 +115,10 @@ describe('Hessian capture through the executor', () => {
       ref.add(rows, 2);
     }
     expectClose(set.data(0), ref, 'matmul transpose_x');
+    // close() drops the graph and its Hessian references at once (the set keeps its own).
+    capture.close();
+    await expect(Promise.resolve().then(() => capture.run({ x: { dtype: 'fp32', shape: [2, 12, 5], data: new Float32Array(120) } }))).rejects.toThrow(/closed/);
+    expectClose(set.data(0), ref, 'after close');
   });
 
   it('q, k and v (one input) share one Hessian; their watches all count', async () => {

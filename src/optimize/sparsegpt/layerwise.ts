@@ -220,9 +220,14 @@ export async function runLayerwise(
     const capture = new CaptureGraph(d, wave.watches, set);
     const t0 = performance.now();
     let hessian = 0;
-    for (let s = 0; s < nSamples; s++) {
-      hessian = (await capture.run(inputsFor(d, s), runOpts)).hessianSeconds;
-      tick();
+    try {
+      for (let s = 0; s < nSamples; s++) {
+        hessian = (await capture.run(inputsFor(d, s), runOpts)).hessianSeconds;
+        tick();
+      }
+    } finally {
+      // The set alone owns the Hessians now, so compressLayers frees each after its last layer.
+      capture.close();
     }
     seconds.hessian += hessian;
     seconds.forward += (performance.now() - t0) / 1000 - hessian;
@@ -271,10 +276,14 @@ export async function runLayerwise(
   const forwardSegment = async (d: GraphDescription, outs: readonly string[]): Promise<void> => {
     const sub = plainGraph(d);
     const t0 = performance.now();
-    for (let s = 0; s < nSamples; s++) {
-      const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
-      for (const n of outs) cache.put(s, n, r[n]!);
-      tick();
+    try {
+      for (let s = 0; s < nSamples; s++) {
+        const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
+        for (const n of outs) cache.put(s, n, r[n]!);
+        tick();
+      }
+    } finally {
+      sub.close();
     }
     seconds.forward += (performance.now() - t0) / 1000;
   };
