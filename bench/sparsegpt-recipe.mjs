@@ -141,19 +141,25 @@ async function phaseRecipe(unetPath, calibration, opts) {
   const { readNpy } = await dist('runtime/npy.js');
   const threads = opts.threads ? Number(opts.threads) : undefined;
   const model = await loadModel(unetPath);
-  // Plain forward passes of the whole UNet over the samples: the executor's share of the capture runs.
-  const exec = createExecutor(model);
   const samples = fs.readdirSync(calibration).sort();
-  const t0 = now();
-  for (const s of samples) {
-    const inputs = {};
-    for (const i of exec.inputs) {
-      const a = readNpy(path.join(calibration, s, `${i.name}.npy`));
-      inputs[i.name] = { data: a.data, shape: a.shape, dtype: 'fp32' };
+  // Plain forward passes of the whole UNet over the samples: the executor's share of the capture runs.
+  // In a function of its own, so the whole-UNet executor is garbage before the recipe starts (it
+  // held its graph and buffers through the recipe's peak before).
+  const forward = async () => {
+    const exec = createExecutor(model);
+    for (const s of samples) {
+      const inputs = {};
+      for (const i of exec.inputs) {
+        const a = readNpy(path.join(calibration, s, `${i.name}.npy`));
+        inputs[i.name] = { data: a.data, shape: a.shape, dtype: 'fp32' };
+      }
+      await exec.predict(inputs, threads ? { threads } : {});
     }
-    await exec.predict(inputs, threads ? { threads } : {});
-  }
+  };
+  const t0 = now();
+  await forward();
   const plainForward = now() - t0;
+  globalThis.gc?.();  // the child runs with --expose-gc
   process.stderr.write(`  plain forward: ${samples.length} samples in ${fmtSec(plainForward)}\n`);
   const sampler = new RssSampler().every(200);
   const steps = [];
@@ -247,7 +253,7 @@ async function main() {
   await writeCalibration(path.join(work, 'calibration'), inputs, n, latent);
   const calSeconds = now() - s;
   const rec = await runChild(SELF, ['--phase', 'recipe', '--unet', conv.unet, '--calibration', path.join(work, 'calibration'), '--mode', mode, '--sparsity', String(sparsity),
-    ...(args.threads ? ['--threads', String(args.threads)] : []), ...(maxMemory ? ['--max-memory', String(maxMemory)] : [])]);
+    ...(args.threads ? ['--threads', String(args.threads)] : []), ...(maxMemory ? ['--max-memory', String(maxMemory)] : [])], { nodeArgs: ['--expose-gc'] });
   const lw = rec.layerwise;
   // Sequential: every sample runs each layer's sub-program once per wave with capture, and once more
   // on the compressed weights (all but the last layer): about (1 + waves/layers) plain passes.

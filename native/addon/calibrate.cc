@@ -12,6 +12,7 @@
 
 #include "../executor/graph.h"
 #include "../executor/hessian_capture.h"
+#include "../util/free_memory.h"
 #include "async_job.h"
 #include "executor_js.h"
 #include "hessian_set.h"
@@ -52,7 +53,10 @@ Napi::Value CreateHessianSet(const Napi::CallbackInfo& info) {
   handle.Set("bytes", Napi::Function::New(env, [set](const Napi::CallbackInfo& ci) { return Napi::Number::New(ci.Env(), static_cast<double>(set->bytes())); }));
   handle.Set("peakBytes", Napi::Function::New(env, [set](const Napi::CallbackInfo& ci) { return Napi::Number::New(ci.Env(), static_cast<double>(set->peak_bytes)); }));
   handle.Set("release", Napi::Function::New(env, [set](const Napi::CallbackInfo& ci) {
-               if (ci[0].IsNumber()) set->release(static_cast<size_t>(ci[0].As<Napi::Number>().Int64Value()));
+               if (ci[0].IsNumber()) {
+                 set->release(static_cast<size_t>(ci[0].As<Napi::Number>().Int64Value()));
+                 release_free_memory();
+               }
                return ci.Env().Undefined();
              }));
   auto at = [set](const Napi::CallbackInfo& ci) {
@@ -114,10 +118,27 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
   } catch (const Error& e) {
     throw_coded(env, e.code(), e.what());
   }
-  auto capture = std::make_shared<exec::HessianCapture>(std::move(watches));
+  // The graph (its weights) and the capture (references to the wave's Hessians) live in a state that
+  // close() empties: waiting for the GC to collect the handle kept a finished wave's Hessians alive
+  // (compressLayers could not free them layer by layer) while the next wave allocated its own.
+  struct State {
+    std::shared_ptr<exec::Graph> graph;
+    std::shared_ptr<exec::HessianCapture> capture;
+  };
+  auto state = std::make_shared<State>(State{graph, std::make_shared<exec::HessianCapture>(std::move(watches))});
+  graph.reset();
   Napi::Object handle = Napi::Object::New(env);
-  handle.Set("run", Napi::Function::New(env, [graph, capture](const Napi::CallbackInfo& ci) -> Napi::Value {
+  handle.Set("close", Napi::Function::New(env, [state](const Napi::CallbackInfo& ci) -> Napi::Value {
+    state->graph.reset();  // a run in flight holds its own references
+    state->capture.reset();
+    release_free_memory();
+    return ci.Env().Undefined();
+  }, "close"));
+  handle.Set("run", Napi::Function::New(env, [state](const Napi::CallbackInfo& ci) -> Napi::Value {
     Napi::Env e = ci.Env();
+    if (!state->graph) throw Napi::Error::New(e, "run: the capture graph was closed");
+    auto graph = state->graph;
+    auto capture = state->capture;
     if (!ci[0].IsObject()) throw Napi::TypeError::New(e, "run(inputs): inputs must be an object");
     Napi::Object ins = ci[0].As<Napi::Object>();
     std::vector<exec::FeatureValue> inputs;

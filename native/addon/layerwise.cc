@@ -25,6 +25,7 @@
 #include "../kernels/prune.h"
 #include "../kernels/sparsegpt.h"
 #include "../util/fp16.h"
+#include "../util/free_memory.h"
 #include "../util/thread_pool.h"
 #include "async_job.h"
 #include "compress_entries.h"
@@ -45,6 +46,9 @@ struct LayerJob {
   std::vector<int64_t> release;   // Hessians to free after this layer
   bool gptq = false;
   bool ios16 = false;
+  // SparseGPT with quantized survivors, iOS18: write constexpr_sparse_blockwise_shift_scale records
+  // (mask, survivor codes, scale, offset) instead of the dequantized survivors.
+  bool sparse_codes = false;
   kernels::SparseGptOptions sparse;
   kernels::GptqOptions quant;
 };
@@ -127,14 +131,23 @@ std::vector<float> magnitude_baseline(const float* w, int64_t rows, int64_t cols
       }
     return out;
   }
+  // The k smallest |w| (ties at the threshold in index order): a float copy of |w| for the
+  // threshold instead of an 8-byte index per weight.
   const size_t n = out.size();
-  const size_t k = static_cast<size_t>(std::llround(sparsity * static_cast<double>(n)));
+  const size_t k = std::min(n, static_cast<size_t>(std::llround(sparsity * static_cast<double>(n))));
   if (k == 0) return out;
-  std::vector<size_t> idx(n);
-  for (size_t i = 0; i < n; ++i) idx[i] = i;
-  std::nth_element(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(std::min(k, n) - 1), idx.end(),
-                   [&](size_t a, size_t b) { return std::fabs(w[a]) < std::fabs(w[b]); });
-  for (size_t i = 0; i < std::min(k, n); ++i) out[idx[i]] = 0;
+  float t;
+  {
+    std::vector<float> mag(n);
+    for (size_t i = 0; i < n; ++i) mag[i] = std::fabs(w[i]);
+    std::nth_element(mag.begin(), mag.begin() + static_cast<std::ptrdiff_t>(k - 1), mag.end());
+    t = mag[k - 1];
+  }
+  size_t pruned = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (std::fabs(w[i]) < t) out[i] = 0, ++pruned;
+  for (size_t i = 0; i < n && pruned < k; ++i)
+    if (std::fabs(w[i]) == t) out[i] = 0, ++pruned;
   return out;
 }
 
@@ -158,6 +171,40 @@ void append_blob(blob::StorageWriter& w, const kernels::Tensor& t, LayerReport* 
 void append_codes(blob::StorageWriter& w, blob::DType dtype, const std::vector<uint8_t>& v, LayerReport* rep) {
   rep->offsets.push_back(w.append_unpacked(dtype, v.data(), v.size()));
   rep->counts.push_back(v.size());
+}
+
+blob::DType quant_dtype(int bits) {
+  if (bits != 8 && bits != 4) throw Error("EUNSUPPORTED", std::to_string(bits) + "-bit data: constexpr ops store 4- or 8-bit integers");
+  return bits == 8 ? blob::DType::UInt8 : blob::DType::UInt4;
+}
+
+// The iOS18 scale (weight dtype) and offset (uint{bits}) records of a [rows, groups] grid: shape
+// [rows, groups] padded with 1s to the weight's rank ([groups, rows] transposed); a per-tensor grid
+// is written per row (the same value repeated).
+void write_scale_offset(blob::StorageWriter& out, const LayerJob& l, int64_t rows, int64_t cols, const std::vector<float>& scales,
+                        const std::vector<float>& zeros, int64_t ngroups_q, blob::DType dtype, LayerReport* rep) {
+  const int bits = l.gptq ? l.quant.quant.bits : l.sparse.quant.bits;
+  std::vector<int64_t> sshape(l.shape.size(), 1);
+  std::vector<float> s = scales, z = zeros;
+  if (l.transposed) {
+    sshape[0] = ngroups_q, sshape[1] = rows;
+    s = to_layout(scales, rows, ngroups_q, true);
+    z = to_layout(zeros, rows, ngroups_q, true);
+  } else {
+    sshape[0] = rows;
+    if (sshape.size() > 1) sshape[1] = ngroups_q;
+    if (l.shape.size() > 2 && ngroups_q > 1) {
+      int64_t kk = 1;
+      for (size_t d = 2; d < l.shape.size(); ++d) kk *= l.shape[d];
+      if ((cols / ngroups_q) % kk != 0) throw Error("EUNSUPPORTED", "per_block groups that split a conv kernel window cannot be written");
+    }
+  }
+  std::vector<uint8_t> zq(z.size());
+  for (size_t i = 0; i < z.size(); ++i) zq[i] = static_cast<uint8_t>(std::lround(z[i]));
+  append_blob(out, as_weight_tensor(s, sshape, dtype), rep);
+  append_codes(out, quant_dtype(bits), zq, rep);
+  rep->scale_shape = dims_of(sshape);
+  rep->data_dtype = bits == 8 ? "uint8" : "uint4";
 }
 
 LayerReport compress_layer(const LayerJob& job, HessianSet& set, blob::StorageWriter& out,
@@ -190,9 +237,20 @@ LayerReport compress_layer(const LayerJob& job, HessianSet& set, blob::StorageWr
     const float* wg = w.data() + g * gr * cols;
     float* rg = result.data() + g * gr * cols;
     if (!l.gptq) {
-      kernels::SparseGptResult r = kernels::sparse_gpt(wg, gr, cols, *h, l.sparse, pool);
+      kernels::SparseGptOptions so = l.sparse;
+      // Quantized survivors of an fp16 weight: the grid scale is rounded to fp16 first (as the iOS18
+      // form stores it), so the decoded codes equal this result bit for bit and both forms
+      // (codes or values) hold the same weights.
+      so.quant.fp16_scales = dtype == blob::DType::Float16;
+      kernels::SparseGptResult r = kernels::sparse_gpt(wg, gr, cols, *h, so, pool);
       std::copy(r.weight.begin(), r.weight.end(), rg);
       std::copy(r.keep_mask.begin(), r.keep_mask.end(), keep.begin() + g * gr * cols);
+      if (l.sparse_codes) {
+        codes.insert(codes.end(), r.q.begin(), r.q.end());
+        scales.insert(scales.end(), r.scales.begin(), r.scales.end());
+        zeros.insert(zeros.end(), r.zero_points.begin(), r.zero_points.end());
+        ngroups_q = 1;
+      }
       std::vector<float> base = magnitude_baseline(wg, gr, cols, l.sparse, r.sparsity);
       err_sum += kernels::relative_reconstruction_error(wg, rg, gr, cols, *h, pool);
       base_sum += kernels::relative_reconstruction_error(wg, base.data(), gr, cols, *h, pool);
@@ -232,12 +290,28 @@ LayerReport compress_layer(const LayerJob& job, HessianSet& set, blob::StorageWr
 
   if (!l.gptq) {
     kernels::Tensor wt = as_weight_tensor(to_layout(result, rows, cols, l.transposed), l.shape, dtype);
-    kernels::PruneResult pr = kernels::prune_result(wt.view(), to_layout(keep, rows, cols, l.transposed));
+    const std::vector<uint8_t> keep_layout = to_layout(keep, rows, cols, l.transposed);
+    kernels::PruneResult pr = kernels::prune_result(wt.view(), keep_layout);
     rep.sparsity = pr.sparsity;
-    append_blob(out, pr.nonzero, &rep);
     kernels::Tensor mask(kernels::DType::UInt1, l.shape);
     mask.bytes = pr.mask;
     stream::OutputBlob mb = blob_of(mask, false);
+    if (l.sparse_codes) {
+      // constexpr_sparse_blockwise_shift_scale(data_mask, nonzero_data = the survivors' codes, scale,
+      // offset) → constexpr_sparse_to_dense: records mask, codes, scale, offset.
+      rep.offsets.push_back(out.append(mb.dtype, mb.bytes.data(), mb.bytes.size(), mb.element_count));
+      rep.counts.push_back(mb.element_count);
+      const std::vector<uint8_t> code_layout = to_layout(codes, rows, cols, l.transposed);
+      std::vector<uint8_t> nz;
+      nz.reserve(static_cast<size_t>(pr.nonzero.numel()));
+      const kernels::TensorData wv = wt.view();
+      for (size_t i = 0; i < keep_layout.size(); ++i)  // prune_result's mask: kept and non-zero
+        if (keep_layout[i] && wv.get_float(i) != 0.0f) nz.push_back(code_layout[i]);
+      append_codes(out, quant_dtype(l.sparse.quant.bits), nz, &rep);
+      write_scale_offset(out, l, rows, cols, scales, zeros, ngroups_q, dtype, &rep);
+      return rep;
+    }
+    append_blob(out, pr.nonzero, &rep);
     if (l.ios16) {
       mb.dtype = blob::DType::UInt8;
       mb.element_count = mb.bytes.size();
@@ -247,41 +321,20 @@ LayerReport compress_layer(const LayerJob& job, HessianSet& set, blob::StorageWr
     return rep;
   }
   const int bits = l.quant.quant.bits;
-  const blob::DType qd = bits == 8 ? blob::DType::UInt8 : bits == 4 ? blob::DType::UInt4 : blob::DType::UInt8;
   if (bits != 8 && bits != 4) throw Error("EUNSUPPORTED", std::to_string(bits) + "-bit data: constexpr ops store 4- or 8-bit integers");
   if (l.ios16 && (bits != 8 || ngroups_q != 1)) throw Error("EUNSUPPORTED", "iOS16 constexpr_affine_dequantize takes 8-bit per-channel data; use an iOS18 model for 4-bit or per-block");
-  std::vector<uint8_t> data = to_layout(codes, rows, cols, l.transposed);
-  // Scale / offset shapes: [rows, groups] padded with 1s to the weight's rank (transposed: [groups, rows]).
-  std::vector<int64_t> sshape(l.shape.size(), 1);
-  std::vector<float> s = scales, z = zeros;
-  if (l.transposed) {
-    sshape[0] = ngroups_q, sshape[1] = rows;
-    s = to_layout(scales, rows, ngroups_q, true);
-    z = to_layout(zeros, rows, ngroups_q, true);
-  } else {
-    sshape[0] = rows;
-    if (sshape.size() > 1) sshape[1] = ngroups_q;
-    if (l.shape.size() > 2 && ngroups_q > 1) {
-      int64_t kk = 1;
-      for (size_t d = 2; d < l.shape.size(); ++d) kk *= l.shape[d];
-      if ((cols / ngroups_q) % kk != 0) throw Error("EUNSUPPORTED", "per_block groups that split a conv kernel window cannot be written");
-    }
-  }
-  std::vector<uint8_t> zq(z.size());
-  for (size_t i = 0; i < z.size(); ++i) zq[i] = static_cast<uint8_t>(std::lround(z[i]));
-  kernels::Tensor st = as_weight_tensor(s, l.ios16 ? std::vector<int64_t>{static_cast<int64_t>(s.size())} : sshape, dtype);
   if (l.ios16) {
-    append_codes(out, blob::DType::UInt8, data, &rep);
+    std::vector<uint8_t> zq(zeros.size());
+    for (size_t i = 0; i < zeros.size(); ++i) zq[i] = static_cast<uint8_t>(std::lround(zeros[i]));
+    append_codes(out, blob::DType::UInt8, to_layout(codes, rows, cols, l.transposed), &rep);
     append_codes(out, blob::DType::UInt8, zq, &rep);
-    append_blob(out, st, &rep);
-    rep.scale_shape = {static_cast<double>(s.size())};
-  } else {
-    append_codes(out, qd, data, &rep);
-    append_blob(out, st, &rep);
-    append_codes(out, qd, zq, &rep);
-    rep.scale_shape = dims_of(sshape);
+    append_blob(out, as_weight_tensor(scales, {static_cast<int64_t>(scales.size())}, dtype), &rep);
+    rep.scale_shape = {static_cast<double>(scales.size())};
+    rep.data_dtype = "uint8";
+    return rep;
   }
-  rep.data_dtype = bits == 8 ? "uint8" : "uint4";
+  append_codes(out, quant_dtype(bits), to_layout(codes, rows, cols, l.transposed), &rep);
+  write_scale_offset(out, l, rows, cols, scales, zeros, ngroups_q, dtype, &rep);
   return rep;
 }
 
@@ -322,6 +375,7 @@ Napi::Value CompressLayers(const Napi::CallbackInfo& info) {
     l.release = int_list(o, "release");
     l.gptq = get_string(o, "method", "sparsegpt") == "gptq";
     l.ios16 = get_bool(o, "ios16", false);
+    l.sparse_codes = get_bool(o, "sparseCodes", false);
     l.sparse.target_sparsity = get_number(o, "targetSparsity", 0.5);
     l.sparse.n = static_cast<int>(get_int(o, "n", 0));
     l.sparse.m = static_cast<int>(get_int(o, "m", 0));
@@ -346,6 +400,7 @@ Napi::Value CompressLayers(const Napi::CallbackInfo& info) {
           const LayerJob& l = job->layers[i];
           try {
             reports.push_back(compress_layer(l, *job->set, out, readers, ctx));
+            release_free_memory();  // the layer's copies and the Hessians it released, before the next
           } catch (const Error& e) {
             throw Error(e.code(), "weight " + l.name + ": " + e.what());
           }

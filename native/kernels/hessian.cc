@@ -25,6 +25,7 @@
 #include "../executor/ops/gemm.h"
 #include "../linalg/blas.h"
 #include "../util/error.h"
+#include "../util/free_memory.h"
 
 namespace cmo::kernels {
 
@@ -47,6 +48,24 @@ std::vector<std::pair<int64_t, int64_t>> lower_pairs(int64_t tiles) {
   return out;
 }
 
+// Lower triangle of the diagonal tile C[t×t] = alpha·XᵀX + beta·C (X [k×t], row stride ldx), single-threaded.
+// Where the executor prefers the portable AVX-512 SGEMM (OpenBLAS 0.3.21 runs Haswell kernels on Zen 4,
+// ~1.4x slower per flop), the tile goes through it in strips of kStrip rows, each up to its own
+// diagonal: the strict upper part of each kStrip×kStrip diagonal block is written too, but the strict
+// upper triangle of a Hessian's buffer is scratch (see hessian.h), so only ~kStrip/2 columns per row
+// are wasted. Otherwise the BLAS's ssyrk.
+void syrk_lower_tile(float* c, int64_t ldc, int64_t t, const float* x, int64_t k, int64_t ldx, float alpha, float beta) {
+  if (!linalg::executor_prefers_portable_gemm()) {
+    linalg::ssyrk(false, true, t, k, alpha, x, ldx, beta, c, ldc);
+    return;
+  }
+  constexpr int64_t kStrip = 64;
+  for (int64_t s0 = 0; s0 < t; s0 += kStrip) {
+    const int64_t s1 = std::min(t, s0 + kStrip);
+    exec::gemm(1, true, false, s1 - s0, s1, k, alpha, x + s0, ldx, x, ldx, beta, c + s0 * ldc, ldc);
+  }
+}
+
 // Lower triangle of C[n×n] (ldc = n) = alpha·XᵀX + beta·C, X [k×n] with row stride ldx. One task per
 // row block of kTile rows: SYRK on its diagonal tile + one GEMM for everything left of it (few, large
 // BLAS calls); the widest row blocks go first so the pool's threads finish together.
@@ -61,8 +80,8 @@ void syrk_lower_tiled(const PoolRef& pool, float* c, int64_t n, const float* x, 
         for (int64_t j = 0; j <= i; ++j) c[i * n + j] *= beta;
       return;
     }
-    linalg::ssyrk(false, true, iw, k, alpha, x + i0, ldx, beta, c + i0 * n + i0, n);
-    if (i0 > 0) linalg::sgemm(true, false, iw, i0, k, alpha, x + i0, ldx, x, ldx, beta, c + i0 * n, n);
+    if (i0 > 0) exec::gemm(1, true, false, iw, i0, k, alpha, x + i0, ldx, x, ldx, beta, c + i0 * n, n);
+    syrk_lower_tile(c + i0 * n + i0, n, iw, x + i0, k, ldx, alpha, beta);
   });
 }
 
@@ -148,11 +167,17 @@ void reflect_upper_antidiagonal(const PoolRef& pool, float* a, int64_t n) {
   });
 }
 
+// Below this many columns the factor (2n³/3 flops: ~0.1 s at 2048) runs on one BLAS thread: waking
+// OpenBLAS's own threads costs more than it saves there, and on a loaded machine their hand-offs
+// stretched a 1280-column factor from ~30 ms to over a second.
+constexpr int64_t kThreadedFactorColumns = 2048;
+
 void factor_lapack(const PoolRef& pool, float* a, int64_t n) {
-  linalg::set_blas_threads(static_cast<int>(pool.p->size()));
+  const bool threaded = n > kThreadedFactorColumns;
+  if (threaded) linalg::set_blas_threads(static_cast<int>(pool.p->size()));
   int info = linalg::spotrf(true, n, a, n);
   if (info == 0) info = linalg::strtri_upper(n, a, n) == 0 ? 0 : -1;
-  linalg::set_blas_threads(1);
+  if (threaded) linalg::set_blas_threads(1);
   if (info > 0)
     throw Error("ENOTPD", "Hessian is not positive definite after dampening (at column " + std::to_string(n - info) +
                               "): increase hessian_dampening");
@@ -236,9 +261,10 @@ void Hessian::add_conv_input(const float* x, int64_t batch, int64_t height, int6
   const int64_t oh = g.out_height(height), ow = g.out_width(width), per_image = oh * ow;
   const int64_t positions = batch * per_image;
   const int64_t n = columns_, cg = g.group_channels(), kh = g.kernel_h, kw = g.kernel_w;
-  // Unfold in chunks of rows: ~48 MB of im2col at a time (>= 256 rows so the tiles' GEMMs stay efficient).
-  const int64_t chunk = std::min(positions, std::clamp<int64_t>((int64_t{12} << 20) / n, 256, 4096));
-  std::vector<float> cols(static_cast<size_t>(chunk * n));
+  // Unfold in chunks of rows: ~16 MB of im2col at a time (>= 256 rows so the tiles' GEMMs stay
+  // efficient; 48 MB before, over a third of a 5,760-column Hessian on top of it).
+  const int64_t chunk = std::min(positions, std::clamp<int64_t>((int64_t{4} << 20) / n, 256, 4096));
+  ScratchFloats cols(static_cast<size_t>(chunk * n));  // unmapped on return (not kept by malloc's arenas)
   float alpha, beta;
   scale_for_batch(batch, alpha, beta);
   for (int64_t p0 = 0; p0 < positions; p0 += chunk) {

@@ -12,13 +12,15 @@
 #include "../executor/ops/gemm.h"
 #include "../linalg/blas.h"
 #include "../util/error.h"
+#include "../util/fp16.h"
 #include "obs_quant.h"
 
 namespace cmo::kernels {
 
 namespace {
 
-constexpr int64_t kRowsPerTask = 8;
+constexpr int64_t kRowsPerTask = 8;    // GPTQ's row tasks
+constexpr int64_t kRowsPerChunk = 32;  // SparseGPT's row chunks (OBS loop + their lazy update)
 
 using PoolRef = PoolOrGlobal;
 
@@ -34,7 +36,8 @@ inline double obs_column_update(float* w1, const float* hrow, int64_t i, int64_t
   return loss;
 }
 
-// C[m×n] += alpha·A[m×k]·B[k×n] in 2-D tiles on the pool (single-threaded BLAS per tile).
+// C[m×n] += alpha·A[m×k]·B[k×n] in 2-D tiles on the pool (one single-threaded GEMM per tile, on the
+// executor's faster backend).
 void gemm_tiled(const PoolRef& pool, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0 || k <= 0) return;
@@ -43,8 +46,69 @@ void gemm_tiled(const PoolRef& pool, int64_t m, int64_t n, int64_t k, float alph
   pool.run(static_cast<size_t>(tm * tn), [&](size_t t) {
     const int64_t bi = static_cast<int64_t>(t) / tn, bj = static_cast<int64_t>(t) % tn;
     const int64_t i0 = bi * kTm, i1 = std::min(m, i0 + kTm), j0 = bj * kTn, j1 = std::min(n, j0 + kTn);
-    linalg::sgemm(false, false, i1 - i0, j1 - j0, k, alpha, a + i0 * lda, lda, b + j0, ldb, 1.0f, c + i0 * ldc + j0, ldc);
+    exec::gemm(1, false, false, i1 - i0, j1 - j0, k, alpha, a + i0 * lda, lda, b + j0, ldb, 1.0f, c + i0 * ldc + j0, ldc);
   });
+}
+
+// SparseGPT's adaptive-mask score of one weight: w²/d² with dd = d·d (d = the factor's diagonal).
+// One expression for the threshold search and the mask, so both see the same bits.
+inline float obs_score(float w, float dd) { return (w * w) / dd; }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__)
+#define CMO_SPARSEGPT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CMO_SPARSEGPT_CLONES
+#endif
+
+// Histogram of bits [shift, shift + bits) of the scores of rows [r0, r1) whose bits under
+// prefix_mask equal prefix (one radix-select pass).
+CMO_SPARSEGPT_CLONES
+void score_histogram(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t i1, int64_t bw, const float* dd, uint32_t prefix,
+                     uint32_t prefix_mask, int shift, uint32_t bins_mask, uint32_t* hist) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr = W + r * n + i1;
+    for (int64_t i = 0; i < bw; ++i) {
+      const float v = obs_score(wr[i], dd[i]);
+      uint32_t u;
+      std::memcpy(&u, &v, sizeof u);
+      if ((u & prefix_mask) == prefix) ++hist[(u >> shift) & bins_mask];
+    }
+  }
+}
+
+// The k-th smallest (0-based) of a block's rows·bw scores — what std::nth_element on them picks — by
+// a radix select on the bit patterns (for floats >= +0 the uint32 order is the value order): three
+// histogram passes (11 + 11 + 10 bits) over row ranges split across the pool, the scores recomputed
+// from W in each pass, so the selection is neither serial nor a rows·bw buffer.
+float kth_smallest_score(const PoolRef& pool, const float* W, int64_t n, int64_t rows, int64_t i1, int64_t bw, const float* dd,
+                         int64_t k) {
+  constexpr int kPasses = 3;
+  constexpr int kShift[kPasses] = {21, 10, 0}, kBits[kPasses] = {11, 11, 10};
+  const int64_t parts = std::min<int64_t>(static_cast<int64_t>(pool.p->size()) * 4, std::max<int64_t>(1, rows * bw / 16384));
+  const int64_t step = (rows + parts - 1) / parts;
+  uint32_t prefix = 0, prefix_mask = 0;
+  std::vector<uint32_t> hist;
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const int64_t bins = int64_t{1} << kBits[pass];
+    hist.assign(static_cast<size_t>(parts * bins), 0);
+    pool.run(static_cast<size_t>(parts), [&](size_t p) {
+      const int64_t r0 = static_cast<int64_t>(p) * step, r1 = std::min(rows, r0 + step);
+      score_histogram(W, n, r0, r1, i1, bw, dd, prefix, prefix_mask, kShift[pass], static_cast<uint32_t>(bins - 1),
+                      hist.data() + static_cast<int64_t>(p) * bins);
+    });
+    int64_t b = 0;
+    for (;; ++b) {
+      int64_t c = 0;
+      for (int64_t p = 0; p < parts; ++p) c += hist[static_cast<size_t>(p * bins + b)];
+      if (k < c || b == bins - 1) break;
+      k -= c;
+    }
+    prefix |= static_cast<uint32_t>(b) << kShift[pass];
+    prefix_mask |= static_cast<uint32_t>(bins - 1) << kShift[pass];
+  }
+  float out;
+  std::memcpy(&out, &prefix, sizeof out);
+  return out;
 }
 
 void check_common(const float* weight, int64_t rows, int64_t columns, const Hessian& h, int64_t block_size,
@@ -111,6 +175,68 @@ void check_sparse_options(const SparseGptOptions& o) {
 }
 }  // namespace
 
+namespace {
+
+// One row of one processing block of SparseGPT (mask, optional quantization, OBS updates inside the
+// block); the row's scaled errors go to err for the lazy batch update.
+struct RowBlock {
+  float* W;
+  uint8_t* keep;
+  uint8_t* codes;           // quantized: the survivors' grid codes (nullptr otherwise)
+  const float* hb;          // U[i1:i2, i1:i2], row stride n
+  int64_t n, i1, bw;
+  const float* dd;          // adaptive mask: the block's d² per column; scores <= thresh pruned (nullptr: n:m or nothing)
+  float thresh;
+  int m, nprune;            // n:m when m > 0
+  const SparseGptResult* grid;  // quantized: its scales / zero_points (nullptr otherwise)
+  int64_t groups, group_size, gs;
+  float maxq;
+  float* err;               // the row's scaled errors go to err[(r − err_row0)·bw + i]
+  int64_t err_row0;
+};
+
+// Returns the row's Σ (w − q)²/d². On x86-64 Linux GCC builds an AVX-512 / AVX2 / baseline clone
+// (ifunc): the OBS update's lanes run the same IEEE operations in the same order as the scalar loop
+// (no FMA contraction: -ffp-contract=off), so every clone gives identical bits.
+CMO_SPARSEGPT_CLONES
+double sparse_row_block(const RowBlock& c, int64_t r, float* w1, std::vector<std::pair<float, int64_t>>& cand) {
+  const int64_t n = c.n, i1 = c.i1, bw = c.bw;
+  float* wr = c.W + r * n;
+  uint8_t* kr = c.keep + r * n + i1;
+  if (c.dd)  // the block's adaptive mask: pruned up to the kth score inclusive
+    for (int64_t i = 0; i < bw; ++i) kr[i] = obs_score(wr[i1 + i], c.dd[i]) <= c.thresh ? 0 : 1;
+  std::memcpy(w1, wr + i1, sizeof(float) * static_cast<size_t>(bw));
+  double lsum = 0;
+  for (int64_t i = 0; i < bw; ++i) {
+    if (c.m > 0 && i % c.m == 0) {
+      // n:m: the n smallest w²/d² of the next m columns, on the error-updated weights.
+      const int64_t e = std::min(bw, i + c.m), len = e - i;
+      const int64_t npr = len == c.m ? c.nprune : c.nprune * len / c.m;  // proportional tail
+      cand.clear();
+      for (int64_t j = i; j < e; ++j) {
+        const float d = c.hb[j * n + j];
+        cand.emplace_back((w1[j] * w1[j]) / (d * d), j);
+      }
+      std::stable_sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (int64_t p = 0; p < npr; ++p) kr[cand[static_cast<size_t>(p)].second] = 0;
+    }
+    const float w = w1[i], d = c.hb[i * n + i];
+    float q = kr[i] ? w : 0.0f;
+    if (c.grid) {
+      const size_t gi = static_cast<size_t>(r * c.groups + (c.group_size < 0 ? 0 : (i1 + i) / c.gs));
+      const float s = c.grid->scales[gi], z = c.grid->zero_points[gi];
+      const float code = quantize_code(q, s, z, c.maxq);
+      q = s * (code - z);
+      c.codes[r * n + i1 + i] = static_cast<uint8_t>(code);
+    }
+    wr[i1 + i] = q;
+    lsum += obs_column_update(w1, c.hb + i * n, i, bw, w, q, d, c.err + (r - c.err_row0) * bw + i);
+  }
+  return lsum;
+}
+
+}  // namespace
+
 SparseGptResult sparse_gpt(const float* weight, int64_t rows, int64_t n, Hessian& h, const SparseGptOptions& o,
                            ThreadPool* pool) {
   check_common(weight, rows, n, h, o.block_size, "SparseGPT");
@@ -137,7 +263,15 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
   int64_t groups = 1;
   const bool quant = o.quant.bits > 0;
   const float maxq = static_cast<float>((1 << o.quant.bits) - 1);
-  if (quant) grids_from(weight, rows, n, o.quant, res.scales, res.zero_points, groups);  // unpruned W (coremltools)
+  if (quant) {
+    grids_from(weight, rows, n, o.quant, res.scales, res.zero_points, groups);  // unpruned W (coremltools)
+    if (o.quant.fp16_scales)
+      for (float& sc : res.scales) {
+        sc = half_to_float(float_to_half(sc));
+        if (!(sc > 0.0f)) sc = half_to_float(1);  // 2^-24, the smallest positive half
+      }
+    res.q.assign(static_cast<size_t>(rows * n), 0);
+  }
   const int64_t gs = o.quant.group_size > 0 ? o.quant.group_size : n;
   float* W = res.weight.data();
   uint8_t* keep = res.keep_mask.data();
@@ -145,67 +279,35 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
     for (int64_t c = 0; c < n; ++c)
       if (f.dead[static_cast<size_t>(c)]) W[r * n + c] = 0.0f;
 
+  // Rows are independent: a task takes kRowsPerChunk rows through the block's OBS loop and then
+  // applies their lazy batch update, W[rows, i2:] −= Err1[rows] · U[i1:i2, i2:], at once. So the
+  // scaled errors live in a per-task chunk×block_size buffer instead of a rows×block_size one, and a
+  // block is one hand-off to the pool. Chunks are fixed-size: results do not depend on the thread count.
   const int64_t B = std::min(o.block_size, n);
-  std::vector<float> err(static_cast<size_t>(rows * B)), score;
   std::vector<double> loss(static_cast<size_t>(rows), 0.0);
-  const int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  const bool adaptive = !nm && o.target_sparsity > 0.0;
+  std::vector<float> dd(static_cast<size_t>(B));
   for (int64_t i1 = 0; i1 < n; i1 += B) {
     const int64_t i2 = std::min(n, i1 + B), bw = i2 - i1;
     const float* hb = U + i1 * n + i1;  // Hinv1 = U[i1:i2, i1:i2], row stride n
-    if (!nm && o.target_sparsity > 0.0) {
+    float thresh = 0.0f;
+    if (adaptive) {
       // Adaptive mask: w²/d² over the whole block (all rows), pruned up to the kth value inclusive.
-      score.resize(static_cast<size_t>(rows * bw));
-      pr.run(static_cast<size_t>(tasks), [&](size_t t) {
-        for (int64_t r = static_cast<int64_t>(t) * kRowsPerTask; r < std::min(rows, (static_cast<int64_t>(t) + 1) * kRowsPerTask); ++r)
-          for (int64_t i = 0; i < bw; ++i) {
-            const float w = W[r * n + i1 + i], d = hb[i * n + i];
-            score[static_cast<size_t>(r * bw + i)] = (w * w) / (d * d);
-          }
-      });
+      for (int64_t i = 0; i < bw; ++i) dd[static_cast<size_t>(i)] = hb[i * n + i] * hb[i * n + i];
       const int64_t numel = rows * bw;
       const int64_t k = std::min<int64_t>(numel - 1, static_cast<int64_t>(static_cast<double>(numel) * o.target_sparsity));
-      std::vector<float> sorted(score);
-      std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end());
-      const float thresh = sorted[static_cast<size_t>(k)];
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t i = 0; i < bw; ++i)
-          if (score[static_cast<size_t>(r * bw + i)] <= thresh) keep[r * n + i1 + i] = 0;
+      thresh = kth_smallest_score(pr, W, n, rows, i1, bw, dd.data(), k);
     }
-    pr.run(static_cast<size_t>(tasks), [&](size_t t) {
-      std::vector<float> w1(static_cast<size_t>(bw));
+    pr.run(static_cast<size_t>(chunks), [&](size_t t) {
+      const int64_t r0 = static_cast<int64_t>(t) * kRowsPerChunk, r1 = std::min(rows, r0 + kRowsPerChunk);
+      std::vector<float> w1(static_cast<size_t>(bw)), err(static_cast<size_t>((r1 - r0) * bw));
       std::vector<std::pair<float, int64_t>> cand;
-      for (int64_t r = static_cast<int64_t>(t) * kRowsPerTask; r < std::min(rows, (static_cast<int64_t>(t) + 1) * kRowsPerTask); ++r) {
-        float* wr = W + r * n;
-        uint8_t* kr = keep + r * n + i1;
-        std::memcpy(w1.data(), wr + i1, sizeof(float) * static_cast<size_t>(bw));
-        double lsum = 0;
-        for (int64_t i = 0; i < bw; ++i) {
-          if (nm && i % o.m == 0) {
-            // n:m: the n smallest w²/d² of the next m columns, on the error-updated weights.
-            const int64_t e = std::min(bw, i + o.m), len = e - i;
-            const int64_t npr = len == o.m ? o.n : o.n * len / o.m;  // proportional tail
-            cand.clear();
-            for (int64_t j = i; j < e; ++j) {
-              const float d = hb[j * n + j];
-              cand.emplace_back((w1[static_cast<size_t>(j)] * w1[static_cast<size_t>(j)]) / (d * d), j);
-            }
-            std::stable_sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-            for (int64_t p = 0; p < npr; ++p) kr[cand[static_cast<size_t>(p)].second] = 0;
-          }
-          const float w = w1[static_cast<size_t>(i)], d = hb[i * n + i];
-          float q = kr[i] ? w : 0.0f;
-          if (quant) {
-            const size_t gi = static_cast<size_t>(r * groups + (o.quant.group_size < 0 ? 0 : (i1 + i) / gs));
-            q = quantize_value(q, res.scales[gi], res.zero_points[gi], maxq);
-          }
-          wr[i1 + i] = q;
-          lsum += obs_column_update(w1.data(), hb + i * n, i, bw, w, q, d, &err[static_cast<size_t>(r * bw + i)]);
-        }
-        loss[static_cast<size_t>(r)] += lsum / 2;
-      }
+      const RowBlock rb{W, keep, res.q.empty() ? nullptr : res.q.data(), hb, n, i1, bw, adaptive ? dd.data() : nullptr, thresh, nm ? o.m : 0, o.n,
+                        quant ? &res : nullptr, groups, o.quant.group_size, gs, maxq, err.data(), r0};
+      for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] += sparse_row_block(rb, r, w1.data(), cand) / 2;
+      if (i2 < n) exec::gemm(1, false, false, r1 - r0, n - i2, bw, -1.0f, err.data(), bw, U + i1 * n + i2, n, 1.0f, W + r0 * n + i2, n);
     });
-    // Lazy batch update of every later column: W[:, i2:] −= Err1 · U[i1:i2, i2:].
-    gemm_tiled(pr, rows, n - i2, bw, -1.0f, err.data(), bw, U + i1 * n + i2, n, W + i2, n);
     if (o.on_block) o.on_block(i2, n);
   }
   int64_t zeros = 0;
@@ -324,10 +426,9 @@ double relative_reconstruction_error(const float* w, const float* w_hat, int64_t
   PoolRef pr(pool);
   // tr(D·H·Dᵀ) with H symmetric from its lower triangle: Σ over tiles (I, J<=I) of
   // (2 − [I==J]) · <D_I·H_IJ, D_J>, the diagonal tiles expanded to a dense symmetric copy.
+  // D = W − Ŵ is formed per tile pair (rows × tile columns) instead of as a rows×columns copy.
   constexpr int64_t T = 256;
   const int64_t tiles = (n + T - 1) / T;
-  std::vector<float> d(static_cast<size_t>(rows * n));
-  for (size_t e = 0; e < d.size(); ++e) d[e] = w[e] - w_hat[e];
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (int64_t i = 0; i < tiles; ++i)
     for (int64_t j = 0; j <= i; ++j) pairs.emplace_back(i, j);
@@ -347,14 +448,21 @@ double relative_reconstruction_error(const float* w, const float* w_hat, int64_t
       hij = hd.data();
       ldh = iw;
     }
-    std::vector<float> prod(static_cast<size_t>(rows * jw));
+    std::vector<float> prod(static_cast<size_t>(rows * jw)), di(static_cast<size_t>(rows * iw)), dj(static_cast<size_t>(rows * jw));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t a = 0; a < iw; ++a) di[static_cast<size_t>(r * iw + a)] = w[r * n + i0 + a] - w_hat[r * n + i0 + a];
+      for (int64_t b = 0; b < jw; ++b) dj[static_cast<size_t>(r * jw + b)] = w[r * n + j0 + b] - w_hat[r * n + j0 + b];
+    }
     const double weight_of = ti == tj ? 1.0 : 2.0;
     for (int pass = 0; pass < 2; ++pass) {
-      const float* m = pass == 0 ? d.data() : w;
-      linalg::sgemm(false, false, rows, jw, iw, 1.0f, m + i0, n, hij, ldh, 0.0f, prod.data(), jw);
+      // pass 0: D_I·H_IJ·D_Jᵀ; pass 1: W_I·H_IJ·W_Jᵀ
+      const float* mi = pass == 0 ? di.data() : w + i0;
+      const float* mj = pass == 0 ? dj.data() : w + j0;
+      const int64_t ldi = pass == 0 ? iw : n, ldj = pass == 0 ? jw : n;
+      exec::gemm(1, false, false, rows, jw, iw, 1.0f, mi, ldi, hij, ldh, 0.0f, prod.data(), jw);
       double s = 0;
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t b = 0; b < jw; ++b) s += static_cast<double>(prod[static_cast<size_t>(r * jw + b)]) * m[r * n + j0 + b];
+        for (int64_t b = 0; b < jw; ++b) s += static_cast<double>(prod[static_cast<size_t>(r * jw + b)]) * mj[r * ldj + b];
       (pass == 0 ? num : den)[t] = weight_of * s;
     }
   });

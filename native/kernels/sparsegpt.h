@@ -30,6 +30,10 @@ struct QuantGrid {
   bool symmetric = true;
   int64_t group_size = 0;     // 0 = per channel (one grid per row); > 0: per block of group_size columns;
                               // -1 = per tensor (one grid for the whole weight, repeated per row)
+  // SparseGPT: round each grid scale to float16 (the smallest positive half where it would flush to 0)
+  // before quantizing, for a model that stores the scale as fp16 — the result is then what the
+  // stored codes, scale and offset decode to, bit for bit.
+  bool fp16_scales = false;
 };
 
 struct SparseGptOptions {
@@ -54,6 +58,9 @@ struct SparseGptResult {
   // n:m with columns % m != 0: the last group of `tail` columns prunes floor(n·tail/m) per row.
   std::string tail_note;          // empty when no tail policy applied
   std::vector<float> scales, zero_points;  // when quantized: [rows, groups] (groups = 1 per channel)
+  // When quantized: each weight's grid code, weight = scale·(code − zero_point) bit for bit (pruned
+  // entries hold the code of 0). Empty otherwise.
+  std::vector<uint8_t> q;
 };
 
 // The note sparse_gpt reports for an n:m tail (empty when columns % m == 0).

@@ -1,5 +1,6 @@
 // SparseGPT fast path (float32, blocked, threaded) against the float64 reference written as the
 // Python reads (sparsegpt_ref.cc): identical masks, weights within 1e-5 of max|W|, same loss.
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -72,6 +73,40 @@ TEST(linear_unstructured_matches_reference) {
   CHECK(r.sparsity >= 0.37 && r.sparsity < 0.38);
   for (size_t i = 0; i < r.weight.size(); ++i)
     if (!r.keep_mask[i]) CHECK_EQ(r.weight[i], 0.0f);
+}
+
+TEST(block_threshold_is_the_kth_score_with_ties) {
+  // The block threshold (a parallel radix select) must be what nth_element picks on the scores w²/d²,
+  // also with many tied scores: weights from 5 values, a Hessian with equal diagonals in places.
+  const int64_t rows = 512, n = 160;
+  auto x = correlated(300, n, 5);
+  for (int64_t r = 0; r < 300; ++r)
+    for (int64_t j = 0; j < 40; ++j) x[static_cast<size_t>(r * n + j)] = (r % 2 ? 1.0f : -1.0f);  // 40 equal columns
+  Hessian h(n);
+  h.add_rows(x.data(), 300, 3);
+  std::vector<float> w(static_cast<size_t>(rows * n));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.5f * static_cast<float>(static_cast<int>((i * 2654435761u) >> 7) % 5 - 2);
+  for (double sparsity : {0.3, 0.5, 0.77}) {
+    SparseGptOptions o;
+    o.target_sparsity = sparsity;
+    auto r = sparse_gpt(w.data(), rows, n, h, o);
+    const InverseFactor f = h.factor(o.dampening);
+    const int64_t bw = std::min<int64_t>(o.block_size, n);
+    std::vector<float> score;
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t i = 0; i < bw; ++i) {
+        const float wv = f.dead[static_cast<size_t>(i)] ? 0.0f : w[static_cast<size_t>(row * n + i)], d = f.u[i * n + i];
+        score.push_back((wv * wv) / (d * d));
+      }
+    std::vector<float> sorted = score;
+    const int64_t k = std::min<int64_t>(rows * bw - 1, static_cast<int64_t>(static_cast<double>(rows * bw) * sparsity));
+    std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end());
+    int64_t diffs = 0;
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t i = 0; i < bw; ++i)
+        diffs += (score[static_cast<size_t>(row * bw + i)] <= sorted[static_cast<size_t>(k)] ? 0 : 1) != r.keep_mask[static_cast<size_t>(row * n + i)];
+    CHECK_EQ(diffs, int64_t{0});
+  }
 }
 
 TEST(nm_2_4_every_group_and_reference) {

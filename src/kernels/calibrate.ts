@@ -45,6 +45,7 @@ export interface CaptureRunResult {
 
 interface CaptureGraphHandle {
   run(inputs: Record<string, NativeTensor>, options: { threads?: number }, onProgress?: ProgressCallback, token?: CancelToken): Promise<CaptureRunResult>;
+  close(): void;
 }
 
 export interface LayerCompressRequest {
@@ -61,6 +62,12 @@ export interface LayerCompressRequest {
   release: number[];
   method: 'sparsegpt' | 'gptq';
   ios16: boolean;
+  /**
+   * SparseGPT with quantized survivors (bits > 0), iOS18: write the survivors' codes for
+   * constexpr_sparse_blockwise_shift_scale (records: mask, codes, scale, offset) instead of their
+   * dequantized values inside constexpr_sparse_to_dense (records: values, mask).
+   */
+  sparseCodes?: boolean;
   targetSparsity?: number;
   n?: number;
   m?: number;
@@ -119,6 +126,11 @@ export class CaptureGraph {
 
   run(inputs: Record<string, NativeTensor>, options: { threads?: number; signal?: AbortSignal; onProgress?: ProgressCallback } = {}): Promise<CaptureRunResult> {
     return withCancel(options.signal, (token) => this.handle.run(inputs, { threads: options.threads ?? 0 }, options.onProgress, token));
+  }
+
+  /** Frees the graph's weights and its references to the Hessians now (not at garbage collection). */
+  close(): void {
+    this.handle.close();
   }
 }
 

@@ -80,7 +80,12 @@ export async function compressModel(model: Model, plan: CompressPlan | string | 
     if (step.layerwise) {
       // Calibrated steps (SparseGPT / GPTQ) run on their own: their weights come from the graph.
       const run = step.api === 'gptq' ? gptq : sparseGPT;
-      const next = await run(current, step.layerwise.config, step.layerwise.calibration, { ...passOptions, mode: step.layerwise.mode });
+      // A joint palettization next takes the non-zeros of constexpr_sparse_to_dense as values: quantized
+      // survivors stay values there (coremltools has no prune → quantize → palettize chain).
+      const palettizedNext = p.steps[i + 1]?.api === 'palettize' && p.steps[i + 1]?.joint_compression === true;
+      const next = await run(current, step.layerwise.config, step.layerwise.calibration, {
+        ...passOptions, mode: step.layerwise.mode, ...(palettizedNext ? { quantizedSurvivors: 'values' as const } : {}),
+      });
       reports.push(Object.assign({ ...next.compression }, { layerwise: next.layerwise }));
       current = next;
       passes++;

@@ -14,6 +14,7 @@ import { executorModelOf, lowerProgram } from '../../src/runtime/executor.js';
 import { CaptureGraph, createHessianSet, type NativeTensor } from '../../src/kernels/calibrate.js';
 import { ProgramGraph, type LayerOp } from '../../src/optimize/sparsegpt/graph.js';
 import { groupLayers, planWaves } from '../../src/optimize/sparsegpt/groups.js';
+import { ConfigError } from '../../src/errors.js';
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
 import { syntheticFp32 } from '../../src/util/synthetic.js';
 import { buildNet, gaussian, writeCalibration } from './sparsegpt-helpers.js';
@@ -114,6 +115,10 @@ describe('Hessian capture through the executor', () => {
       ref.add(rows, 2);
     }
     expectClose(set.data(0), ref, 'matmul transpose_x');
+    // close() drops the graph and its Hessian references at once (the set keeps its own).
+    capture.close();
+    await expect(Promise.resolve().then(() => capture.run({ x: { dtype: 'fp32', shape: [2, 12, 5], data: new Float32Array(120) } }))).rejects.toThrow(/closed/);
+    expectClose(set.data(0), ref, 'after close');
   });
 
   it('q, k and v (one input) share one Hessian; their watches all count', async () => {
@@ -165,16 +170,21 @@ describe('Hessian capture through the executor', () => {
     expect(why['ein']).toMatch(/einsum/);
   });
 
-  it('waves fit the memory budget; a share set larger than the budget gets its own wave', async () => {
+  it('waves fit the memory budget; a share set larger than the budget is a typed error naming the ops, their size and the budget', async () => {
     const graph = new ProgramGraph(lowerProgram(executorModelOf(net)));
     const { layers } = graph.findLayers();
     const mid = groupLayers(layers, ['mid_block']).groups[0]!.layers;
-    expect(planWaves(mid, 1).length).toBe(5);
-    const bytes16 = 16 * 16 * 4 + 16 * 4;
-    // Inputs in order: tokens, attention, residual (16 columns each), gelu (64: over budget), residual2 (16).
-    const waves = planWaves(mid, 3 * bytes16);
-    expect(waves.map((w) => w.columns)).toEqual([[16, 16, 16], [64], [16]]);
-    for (const w of waves) expect(w.bytes <= 3 * bytes16 || w.columns.length === 1).toBe(true);
+    const bytes16 = 16 * 16 * 4 + 16 * 4, bytes64 = 64 * 64 * 4 + 64 * 4;
+    // Inputs in order: tokens, attention, residual (16 columns each), gelu (64), residual2 (16).
+    expect(planWaves(mid, bytes64).map((w) => w.columns)).toEqual([[16, 16, 16], [64], [16]]);
+    expect(planWaves(mid, bytes64 + bytes16).map((w) => w.columns)).toEqual([[16, 16, 16], [64, 16]]);
+    for (const w of planWaves(mid, bytes64)) expect(w.bytes).toBeLessThanOrEqual(bytes64);
+    expect(() => planWaves(mid, bytes64 - 1)).toThrow(ConfigError);
+    expect(() => planWaves(mid, bytes64 - 1)).toThrow(/16639 bytes .*Hessians of mid_block_ff2: a 64×64 fp32 Hessian = 16640 bytes .*at least 16640 bytes/);
+    expect(() => planWaves(mid, 1)).toThrow(/Hessians of mid_block_q, mid_block_k, mid_block_v: a 16×16 fp32 Hessian = 1088 bytes/);
+    // A grouped conv's set is all its groups' Hessians.
+    const down = groupLayers(layers, ['down_blocks.\\d+']).groups[0]!.layers;
+    expect(() => planWaves(down, 40000)).toThrow(/down_blocks_0_conv2: 2 Hessians of 72×72 fp32 \(one per conv group\) = 42048 bytes/);
   });
 });
 

@@ -18,6 +18,7 @@ import { runCli } from '../cli/run-cli.js';
 import { buildNet, writeCalibration } from './sparsegpt-helpers.js';
 import { openProgram } from '../../src/optimize/pass.js';
 import { opTypes } from './op-types.js';
+import { decompressWeights } from '../../src/optimize/compress.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cmo-gptq-'));
 const LAYERS = ['down_blocks.\\d+', 'mid_block', 'up_blocks.\\d+'];
@@ -140,6 +141,57 @@ describe('gptq on the graph', () => {
     }
     expect(survivors / (64 * 16)).toBeCloseTo(0.5, 1);
   });
+});
+
+describe('SparseGPT with quantized survivors in an iOS18 model', () => {
+  const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  for (const dtype of ['fp32', 'fp16'] as const) {
+    it(`${dtype}: constexpr_sparse_blockwise_shift_scale → constexpr_sparse_to_dense, decoding bit for bit to the values form`, async () => {
+      const model = dtype === 'fp32' ? net : await buildNet(dir, 'net18h', { dtype: 'fp16' });
+      const cfg = { global_config: { target_sparsity: 0.5, weight_dtype: 'uint4', quantization_scheme: 'affine' }, layers: LAYERS };
+      const codes = await sparseGPT(model, cfg, calib);
+      // The same run with the survivors written as their in-memory values (the iOS16 form).
+      const values = await sparseGPT(model, cfg, calib, { quantizedSurvivors: 'values' });
+      const done = codes.layerwise.ops.filter((o) => o.status === 'compressed');
+      expect(done.length).toBe(10);
+      expect(opTypes(codes).filter((t) => t === 'constexpr_sparse_blockwise_shift_scale').length).toBe(10);
+      expect(opTypes(codes).filter((t) => t === 'constexpr_sparse_to_dense').length).toBe(10);
+      expect(opTypes(values).filter((t) => t === 'constexpr_sparse_blockwise_shift_scale').length).toBe(0);
+      const { program, close } = openProgram(codes, 'test');
+      try {
+        const q = [...program.main.walk()].find((o) => o.name === 'mid_block_ff1_weight_sparsified_nonzero_data_0_quantized')!;
+        const nz = q.param('nonzero_data')!;
+        expect(nz.kind === 'value' && nz.value.dtype).toBe('uint4');
+        const scale = q.param('scale')!;
+        expect(scale.kind === 'value' && scale.value.shape).toEqual([64, 1]);
+        const std = [...program.main.walk()].find((o) => o.name === 'mid_block_ff1_weight_sparsified')!;
+        expect(std.type).toBe('constexpr_sparse_to_dense');
+      } finally {
+        close();
+      }
+      // decompress's decoders read the new chain: every weight equals the in-memory result bit for bit.
+      const wc = await materializeWeights(codes), wv = await materializeWeights(values);
+      let zeros = 0, total = 0;
+      for (const o of done) {
+        const a = weightOf(wc, o.weight).values, b = weightOf(wv, o.weight).values;
+        expect(a.length, o.name).toBe(b.length);
+        expect(bytesOf(a).equals(bytesOf(b)), o.name).toBe(true);
+        zeros += a.filter((v) => v === 0).length;
+        total += a.length;
+      }
+      expect(zeros / total).toBeGreaterThanOrEqual(0.49);
+      // The executor decodes it too, and the sequential driver calibrated every later layer on those weights.
+      const desc = createExecutor(codes);
+      const inputs = desc.inputs.map((i) => ({ name: i.name, type: { dtype: i.dtype, shape: i.shape } }));
+      const sample = loadSample(openCalibrationSet(calib, inputs, 1).samples[0]!, inputs);
+      const oc = await desc.predict(sample as never), ov = await createExecutor(values).predict(sample as never);
+      for (const k of Object.keys(ov)) expect(Buffer.from((oc[k]!.data as Float32Array).buffer).equals(Buffer.from((ov[k]!.data as Float32Array).buffer)), k).toBe(true);
+      // decompressWeights (coreml-optimize decompress) gives plain consts with the same values.
+      const plain = await decompressWeights(codes);
+      const wp = await materializeWeights(plain);
+      for (const o of done) expect(bytesOf(weightOf(wp, o.weight).values).equals(bytesOf(weightOf(wv, o.weight).values)), o.name).toBe(true);
+    });
+  }
 });
 
 describe('sparsegpt / gptq CLI', () => {

@@ -14,9 +14,11 @@ import { openProgram } from '../../src/optimize/pass.js';
 import { pruneWeights } from '../../src/optimize/prune.js';
 import { compressModel } from '../../src/optimize/compress.js';
 import { compareModels } from '../../src/runtime/compare.js';
-import { createExecutor, type TensorInput } from '../../src/runtime/executor.js';
+import { createExecutor, executorModelOf, lowerProgram, type TensorInput } from '../../src/runtime/executor.js';
 import { loadSample, openCalibrationSet } from '../../src/optimize/sparsegpt/calibration.js';
 import { writeNpy } from '../../src/runtime/npy.js';
+import { ProgramGraph } from '../../src/optimize/sparsegpt/graph.js';
+import { hessianBytes } from '../../src/optimize/sparsegpt/groups.js';
 import { AbortError, ConfigError, UnsupportedError } from '../../src/errors.js';
 import { buildCondNet, buildNet, buildTailNet, writeCalibration, LATENT, TOKENS } from './sparsegpt-helpers.js';
 
@@ -179,13 +181,25 @@ describe('sparseGPT on the graph', () => {
   });
 
   it('gives the same weights when the boundary cache spills to disk and the Hessians come in waves', async () => {
-    const tight = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { cacheMemory: 1, maxMemory: 1 });
+    // The tightest budget that holds every share set: the largest one.
+    const { layers } = new ProgramGraph(lowerProgram(executorModelOf(net))).findLayers();
+    const largest = Math.max(...layers.map((l) => hessianBytes(l.columns) * l.groups));
+    const tight = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { cacheMemory: 1, maxMemory: largest });
+    expect(tight.layerwise.peakHessianBytes).toBeLessThanOrEqual(largest);
     expect(tight.layerwise.cacheSpilledBytes).toBeGreaterThan(0);
     expect(tight.layerwise.cachePeakBytes).toBe(0);
     expect(tight.layerwise.waves).toBeGreaterThan(sequential.layerwise.waves);
     const a = await materializeWeights(sequential);
     const b = await materializeWeights(tight);
     for (const o of compressedOps(sequential)) expect(Array.from(weightOf(b, o.weight).values), o.name).toEqual(Array.from(weightOf(a, o.weight).values));
+  });
+
+  it('fails before any work when one share set\'s Hessians exceed maxMemory, naming the ops, their size and the budget', async () => {
+    let progress = 0;
+    const run = sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { maxMemory: 4096, onProgress: () => { progress++; } });
+    await expect(run).rejects.toThrow(ConfigError);
+    await expect(run).rejects.toThrow(/4096 bytes .*cannot hold the Hessians of down_blocks_0_conv_in: a 36×36 fp32 Hessian = 5328 bytes.*at least 5328 bytes/);
+    expect(progress).toBe(0);
   });
 
   it('writes the iOS16 form (packed uint8 mask + shape) for an iOS16 model', async () => {

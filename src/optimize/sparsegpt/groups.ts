@@ -7,6 +7,7 @@
  * ranges). Ops that read the same rows share Hessians; Hessians are allocated in waves that fit the
  * memory budget.
  */
+import { ConfigError } from '../../errors.js';
 import type { CaptureWatch } from '../../kernels/calibrate.js';
 import type { LayerOp } from './graph.js';
 
@@ -93,9 +94,16 @@ export function hessianBytes(columns: number): number {
   return columns * columns * 4 + columns * 4;
 }
 
+/** Bytes as "N bytes (X MiB)". */
+function bytesText(n: number): string {
+  return `${n} bytes (${(n / 2 ** 20).toFixed(n < 2 ** 20 ? 3 : 1)} MiB)`;
+}
+
 /**
- * Splits layers into waves of at most `budget` Hessian bytes (ops sharing rows stay in one wave);
- * a single share set larger than the budget gets a wave of its own.
+ * Splits layers into waves of at most `budget` Hessian bytes (ops sharing rows stay in one wave).
+ * A share set larger than the budget on its own is a ConfigError, raised before any calibration
+ * work: its Hessians (one per conv group) are filled by the same pass over the samples, and SparseGPT
+ * / GPTQ factor each one whole in place, so no split of the set would keep the peak under the budget.
  */
 export function planWaves(layers: readonly LayerOp[], budget: number): Wave[] {
   const sets = new Map<string, LayerOp[]>();
@@ -115,6 +123,11 @@ export function planWaves(layers: readonly LayerOp[], budget: number): Wave[] {
   };
   for (const set of sets.values()) {
     const b = hessianBytes(set[0]!.columns) * set[0]!.groups;
+    if (b > budget) {
+      const first = set[0]!;
+      const size = first.groups > 1 ? `${first.groups} Hessians of ${first.columns}×${first.columns} fp32 (one per conv group)` : `a ${first.columns}×${first.columns} fp32 Hessian`;
+      throw new ConfigError(`maxMemory (--max-memory) ${bytesText(budget)} cannot hold the Hessians of ${set.map((l) => l.name).join(', ')}: ${size} = ${bytesText(b)}, built in one pass and factored whole; raise it to at least ${b} bytes`);
+    }
     if (current.length > 0 && bytes + b > budget) flush();
     current.push(set);
     bytes += b;

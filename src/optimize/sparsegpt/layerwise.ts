@@ -41,6 +41,14 @@ export interface LayerwiseOptions {
   /** Bytes of boundary values kept in memory before spilling to disk (default: maxMemory / 4). */
   cacheMemory?: number;
   mode?: LayerwiseMode;
+  /**
+   * How SparseGPT's quantized survivors (weight_dtype uint8 / uint4 …) are written in an iOS18+
+   * model: 'codes' (default) as coremltools writes joint sparse + quantized weights,
+   * constexpr_sparse_blockwise_shift_scale → constexpr_sparse_to_dense; 'values' as their dequantized
+   * values inside constexpr_sparse_to_dense (the only form before iOS18, and the one a following
+   * joint palettization step can take: compressModel picks it then).
+   */
+  quantizedSurvivors?: 'codes' | 'values';
 }
 
 export interface LayerwiseLayerReport {
@@ -94,7 +102,7 @@ function describe(config: LayerwiseModuleConfig): string {
 }
 
 /** The native request for a layer under its config. Returns a skip reason instead when it cannot be written. */
-function request(p: Planned, ios16: boolean, hessians: number[], release: number[]): LayerCompressRequest | string {
+function request(p: Planned, ios16: boolean, hessians: number[], release: number[], survivorCodes: boolean): LayerCompressRequest | string {
   const { layer, config } = p;
   const common = {
     name: layer.weightName, file: layer.weightValue.blob.file, offset: layer.weightValue.blob.offset, shape: layer.shape,
@@ -108,7 +116,7 @@ function request(p: Planned, ios16: boolean, hessians: number[], release: number
   }
   const nm = config.n_m_ratio;
   return {
-    ...common, method: 'sparsegpt', targetSparsity: config.target_sparsity, n: nm?.[0] ?? 0, m: nm?.[1] ?? 0,
+    ...common, method: 'sparsegpt', targetSparsity: config.target_sparsity, n: nm?.[0] ?? 0, m: nm?.[1] ?? 0, sparseCodes: survivorCodes && !ios16 && config.bits > 0,
     bits: config.bits, symmetric: config.quantization_scheme === 'symmetric', groupSize: config.quantization_granularity === 'per_tensor' ? -1 : 0,
   };
 }
@@ -130,6 +138,9 @@ export async function runLayerwise(
   const maxMemory = options.maxMemory ?? Math.floor(os.totalmem() / 2);
   if (!(maxMemory > 0)) throw new ConfigError(`maxMemory must be a positive number of bytes, got ${String(options.maxMemory)}`);
   const cacheMemory = options.cacheMemory ?? Math.floor(maxMemory / 4);
+  const survivors = options.quantizedSurvivors ?? 'codes';
+  if (survivors !== 'codes' && survivors !== 'values') throw new ConfigError(`quantizedSurvivors must be codes or values, got ${String(survivors)}`);
+  const survivorCodes = survivors === 'codes';
   const file = model.path;
   const desc: GraphDescription = lowerProgram(executorModelOf(model));
   const graph = new ProgramGraph(desc);
@@ -159,6 +170,11 @@ export async function runLayerwise(
   for (const l of grouping.unmatched) skipLayer(l, 'no `layers` regex matches its name');
   const groups = grouping.groups;
 
+  // Hessian waves (a share set over the budget is a ConfigError here, before any work).
+  const wavesOf = new Map<LayerGroup, Wave[]>();
+  const allWaves = mode === 'oneshot' ? planWaves(groups.flatMap((g) => g.layers), maxMemory) : [];
+  if (mode === 'sequential') for (const g of groups) wavesOf.set(g, planWaves(g.layers, maxMemory));
+
   // Calibration data: every picked sample checked before any work.
   const calib: CalibrationSet = openCalibrationSet(calibrationDir, desc.inputs, config.calibration_nsamples);
   const nSamples = calib.samples.length;
@@ -185,9 +201,6 @@ export async function runLayerwise(
   let waveCount = 0;
   let fileCount = 0;
   // Progress: one unit per sample run of a sub-program, one per compressed layer.
-  const wavesOf = new Map<LayerGroup, Wave[]>();
-  const allWaves = mode === 'oneshot' ? planWaves(groups.flatMap((g) => g.layers), maxMemory) : [];
-  for (const g of groups) wavesOf.set(g, planWaves(g.layers, maxMemory));
   const lastEnd = groups.length ? groups[groups.length - 1]!.end : -1;
   let total = configured.length - grouping.unmatched.length;
   if (mode === 'oneshot') total += allWaves.length * nSamples;
@@ -207,9 +220,14 @@ export async function runLayerwise(
     const capture = new CaptureGraph(d, wave.watches, set);
     const t0 = performance.now();
     let hessian = 0;
-    for (let s = 0; s < nSamples; s++) {
-      hessian = (await capture.run(inputsFor(d, s), runOpts)).hessianSeconds;
-      tick();
+    try {
+      for (let s = 0; s < nSamples; s++) {
+        hessian = (await capture.run(inputsFor(d, s), runOpts)).hessianSeconds;
+        tick();
+      }
+    } finally {
+      // The set alone owns the Hessians now, so compressLayers frees each after its last layer.
+      capture.close();
     }
     seconds.hessian += hessian;
     seconds.forward += (performance.now() - t0) / 1000 - hessian;
@@ -220,7 +238,7 @@ export async function runLayerwise(
       const p = planned.get(l)!;
       const hs = wave.hessians.get(l)!;
       const reached = hs.every((h) => set.samples(h) > 0);
-      const r = reached ? request(p, ios16, hs, wave.release.get(l)!) : 'no calibration sample reached it';
+      const r = reached ? request(p, ios16, hs, wave.release.get(l)!, survivorCodes) : 'no calibration sample reached it';
       if (typeof r === 'string') {
         // Its Hessians may be shared with a layer still to compress: freed with the wave below.
         skipLayer(l, r, groupKey);
@@ -243,7 +261,7 @@ export async function runLayerwise(
     seconds.compress += (performance.now() - t1) / 1000;
     results.forEach((r, i) => {
       const p = forRequest[i]!;
-      const c: CompressedLayer = { layer: p.layer, method: requests[i]!.method, ios16, file: out, report: r, detail: describe(p.config) + (r.note ? ` (${r.note})` : '') };
+      const c: CompressedLayer = { layer: p.layer, method: requests[i]!.method, ios16, sparseCodes: requests[i]!.sparseCodes === true, file: out, report: r, detail: describe(p.config) + (r.note ? ` (${r.note})` : '') };
       compressed.push(c);
       reports.push({
         name: p.layer.name, weight: p.layer.weightName, type: p.layer.kind, layer: groupKey, status: 'compressed', detail: c.detail,
@@ -258,10 +276,14 @@ export async function runLayerwise(
   const forwardSegment = async (d: GraphDescription, outs: readonly string[]): Promise<void> => {
     const sub = plainGraph(d);
     const t0 = performance.now();
-    for (let s = 0; s < nSamples; s++) {
-      const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
-      for (const n of outs) cache.put(s, n, r[n]!);
-      tick();
+    try {
+      for (let s = 0; s < nSamples; s++) {
+        const r = (await sub.run(inputsFor(d, s), runOpts)).outputs;
+        for (const n of outs) cache.put(s, n, r[n]!);
+        tick();
+      }
+    } finally {
+      sub.close();
     }
     seconds.forward += (performance.now() - t0) / 1000;
   };

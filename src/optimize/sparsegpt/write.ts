@@ -3,7 +3,8 @@
  * (the shared pass driver), in which each compressed weight's record is replaced by the records
  * compressLayers wrote to its temporary file ("layerwise_copy" entries) and its const op by
  *   sparse: constexpr_sparse_to_dense (iOS16 packed uint8 mask + shape, iOS18 uint1 mask) — the ops
- *           pruneWeights writes;
+ *           pruneWeights writes; with quantized survivors in iOS18, constexpr_sparse_blockwise_shift_scale
+ *           (mask, codes, scale, offset) feeding it — the joint prune → quantize form;
  *   gptq:   constexpr_affine_dequantize (iOS16) / constexpr_blockwise_shift_scale (iOS18) — the ops
  *           linearQuantizeWeights writes.
  * The same records feed the sub-programs of the sequential driver (compressedOps), so the model's
@@ -27,6 +28,8 @@ export interface CompressedLayer {
   layer: LayerOp;
   method: 'sparsegpt' | 'gptq';
   ios16: boolean;
+  /** SparseGPT's survivors written as codes (records: mask, codes, scale, offset; iOS18). */
+  sparseCodes?: boolean;
   file: string;
   report: LayerCompressReport;
   /** One-line description for the report. */
@@ -40,6 +43,22 @@ export function compressedOps(c: CompressedLayer): GraphOp[] {
   const { layer, report, file } = c;
   const out = [{ name: layer.weightName, type: { dtype: layer.dtype, shape: layer.shape } }];
   const v = (k: number, dtype: string, shape: number[]) => [{ value: blobValue(file, report.offsets[k]!, dtype, shape) }];
+  if (c.method === 'sparsegpt' && c.sparseCodes) {
+    const qd = report.dataDtype!;
+    const ss = report.scaleShape!;
+    const q = `${layer.weightName}_sparsified_nonzero_data_0_quantized`;
+    return [
+      {
+        type: 'constexpr_sparse_blockwise_shift_scale', name: q, attributes: {}, blocks: [],
+        inputs: { data_mask: v(0, 'uint1', layer.shape), nonzero_data: v(1, qd, [report.counts[1]!]), scale: v(2, layer.dtype, ss), offset: v(3, qd, ss) },
+        outputs: [{ name: `${q}_0`, type: { dtype: 'uint1', shape: layer.shape } }, { name: `${q}_1`, type: { dtype: layer.dtype, shape: [report.counts[1]!] } }],
+      },
+      {
+        type: 'constexpr_sparse_to_dense', name: layer.weightName, attributes: {}, outputs: out, blocks: [],
+        inputs: { nonzero_data: [{ name: `${q}_1` }], mask: v(0, 'uint1', layer.shape) },
+      },
+    ];
+  }
   if (c.method === 'sparsegpt') {
     const inputs: GraphOp['inputs'] = c.ios16
       ? {
@@ -82,6 +101,28 @@ function layerwiseHandler(byWeight: ReadonlyMap<string, CompressedLayer>): PassH
       const l = byWeight.get(c.name)!;
       const opset = ctx.opset(c.fn);
       const dtype = c.dtype;
+      if (l.method === 'sparsegpt' && l.sparseCodes) {
+        // coremltools' joint prune → quantize form (spec §4.5): the mask input of sparse_to_dense is
+        // a value bound to the same blob as data_mask; output 0 is unused.
+        const name = `${c.name}_sparsified`;
+        const q = `${name}_nonzero_data_0_quantized`;
+        const [mask, codes, scale, offset] = r.outputs;
+        const qd = l.report.dataDtype! as MilDType;
+        const ss = l.report.scaleShape!;
+        const nz = codes!.elementCount;
+        const deq = makeConstexprOp(opset, 'constexpr_sparse_blockwise_shift_scale', q, [
+          ['data_mask', outputValue(mask!, c.shape, 'uint1')],
+          ['nonzero_data', outputValue(codes!, [nz], qd)],
+          ['scale', outputValue(scale!, ss, dtype)],
+          ['offset', outputValue(offset!, ss, qd)],
+        ], [{ name: `${q}_0`, type: tensorType('uint1', c.shape) }, { name: `${q}_1`, type: tensorType(dtype, [nz]) }]);
+        const op = makeConstexprOp(opset, 'constexpr_sparse_to_dense', name, [
+          ['nonzero_data', `${q}_1`],
+          ['mask', outputValue(mask!, c.shape, 'uint1')],
+        ], [{ name, type: tensorType(dtype, c.shape) }]);
+        c.op.block.replaceConst(c.op, [deq, op], name);
+        return l.detail;
+      }
       if (l.method === 'sparsegpt') {
         const name = `${c.name}_sparsified`;
         const [nonzero, mask] = r.outputs;
