@@ -124,9 +124,15 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
     // Through a plain pointer: `s` lives in thread-local storage, and the uint8_t stores may alias
     // it, so the compiler would otherwise look the thread-local address up (a call, in a shared
     // library) for every weight.
+    // Keys in L1-sized blocks (vectorized), then one table lookup per weight.
     const uint8_t* __restrict cluster_of_key = s.cluster_of_key.data();
-    const uint16_t* __restrict weights = g.f16;
-    for (size_t i = 0; i < g.count; ++i) idx[i] = cluster_of_key[fp16_order_key(weights[i])];
+    uint16_t keys[4096];
+    for (size_t at = 0; at < g.count; at += 4096) {
+      const size_t m = std::min<size_t>(4096, g.count - at);
+      fp16_order_keys(g.f16 + at, m, keys);  // finite: the histogram checked
+      uint8_t* __restrict out = idx + at;
+      for (size_t i = 0; i < m; ++i) out[i] = cluster_of_key[keys[i]];
+    }
     double sse = 0, sig = 0;
     for (size_t i = 0; i < n; ++i) {
       const double x = s.distinct.values[i], c = s.distinct.counts[i];
