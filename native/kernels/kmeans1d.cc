@@ -105,14 +105,15 @@ void poll(const CancelCheck& cancelled) {
 void check_input(const double* values, const double* weights, size_t n, size_t k) {
   if (n == 0) throw Error("EINVAL", "kmeans1d: no values to cluster");
   if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
-  // One branch-free sweep for valid input (every group of a tensor passes here); the loop below
-  // only runs to name the first bad element. x − x is 0 exactly for finite x and NaN otherwise.
+  // Valid input (every group of a tensor) passes one branch-free count of good comparisons: strictly
+  // ascending (NaN compares false) between finite ends means every value is finite. The loop below
+  // only runs to name the first bad element.
   const double inf = std::numeric_limits<double>::infinity();
-  bool ok = values[0] - values[0] == 0;
-  for (size_t i = 1; i < n; ++i) ok &= (values[i] > values[i - 1]) & (values[i] < inf);
+  size_t good = (values[0] > -inf) + (values[n - 1] < inf);
+  for (size_t i = 1; i < n; ++i) good += values[i] > values[i - 1];
   if (weights)
-    for (size_t i = 0; i < n; ++i) ok &= (weights[i] > 0) & (weights[i] < inf);
-  if (ok) return;
+    for (size_t i = 0; i < n; ++i) good += (weights[i] > 0) + (weights[i] < inf);
+  if (good == n + 1 + (weights ? 2 * n : 0)) return;
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(values[i])) throw Error("EINVAL", "kmeans1d: value " + std::to_string(i) + " is NaN or infinite");
     if (i > 0 && !(values[i] > values[i - 1]))
@@ -690,7 +691,18 @@ Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size
       // The marginal between c and k, from an upper bound on OPT(k): λ must pass OPT(k) − OPT(k+1)
       // (c = k + 1) or stay under OPT(k−1) − OPT(k) (c = k − 1).
       const double ub = neighbour_upper_bound(x, ct, n, k, seg.starts);
-      const double next = c > k ? (ub - seg.cost) * (1 + kMarginalNudge) : (seg.cost - ub) * (1 - kMarginalNudge);
+      double next = c > k ? (ub - seg.cost) * (1 + kMarginalNudge) : (seg.cost - ub) * (1 - kMarginalNudge);
+      // A loose bound puts λ past the far edge of k's window (k − 1 → k + 2 or more): keep it inside
+      // the power law's estimate of that edge from the exact OPT(c) (OPT ∝ c^−2). 1.61 → 1.50
+      // passes per group on 1280² gs16, a little fewer on others.
+      const double cc = static_cast<double>(c), kk = static_cast<double>(k);
+      if (c < k) {
+        const double est_lo = seg.cost * ((cc / kk) * (cc / kk) - (cc / (kk + 1)) * (cc / (kk + 1)));
+        if (next < est_lo) next = est_lo;
+      } else {
+        const double est_hi = seg.cost * ((cc / (kk - 1)) * (cc / (kk - 1)) - (cc / kk) * (cc / kk));
+        if (next > est_hi) next = est_hi;
+      }
       if (c > k ? next > lambda : next < lambda) lambda = next;
       else lambda *= c > k ? 1.2 : 1 / 1.2;  // the bound is too loose to help: step past
     } else {
@@ -704,9 +716,10 @@ Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size
 
 }  // namespace
 
-Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
-                               Kmeans1dAlgorithm algo, const CancelCheck& cancelled) {
-  check_input(values, weights, n, k);
+namespace {
+
+Kmeans1dResult solve_sorted(const double* values, const double* weights, size_t n, size_t k, Kmeans1dAlgorithm algo,
+                            const CancelCheck& cancelled) {
   k = std::min(k, n);
   double table_bytes = static_cast<double>(k) * static_cast<double>(n) * (n <= 65536 ? 2.0 : 4.0);
   if (algo != Kmeans1dAlgorithm::kPruned && algo != Kmeans1dAlgorithm::kLagrangian && table_bytes > 2.0 * 1024 * 1024 * 1024)
@@ -734,6 +747,20 @@ Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size
   }
   if (n <= 65536) return solve_dc<uint16_t>(values, weights, n, k, cancelled);
   return solve_dc<uint32_t>(values, weights, n, k, cancelled);
+}
+
+}  // namespace
+
+Kmeans1dResult kmeans1d_sorted(const double* values, const double* weights, size_t n, size_t k,
+                               Kmeans1dAlgorithm algo, const CancelCheck& cancelled) {
+  check_input(values, weights, n, k);
+  return solve_sorted(values, weights, n, k, algo, cancelled);
+}
+
+Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const CancelCheck& cancelled) {
+  if (d.values.empty()) throw Error("EINVAL", "kmeans1d: no values to cluster");
+  if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
+  return solve_sorted(d.values.data(), d.counts.data(), d.values.size(), k, Kmeans1dAlgorithm::kLagrangian, cancelled);
 }
 
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k) {

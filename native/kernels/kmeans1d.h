@@ -81,6 +81,11 @@ inline uint16_t fp16_from_order_key(uint16_t key) {
   return key >= 0x8000u ? static_cast<uint16_t>(key - 0x8000u) : static_cast<uint16_t>(0x8000u | (0x8000u - key));
 }
 
+// kmeans1d_sorted (kLagrangian) on the output of Fp16Histogram::distinct, which is valid by
+// construction (strictly ascending finite values, counts >= 1): skips the O(n) input check (3 % of
+// a 4-bit gs16 pass). Throws cmo::Error("EINVAL") on no values or k == 0.
+Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const CancelCheck& cancelled = {});
+
 // Order keys of n fp16 values (branch-free; vectorizes). Returns nonzero when one is NaN or Inf.
 uint32_t fp16_order_keys(const uint16_t* data, size_t n, uint16_t* keys);
 

@@ -272,10 +272,14 @@ TEST(lagrangian_search_solves_weight_groups) {
       const size_t n = d.values.size();
       Kmeans1dResult lagrangian = kmeans1d_sorted(d.values.data(), d.counts.data(), n, k);
       Kmeans1dResult dc = kmeans1d_sorted(d.values.data(), d.counts.data(), n, k, Kmeans1dAlgorithm::kDivideConquer);
+      Kmeans1dResult unchecked = kmeans1d_fp16_distinct(d, k);  // palettization's entry (no input sweep)
       ++cases;
       solved += lagrangian.lagrangian;
       CHECK(lagrangian.assignment == dc.assignment);
       CHECK(lagrangian.centroids == dc.centroids);
+      CHECK(unchecked.assignment == dc.assignment);
+      CHECK(unchecked.centroids == dc.centroids);
+      CHECK_EQ(unchecked.cost, lagrangian.cost);
     }
   }
   CHECK_EQ(solved, cases);
@@ -363,6 +367,11 @@ TEST(bad_input_raises) {
   std::vector<double> x3 = {0, 1, 2};
   for (std::vector<double> bad_w : {std::vector<double>{1, 0, 1}, {1, 1, inf_v}, {std::nan(""), 1, 1}, {1, 1, -2}})
     CHECK_THROWS(kmeans1d_sorted(x3.data(), bad_w.data(), x3.size(), 2));
+  DistinctValues none;
+  CHECK_THROWS(kmeans1d_fp16_distinct(none, 4));
+  DistinctValues one{{0.5}, {3}};
+  CHECK_THROWS(kmeans1d_fp16_distinct(one, 0));
+  CHECK(kmeans1d_fp16_distinct(one, 4).centroids == std::vector<double>{0.5});
   bool named = false;
   try {
     Fp16Histogram h;
