@@ -1,10 +1,12 @@
 // Micro-benchmark (not a test): CPU time of palettize_tensor on synthetic fp16 weights at SDXL
 // sizes, single thread. Build (from the repo root):
-//   g++ -O3 -std=c++17 -Inative bench/palettize_native.cc native/kernels/{kmeans1d,palettize,lut_modes,vector_kmeans,synthetic}.cc native/util/thread_pool.cc -lpthread -o /tmp/palettize_native
+//   g++ -O3 -std=c++17 -ffp-contract=off -Inative bench/palettize_native.cc native/kernels/{kmeans1d,kmeans1d_penalized,kmeans_sklearn,palettize,lut_modes,vector_kmeans,synthetic}.cc native/util/thread_pool.cc -lpthread -o /tmp/palettize_native
 //   /tmp/palettize_native [rows cols nbits group_size cluster_dim]...
-// Prints CPU ns per weight (getrusage: the machine may be shared) and the SSE.
+// Prints CPU ns per weight (getrusage: the machine may be shared), the SSE and a hash of the indices
+// and LUT (equal hashes before and after a change: the same output).
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -38,9 +40,16 @@ static void run(int64_t rows, int64_t cols, int nbits, int64_t gs, int cd) {
   double t0 = cpu_seconds();
   PalettizeResult r = palettize_tensor(v, p);
   double t = cpu_seconds() - t0;
-  std::printf("%6lld x %-6lld nbits %d gs %-5lld cd %d: %8.2f ns/weight (%.3f s cpu)  sse/signal %.6e  sse %.9g\n",
+  // FNV-1a over indices and LUT: equal outputs before and after a change (exactness check).
+  uint64_t hash = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t bytes) {
+    for (size_t i = 0; i < bytes; ++i) hash = (hash ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  mix(r.indices.data(), r.indices.size());
+  mix(r.lut_f16.data(), r.lut_f16.size() * 2);
+  std::printf("%6lld x %-6lld nbits %d gs %-5lld cd %d: %8.2f ns/weight (%.3f s cpu)  sse/signal %.6e  sse %.9g  hash %016llx\n",
               (long long)rows, (long long)cols, nbits, (long long)gs, cd, 1e9 * t / static_cast<double>(w.size()), t,
-              r.sse / r.signal, r.sse);
+              r.sse / r.signal, r.sse, (unsigned long long)hash);
 }
 
 int main(int argc, char** argv) {

@@ -81,8 +81,20 @@ inline uint16_t fp16_from_order_key(uint16_t key) {
   return key >= 0x8000u ? static_cast<uint16_t>(key - 0x8000u) : static_cast<uint16_t>(0x8000u | (0x8000u - key));
 }
 
+// kmeans1d_sorted (kLagrangian) on the output of Fp16Histogram::distinct, which is valid by
+// construction (strictly ascending finite values, counts >= 1): skips the O(n) input check (3 % of
+// a 4-bit gs16 pass). Throws cmo::Error("EINVAL") on no values or k == 0.
+Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const CancelCheck& cancelled = {});
+
+// Order keys of n fp16 values (branch-free; vectorizes). Returns nonzero when one is NaN or Inf.
+uint32_t fp16_order_keys(const uint16_t* data, size_t n, uint16_t* keys);
+
 // Histogram of fp16 bit patterns, with reusable storage (65,536 uint32 counters) so that many
-// small groups cost O(group size + 65,536/64) each, not a fresh 256 KB clear.
+// small groups cost O(group size + touched key range) each, not a fresh 256 KB clear.
+// add() works in L1-sized blocks: order keys (vectorized) while tracking the key range, then one
+// counter increment per key — no per-weight record of which counters were touched (a bitmap of
+// used keys cost ~8 instructions per weight). distinct() and clear() walk the touched key range,
+// eight counters per test, so a sparse range costs ~1 instruction per key of the range.
 class Fp16Histogram {
  public:
   Fp16Histogram();
@@ -96,8 +108,8 @@ class Fp16Histogram {
   size_t distinct_count() const;
 
  private:
-  std::vector<uint32_t> counts_;  // indexed by order key
-  std::vector<uint64_t> used_;    // one bit per order key (fast scan of the touched keys)
+  std::vector<uint32_t> counts_;  // indexed by order key, 8 spare zero counters at the end
+  uint32_t lo_ = 65536, hi_ = 0;  // touched key range (empty when lo_ > hi_)
 };
 
 // Sorted distinct values of a float array with counts; ±0 merged; NaN/Inf → cmo::Error("EINVAL").

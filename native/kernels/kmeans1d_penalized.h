@@ -36,8 +36,6 @@ class PenalizedDp {
 
  private:
   std::vector<double> best_;      // best_[i]: penalized optimum of values [0, i)
-  std::vector<double> cost_sum_;  // Σ cluster cost (no penalty) of that optimum
-  std::vector<uint32_t> count_;   // its number of clusters
   std::vector<uint32_t> last_;    // start of its last cluster
   std::vector<uint32_t> cand_, from_;
 };

@@ -116,17 +116,31 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
         s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(i);
       }
     } else {
-      Kmeans1dResult r = kmeans1d_sorted(s.distinct.values.data(), s.distinct.counts.data(), n, k,
-                                         Kmeans1dAlgorithm::kLagrangian, cancelled);
+      Kmeans1dResult r = kmeans1d_fp16_distinct(s.distinct, k, cancelled);
       for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = half_to_float(double_to_half(r.centroids[c]));
-      for (size_t i = 0; i < n; ++i) s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(r.assignment[i]);
+      // Clusters are runs of consecutive keys: one fill per cluster over its key range (keys between
+      // present values are never looked up).
+      const uint32_t* a = r.assignment.data();
+      size_t first = 0;
+      while (first < n) {
+        const size_t end = static_cast<size_t>(std::upper_bound(a + first, a + n, a[first]) - a);
+        const size_t key_end = end < n ? s.keys[end] : size_t{s.keys[n - 1]} + 1;
+        std::memset(s.cluster_of_key.data() + s.keys[first], static_cast<int>(a[first]), key_end - s.keys[first]);
+        first = end;
+      }
     }
     // Through a plain pointer: `s` lives in thread-local storage, and the uint8_t stores may alias
     // it, so the compiler would otherwise look the thread-local address up (a call, in a shared
     // library) for every weight.
+    // Keys in L1-sized blocks (vectorized), then one table lookup per weight.
     const uint8_t* __restrict cluster_of_key = s.cluster_of_key.data();
-    const uint16_t* __restrict weights = g.f16;
-    for (size_t i = 0; i < g.count; ++i) idx[i] = cluster_of_key[fp16_order_key(weights[i])];
+    uint16_t keys[4096];
+    for (size_t at = 0; at < g.count; at += 4096) {
+      const size_t m = std::min<size_t>(4096, g.count - at);
+      fp16_order_keys(g.f16 + at, m, keys);  // finite: the histogram checked
+      uint8_t* __restrict out = idx + at;
+      for (size_t i = 0; i < m; ++i) out[i] = cluster_of_key[keys[i]];
+    }
     double sse = 0, sig = 0;
     for (size_t i = 0; i < n; ++i) {
       const double x = s.distinct.values[i], c = s.distinct.counts[i];

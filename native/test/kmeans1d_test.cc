@@ -272,10 +272,14 @@ TEST(lagrangian_search_solves_weight_groups) {
       const size_t n = d.values.size();
       Kmeans1dResult lagrangian = kmeans1d_sorted(d.values.data(), d.counts.data(), n, k);
       Kmeans1dResult dc = kmeans1d_sorted(d.values.data(), d.counts.data(), n, k, Kmeans1dAlgorithm::kDivideConquer);
+      Kmeans1dResult unchecked = kmeans1d_fp16_distinct(d, k);  // palettization's entry (no input sweep)
       ++cases;
       solved += lagrangian.lagrangian;
       CHECK(lagrangian.assignment == dc.assignment);
       CHECK(lagrangian.centroids == dc.centroids);
+      CHECK(unchecked.assignment == dc.assignment);
+      CHECK(unchecked.centroids == dc.centroids);
+      CHECK_EQ(unchecked.cost, lagrangian.cost);
     }
   }
   CHECK_EQ(solved, cases);
@@ -355,6 +359,19 @@ TEST(bad_input_raises) {
   CHECK_THROWS(kmeans1d_sorted(ok.data(), nullptr, 0, 1));
   std::vector<double> negw = {1, -1};
   CHECK_THROWS(kmeans1d_sorted(ok.data(), negw.data(), 2, 1));
+  // Each reject of the branch-free validity sweep, at the first and at a later element.
+  const double inf_v = std::numeric_limits<double>::infinity();
+  for (std::vector<double> bad : {std::vector<double>{-inf_v, 1, 2}, {std::nan(""), 1, 2}, {0, 1, inf_v}, {0, 1, std::nan("")},
+                                  {0, 1, 1}, {0, 2, 1}})
+    CHECK_THROWS(kmeans1d_sorted(bad.data(), nullptr, bad.size(), 2));
+  std::vector<double> x3 = {0, 1, 2};
+  for (std::vector<double> bad_w : {std::vector<double>{1, 0, 1}, {1, 1, inf_v}, {std::nan(""), 1, 1}, {1, 1, -2}})
+    CHECK_THROWS(kmeans1d_sorted(x3.data(), bad_w.data(), x3.size(), 2));
+  DistinctValues none;
+  CHECK_THROWS(kmeans1d_fp16_distinct(none, 4));
+  DistinctValues one{{0.5}, {3}};
+  CHECK_THROWS(kmeans1d_fp16_distinct(one, 0));
+  CHECK(kmeans1d_fp16_distinct(one, 4).centroids == std::vector<double>{0.5});
   bool named = false;
   try {
     Fp16Histogram h;
@@ -393,6 +410,86 @@ TEST(fp16_histogram_orders_values_and_merges_zero) {
       CHECK_EQ(fa < fb, fp16_order_key(ha) < fp16_order_key(hb));
       CHECK_EQ(fp16_from_order_key(fp16_order_key(ha)), (ha == 0x8000 ? uint16_t{0} : ha));
     }
+}
+
+// The histogram's blocked key pass, key-range scan and clear against an independent reference
+// (values sorted as doubles, ±0 merged): dense weight-like groups, a few values spread over the
+// whole fp16 range, several add() calls (strided, add_one, more than one 4,096-key block), reuse
+// after clear(), and a NaN in a later block (the histogram is left empty and usable).
+TEST(fp16_histogram_matches_sorted_reference) {
+  std::mt19937_64 rng(11);
+  auto finite_bits = [&] {
+    for (;;) {
+      const uint16_t h = static_cast<uint16_t>(rng());
+      if ((h & 0x7C00) != 0x7C00) return h;
+    }
+  };
+  std::normal_distribution<double> nd(0, 0.02);
+  Fp16Histogram hist;
+  for (int round = 0; round < 6; ++round) {
+    std::vector<uint16_t> all;  // every value added this round
+    const size_t n = round % 3 == 0 ? 20000 : round % 3 == 1 ? 37 : 9000;
+    std::vector<uint16_t> data(n * 3);
+    for (uint16_t& h : data) h = round % 3 == 1 ? finite_bits() : double_to_half(nd(rng));
+    if (round % 3 == 2) {  // strided, then single values, then a plain block
+      hist.add(data.data(), n, 3);
+      for (size_t i = 0; i < n; ++i) all.push_back(data[i * 3]);
+      for (size_t i = 0; i < 5; ++i) {
+        hist.add_one(data[i * 3 + 1]);
+        all.push_back(data[i * 3 + 1]);
+      }
+      hist.add(data.data() + 1, 4100);
+      all.insert(all.end(), data.begin() + 1, data.begin() + 4101);
+    } else {
+      data[7] = 0x8000;  // −0
+      data[8] = 0x0000;
+      hist.add(data.data(), n);
+      all.assign(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    std::vector<std::pair<double, uint16_t>> ref;  // (value, order key), ±0 as +0
+    for (uint16_t h : all) ref.push_back({static_cast<double>(cmo::half_to_float(h == 0x8000 ? 0 : h)), fp16_order_key(h)});
+    std::sort(ref.begin(), ref.end());
+    std::vector<double> want_values, want_counts;
+    std::vector<uint16_t> want_keys;
+    for (const auto& [v, key] : ref) {
+      if (want_values.empty() || v != want_values.back()) {
+        want_values.push_back(v);
+        want_counts.push_back(0);
+        want_keys.push_back(key);
+      }
+      want_counts.back() += 1;
+      CHECK_EQ(key, want_keys.back());
+    }
+    DistinctValues d;
+    std::vector<uint16_t> keys;
+    hist.distinct(d, &keys);
+    CHECK(d.values == want_values);
+    CHECK(d.counts == want_counts);
+    CHECK(keys == want_keys);
+    CHECK_EQ(hist.distinct_count(), want_values.size());
+    for (size_t i = 0; i < keys.size(); ++i) CHECK_EQ(static_cast<double>(hist.count_of_key(keys[i])), want_counts[i]);
+    hist.clear();
+    CHECK_EQ(hist.distinct_count(), size_t{0});
+    hist.distinct(d, &keys);
+    CHECK(d.values.empty() && keys.empty());
+  }
+  // NaN in the second block: throws naming it; counters of the first block are gone.
+  std::vector<uint16_t> data(6000, 0x3C00);
+  data[5000] = 0x7E01;
+  CHECK_THROWS(hist.add(data.data(), data.size()));
+  CHECK_EQ(hist.distinct_count(), size_t{0});
+  hist.add(data.data(), 100);
+  CHECK_EQ(hist.count_of_key(fp16_order_key(0x3C00)), 100u);
+  CHECK_EQ(hist.distinct_count(), size_t{1});
+  hist.clear();
+  // The vectorized key pass equals the scalar key for every pattern and flags NaN/Inf.
+  std::vector<uint16_t> every(65536), keys(65536);
+  for (uint32_t h = 0; h < 65536; ++h) every[h] = static_cast<uint16_t>(h);
+  CHECK(fp16_order_keys(every.data(), every.size(), keys.data()) != 0);
+  for (uint32_t h = 0; h < 65536; ++h) CHECK_EQ(keys[h], fp16_order_key(static_cast<uint16_t>(h)));
+  std::vector<uint16_t> finite(1000);
+  for (uint16_t& h : finite) h = finite_bits();
+  CHECK_EQ(fp16_order_keys(finite.data(), finite.size(), keys.data()), 0u);
 }
 
 TEST(double_to_half_is_correctly_rounded) {
