@@ -17,6 +17,7 @@ using Shape = std::vector<int64_t>;
 
 struct ListValue;  // MIL list (make_list / list_* ops): see below
 struct StateCell;  // MIL state (read_state / coreml_update_state): see below
+class DerivedCache;  // forms derived once from a constant (derived_cache.h)
 
 int64_t numel(const Shape& s);
 std::string shape_str(const Shape& s);
@@ -39,6 +40,8 @@ struct Tensor {
   // tensors); a state is a cell the graph owns and keeps across predict calls.
   std::shared_ptr<const ListValue> list;
   std::shared_ptr<StateCell> state;
+  // Set on the graph's float constants only: what kernels derived from these values (shared by copies).
+  std::shared_ptr<DerivedCache> derived;
 
   static Tensor f32(Shape shape);
   static Tensor i32(Shape shape);
