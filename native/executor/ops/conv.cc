@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "../../linalg/blas.h"
 #include "../../linalg/sgemm_kernels.h"
 #include "../derived_cache.h"
 #include "common.h"
@@ -133,6 +134,31 @@ void im2col(const float* x, int64_t C, const ConvGeom& g, int64_t t0, int64_t t1
       1);
 }
 
+struct PackedWeights {
+  std::shared_ptr<const std::vector<float>> hold;
+  const float* data = nullptr;  // null: the GEMM packs the weights per call
+  const linalg::detail::GemmKernel* kernel = nullptr;
+  int64_t group_floats = 0;
+};
+
+// A constant conv weight packed once as the portable GEMM's A operand (when that GEMM is the
+// executor's and the graph's derived-value budget has room); otherwise an empty result.
+PackedWeights packed_conv_weights(OpContext& c, const Tensor& w, int64_t groups, int64_t cout_g, int64_t ck) {
+  PackedWeights p;
+  if (!w.derived || !linalg::executor_prefers_portable_gemm()) return p;
+  const linalg::detail::GemmKernel& kern = linalg::detail::best_kernel();
+  p.group_floats = static_cast<int64_t>(linalg::packed_a_floats(kern, cout_g, ck));
+  const std::string key = std::string("gemm_a:") + kern.name + ":" + shape_str(w.shape) + ":g" + std::to_string(groups);
+  p.hold = w.derived->get<std::vector<float>>(key, static_cast<size_t>(groups * p.group_floats) * sizeof(float), [&] {
+    auto v = std::make_shared<std::vector<float>>(static_cast<size_t>(groups * p.group_floats));
+    for (int64_t gi = 0; gi < groups; ++gi)
+      linalg::pack_a_full(kern, false, cout_g, ck, w.fdata() + gi * cout_g * ck, ck, v->data() + gi * p.group_floats);
+    return v;
+  });
+  if (p.hold) p.data = p.hold->data(), p.kernel = &kern;
+  return p;
+}
+
 // The bias as fp32 (null when absent); throws when it does not have C_out elements.
 const float* conv_bias(OpContext& c, int64_t cout, Tensor& holder) {
   const Tensor* bt = c.find("bias");
@@ -227,20 +253,29 @@ void k_conv(OpContext& c) {
       for (int64_t o = 0; o < cout; ++o) std::fill_n(y.fdata() + (n * cout + o) * op, op, bias[o]);
   }
   const float beta = bias ? 1.f : 0.f;
+  // The weights as the GEMM's packed A, once per graph constant (each group's [cout_g × ck] block).
+  const PackedWeights packed = packed_conv_weights(c, w, groups, cout_g, ck);
+  auto conv_gemm = [&](int64_t gi, const float* wg, int64_t n_cols, const float* b, int64_t ldb, float* out) {
+    if (packed.data)
+      linalg::sgemm_portable_packed_a(*packed.kernel, c.threads(), false, cout_g, n_cols, ck, 1.f, packed.data + gi * packed.group_floats,
+                                      false, wg, ck, b, ldb, beta, out, op);
+    else
+      gemm(c.threads(), false, false, cout_g, n_cols, ck, 1.f, wg, ck, b, ldb, beta, out, op);
+  };
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t gi = 0; gi < groups; ++gi) {
       const float* xg = x.fdata() + (n * g.C + gi * cin_g) * ip;
       const float* wg = w.fdata() + gi * cout_g * ck;
       float* yg = y.fdata() + (n * cout + gi * cout_g) * op;
-      if (pointwise) {
-        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, beta, yg, op);
+      if (pointwise) {  // the input itself is the GEMM's B: no copy
+        conv_gemm(gi, wg, op, xg, ip, yg);
         continue;
       }
       for (int64_t t0 = 0; t0 < op; t0 += tile) {
         int64_t t1 = std::min(op, t0 + tile);
         if (g.nsp == 2) im2col_2d(xg, cin_g, g, t0, t1, col.data(), c.threads());
         else im2col(xg, cin_g, g, t0, t1, col.data(), c.threads());
-        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, beta, yg + t0, op);
+        conv_gemm(gi, wg, t1 - t0, col.data(), t1 - t0, yg + t0);
       }
     }
   c.set(0, std::move(y));

@@ -396,19 +396,19 @@ void transform_weights(const float* w, int64_t cout, int64_t cin, int m, const G
       1, threads);
 }
 
-// COREML_OPTIMIZE_WINOGRAD=2 / =4 forces that tile size wherever the path applies (benchmarks).
-static int forced_tile() {
-  static const int forced = [] {
+// COREML_OPTIMIZE_WINOGRAD: "2" limits the path to F(2×2, 3×3) (the cost model still chooses
+// im2col where it is cheaper); "4" forces F(4×4, 3×3) wherever the path applies (benchmarks).
+static const std::string& winograd_env() {
+  static const std::string v = [] {
     const char* env = std::getenv("COREML_OPTIMIZE_WINOGRAD");
-    const std::string v = env ? env : "";
-    return v == "2" ? 2 : v == "4" ? 4 : 0;
+    return std::string(env ? env : "");
   }();
-  return forced;
+  return v;
 }
 
 int choose_tile(const Geometry& g, const GemmKernel& k) {
   if (phase_fns(2, k).input == nullptr) return 0;
-  if (forced_tile()) return forced_tile();
+  if (winograd_env() == "4") return 4;
   // Multiply-adds, counting the micro-kernels' padding (channels to MR, tiles to NR) on both paths.
   // The transforms are costed in multiply-add equivalents per point and channel (about 25 on the
   // input side, 20 on the output side: their loads, shuffles and stores, fitted on this machine's
@@ -417,16 +417,18 @@ int choose_tile(const Geometry& g, const GemmKernel& k) {
   const double MR = k.mr, NR = k.nr, C = static_cast<double>(g.C);
   const double opad = std::ceil(static_cast<double>(g.O) / MR) * MR;
   const double direct = 9.0 * static_cast<double>(g.N * g.OH * g.OW) * C * opad;
-  double best = 1.4 * direct;
-  int pick = 0;
+  double cost[5] = {};
   for (int m : {2, 4}) {
     const double a2 = (m + 2) * (m + 2);
     const double tiles = static_cast<double>(g.N) * std::ceil(static_cast<double>(g.OH) / m) * std::ceil(static_cast<double>(g.OW) / m);
     const double tpad = std::ceil(tiles / NR) * NR;
-    const double cost = a2 * tpad * (C * opad + 25.0 * C + 20.0 * static_cast<double>(g.O));
-    if (cost < best) best = cost, pick = m;
+    cost[m] = a2 * tpad * (C * opad + 25.0 * C + 20.0 * static_cast<double>(g.O));
   }
-  return pick;
+  // F(4×4)'s rounding error is ~8× F(2×2)'s (its transforms scale by up to 8 and 1/24; see
+  // winograd_test.cc): taken only for a clear gain, and never with COREML_OPTIMIZE_WINOGRAD=2.
+  const bool four = winograd_env() != "2" && cost[4] < 0.75 * cost[2];
+  const int m = four ? 4 : 2;
+  return cost[m] < 1.4 * direct ? m : 0;
 }
 
 void conv3x3(const Geometry& g, const float* x, const Weights& w, const float* bias, float* y, unsigned threads,

@@ -61,7 +61,8 @@ void conv3x3(const Geometry& g, const float* x, const Weights& u, const float* b
 // The micro-kernel conv uses (the portable SGEMM's best on this CPU).
 const GemmKernel& default_kernel();
 // Whether the executor's conv takes this path: off with COREML_OPTIMIZE_WINOGRAD=0 (A/B benchmarks,
-// read once), and on Accelerate builds whose GEMM is not the portable one (Apple's AMX GEMM wins).
+// read once; =2 keeps F(2×2) only, =4 forces F(4×4)), and on Accelerate builds whose GEMM is not the
+// portable one (Apple's AMX GEMM wins).
 bool enabled();
 
 }  // namespace cmo::exec::winograd
