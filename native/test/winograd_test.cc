@@ -1,8 +1,8 @@
 // Winograd F(2×2, 3×3) / F(4×4, 3×3) convolution (native/executor/ops/winograd.cc) against a float64
 // direct convolution, on every micro-kernel this CPU runs, both tile sizes, odd image sizes, every
 // padding, channel counts that are not multiples of MR / NR, batch > 1, one thread and the pool, one
-// block and many; then the conv op end to end (cached transformed weights), the DerivedCache budget,
-// and that warm runs allocate nothing large.
+// block and many; then the conv op end to end (cached transformed weights, no large allocation in
+// warm runs), the DerivedCache budget, and the output buffers recycled without zero-fill.
 //
 // Accuracy bound: the error of an output is measured against its float64 value, relative to
 // Σ|x·w| + |b| over its 9·C terms (the scale of any fp32 summation's error). Observed maxima on
@@ -201,6 +201,25 @@ TEST(conv_op_runs_winograd_with_weights_transformed_once) {
     // Run 0 transforms the weights (and grows the block buffers); from run 2 on nothing large is allocated.
     if (run == 2) CHECK_EQ(made, 0L);
   }
+}
+
+TEST(buffer_pool_hands_out_recycled_buffers_for_overwrite_without_zeroing) {
+  // conv's output (Tensor::f32_for_overwrite) skips the zero-fill of a recycled buffer; plain f32 keeps it.
+  auto pool = std::make_shared<BufferPool>();
+  const float* first = nullptr;
+  {
+    std::shared_ptr<float> a = pool->take(5000);
+    first = a.get();
+    a.get()[7] = 3.5f;
+  }  // back to the pool
+  {
+    std::shared_ptr<float> b = pool->take(5000, false);
+    CHECK(b.get() == first);
+    CHECK_EQ(b.get()[7], 3.5f);
+  }
+  std::shared_ptr<float> c = pool->take(5000);
+  CHECK(c.get() == first);
+  CHECK_EQ(c.get()[7], 0.0f);
 }
 
 TEST(derived_cache_builds_once_within_its_budget) {

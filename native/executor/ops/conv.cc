@@ -232,7 +232,9 @@ void k_conv(OpContext& c) {
   }
   Shape os{g.N, cout};
   os.insert(os.end(), g.out.begin(), g.out.end());
-  Tensor y = Tensor::f32(os);
+  // Every element is written below (Winograd's output transform, the bias fill, or a beta = 0 GEMM
+  // that never reads C): no zero-fill of a recycled buffer.
+  Tensor y = Tensor::f32_for_overwrite(os);
   if (try_winograd(c, x, w, g, groups, y)) {
     c.set(0, std::move(y));
     return;

@@ -4,7 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "../../linalg/blas.h"
 #include "../../linalg/sgemm_kernels.h"
@@ -119,23 +124,49 @@ struct Tf<2, NR> {
   }
 };
 
-// u = G g Gᵀ in float64 (a×a from 3×3), G's rows being the points' [1, p, p²] / Π_{q≠p}(p − q).
-void weight_tf(int m, const float* g, double* u) {
-  const int a = m + 2;
-  double G[6][3];
-  if (m == 4) {
-    const double rows[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                               {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
-    std::memcpy(G, rows, sizeof rows);
-  } else {
-    const double rows[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    std::memcpy(G, rows, sizeof rows);
+// G of F(m×m, 3×3) (a×3): the points' rows [1, p, p²] / Π_{q≠p}(p − q), and [0, 0, 1] for ∞.
+struct GMatrix {
+  double g[6][3];
+  explicit GMatrix(int m) {
+    const double g4[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                             {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+    const double g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    if (m == 4) std::memcpy(g, g4, sizeof g4);
+    else std::memcpy(g, g2, sizeof g2);
   }
-  double t[6][3];  // G g
-  for (int i = 0; i < a; ++i)
-    for (int c = 0; c < 3; ++c) t[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
-  for (int i = 0; i < a; ++i)
-    for (int j = 0; j < a; ++j) u[i * a + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+};
+
+constexpr int kMaxMr = 16;
+
+// U for one panel of MR output channels: u = G g Gᵀ in float64 across the lanes (vectorizable),
+// rounded once. Input channels go in blocks of kCb so that each point's stretch of U is written as
+// one contiguous run (kCb·MR floats) rather than 36 scattered 48-byte pieces per channel.
+constexpr int kCb = 16;
+void weight_panel(int m, const GMatrix& G, const float* w, int64_t cout, int64_t cin, int MR, int64_t panels, int64_t cp,
+                  float* U) {
+  const int a = m + 2, P = a * a;
+  double g[9][kMaxMr], t[6][3][kMaxMr], u[36][kMaxMr];
+  float out[36][kCb * kMaxMr];
+  for (int64_t c0 = 0; c0 < cin; c0 += kCb) {
+    const int64_t cb = std::min<int64_t>(kCb, cin - c0);
+    for (int64_t cc = 0; cc < cb; ++cc) {
+      const int64_t ci = c0 + cc;
+      for (int l = 0; l < kMaxMr; ++l) {
+        const int64_t co = cp * MR + l;
+        for (int k = 0; k < 9; ++k) g[k][l] = l < MR && co < cout ? static_cast<double>(w[(co * cin + ci) * 9 + k]) : 0.0;
+      }
+      for (int i = 0; i < a; ++i)
+        for (int c = 0; c < 3; ++c)
+          for (int l = 0; l < kMaxMr; ++l) t[i][c][l] = G.g[i][0] * g[c][l] + G.g[i][1] * g[3 + c][l] + G.g[i][2] * g[6 + c][l];
+      for (int i = 0; i < a; ++i)
+        for (int j = 0; j < a; ++j)
+          for (int l = 0; l < kMaxMr; ++l) u[i * a + j][l] = t[i][0][l] * G.g[j][0] + t[i][1][l] * G.g[j][1] + t[i][2][l] * G.g[j][2];
+      for (int xi = 0; xi < P; ++xi)
+        for (int l = 0; l < MR; ++l) out[xi][cc * MR + l] = static_cast<float>(u[xi][l]);
+    }
+    for (int xi = 0; xi < P; ++xi)
+      std::memcpy(U + ((xi * panels + cp) * cin + c0) * MR, out[xi], static_cast<size_t>(cb * MR) * sizeof(float));
+  }
 }
 
 // ---- the blocked driver ----------------------------------------------------------------------------
@@ -335,7 +366,7 @@ void gemm_task(const Ctx& c, const Block& b, int64_t xi, int64_t mb) {
   const GemmKernel& k = *c.k;
   const int64_t C = c.g.C, Opad = c.w->cout_pad, MR = k.mr, NR = k.nr;
   const int64_t r0 = mb * c.mc, r1 = std::min(Opad, r0 + c.mc), ldc = c.P * c.Tb;
-  const float* U = c.w->u.data() + xi * Opad * C;
+  const float* U = c.w->u.get() + xi * Opad * C;
   const float* V = b.V + xi * c.TPb * C * NR;
   float* Mx = b.M + xi * c.Tb;
   for (int64_t p0 = 0; p0 < C; p0 += k.kc) {
@@ -362,6 +393,24 @@ float* grow(std::vector<float>& v, size_t n) {
 
 }  // namespace
 
+float* alloc_uninitialized(size_t n) {
+  const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
+#if defined(__linux__)
+  // Transformed weights run to hundreds of MB on a VAE or UNet: ask for transparent huge pages, so
+  // that first touch faults 2 MiB at a time (page faults were half the cost of transforming them).
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (bytes >= 2 * kHuge) {
+    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    if (void* p = std::aligned_alloc(kHuge, rounded)) {
+      madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP it is plain memory
+      return static_cast<float*>(p);
+    }
+  }
+#endif
+  if (void* p = std::malloc(bytes)) return static_cast<float*>(p);
+  throw std::bad_alloc();
+}
+
 size_t weights_bytes(int64_t cout, int64_t cin, int m, const GemmKernel& k) {
   const int64_t a = m + 2, cout_pad = (cout + k.mr - 1) / k.mr * k.mr;
   return static_cast<size_t>(a * a * cout_pad * cin) * sizeof(float);
@@ -377,23 +426,17 @@ void transform_weights(const float* w, int64_t cout, int64_t cin, int m, const G
   out.cin = cin;
   out.cout_pad = (cout + MR - 1) / MR * MR;
   const size_t n = static_cast<size_t>(P * out.cout_pad * cin);
-  if (out.u.size() < n) out.u.resize(n);
-  float* U = out.u.data();
+  if (out.len < n) {
+    out.u.reset(alloc_uninitialized(n));  // every element is written below
+    out.len = n;
+  }
+  if (MR > kMaxMr) throw Error("EINVAL", "winograd: micro-kernel rows exceed 16");
+  float* U = out.u.get();
   const int64_t panels = out.cout_pad / MR;
+  const GMatrix G(m);
   parallel_for(
-      static_cast<size_t>(panels),
-      [&](size_t pi) {
-        const int64_t cp = static_cast<int64_t>(pi);
-        double u[36];
-        for (int64_t ci = 0; ci < cin; ++ci)
-          for (int i = 0; i < MR; ++i) {
-            const int64_t co = cp * MR + i;
-            if (co < cout) weight_tf(m, w + (co * cin + ci) * 9, u);
-            else std::fill(u, u + P, 0.0);
-            for (int xi = 0; xi < P; ++xi) U[((xi * panels + cp) * cin + ci) * MR + i] = static_cast<float>(u[xi]);
-          }
-      },
-      1, threads);
+      static_cast<size_t>(panels), [&](size_t pi) { weight_panel(m, G, w, cout, cin, MR, panels, static_cast<int64_t>(pi), U); }, 1,
+      threads);
 }
 
 // COREML_OPTIMIZE_WINOGRAD: "2" limits the path to F(2×2, 3×3) (the cost model still chooses

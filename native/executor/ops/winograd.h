@@ -14,7 +14,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <cstdlib>
+#include <memory>
 
 namespace cmo::linalg::detail {
 struct GemmKernel;
@@ -31,14 +32,20 @@ struct Weights {
   int64_t cout = 0, cin = 0, cout_pad = 0;  // cout_pad: cout rounded up to the kernel's MR
   // [a²][cout_pad / MR][cin][MR]: for each point ξ, U_ξ in the micro-kernel's packed-A layout
   // (panels of MR output channels, zero rows past cout).
-  std::vector<float> u;
-  size_t bytes() const { return u.size() * sizeof(float); }
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float[], Free> u;  // from alloc_uninitialized (malloc / aligned_alloc): every element written by transform_weights
+  size_t len = 0;               // floats in u
+  size_t bytes() const { return len * sizeof(float); }
 };
 
 // w [cout, cin, 3, 3] → Weights (G g Gᵀ computed in float64 and rounded once). `out.u` is reused
 // when large enough (no allocation for a per-call transform in steady state).
 void transform_weights(const float* w, int64_t cout, int64_t cin, int m, const GemmKernel& kernel, Weights& out,
                        unsigned threads);
+// n floats, not zero-filled (std::free releases them); big ones on transparent huge pages (Linux).
+float* alloc_uninitialized(size_t n);
 // Bytes transform_weights will hold for these sizes.
 size_t weights_bytes(int64_t cout, int64_t cin, int m, const GemmKernel& kernel);
 
