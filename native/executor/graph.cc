@@ -12,6 +12,7 @@
 #include "../util/error.h"
 #include "../util/fp16.h"
 #include "../blob/storage_reader.h"
+#include "derived_cache.h"
 #include "fusion.h"
 #include "ops/gemm.h"
 #include "registry.h"
@@ -652,6 +653,7 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
       const Tensor& t = value(s);
       if (t.is_half_backed()) {
         widened.push_back(as_f32(t));  // deque: earlier pointers stay valid
+        widened.back().derived = t.derived;  // same values: what was derived from them still holds
         a.push_back(&widened.back());
       } else {
         a.push_back(&t);
@@ -690,6 +692,17 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
   }
 }
 
+// One DerivedCache per float constant (fp32 or still fp16-backed), all on the graph's budget.
+void Graph::attach_derived_caches(std::vector<Tensor>& constants) const {
+  std::call_once(derived_budget_once_, [this] {
+    size_t budget = size_t{1024} << 20;
+    if (const char* env = std::getenv("COREML_OPTIMIZE_DERIVED_MB")) budget = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
+    derived_budget_ = std::make_shared<DerivedBudget>(budget);
+  });
+  for (Tensor& t : constants)
+    if (t.dtype == DType::F32 && (t.f || t.h) && !t.derived) t.derived = std::make_shared<DerivedCache>(derived_budget_);
+}
+
 const std::vector<Tensor>& Graph::widened_constants() const {
   std::call_once(widened_once_, [this] {
     BufferPool::Scope no_pool(nullptr);  // kept for the graph's lifetime: plain allocations, not the run's pool
@@ -707,6 +720,7 @@ const std::vector<Tensor>& Graph::widened_constants() const {
       w.declared = t.declared;
       t = std::move(w);
     }
+    attach_derived_caches(widened_constants_);
   });
   return widened_constants_;
 }
@@ -716,7 +730,10 @@ const std::vector<Tensor>& Graph::fp16_constants() const {
     BufferPool::Scope no_pool(nullptr);
     const std::vector<Tensor>& base = widened_constants();
     fp16_constants_.reserve(base.size());
+    // fp16_copy makes fresh tensors (no cache) of rounded fp32 values; the fp16-backed ones it returns
+    // as they are, cache included (rounding does not change their values).
     for (const Tensor& t : base) fp16_constants_.push_back(fp16_copy(t));
+    attach_derived_caches(fp16_constants_);
   });
   return fp16_constants_;
 }

@@ -18,6 +18,7 @@ class OpContext;
 using Kernel = void (*)(OpContext&);
 
 struct Block;
+struct DerivedBudget;
 
 struct Node {
   std::string type;
@@ -158,6 +159,10 @@ class Graph {
   const std::vector<Tensor>& fp16_constants() const;  // widened constants with fp32 values rounded to fp16 (built once)
   mutable std::once_flag fp16_once_;
   mutable std::vector<Tensor> fp16_constants_;
+  // Derived forms of constants (Winograd weights), one budget per graph: see derived_cache.h.
+  void attach_derived_caches(std::vector<Tensor>& constants) const;
+  mutable std::once_flag derived_budget_once_;
+  mutable std::shared_ptr<DerivedBudget> derived_budget_;
   std::vector<char> is_const_;
   std::vector<char> const_used_;  // by slot: read by some node (constants nobody reads are not widened)
   Block main_;

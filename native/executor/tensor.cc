@@ -37,7 +37,7 @@ thread_local BufferPool* current_pool = nullptr;
 BufferPool::Scope::Scope(BufferPool* pool) : previous_(current_pool) { current_pool = pool; }
 BufferPool::Scope::~Scope() { current_pool = previous_; }
 
-std::shared_ptr<float> BufferPool::take(size_t n) {
+std::shared_ptr<float> BufferPool::take(size_t n, bool zero) {
   std::unique_ptr<std::vector<float>> v;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -49,8 +49,8 @@ std::shared_ptr<float> BufferPool::take(size_t n) {
       free_.erase(it);
     }
   }
-  if (v) std::fill_n(v->data(), n, 0.f);
-  else v = std::make_unique<std::vector<float>>(n);
+  if (!v) v = std::make_unique<std::vector<float>>(n);
+  else if (zero) std::fill_n(v->data(), n, 0.f);
   std::weak_ptr<BufferPool> weak = weak_from_this();
   std::shared_ptr<std::vector<float>> holder(v.release(), [weak](std::vector<float>* p) {
     if (auto pool = weak.lock()) pool->give_back(p);
@@ -73,11 +73,11 @@ size_t BufferPool::pooled_bytes() const {
   return bytes_;
 }
 
-std::shared_ptr<float> alloc_f32(size_t n) {
+std::shared_ptr<float> alloc_f32(size_t n, bool zero) {
   // An empty vector's data() may be null, which would make an empty (0-element) tensor look like an
   // output that was never produced; keep at least one element of storage.
   n = std::max<size_t>(n, 1);
-  if (current_pool) return current_pool->take(n);
+  if (current_pool) return current_pool->take(n, zero);
   auto holder = std::make_shared<std::vector<float>>(n);
   return std::shared_ptr<float>(holder, holder->data());
 }
@@ -86,6 +86,13 @@ Tensor Tensor::f32(Shape shape) {
   Tensor t;
   t.dtype = DType::F32;
   t.f = alloc_f32(static_cast<size_t>(numel(shape)));
+  t.shape = std::move(shape);
+  return t;
+}
+Tensor Tensor::f32_for_overwrite(Shape shape) {
+  Tensor t;
+  t.dtype = DType::F32;
+  t.f = alloc_f32(static_cast<size_t>(numel(shape)), false);
   t.shape = std::move(shape);
   return t;
 }

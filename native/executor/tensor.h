@@ -17,6 +17,7 @@ using Shape = std::vector<int64_t>;
 
 struct ListValue;  // MIL list (make_list / list_* ops): see below
 struct StateCell;  // MIL state (read_state / coreml_update_state): see below
+class DerivedCache;  // forms derived once from a constant (derived_cache.h)
 
 int64_t numel(const Shape& s);
 std::string shape_str(const Shape& s);
@@ -39,8 +40,13 @@ struct Tensor {
   // tensors); a state is a cell the graph owns and keeps across predict calls.
   std::shared_ptr<const ListValue> list;
   std::shared_ptr<StateCell> state;
+  // Set on the graph's float constants only: what kernels derived from these values (shared by copies).
+  std::shared_ptr<DerivedCache> derived;
 
   static Tensor f32(Shape shape);
+  // An F32 tensor whose contents are unspecified (a recycled buffer is not zero-filled): for kernels
+  // that write every element.
+  static Tensor f32_for_overwrite(Shape shape);
   static Tensor i32(Shape shape);
   static Tensor boolean(Shape shape);
   static Tensor str(std::vector<std::string> values, Shape shape = {});
@@ -89,7 +95,7 @@ struct StateCell {
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
   explicit BufferPool(size_t max_bytes = size_t{1} << 30) : max_bytes_(max_bytes) {}
-  std::shared_ptr<float> take(size_t n);  // zero-filled, at least n elements
+  std::shared_ptr<float> take(size_t n, bool zero = true);  // at least n elements, zero-filled unless !zero
   size_t pooled_bytes() const;
 
   class Scope {  // installs `pool` as the current thread's pool for its lifetime
@@ -111,8 +117,8 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   size_t max_bytes_;
 };
 
-// A fresh zero-filled fp32 buffer of n elements (from the current thread's pool when there is one).
-std::shared_ptr<float> alloc_f32(size_t n);
+// A fresh fp32 buffer of n elements (from the current thread's pool when there is one), zero-filled unless !zero.
+std::shared_ptr<float> alloc_f32(size_t n, bool zero = true);
 
 // Copy of t as F32 (shares storage when already F32).
 Tensor as_f32(const Tensor& t);

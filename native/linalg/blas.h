@@ -76,6 +76,16 @@ int strtri_upper_portable(int64_t n, float* a, int64_t lda);
 namespace detail {
 struct GemmKernel;
 }
+// op(A) packed once for `kernel` (constant weights: the executor caches it): panels of MR rows
+// (zero rows past m), each holding, for every p < k, MR values. packed_a_floats = its length.
+size_t packed_a_floats(const detail::GemmKernel& kernel, int64_t m, int64_t k);
+void pack_a_full(const detail::GemmKernel& kernel, bool trans_a, int64_t m, int64_t k, const float* a, int64_t lda,
+                 float* dst);
+// sgemm_portable_with whose A comes pre-packed by pack_a_full (same kernel); with packed_a null it
+// packs trans_a / a / lda itself, per block, as sgemm_portable does.
+void sgemm_portable_packed_a(const detail::GemmKernel& kernel, unsigned threads, bool trans_b, int64_t m, int64_t n,
+                             int64_t k, float alpha, const float* packed_a, bool trans_a, const float* a, int64_t lda,
+                             const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 // sgemm_portable with an explicit micro-kernel (tests run every kernel the CPU supports).
 void sgemm_portable_with(const detail::GemmKernel& kernel, unsigned threads, bool trans_a, bool trans_b, int64_t m,
                          int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,

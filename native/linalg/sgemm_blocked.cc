@@ -107,9 +107,25 @@ constexpr int64_t kNcMax = 3072;  // B block kc·nc ≈ 3 MiB: L3
 
 }  // namespace
 
+size_t packed_a_floats(const detail::GemmKernel& kern, int64_t m, int64_t k) {
+  return static_cast<size_t>((m + kern.mr - 1) / kern.mr * kern.mr * k);
+}
+
+void pack_a_full(const detail::GemmKernel& kern, bool ta, int64_t m, int64_t k, const float* a, int64_t lda, float* dst) {
+  // Panel by panel (MR rows, all of k): the layout the driver's per-block packing produces, kc = k.
+  for (int64_t r0 = 0; r0 < m; r0 += kern.mr)
+    pack_a(ta, a, lda, r0, std::min<int64_t>(kern.mr, m - r0), 0, k, kern.mr, dst + r0 * k);
+}
+
 void sgemm_portable_with(const detail::GemmKernel& kern, unsigned threads, bool ta, bool tb, int64_t m, int64_t n,
                          int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                          float* c, int64_t ldc) {
+  sgemm_portable_packed_a(kern, threads, tb, m, n, k, alpha, nullptr, ta, a, lda, b, ldb, beta, c, ldc);
+}
+
+void sgemm_portable_packed_a(const detail::GemmKernel& kern, unsigned threads, bool tb, int64_t m, int64_t n, int64_t k,
+                             float alpha, const float* packed_a, bool ta, const float* a, int64_t lda, const float* b,
+                             int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0 || alpha == 0.0f) {
     scale_c(m, n, beta, c, ldc);
@@ -140,20 +156,21 @@ void sgemm_portable_with(const detail::GemmKernel& kern, unsigned threads, bool 
     const int64_t ncur = std::min(panels_per_split * nr, n - j0);
     const int64_t mpad = (mcur + mr - 1) / mr * mr, npad = (ncur + nr - 1) / nr * nr;
     PackBuffers& buf = t_buffers;
-    float* pa = buf.get_a(static_cast<size_t>(mpad * kcmax));
+    float* pa = packed_a ? nullptr : buf.get_a(static_cast<size_t>(mpad * kcmax));
     float* pb = buf.get_b(static_cast<size_t>(npad * kcmax));
     alignas(64) float tile[16 * 32];  // edge tiles: computed here, then merged into C
     for (int64_t p0 = 0; p0 < k; p0 += kcmax) {
       const int64_t kc = std::min(kcmax, k - p0);
       const float beta_here = p0 == 0 ? beta : 1.0f;
       pack_b(tb, b, ldb, p0, kc, j0, ncur, nr, pb);
-      pack_a(ta, a, lda, i0, mcur, p0, kc, mr, pa);
+      if (!packed_a) pack_a(ta, a, lda, i0, mcur, p0, kc, mr, pa);
       for (int64_t jq = 0; jq < ncur; jq += nr) {
         const int64_t cols = std::min<int64_t>(nr, ncur - jq);
         const float* bp = pb + jq * kc;
         for (int64_t ir = 0; ir < mcur; ir += mr) {
           const int64_t rows = std::min<int64_t>(mr, mcur - ir);
-          const float* ap = pa + ir * kc;
+          // Row panel (i0 + ir) / MR: i0 is a multiple of MR (mc is), so panels line up with the prepacked ones.
+          const float* ap = packed_a ? packed_a + (i0 + ir) * k + p0 * mr : pa + ir * kc;
           float* cp = c + (i0 + ir) * ldc + j0 + jq;
           if (rows == mr && cols == nr) {
             kern.fn(kc, ap, bp, cp, ldc, alpha, beta_here);

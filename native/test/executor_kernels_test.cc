@@ -68,9 +68,10 @@ TEST(conv_matches_reference) {
   check_conv({2, 8, 5, 5, 3, 1, 1, pointwise}, 5);  // the 1x1 fast path (no im2col)
   ref::Conv2dParams wide_pad{1, 2, 2, 1, 3, 0, 4, 2, 1};  // padding wider than the kernel reach
   check_conv({1, 2, 6, 5, 3, 2, 3, wide_pad}, 9);
-  // 512·3·3 = 4608 rows of im2col: the output positions are done in tiles of 910, which end in the
-  // middle of an output row.
-  check_conv({1, 512, 32, 32, 2, 3, 3, plain}, 10);
+  // 512·3·3 = 4608 rows of im2col: the 32×32 output positions are done in tiles of 910, which end in
+  // the middle of an output row. Dilation 2 keeps it on im2col (a plain 3×3 would take Winograd).
+  ref::Conv2dParams dilated{1, 1, 2, 2, 0, 0, 0, 0, 1};
+  check_conv({1, 512, 36, 36, 2, 3, 3, dilated}, 10);
 }
 
 TEST(exp_fast_and_erf_fast_are_accurate) {

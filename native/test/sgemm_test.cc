@@ -104,6 +104,28 @@ TEST(every_runnable_kernel_matches_the_reference) {
       }
 }
 
+TEST(prepacked_a_matches_the_reference) {
+  // A packed once by pack_a_full (the executor's cached conv weights), then used by the blocked
+  // driver: every kernel, both transposes of A and B, serial and threaded (row blocks start on
+  // panel boundaries of the prepacked A).
+  uint32_t seed = 500;
+  for (const GemmKernel* kern : cmo::linalg::detail::runnable_kernels())
+    for (unsigned threads : {1u, 3u})
+      for (const Case& cs : cases()) {
+        int bad = check_case(cs, [&](const Case& q, const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+          std::vector<float> packed(cmo::linalg::packed_a_floats(*kern, q.m, q.k), std::nanf(""));
+          cmo::linalg::pack_a_full(*kern, q.ta, q.m, q.k, a, lda, packed.data());
+          // a / lda are passed as null / 0: the driver must not read the unpacked A.
+          cmo::linalg::sgemm_portable_packed_a(*kern, threads, q.tb, q.m, q.n, q.k, q.alpha, packed.data(), q.ta, nullptr, 0, b,
+                                               ldb, q.beta, c, ldc);
+        }, seed++);
+        if (bad)
+          std::fprintf(stderr, "prepacked: kernel %s threads %u ta %d tb %d m %lld n %lld k %lld: %d bad\n", kern->name, threads, cs.ta,
+                       cs.tb, static_cast<long long>(cs.m), static_cast<long long>(cs.n), static_cast<long long>(cs.k), bad);
+        CHECK_EQ(bad, 0);
+      }
+}
+
 TEST(build_backend_sgemm_matches_the_reference) {
   uint32_t seed = 1000;
   for (const Case& cs : cases()) {

@@ -1,11 +1,18 @@
 // conv / conv_transpose (1-3 spatial dims, groups, dilation, pad_type valid/same/same_lower/custom)
-// through im2col + sgemm, and max_pool / avg_pool / l2_pool.
+// through Winograd (3×3 stride 1, winograd.h), a direct GEMM (1×1) or im2col + sgemm, and
+// max_pool / avg_pool / l2_pool.
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <string>
 
+#include "../../linalg/blas.h"
+#include "../../linalg/sgemm_kernels.h"
+#include "../derived_cache.h"
 #include "common.h"
 #include "gemm.h"
+#include "winograd.h"
 
 namespace cmo::exec {
 
@@ -127,6 +134,77 @@ void im2col(const float* x, int64_t C, const ConvGeom& g, int64_t t0, int64_t t1
       1);
 }
 
+struct PackedWeights {
+  std::shared_ptr<const std::vector<float>> hold;
+  const float* data = nullptr;  // null: the GEMM packs the weights per call
+  const linalg::detail::GemmKernel* kernel = nullptr;
+  int64_t group_floats = 0;
+};
+
+// A constant conv weight packed once as the portable GEMM's A operand (when that GEMM is the
+// executor's and the graph's derived-value budget has room); otherwise an empty result.
+PackedWeights packed_conv_weights(OpContext& c, const Tensor& w, int64_t groups, int64_t cout_g, int64_t ck) {
+  PackedWeights p;
+  if (!w.derived || !linalg::executor_prefers_portable_gemm()) return p;
+  const linalg::detail::GemmKernel& kern = linalg::detail::best_kernel();
+  p.group_floats = static_cast<int64_t>(linalg::packed_a_floats(kern, cout_g, ck));
+  const std::string key = std::string("gemm_a:") + kern.name + ":" + shape_str(w.shape) + ":g" + std::to_string(groups);
+  p.hold = w.derived->get<std::vector<float>>(key, static_cast<size_t>(groups * p.group_floats) * sizeof(float), [&] {
+    auto v = std::make_shared<std::vector<float>>(static_cast<size_t>(groups * p.group_floats));
+    for (int64_t gi = 0; gi < groups; ++gi)
+      linalg::pack_a_full(kern, false, cout_g, ck, w.fdata() + gi * cout_g * ck, ck, v->data() + gi * p.group_floats);
+    return v;
+  });
+  if (p.hold) p.data = p.hold->data(), p.kernel = &kern;
+  return p;
+}
+
+// The bias as fp32 (null when absent); throws when it does not have C_out elements.
+const float* conv_bias(OpContext& c, int64_t cout, Tensor& holder) {
+  const Tensor* bt = c.find("bias");
+  if (!bt) return nullptr;
+  holder = as_f32(*bt);
+  if (holder.size() != cout) c.fail("bias must have C_out elements");
+  return holder.fdata();
+}
+
+// 3×3, stride 1, dilation 1, ungrouped 2-D convs through Winograd F(m×m, 3×3) when its cost model
+// says so. The transformed weights are built once per graph constant (DerivedCache, within the
+// graph's budget); a weight that is not a cached constant is transformed per call only when the
+// conv is big enough to pay for it, else this returns false and im2col runs.
+bool try_winograd(OpContext& c, const Tensor& x, const Tensor& w, const ConvGeom& g, int64_t groups, Tensor& y) {
+  if (g.nsp != 2 || groups != 1 || !winograd::enabled()) return false;
+  if (g.k[0] != 3 || g.k[1] != 3 || g.stride[0] != 1 || g.stride[1] != 1 || g.dil[0] != 1 || g.dil[1] != 1) return false;
+  const int64_t cout = w.shape[0];
+  const winograd::Geometry wg{g.N, g.C, g.in[0], g.in[1], cout, g.out[0], g.out[1], g.pb[0], g.pb[1]};
+  const winograd::GemmKernel& kern = winograd::default_kernel();
+  const int m = winograd::choose_tile(wg, kern);
+  if (m == 0) return false;
+  std::shared_ptr<const winograd::Weights> cached;
+  const winograd::Weights* u = nullptr;
+  if (w.derived) {
+    const std::string key = std::string("winograd") + std::to_string(m) + ":" + kern.name + ":" + shape_str(w.shape);
+    cached = w.derived->get<winograd::Weights>(key, winograd::weights_bytes(cout, g.C, m, kern), [&] {
+      auto made = std::make_shared<winograd::Weights>();
+      winograd::transform_weights(w.fdata(), cout, g.C, m, kern, *made, c.threads());
+      return made;
+    });
+    u = cached.get();
+  }
+  if (!u) {
+    // The float64 weight transform costs about as much per weight as ~1000 tiles' GEMM work.
+    const int64_t tiles = g.N * ((g.out[0] + m - 1) / m) * ((g.out[1] + m - 1) / m);
+    if (tiles < 1024) return false;
+    thread_local winograd::Weights scratch;  // kernel-level code: never used by two convs at once on one thread
+    winograd::transform_weights(w.fdata(), cout, g.C, m, kern, scratch, c.threads());
+    u = &scratch;
+  }
+  Tensor bias_holder;
+  const float* bias = conv_bias(c, cout, bias_holder);
+  winograd::conv3x3(wg, x.fdata(), *u, bias, y.fdata(), c.threads());
+  return true;
+}
+
 void k_conv(OpContext& c) {
   Tensor x = as_f32(c.in("x")), w = as_f32(c.in("weight"));
   if (x.rank() < 3 || x.rank() > 5 || w.rank() != x.rank()) c.fail("x must be [N, C, *spatial] (1-3 spatial dims) and weight of the same rank");
@@ -154,7 +232,13 @@ void k_conv(OpContext& c) {
   }
   Shape os{g.N, cout};
   os.insert(os.end(), g.out.begin(), g.out.end());
-  Tensor y = Tensor::f32(os);
+  // Every element is written below (Winograd's output transform, the bias fill, or a beta = 0 GEMM
+  // that never reads C): no zero-fill of a recycled buffer.
+  Tensor y = Tensor::f32_for_overwrite(os);
+  if (try_winograd(c, x, w, g, groups, y)) {
+    c.set(0, std::move(y));
+    return;
+  }
   const int64_t op = numel(g.out), ip = numel(g.in), kp = numel(g.k), cout_g = cout / groups, ck = cin_g * kp;
   bool pointwise = kp == 1;
   for (int64_t d = 0; d < g.nsp; ++d) pointwise = pointwise && g.stride[d] == 1 && g.pb[d] == 0 && g.out[d] == g.in[d];
@@ -164,30 +248,36 @@ void k_conv(OpContext& c) {
   thread_local std::vector<float> col;
   if (!pointwise && col.size() < static_cast<size_t>(ck * tile)) col.resize(static_cast<size_t>(ck * tile));
   // Bias first, then the GEMM accumulates onto it (beta = 1): one pass over y fewer.
-  const float* bias = nullptr;
   Tensor bias_t;
-  if (const Tensor* bt = c.find("bias")) {
-    bias_t = as_f32(*bt);
-    if (bias_t.size() != cout) c.fail("bias must have C_out elements");
-    bias = bias_t.fdata();
+  const float* bias = conv_bias(c, cout, bias_t);
+  if (bias) {
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t o = 0; o < cout; ++o) std::fill_n(y.fdata() + (n * cout + o) * op, op, bias[o]);
   }
   const float beta = bias ? 1.f : 0.f;
+  // The weights as the GEMM's packed A, once per graph constant (each group's [cout_g × ck] block).
+  const PackedWeights packed = packed_conv_weights(c, w, groups, cout_g, ck);
+  auto conv_gemm = [&](int64_t gi, const float* wg, int64_t n_cols, const float* b, int64_t ldb, float* out) {
+    if (packed.data)
+      linalg::sgemm_portable_packed_a(*packed.kernel, c.threads(), false, cout_g, n_cols, ck, 1.f, packed.data + gi * packed.group_floats,
+                                      false, wg, ck, b, ldb, beta, out, op);
+    else
+      gemm(c.threads(), false, false, cout_g, n_cols, ck, 1.f, wg, ck, b, ldb, beta, out, op);
+  };
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t gi = 0; gi < groups; ++gi) {
       const float* xg = x.fdata() + (n * g.C + gi * cin_g) * ip;
       const float* wg = w.fdata() + gi * cout_g * ck;
       float* yg = y.fdata() + (n * cout + gi * cout_g) * op;
-      if (pointwise) {
-        gemm(c.threads(), false, false, cout_g, op, cin_g, 1.f, wg, ck, xg, ip, beta, yg, op);
+      if (pointwise) {  // the input itself is the GEMM's B: no copy
+        conv_gemm(gi, wg, op, xg, ip, yg);
         continue;
       }
       for (int64_t t0 = 0; t0 < op; t0 += tile) {
         int64_t t1 = std::min(op, t0 + tile);
         if (g.nsp == 2) im2col_2d(xg, cin_g, g, t0, t1, col.data(), c.threads());
         else im2col(xg, cin_g, g, t0, t1, col.data(), c.threads());
-        gemm(c.threads(), false, false, cout_g, t1 - t0, ck, 1.f, wg, ck, col.data(), t1 - t0, beta, yg + t0, op);
+        conv_gemm(gi, wg, t1 - t0, col.data(), t1 - t0, yg + t0);
       }
     }
   c.set(0, std::move(y));
