@@ -10,9 +10,10 @@
 //
 // Threads: OpenBLAS runs single-threaded in this process (executor/ops/gemm.h explains why), so the
 // Hessian accumulation is cut into row blocks that run on our pool, one single-threaded BLAS call
-// each. The factor goes through OpenBLAS's own threaded potrf + trtri (set to the pool's size for the
-// call, then back to 1; ~1.5× the tiled route's speed on 2 cores), or, in the portable build, through
-// the tiled route below (pool-parallel, bit-identical for any thread count).
+// each. The factor of a large Hessian (> 2,048 columns) goes through OpenBLAS's own threaded potrf +
+// trtri (set to the pool's size for the call, then back to 1; ~1.5× the tiled route's speed on 2
+// cores); smaller ones, and the portable build, through the tiled route below (pool-parallel,
+// bit-identical for any thread count, workspace bounded by its tiles rather than by n).
 #include "hessian.h"
 
 #include <algorithm>
@@ -89,25 +90,25 @@ void syrk_lower_tiled(const PoolRef& pool, float* c, int64_t n, const float* x, 
 // columns (J·A·J) turns it into an ordinary lower Cholesky (J·V·J is lower), so the tile goes through
 // LAPACK's potrf on a reversed copy; only the tile's upper triangle is written back (the strict lower
 // one holds H).
-void chol_ul_tile(float* a, int64_t t, int64_t lda, int64_t offset, std::vector<float>& tmp) {
-  tmp.assign(static_cast<size_t>(t * t), 0.0f);
+void chol_ul_tile(float* a, int64_t t, int64_t lda, int64_t offset, float* tmp) {
+  std::fill(tmp, tmp + t * t, 0.0f);
   for (int64_t i = 0; i < t; ++i)
-    for (int64_t j = i; j < t; ++j) tmp[static_cast<size_t>((t - 1 - i) * t + (t - 1 - j))] = a[i * lda + j];
-  const int info = linalg::spotrf(false, t, tmp.data(), t);
+    for (int64_t j = i; j < t; ++j) tmp[(t - 1 - i) * t + (t - 1 - j)] = a[i * lda + j];
+  const int info = linalg::spotrf(false, t, tmp, t);
   if (info != 0)
     throw Error("ENOTPD", "Hessian is not positive definite after dampening (at column " + std::to_string(offset + t - info) +
                               "): increase hessian_dampening");
   for (int64_t i = 0; i < t; ++i)
-    for (int64_t j = i; j < t; ++j) a[i * lda + j] = tmp[static_cast<size_t>((t - 1 - i) * t + (t - 1 - j))];
+    for (int64_t j = i; j < t; ++j) a[i * lda + j] = tmp[(t - 1 - i) * t + (t - 1 - j)];
 }
 
 // Upper triangle of A (lda = n) holds H_d on entry and V (H_d = V·Vᵀ, V upper) on return.
 void chol_ul_blocked(const PoolRef& pool, float* a, int64_t n) {
   const int64_t tiles = tile_count(n);
-  std::vector<float> tmp;
+  ScratchFloats tmp(static_cast<size_t>(kTile * kTile));  // mapped: gone on return, not kept by an arena
   for (int64_t tk = tiles - 1; tk >= 0; --tk) {
     const int64_t k0 = tile_begin(tk), k1 = tile_end(tk, n), kw = k1 - k0;
-    chol_ul_tile(a + k0 * n + k0, kw, n, k0, tmp);
+    chol_ul_tile(a + k0 * n + k0, kw, n, k0, tmp.data());
     if (tk == 0) break;
     // Panel above the diagonal tile: V_IK = H_IK · V_KK⁻ᵀ.
     pool.run(static_cast<size_t>(tk), [&](size_t ti) {
@@ -120,38 +121,48 @@ void chol_ul_blocked(const PoolRef& pool, float* a, int64_t n) {
       const int64_t ti = static_cast<int64_t>(tis);
       const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), iw = i1 - i0;
       linalg::ssyrk(true, false, iw, kw, -1.0f, a + i0 * n + k0, n, 1.0f, a + i0 * n + i0, n);
-      if (i1 < k0)
-        linalg::sgemm(false, true, iw, k0 - i1, kw, -1.0f, a + i0 * n + k0, n, a + i1 * n + k0, n, 1.0f, a + i0 * n + i1, n);
+      if (i1 < k0)  // the executor's GEMM: its packing buffers are bounded per thread (see trtri below)
+        exec::gemm(1, false, true, iw, k0 - i1, kw, -1.0f, a + i0 * n + k0, n, a + i1 * n + k0, n, 1.0f, a + i0 * n + i1, n);
     });
   }
 }
 
 // Upper triangle of A holds V on entry and U = V⁻¹ on return (LAPACK trtri's column-block order:
 // U_{:J,J} = −U_{:J,:J} · V_{:J,J} · V_JJ⁻¹ with the leading block already inverted).
+// Row tile I of the new panel reads the old panel's rows >= i0 only, so the panel is rewritten in
+// waves of one tile per thread, top down: a wave's tiles go to a pool-sized buffer and are written
+// back once the whole wave has read (workspace = threads·kTile² floats, not j0·kTile). The GEMMs go
+// through the executor's SGEMM, whose per-thread packing buffers are bounded by its blocking (the
+// BLAS's own would grow with the panel height: MBs above a small Hessian).
 void trtri_upper_blocked(const PoolRef& pool, float* a, int64_t n) {
   const int64_t tiles = tile_count(n);
-  std::vector<float> panel;  // [j0 × kTile]: the new column panel, written back after every tile read X
+  const int64_t wave = std::max<int64_t>(1, static_cast<int64_t>(pool.p->size()));
+  // [wave × kTile × kTile], mapped: unmapped on return rather than kept by the thread's malloc arena
+  // (the layer's outputs are allocated after the factor, so this never adds to its peak).
+  ScratchFloats buf(static_cast<size_t>(std::min(wave, std::max<int64_t>(1, tiles - 1)) * kTile * kTile));
   for (int64_t tj = 0; tj < tiles; ++tj) {
     const int64_t j0 = tile_begin(tj), j1 = tile_end(tj, n), jw = j1 - j0;
-    if (tj > 0) {
-      panel.assign(static_cast<size_t>(j0 * jw), 0.0f);
-      pool.run(static_cast<size_t>(tj), [&](size_t tis) {
-        const int64_t ti = static_cast<int64_t>(tis);
+    for (int64_t w0 = 0; w0 < tj; w0 += wave) {
+      const int64_t w1 = std::min(tj, w0 + wave);
+      pool.run(static_cast<size_t>(w1 - w0), [&](size_t t) {
+        const int64_t ti = w0 + static_cast<int64_t>(t);
         const int64_t i0 = tile_begin(ti), i1 = tile_end(ti, n), iw = i1 - i0;
-        float* y = panel.data() + i0 * jw;
+        float* y = buf.data() + static_cast<int64_t>(t) * kTile * jw;
         for (int64_t i = i0; i < i1; ++i) std::memcpy(y + (i - i0) * jw, a + i * n + j0, sizeof(float) * static_cast<size_t>(jw));
         linalg::strmm_left_upper(iw, jw, a + i0 * n + i0, n, y, jw);  // U_II · X_I
         if (i1 < j0)  // + U_{I, i1:j0} · X_{i1:j0} in one call
-          linalg::sgemm(false, false, iw, jw, j0 - i1, 1.0f, a + i0 * n + i1, n, a + i1 * n + j0, n, 1.0f, y, jw);
+          exec::gemm(1, false, false, iw, jw, j0 - i1, 1.0f, a + i0 * n + i1, n, a + i1 * n + j0, n, 1.0f, y, jw);
         linalg::strsm_right_upper(false, iw, jw, a + j0 * n + j0, n, y, jw);
         for (int64_t e = 0; e < iw * jw; ++e) y[e] = -y[e];
       });
-      for (int64_t i = 0; i < j0; ++i)
-        std::memcpy(a + i * n + j0, panel.data() + i * jw, sizeof(float) * static_cast<size_t>(jw));
+      for (int64_t ti = w0; ti < w1; ++ti) {
+        const float* y = buf.data() + (ti - w0) * kTile * jw;
+        for (int64_t i = tile_begin(ti); i < tile_end(ti, n); ++i)
+          std::memcpy(a + i * n + j0, y + (i - tile_begin(ti)) * jw, sizeof(float) * static_cast<size_t>(jw));
+      }
     }
     if (linalg::strtri_upper(jw, a + j0 * n + j0, n) != 0) throw Error("ENOTPD", "Hessian factor is singular");
   }
-  std::vector<float>().swap(panel);
 }
 
 // The same factor through the BLAS's own threaded LAPACK (potrf + trtri): with M = J·H_d·J (J reverses
@@ -186,10 +197,14 @@ void factor_lapack(const PoolRef& pool, float* a, int64_t n) {
 }
 
 std::atomic<bool> g_lapack_factor{linalg::has_lapack()};
+std::atomic<int64_t> g_lapack_min_columns{Hessian::kLapackFactorMinColumns};
 
 }  // namespace
 
-void Hessian::use_lapack_factor(bool on) { g_lapack_factor = on && linalg::has_lapack(); }
+void Hessian::use_lapack_factor(bool on, int64_t min_columns) {
+  g_lapack_factor = on && linalg::has_lapack();
+  g_lapack_min_columns = min_columns;
+}
 
 
 int64_t ConvGeometry::out_height(int64_t height) const {
@@ -343,7 +358,7 @@ InverseFactor Hessian::factor(double dampening, const std::vector<int32_t>* perm
     }
     auto src = [&](int64_t i) { return perm ? static_cast<int64_t>((*perm)[static_cast<size_t>(i)]) : i; };
     // The LAPACK path factors M = J·H_d·J: gather row/column n−1−i instead of i.
-    const bool lapack = g_lapack_factor.load();
+    const bool lapack = g_lapack_factor.load() && n >= g_lapack_min_columns.load();
     auto at_pos = [&](int64_t i) { return src(lapack ? n - 1 - i : i); };
     // Mirror (and permute) H's lower triangle into the upper one, tile by tile (cache-friendly transpose).
     const auto pairs = lower_pairs(tile_count(n));

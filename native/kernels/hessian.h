@@ -86,9 +86,13 @@ class Hessian {
   InverseFactor factor(double dampening, const std::vector<int32_t>* perm = nullptr, ThreadPool* pool = nullptr);
   bool factored() const { return factored_; }
   // Which factorization route factor() takes: the BLAS's threaded LAPACK (potrf + trtri on the
-  // reversed matrix; the default where a LAPACK is linked) or the tiled one on our pool (the portable
-  // build). Same factor either way; process-wide; for tests and benchmarks.
-  static void use_lapack_factor(bool on);
+  // reversed matrix; the default where a LAPACK is linked, from kLapackFactorMinColumns columns) or
+  // the tiled one on our pool (the portable build, and smaller Hessians: OpenBLAS's potrf / trtri
+  // pack a blocking × n panel in their own buffer, 1.2 MB at 1,280 columns = 0.2 of that Hessian,
+  // while the tiled route's workspace is threads·256² floats). Same factor up to rounding either way;
+  // process-wide; for tests and benchmarks (min_columns 0: LAPACK at every size).
+  static constexpr int64_t kLapackFactorMinColumns = 2049;
+  static void use_lapack_factor(bool on, int64_t min_columns = kLapackFactorMinColumns);
 
   // Raw buffer (see Storage above). Only for code that knows the layout.
   float* data() { return buf_.data(); }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "../util/free_memory.h"
 #include "../util/thread_pool.h"
 #include "blas.h"
 #include "sgemm_kernels.h"
@@ -41,15 +42,21 @@ using detail::GemmKernel;
 
 // Packing buffers, one per thread. Safe because a task body never calls parallel_for (the pool's
 // waiting caller may run other queued tasks, but only between task bodies, never inside one).
+// Mapped straight from the system (ScratchFloats): pages count in the resident set only once a pack
+// writes them (a k < kc product touches k rows of its kc-row buffer, not all of them), and a buffer
+// outgrown is unmapped rather than left in the thread's malloc arena.
 struct PackBuffers {
-  std::vector<float> a, b;
-  float* get_a(size_t n) { return grow(a, n); }
-  float* get_b(size_t n) { return grow(b, n); }
-  static float* grow(std::vector<float>& v, size_t n) {
-    if (v.size() < n + 16) v.resize(n + 16);
-    // 64-byte aligned start inside the vector.
-    auto p = reinterpret_cast<uintptr_t>(v.data());
-    return v.data() + ((64 - p % 64) % 64) / sizeof(float);
+  std::unique_ptr<ScratchFloats> a, b;
+  size_t a_cap = 0, b_cap = 0;
+  float* get_a(size_t n) { return grow(a, a_cap, n); }
+  float* get_b(size_t n) { return grow(b, b_cap, n); }
+  static float* grow(std::unique_ptr<ScratchFloats>& v, size_t& cap, size_t n) {
+    if (cap < n) {
+      v.reset();
+      v = std::make_unique<ScratchFloats>(n);  // page-aligned on Linux; the micro-kernels load unaligned anyway
+      cap = n;
+    }
+    return v->data();
   }
 };
 thread_local PackBuffers t_buffers;
@@ -103,7 +110,10 @@ void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
 }
 
 constexpr int64_t kMcMax = 144;   // A block mc·kc ≈ 144 KiB at kc 256: well inside L2
-constexpr int64_t kNcMax = 3072;  // B block kc·nc ≈ 3 MiB: L3
+constexpr int64_t kNcMax = 3072;  // a task's column range (B read from L3)
+// B is packed about this many columns at a time (a multiple of NR; kc·256 floats = 192 KiB at kc 192,
+// L2-resident): the per-thread B buffer is sized by the blocking, not by a task's column range.
+constexpr int64_t kNcPack = 256;
 
 }  // namespace
 
@@ -157,16 +167,18 @@ void sgemm_portable_packed_a(const detail::GemmKernel& kern, unsigned threads, b
     const int64_t mpad = (mcur + mr - 1) / mr * mr, npad = (ncur + nr - 1) / nr * nr;
     PackBuffers& buf = t_buffers;
     float* pa = packed_a ? nullptr : buf.get_a(static_cast<size_t>(mpad * kcmax));
-    float* pb = buf.get_b(static_cast<size_t>(npad * kcmax));
+    const int64_t ncpack = std::max<int64_t>(1, kNcPack / nr) * nr;
+    float* pb = buf.get_b(static_cast<size_t>(std::min(npad, ncpack) * kcmax));
     alignas(64) float tile[16 * 32];  // edge tiles: computed here, then merged into C
     for (int64_t p0 = 0; p0 < k; p0 += kcmax) {
       const int64_t kc = std::min(kcmax, k - p0);
       const float beta_here = p0 == 0 ? beta : 1.0f;
-      pack_b(tb, b, ldb, p0, kc, j0, ncur, nr, pb);
       if (!packed_a) pack_a(ta, a, lda, i0, mcur, p0, kc, mr, pa);
       for (int64_t jq = 0; jq < ncur; jq += nr) {
         const int64_t cols = std::min<int64_t>(nr, ncur - jq);
-        const float* bp = pb + jq * kc;
+        // B is packed kNcPack columns at a time (same kernel calls per C element, so the same bits).
+        if (jq % ncpack == 0) pack_b(tb, b, ldb, p0, kc, j0 + jq, std::min(ncpack, ncur - jq), nr, pb);
+        const float* bp = pb + (jq % ncpack) * kc;
         for (int64_t ir = 0; ir < mcur; ir += mr) {
           const int64_t rows = std::min<int64_t>(mr, mcur - ir);
           // Row panel (i0 + ir) / MR: i0 is a multiple of MR (mc is), so panels line up with the prepacked ones.

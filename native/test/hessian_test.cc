@@ -212,7 +212,7 @@ TEST(factor_equals_three_factorizations) {
   // the tiled one on our pool and the LAPACK one (where linked).
   for (int route = 0; route < 4; ++route) {
     const int permuted = route % 2;
-    Hessian::use_lapack_factor(route < 2);
+    Hessian::use_lapack_factor(route < 2, 0);  // LAPACK at this size too (its default starts above 2,048)
     const int64_t n = 600, rows = 1500;
     auto x = randn(static_cast<size_t>(rows * n), 40);
     for (int64_t r = 0; r < rows; ++r) x[static_cast<size_t>(r * n + 7)] = x[static_cast<size_t>(r * n + 333)] = 0.0f;

@@ -71,7 +71,8 @@ int check_case(const Case& cs, Gemm&& gemm, uint32_t seed) {
 std::vector<Case> cases() {
   std::vector<Case> out;
   const int64_t sizes[][3] = {{1, 1, 1},   {1, 37, 5},  {13, 1, 9},  {7, 19, 300}, {25, 33, 17},
-                              {50, 70, 513}, {145, 97, 64}, {12, 32, 192}, {6, 16, 256}, {200, 129, 3}};
+                              {50, 70, 513}, {145, 97, 64}, {12, 32, 192}, {6, 16, 256}, {200, 129, 3},
+                              {30, 700, 400}};  // B packed in 256-column pieces (3 per task, the last partial)
   const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}};
   int s = 0;
   for (const auto& sz : sizes)

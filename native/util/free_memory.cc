@@ -5,7 +5,23 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+// Under AddressSanitizer the buffers come from new[] instead, so an overrun is reported (a mapping is
+// not instrumented).
+#if defined(__SANITIZE_ADDRESS__)
+#define CMO_SCRATCH_MMAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CMO_SCRATCH_MMAP 0
+#endif
+#endif
+#if !defined(CMO_SCRATCH_MMAP)
 #if defined(__linux__)
+#define CMO_SCRATCH_MMAP 1
+#else
+#define CMO_SCRATCH_MMAP 0
+#endif
+#endif
+#if CMO_SCRATCH_MMAP
 #include <sys/mman.h>
 #endif
 
@@ -19,7 +35,7 @@ void release_free_memory() {
 
 ScratchFloats::ScratchFloats(size_t count) : bytes_(count * sizeof(float)) {
   if (count == 0) return;
-#if defined(__linux__)
+#if CMO_SCRATCH_MMAP
   void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   p_ = static_cast<float*>(p);
@@ -30,7 +46,7 @@ ScratchFloats::ScratchFloats(size_t count) : bytes_(count * sizeof(float)) {
 
 ScratchFloats::~ScratchFloats() {
   if (!p_) return;
-#if defined(__linux__)
+#if CMO_SCRATCH_MMAP
   munmap(p_, bytes_);
 #else
   delete[] p_;
