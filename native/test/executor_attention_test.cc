@@ -6,10 +6,7 @@
 //  - graph fusion: a matmul → mul → add → softmax → matmul program (and the activation chains) gives the
 //    unfused result, does not fuse when an intermediate is a program output or has a second use, and a
 //    fused node whose runtime shapes do not fit runs the original ops.
-#if defined(__GNUC__) && !defined(__clang__)
-// The counting operator new/delete below pair malloc with free (see executor_steady_test.cc).
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "alloc_counter.h"  // first: it replaces the global operator new
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -23,19 +20,6 @@
 #include "../executor/ops/vecmath.h"
 #include "check.h"
 #include "executor_test_util.h"
-
-namespace {
-std::atomic<long> g_big_allocs{0};
-constexpr size_t kBig = 16 * 1024;
-}  // namespace
-
-void* operator new(size_t n) {
-  if (n >= kBig) g_big_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 using namespace cmo::exec;
 using namespace cmo::exec::testing;

@@ -1,30 +1,13 @@
 // Steady state: after two warm-up runs, a single-threaded run of a small conv / GEMM / softmax / reduce
 // network makes no large heap allocation (intermediates come back from the graph's BufferPool; im2col, packing and
 // attention buffers are reused per thread). Counted by replacing the global operator new.
-#if defined(__GNUC__) && !defined(__clang__)
-// The replacement operator new/delete below pair malloc with free; GCC cannot see that they replace
-// the global ones and warns at every inlined delete.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "alloc_counter.h"  // first: it replaces the global operator new
 #include <atomic>
 #include <cstdlib>
 #include <new>
 
 #include "check.h"
 #include "executor_test_util.h"
-
-namespace {
-std::atomic<long> g_big_allocs{0};
-constexpr size_t kBig = 16 * 1024;  // bytes; the network's smallest intermediate is 18 KiB
-}  // namespace
-
-void* operator new(size_t n) {
-  if (n >= kBig) g_big_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 using namespace cmo::exec;
 using namespace cmo::exec::testing;

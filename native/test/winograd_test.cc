@@ -8,9 +8,7 @@
 // Σ|x·w| + |b| over its 9·C terms (the scale of any fp32 summation's error). Observed maxima on
 // x, w uniform in [-1, 1]: 2.1e-7 for m = 2 (like direct fp32 summation: the F(2,3) transforms are
 // additions only) and 1.8e-6 for m = 4 (its transforms multiply by up to 8 and 1/24). The checks allow 1e-6 / 6e-6.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // the counting operator new below (see executor_steady_test.cc)
-#endif
+#include "alloc_counter.h"  // first: it replaces the global operator new
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -24,19 +22,6 @@
 #include "../util/thread_pool.h"
 #include "check.h"
 #include "executor_test_util.h"
-
-namespace {
-std::atomic<long> g_big_allocs{0};
-constexpr size_t kBig = 16 * 1024;
-}  // namespace
-
-void* operator new(size_t n) {
-  if (n >= kBig) g_big_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 using namespace cmo::exec;
 using namespace cmo::exec::testing;

@@ -95,21 +95,7 @@ void fused_group_norm_kernel(OpContext& c) {
   const int64_t rows = x.size() / n;
   const double eps = c.num("epsilon");
   Tensor y = Tensor::f32(x.shape);
-  parallel_range(
-      rows, c.threads(),
-      [&](int64_t r0, int64_t r1) {
-        for (int64_t row = r0; row < r1; ++row) {
-          const float* xp = x.fdata() + row * n;
-          double sum, sumsq;
-          vec::sum_sumsq(xp, n, sum, sumsq);
-          const double mean = sum / static_cast<double>(n);
-          const double var = std::max(0.0, sumsq / static_cast<double>(n) - mean * mean);
-          const double inv = 1.0 / std::sqrt(var + eps);
-          vec::normalize_affine(xp, static_cast<float>(mean), static_cast<float>(inv), nullptr, nullptr, y.fdata() + row * n, n,
-                                vec::Act::Identity);
-        }
-      },
-      std::max<int64_t>(1, 16384 / n));
+  layer_norm_rows(x.fdata(), rows, n, eps, nullptr, nullptr, y.fdata(), c.threads());
   c.set(0, std::move(y));
 }
 

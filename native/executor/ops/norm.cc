@@ -6,6 +6,25 @@
 #include "vecmath.h"
 
 namespace cmo::exec {
+
+void layer_norm_rows(const float* x, int64_t rows, int64_t n, double eps, const float* gamma, const float* beta, float* y,
+                     unsigned threads) {
+  parallel_range(
+      rows, threads,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* xp = x + r * n;
+          double sum, sumsq;
+          vec::sum_sumsq(xp, n, sum, sumsq);
+          const double mean = sum / static_cast<double>(n);
+          const double var = std::max(0.0, sumsq / static_cast<double>(n) - mean * mean);
+          const double inv = 1.0 / std::sqrt(var + eps);
+          vec::normalize_affine(xp, static_cast<float>(mean), static_cast<float>(inv), gamma, beta, y + r * n, n,
+                                vec::Act::Identity);
+        }
+      },
+      std::max<int64_t>(1, 16384 / n));
+}
 namespace {
 
 // Offsets of every element of the sub-shape spanned by `axes` (in axes order), and of every
@@ -93,21 +112,7 @@ void k_layer_norm(OpContext& c) {
     const int64_t rows = x.size() / norm_n;
     const float* gp = g.f ? g.fdata() : nullptr;
     const float* bp = b.f ? b.fdata() : nullptr;
-    parallel_range(
-        rows, c.threads(),
-        [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r) {
-            const float* xp = x.fdata() + r * norm_n;
-            double sum, sumsq;
-            vec::sum_sumsq(xp, norm_n, sum, sumsq);
-            const double mean = sum / static_cast<double>(norm_n);
-            const double var = std::max(0.0, sumsq / static_cast<double>(norm_n) - mean * mean);
-            const double inv = 1.0 / std::sqrt(var + eps);
-            vec::normalize_affine(xp, static_cast<float>(mean), static_cast<float>(inv), gp, bp, y.fdata() + r * norm_n, norm_n,
-                                  vec::Act::Identity);
-          }
-        },
-        std::max<int64_t>(1, 16384 / norm_n));
+    layer_norm_rows(x.fdata(), rows, norm_n, eps, gp, bp, y.fdata(), c.threads());
     c.set(0, std::move(y));
     return;
   }
