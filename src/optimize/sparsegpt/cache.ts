@@ -4,9 +4,9 @@
  * not cached: they are read from the calibration folder when a sub-program needs them.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { readNpy, writeNpy, type NpyDType } from '../../runtime/npy.js';
+import { createTempDir, removeTempDir } from '../../util/temp-dirs.js';
 import type { NativeTensor } from '../../kernels/calibrate.js';
 
 type Entry = { tensor: NativeTensor; bytes: number } | { file: string; bytes: number };
@@ -31,7 +31,7 @@ export class BoundaryCache {
     this.drop(sample, name);
     const bytes = tensor.data.byteLength;
     if (this.inMemory + bytes > this.budget) {
-      this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-calib-'));
+      this.dir ??= createTempDir();  // pid-named: swept after a SIGKILL
       const file = path.join(this.dir, `${this.spills++}.npy`);
       writeNpy(file, { dtype: NPY_OF[tensor.dtype], shape: tensor.shape, data: tensor.data });
       this.spilledBytes += bytes;
@@ -71,7 +71,7 @@ export class BoundaryCache {
   close(): void {
     for (const m of this.values) m.clear();
     this.inMemory = 0;
-    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) removeTempDir(this.dir);
     this.dir = null;
   }
 }

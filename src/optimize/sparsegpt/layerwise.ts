@@ -13,7 +13,6 @@
  * Hessians of a layer that do not fit `maxMemory` together are built in waves (the layer's
  * sub-program runs once per wave).
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Model } from '../../model.js';
@@ -28,6 +27,7 @@ import { openCalibrationSet, loadSample, type CalibrationSet } from './calibrati
 import { ProgramGraph, type LayerOp, type SkippedLayer } from './graph.js';
 import { groupLayers, planWaves, type LayerGroup, type Wave } from './groups.js';
 import { BoundaryCache } from './cache.js';
+import { createTempDir, removeTempDir } from '../../util/temp-dirs.js';
 import { writeCompressedLayers, compressedOps, type CompressedLayer } from './write.js';
 
 export type LayerwiseMode = 'sequential' | 'oneshot';
@@ -191,7 +191,8 @@ export async function runLayerwise(
     return loaded[name];
   };
   const cache = new BoundaryCache(nSamples, cacheMemory, inputOf);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'coreml-optimize-layerwise-'));
+  // pid-named, so a run killed with SIGKILL leaves nothing the next run does not sweep
+  const tmp = createTempDir();
   const previousThreads = options.threads !== undefined ? getThreads() : undefined;
   if (options.threads !== undefined) setThreads(options.threads);
 
@@ -332,7 +333,7 @@ export async function runLayerwise(
     seconds.write = (performance.now() - t2) / 1000;
   } finally {
     cache.close();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    removeTempDir(tmp);
     if (previousThreads !== undefined) setThreads(previousThreads);
   }
   seconds.total = (performance.now() - started) / 1000;
