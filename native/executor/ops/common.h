@@ -30,11 +30,6 @@ void parallel_range(int64_t n, unsigned threads, F&& body, int64_t min_chunk = 1
       1, threads);
 }
 
-// Layer-norm over contiguous rows of n: y = (x − mean) / sqrt(var + eps) · gamma + beta per row (gamma /
-// beta of n elements, either may be null), statistics in double; rows split over threads. Defined in norm.cc.
-void layer_norm_rows(const float* x, int64_t rows, int64_t n, double eps, const float* gamma, const float* beta, float* y,
-                     unsigned threads);
-
 // Calls row(out_offset, len, in_offsets, in_inner_strides) for each innermost row of `out` where the
 // inputs (given by shape) broadcast against `out`. Rows are distributed over threads.
 template <size_t N, class F>

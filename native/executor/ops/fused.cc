@@ -3,6 +3,7 @@
 
 #include "../fusion.h"
 #include "common.h"
+#include "norm.h"
 #include "vecmath.h"
 
 namespace cmo::exec {
@@ -32,33 +33,7 @@ void fused_activation_kernel(OpContext& c) {
 
 // batch_norm (per-channel scale and shift, axis 1) and an activation in one pass.
 void fused_batch_norm_act_kernel(OpContext& c) {
-  Tensor x = as_f32(c.in("x"));
-  if (x.rank() < 2) c.fail("x must be [N, C, ...]");
-  const int64_t C = x.shape[1];
-  Tensor mean = as_f32(c.in("mean")), var = as_f32(c.in("variance"));
-  Tensor g, b;
-  if (const Tensor* t = c.find("gamma")) g = as_f32(*t);
-  if (const Tensor* t = c.find("beta")) b = as_f32(*t);
-  if (mean.size() != C || var.size() != C || (g.f && g.size() != C) || (b.f && b.size() != C))
-    c.fail("mean/variance/gamma/beta must have C = " + std::to_string(C) + " elements");
-  const double eps = c.num("epsilon", 1e-5);
-  const auto act = static_cast<vec::Act>(static_cast<int>(c.num("act")));
-  const int64_t rows = x.shape[0] * C, inner = rows > 0 ? x.size() / rows : 0;
-  Tensor y = Tensor::f32(x.shape);
-  parallel_range(
-      x.shape[0] * C, c.threads(),
-      [&](int64_t bgn, int64_t end) {
-        for (int64_t r = bgn; r < end; ++r) {
-          const int64_t ch = r % C;
-          // The same per-channel factors as batch_norm's kernel (norm.cc), so the fused result matches it.
-          const double s = (g.f ? g.fdata()[ch] : 1.0) / std::sqrt(static_cast<double>(var.fdata()[ch]) + eps);
-          const float scale = static_cast<float>(s);
-          const float shift = static_cast<float>((b.f ? b.fdata()[ch] : 0.0) - mean.fdata()[ch] * s);
-          vec::affine_scalar(x.fdata() + r * inner, scale, shift, y.fdata() + r * inner, inner, act);
-        }
-      },
-      std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)));
-  c.set(0, std::move(y));
+  batch_norm_act(c, static_cast<vec::Act>(static_cast<int>(c.num("act"))));
 }
 
 // (x - mean) / sqrt(var + eps) with mean and biased variance over `axes` (kept): the axes must be the

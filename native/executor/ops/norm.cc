@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common.h"
+#include "norm.h"
 #include "vecmath.h"
 
 namespace cmo::exec {
@@ -25,6 +26,37 @@ void layer_norm_rows(const float* x, int64_t rows, int64_t n, double eps, const 
       },
       std::max<int64_t>(1, 16384 / n));
 }
+void batch_norm_act(OpContext& c, vec::Act act) {
+  Tensor x = as_f32(c.in("x"));
+  if (x.rank() < 2) c.fail("x must be [N, C, ...]");
+  const int64_t C = x.shape[1];
+  Tensor mean = as_f32(c.in("mean")), var = as_f32(c.in("variance"));
+  Tensor g, b;
+  if (const Tensor* t = c.find("gamma")) g = as_f32(*t);
+  if (const Tensor* t = c.find("beta")) b = as_f32(*t);
+  if (mean.size() != C || var.size() != C || (g.f && g.size() != C) || (b.f && b.size() != C))
+    c.fail("mean/variance/gamma/beta must have C = " + std::to_string(C) + " elements");
+  const double eps = c.num("epsilon", 1e-5);
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t k = 0; k < C; ++k) {
+    const double s = (g.f ? g.fdata()[k] : 1.0) / std::sqrt(static_cast<double>(var.fdata()[k]) + eps);
+    scale[k] = static_cast<float>(s);
+    shift[k] = static_cast<float>((b.f ? b.fdata()[k] : 0.0) - mean.fdata()[k] * s);
+  }
+  const int64_t rows = x.shape[0] * C, inner = rows > 0 ? x.size() / rows : 0;
+  Tensor y = Tensor::f32(x.shape);
+  parallel_range(
+      rows, c.threads(),
+      [&](int64_t bgn, int64_t end) {
+        for (int64_t r = bgn; r < end; ++r) {
+          const int64_t ch = r % C;
+          vec::affine_scalar(x.fdata() + r * inner, scale[ch], shift[ch], y.fdata() + r * inner, inner, act);
+        }
+      },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)));
+  c.set(0, std::move(y));
+}
+
 namespace {
 
 // Offsets of every element of the sub-shape spanned by `axes` (in axes order), and of every
@@ -135,35 +167,7 @@ void k_instance_norm(OpContext& c) {
   c.set(0, std::move(y));
 }
 
-void k_batch_norm(OpContext& c) {
-  Tensor x = as_f32(c.in("x"));
-  if (x.rank() < 2) c.fail("x must be [N, C, ...]");
-  const int64_t C = x.shape[1];
-  Tensor mean = as_f32(c.in("mean")), var = as_f32(c.in("variance"));
-  Tensor g, b;
-  if (const Tensor* t = c.find("gamma")) g = as_f32(*t);
-  if (const Tensor* t = c.find("beta")) b = as_f32(*t);
-  if (mean.size() != C || var.size() != C || (g.f && g.size() != C) || (b.f && b.size() != C))
-    c.fail("mean/variance/gamma/beta must have C = " + std::to_string(C) + " elements");
-  double eps = c.num("epsilon", 1e-5);
-  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
-  for (int64_t k = 0; k < C; ++k) {
-    double s = (g.f ? g.fdata()[k] : 1.0) / std::sqrt(static_cast<double>(var.fdata()[k]) + eps);
-    scale[k] = static_cast<float>(s);
-    shift[k] = static_cast<float>((b.f ? b.fdata()[k] : 0.0) - mean.fdata()[k] * s);
-  }
-  const int64_t inner = x.size() / (x.shape[0] * C);
-  Tensor y = Tensor::f32(x.shape);
-  parallel_range(x.shape[0] * C, c.threads(), [&](int64_t bgn, int64_t end) {
-    for (int64_t r = bgn; r < end; ++r) {
-      int64_t ch = r % C;
-      const float* xp = x.fdata() + r * inner;
-      float* yp = y.fdata() + r * inner;
-      for (int64_t k = 0; k < inner; ++k) yp[k] = xp[k] * scale[ch] + shift[ch];
-    }
-  }, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)));
-  c.set(0, std::move(y));
-}
+void k_batch_norm(OpContext& c) { batch_norm_act(c, vec::Act::Identity); }
 
 // l2_norm: x / sqrt(max(sum(x^2), epsilon)) over `axes` (default: all but the first axis).
 void k_l2_norm(OpContext& c) {
