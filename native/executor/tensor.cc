@@ -38,7 +38,7 @@ BufferPool::Scope::Scope(BufferPool* pool) : previous_(current_pool) { current_p
 BufferPool::Scope::~Scope() { current_pool = previous_; }
 
 std::shared_ptr<float> BufferPool::take(size_t n, bool zero) {
-  std::unique_ptr<std::vector<float>> v;
+  std::unique_ptr<ScratchFloats> v;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // Best fit, and not more than twice the request (a huge buffer should not serve a tiny tensor).
@@ -49,23 +49,23 @@ std::shared_ptr<float> BufferPool::take(size_t n, bool zero) {
       free_.erase(it);
     }
   }
-  if (!v) v = std::make_unique<std::vector<float>>(n);
+  if (!v) v = std::make_unique<ScratchFloats>(n);  // fresh storage is zero already
   else if (zero) std::fill_n(v->data(), n, 0.f);
   std::weak_ptr<BufferPool> weak = weak_from_this();
-  std::shared_ptr<std::vector<float>> holder(v.release(), [weak](std::vector<float>* p) {
+  std::shared_ptr<ScratchFloats> holder(v.release(), [weak](ScratchFloats* p) {
     if (auto pool = weak.lock()) pool->give_back(p);
     else delete p;
   });
   return std::shared_ptr<float>(holder, holder->data());
 }
 
-void BufferPool::give_back(std::vector<float>* v) {
-  std::unique_ptr<std::vector<float>> owned(v);
-  size_t bytes = v->capacity() * sizeof(float);
+void BufferPool::give_back(ScratchFloats* v) {
+  std::unique_ptr<ScratchFloats> owned(v);
+  size_t bytes = v->size() * sizeof(float);
   std::lock_guard<std::mutex> lock(mutex_);
   if (bytes_ + bytes > max_bytes_ || bytes == 0) return;  // over budget: really free it
   bytes_ += bytes;
-  free_.emplace(v->capacity(), std::move(owned));
+  free_.emplace(v->size(), std::move(owned));
 }
 
 size_t BufferPool::pooled_bytes() const {
@@ -78,7 +78,7 @@ std::shared_ptr<float> alloc_f32(size_t n, bool zero) {
   // output that was never produced; keep at least one element of storage.
   n = std::max<size_t>(n, 1);
   if (current_pool) return current_pool->take(n, zero);
-  auto holder = std::make_shared<std::vector<float>>(n);
+  auto holder = std::make_shared<ScratchFloats>(n);
   return std::shared_ptr<float>(holder, holder->data());
 }
 

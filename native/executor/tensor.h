@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../util/free_memory.h"
+
 namespace cmo::exec {
 
 enum class DType { F32, I32, Bool, Str };
@@ -110,9 +112,9 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
   };
 
  private:
-  void give_back(std::vector<float>* v);
+  void give_back(ScratchFloats* v);
   mutable std::mutex mutex_;
-  std::multimap<size_t, std::unique_ptr<std::vector<float>>> free_;  // by capacity
+  std::multimap<size_t, std::unique_ptr<ScratchFloats>> free_;  // by capacity
   size_t bytes_ = 0;
   size_t max_bytes_;
 };

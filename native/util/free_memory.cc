@@ -1,5 +1,6 @@
 #include "free_memory.h"
 
+#include <cstdint>
 #include <new>
 
 #if defined(__GLIBC__)
@@ -33,24 +34,41 @@ void release_free_memory() {
 #endif
 }
 
-ScratchFloats::ScratchFloats(size_t count) : bytes_(count * sizeof(float)) {
+ScratchFloats::ScratchFloats(size_t count) : count_(count) {
   if (count == 0) return;
+  const size_t bytes = count * sizeof(float);
 #if CMO_SCRATCH_MMAP
-  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  p_ = static_cast<float*>(p);
-#else
-  p_ = new float[count]();
+  if (bytes >= kMapMinBytes) {
+    const bool huge = bytes >= kHugePageBytes;
+    const size_t span = huge ? (bytes + kHugePageBytes - 1) & ~(kHugePageBytes - 1) : bytes;
+    map_bytes_ = huge ? span + kHugePageBytes : bytes;  // room to start at a 2 MiB boundary
+    map_ = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_ == MAP_FAILED) {
+      map_ = nullptr;
+      throw std::bad_alloc();
+    }
+    auto addr = reinterpret_cast<uintptr_t>(map_);
+    if (huge) {
+      addr = (addr + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
+#if defined(MADV_HUGEPAGE)
+      madvise(reinterpret_cast<void*>(addr), span, MADV_HUGEPAGE);
 #endif
+    }
+    p_ = reinterpret_cast<float*>(addr);
+    return;
+  }
+#endif
+  p_ = new float[count]();
 }
 
 ScratchFloats::~ScratchFloats() {
-  if (!p_) return;
+  if (map_) {
 #if CMO_SCRATCH_MMAP
-  munmap(p_, bytes_);
-#else
-  delete[] p_;
+    munmap(map_, map_bytes_);
 #endif
+    return;
+  }
+  delete[] p_;
 }
 
 }  // namespace cmo
