@@ -18,11 +18,21 @@
  *    VAE decoder (latent → 8× image). GFLOP/s from the FLOPs counted on the lowered graph: conv,
  *    conv_transpose, linear, matmul and einsum (2 × output elements × contracted length).
  *
+ * With --runs N (N ≥ 2) each predict child runs N times: the first (cold: weight pages mapped in, caches
+ * filled) and the median of the other N − 1 (warm) are both printed.
+ *
+ * PyTorch in the same run: when `import torch` works (Debian python3-torch), bench/diffusers_torch.py
+ * rebuilds the UNet and the VAE decoder as torch modules of the published architecture (parameter count
+ * checked), random weights, fp32, same latent, batch and threads, and times one warm forward (a warm-up
+ * first); `--no-torch` skips it.
+ *
  * Each child prints its load average: on a shared machine the absolute times mean little without it.
  *
  *   node bench/pipeline.mjs [--latent 64] [--precision fp32|fp16] [--attention original|split_einsum]
- *       [--threads 2] [--components text_encoder,text_encoder_2,unet,vae_decoder] [--out DIR] [--keep] [--reuse] [--json]
+ *       [--threads 2] [--runs 1] [--no-torch] [--components text_encoder,text_encoder_2,unet,vae_decoder]
+ *       [--out DIR] [--keep] [--reuse] [--json]
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -216,7 +226,7 @@ function inputFor({ name, dtype, shape }, latent) {
   return { data, shape };
 }
 
-async function phasePredict({ pkg, threads, latent }) {
+async function phasePredict({ pkg, threads, latent, runs = 1 }) {
   const { loadModel } = await dist('index.js');
   const { createExecutor, lowerProgram, executorModelOf } = await dist('runtime/executor.js');
   const { setThreads } = await dist('native.js');
@@ -232,6 +242,14 @@ async function phasePredict({ pkg, threads, latent }) {
   const s = now();
   const out = await exec.predict(inputs);
   const seconds = now() - s;
+  const warm = [];
+  for (let r = 1; r < runs; r++) {
+    const w = now();
+    await exec.predict(inputs);
+    warm.push(now() - w);
+  }
+  warm.sort((a, b) => a - b);
+  const warmSeconds = warm.length ? warm[(warm.length - 1) >> 1] : undefined;
   const outputs = {};
   for (const [k, v] of Object.entries(out)) {
     const d = v.data ?? v;
@@ -240,13 +258,30 @@ async function phasePredict({ pkg, threads, latent }) {
     outputs[k] = { shape: v.shape, nonFinite, maxAbs };
   }
   const mem = sampler.stop();
-  return { phase: 'predict', seconds, loadSeconds, flops: flops.total, flopsByType: flops.byType, inputs: exec.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape}]`), outputs, load: `${loadAtStart} → ${loadLine()}`, ...mem };
+  return { phase: 'predict', seconds, warmSeconds, loadSeconds, flops: flops.total, flopsByType: flops.byType, inputs: exec.inputs.map((i) => `${i.name} ${i.dtype}[${i.shape}]`), outputs, load: `${loadAtStart} → ${loadLine()}`, ...mem };
 }
 
 async function phaseGemm({ threads }) {
   const { nativeAddon } = await dist('native.js');
   const r = await nativeAddon().gemmBenchmark({ m: 2048, n: 2048, k: 2048, repeats: 3, threads });
   return { phase: 'gemm', ...r, load: loadLine() };
+}
+
+/** PyTorch's time for the same components (bench/diffusers_torch.py), or {} when torch is not importable. */
+function torchTimes(components, { latent, threads, runs }) {
+  const wanted = components.filter((c) => c === 'unet' || c === 'vae_decoder');
+  if (!wanted.length) return {};
+  for (const py of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status !== 0) continue;
+    process.stderr.write(`  PyTorch ${wanted.join(', ')} (load ${loadLine()})\n`);
+    const r = spawnSync(py, [path.join(path.dirname(SELF), 'diffusers_torch.py'), '--model', 'sdxl', '--latent', String(latent), '--batch', '2',
+      '--threads', String(threads), '--runs', String(Math.max(1, runs - 1)), '--components', wanted.join(',')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (r.status !== 0) { console.error(`diffusers_torch.py failed: ${r.stderr.trim().split('\n').pop()}`); return {}; }
+    const out = {};
+    for (const line of r.stdout.trim().split('\n')) { const j = JSON.parse(line); out[j.component] = { ...j, py }; }
+    return out;
+  }
+  return {};
 }
 
 /* ---- driver ---- */
@@ -263,6 +298,7 @@ async function main() {
   const precision = args.precision ?? 'fp32';
   const attention = args.attention ?? 'original';
   const threads = Number(args.threads ?? 2);
+  const runs = Math.max(1, Number(args.runs ?? 1));
   const components = args.components ? String(args.components).split(',') : COMPONENTS;
   for (const c of components) if (!COMPONENTS.includes(c)) throw new Error(`--components: unknown '${c}' (${COMPONENTS.join(', ')})`);
   const work = path.resolve(args.out ?? DEFAULT_WORK_DIR);
@@ -290,14 +326,16 @@ async function main() {
   const gemm = await child('gemm', { threads });
   for (const c of components) {
     process.stderr.write(`  predict ${c} (load ${loadLine()})\n`);
-    pred[c] = await child('predict', { pkg: path.join(outDir, PACKAGE[c]), threads, latent });
+    pred[c] = await child('predict', { pkg: path.join(outDir, PACKAGE[c]), threads, latent, runs });
   }
-  const result = { latent, precision, attention, threads, machine: machineLine(), generate: gen, convert: conv, gemm, predict: pred };
+  const torch = args['no-torch'] ? {} : torchTimes(components, { latent, threads, runs });
+  const result = { latent, precision, attention, threads, runs, machine: machineLine(), generate: gen, convert: conv, gemm, predict: pred, torch };
   if (args.json) console.log(JSON.stringify(result));
 
   log('');
   log(`same-run SGEMM peak: 2048³ through the executor's GEMM path (${gemm.blas}), ${threads} threads: ${gemm.gflops.toFixed(1)} GFLOP/s (load ${gemm.load})`);
   log('');
+  const best = (p) => p.warmSeconds ?? p.seconds;
   const rows = [];
   for (const c of components) {
     const g = gen[c];
@@ -306,15 +344,16 @@ async function main() {
       c,
       g ? `${g.weights.toLocaleString('en-US')} w, ${fmtGB(g.bytes)} F16, ${fmtSec(g.seconds)}` : 'reused',
       `${fmtSec(cv.seconds)}, ${fmtMiB(cv.peakHwm)}, ${fmtGB(cv.weightBinBytes)}`,
-      fmtSec(p.seconds),
+      p.warmSeconds === undefined ? fmtSec(p.seconds) : `${fmtSec(p.seconds)} / ${fmtSec(p.warmSeconds)}`,
       `${(p.flops / 1e9).toFixed(1)}`,
-      `${(p.flops / p.seconds / 1e9).toFixed(1)} (${((100 * p.flops) / p.seconds / 1e9 / gemm.gflops).toFixed(0)} %)`,
+      `${(p.flops / best(p) / 1e9).toFixed(1)} (${((100 * p.flops) / best(p) / 1e9 / gemm.gflops).toFixed(0)} %)`,
       fmtMiB(p.peakHwm),
+      torch[c] ? `${fmtSec(torch[c].seconds)}, ${fmtMiB(torch[c].peak_rss_mib * 1048576)} (${(best(p) / torch[c].seconds).toFixed(2)}×)` : '-',
       Object.values(p.outputs).every((o) => o.nonFinite === 0) ? 'finite' : 'NON-FINITE',
       p.load,
     ]);
   }
-  printTable(['component', 'synthetic source', 'convert (time, peak RSS, weight.bin)', 'predict', 'GFLOP', 'GFLOP/s (% of SGEMM)', 'predict peak RSS', 'outputs', 'load avg at predict'], rows);
+  printTable(['component', 'synthetic source', 'convert (time, peak RSS, weight.bin)', runs > 1 ? 'predict cold / warm' : 'predict', 'GFLOP', 'GFLOP/s (% of SGEMM)', 'predict peak RSS', 'PyTorch same run (peak RSS, ours/torch)', 'outputs', 'load avg at predict'], rows);
   for (const c of components) log(`  ${c}: inputs ${pred[c].inputs.join(', ')}; load ${fmtSec(pred[c].loadSeconds)}; outputs ${Object.entries(pred[c].outputs).map(([k, o]) => `${k}[${o.shape}] max|x| ${o.maxAbs.toPrecision(3)}`).join(', ')}; FLOPs ${Object.entries(pred[c].flopsByType).map(([k, v]) => `${k} ${(v / 1e9).toFixed(1)}G`).join(', ')}`);
   if (!args.keep) {
     fs.rmSync(outDir, { recursive: true, force: true });
