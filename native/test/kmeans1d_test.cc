@@ -254,6 +254,63 @@ TEST(penalized_pass_matches_quadratic_reference) {
   CHECK(cases >= 480);
 }
 
+// The vector duel probes (AVX2: 4 rows per compare, AVX-512: 8) read the scalar gallop's answer
+// from an outcome mask: every pass must give the scalar probes' segmentation and cost bit for bit
+// (the scalar pass is itself checked against the quadratic reference above). Inputs: real-valued,
+// integer (exact ties), heavy-tailed, all weight on few values, n < 8 (the vector probe needs 8
+// rows left), fp16 groups with edge values (±65504, subnormals, ±0 merged), over a range of λ.
+TEST(penalized_vector_probes_match_scalar) {
+  std::mt19937_64 rng(77);
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> inputs;
+  for (int trial = 0; trial < 60; ++trial) {
+    const size_t n = trial < 12 ? 1 + static_cast<size_t>(trial) : 1 + rng() % 3000;
+    std::vector<double> x = random_sorted_distinct(rng, n, trial % 3);
+    std::vector<double> w(x.size());
+    for (double& wi : w) wi = trial % 4 == 3 ? 1.0 : static_cast<double>(1 + rng() % 200);
+    if (trial % 5 == 4)  // nearly all weight on a handful of values
+      for (size_t i = 0; i < w.size(); i += 1 + w.size() / 4) w[i] = 1e6;
+    inputs.emplace_back(std::move(x), std::move(w));
+  }
+  for (size_t fan_in : {64, 1280}) {  // fp16 groups, plus the extreme fp16 values
+    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
+    std::vector<uint16_t> h(16 * fan_in);
+    for (uint16_t& v : h) v = double_to_half(nd(rng));
+    for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x03FF, 0x0000, 0x8000, 0x0400}) h.push_back(edge);
+    Fp16Histogram hist;
+    hist.add(h.data(), h.size());
+    DistinctValues d;
+    hist.distinct(d, nullptr);
+    inputs.emplace_back(d.values, d.counts);
+  }
+  int compared = 0;
+  for (const auto& [x, w] : inputs) {
+    const size_t n = x.size();
+    CostTable ct(x.data(), w.data(), n);
+    const double total = ct.cost(0, n - 1);
+    for (double scale : {0.0, 1e-7, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0}) {
+      const double lambda = total * scale;
+      PenalizedDp scalar;
+      scalar.set_probe(PenalizedDp::Probe::kScalar);
+      PenalizedSegmentation want;
+      scalar.solve(ct, n, lambda, want);
+      for (PenalizedDp::Probe p : {PenalizedDp::Probe::kAvx2, PenalizedDp::Probe::kAvx512, PenalizedDp::Probe::kWidest}) {
+        if (!PenalizedDp::supported(p)) continue;
+        PenalizedDp dp;
+        dp.set_probe(p);
+        PenalizedSegmentation got;
+        dp.solve(ct, n, lambda, got);
+        ++compared;
+        CHECK_EQ(got.clusters, want.clusters);
+        CHECK(got.starts == want.starts);
+        CHECK_EQ(got.cost, want.cost);
+      }
+    }
+  }
+  std::printf("  vector probes compared on %d passes (avx2 %d, avx512 %d)\n", compared,
+              PenalizedDp::supported(PenalizedDp::Probe::kAvx2), PenalizedDp::supported(PenalizedDp::Probe::kAvx512));
+  CHECK(compared >= 62 * 9);  // at least the widest probe on every input and λ
+}
+
 // Weight-like data (fp16 Gaussian groups, as palettization sees them): the λ search must find
 // k clusters itself — not pass every group to the layered fallback — and give the layered DP's
 // segmentation, bit for bit.
