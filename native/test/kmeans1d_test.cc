@@ -342,6 +342,45 @@ TEST(lagrangian_search_solves_weight_groups) {
   CHECK_EQ(solved, cases);
 }
 
+// >= 256 values per cluster: the λ search starts from the sparse (every 4th value) density estimate.
+// Against the library's brute-force DP (every admissible column, O(k·n²)) bit for bit on fp16 groups
+// with edge values, and on integer data (exact ties: then only the cost must agree).
+TEST(lagrangian_with_sparse_first_lambda_matches_bruteforce) {
+  std::mt19937_64 rng(2024);
+  const size_t k = 16;
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<double> x, w;
+    if (trial < 2) {
+      std::normal_distribution<double> nd(0, trial == 0 ? 0.02 : 0.3);
+      std::vector<uint16_t> h(14000);
+      for (uint16_t& v : h) v = double_to_half(nd(rng));
+      for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x0000, 0x8000}) h.push_back(edge);
+      Fp16Histogram hist;
+      hist.add(h.data(), h.size());
+      DistinctValues d;
+      hist.distinct(d, nullptr);
+      x = d.values;
+      w = d.counts;
+    } else {
+      for (int v = -2100; v <= 2100; ++v) {
+        x.push_back(v);
+        w.push_back(static_cast<double>(1 + rng() % 3));
+      }
+    }
+    const size_t n = x.size();
+    CHECK(n >= 256 * k);
+    Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), n, k);
+    Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), w.data(), n, k);
+    CHECK(fast.lagrangian);
+    if (trial < 2) {
+      CHECK(fast.assignment == ref.assignment);
+      CHECK(fast.centroids == ref.centroids);
+    } else {
+      CHECK_NEAR(fast.cost, ref.cost, 1e-12 * ref.cost);
+    }
+  }
+}
+
 // Evenly spaced unit-weight values: OPT(4) = 8, OPT(5) = 5.5, OPT(6) = 3 for 12 values lie on one
 // line, so no penalty gives exactly 5 clusters. The search must notice and fall back to the
 // layered DP (and still return the optimum).
