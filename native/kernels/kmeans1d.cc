@@ -129,7 +129,6 @@ void check_input(const double* values, const double* weights, size_t n, size_t k
 template <class Argmin>
 void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const Argmin& argmin_at, Kmeans1dResult& r) {
   r.centroids.assign(k, 0.0);
-  r.assignment.assign(n, 0);
   std::vector<size_t> first(k, 0), end(k, 0);  // cluster m covers [first[m], end[m])
   size_t t = n;
   size_t m = k;
@@ -140,12 +139,15 @@ void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const A
     if (start > t) start = t;  // empty cluster (degenerate ties only): keep the bound
     first[m] = start;
     end[m] = t;
-    std::fill(r.assignment.begin() + static_cast<std::ptrdiff_t>(start), r.assignment.begin() + static_cast<std::ptrdiff_t>(t),
-              static_cast<uint32_t>(m));
     t = start;
     if (start == 0) break;
     last = start - 1;
   }
+  // Filled front to back by appending (no zero-fill of n entries first); the clusters tile [0, n).
+  r.assignment.clear();
+  r.assignment.reserve(n);
+  for (size_t c = 0; c < k; ++c)
+    r.assignment.insert(r.assignment.end(), end[c] - first[c], static_cast<uint32_t>(c));
   std::vector<size_t> active;  // clusters with values left, longest first
   for (size_t c = 0; c < k; ++c)
     if (end[c] > first[c]) active.push_back(c);
@@ -157,11 +159,15 @@ void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const A
       r.centroids[c] += (x[i] - r.centroids[c]) * ct.weight(i, i) / ct.weight(first[c], i);
     }
   }
-  // Final cost from the chosen segmentation (cheap; independent of the DP's rounding).
+  // Final cost from the chosen segmentation (cheap; independent of the DP's rounding), in value
+  // order as one running sum.
   double cost = 0;
-  for (size_t i = 0; i < n; ++i) {
-    double d = x[i] - r.centroids[r.assignment[i]];
-    cost += ct.weight(i, i) * d * d;
+  for (size_t c = 0; c < k; ++c) {
+    const double mu = r.centroids[c];
+    for (size_t i = first[c]; i < end[c]; ++i) {
+      double d = x[i] - mu;
+      cost += ct.weight(i, i) * d * d;
+    }
   }
   r.cost = cost;
 }
@@ -614,7 +620,14 @@ Kmeans1dResult solve_pruned(const double* x, const double* w, size_t n, size_t k
 // gave a bound 0-26 % above OPT and a first pass on k 43 % of the time, all values ~70 %). Closer than the
 // Panter–Dite integral alone on heavy-tailed weights (1.8 passes per group over the synthetic
 // SDXL UNet at gs16, instead of ~2.2).
+// With >= 256 values per cluster (4-bit LUTs of large groups) the density is read at every 4th
+// value (the cube roots were ~40 instructions per value, a quarter of a penalized pass) and λ is
+// taken 5 % under 2·UB/k, since UB sits above OPT: on the 4-bit gs16 benchmark shapes the same or
+// fewer passes than every value at 1.0 (2048²: 1.41 → 1.35 passes per group; 10240×1280 1.46 →
+// 1.47). Fewer values per cluster (6- and 8-bit LUTs) keep every value: a sparse density there
+// costs passes (8-bit gs16 1280²: 5.1 → 6.0).
 double initial_lambda(const double* x, const CostTable& ct, size_t n, size_t k) {
+  if (n >= 256 * k) return 0.95 * 2 * lloyd_upper_bound(x, ct, n, k, 4, 20) / static_cast<double>(k);
   return 2 * lloyd_upper_bound(x, ct, n, k, 1, 20) / static_cast<double>(k);
 }
 
@@ -868,12 +881,13 @@ void Fp16Histogram::add_one(uint16_t h) {
   hi_ = std::max<uint32_t>(hi_, key);
 }
 
-void Fp16Histogram::add(const uint16_t* data, size_t n, size_t stride) {
-  uint16_t keys[kKeyBlock];
+void Fp16Histogram::add(const uint16_t* data, size_t n, size_t stride, uint16_t* keys_out) {
+  uint16_t block_keys[kKeyBlock];
   uint16_t block[kKeyBlock];
   uint32_t* counts = counts_.data();
   for (size_t at = 0; at < n; at += kKeyBlock) {
     const size_t m = std::min(kKeyBlock, n - at);
+    uint16_t* keys = keys_out ? keys_out + at : block_keys;
     const uint16_t* src = data + at * stride;
     if (stride != 1) {
       for (size_t i = 0; i < m; ++i) block[i] = src[i * stride];
@@ -900,10 +914,12 @@ void Fp16Histogram::add(const uint16_t* data, size_t n, size_t stride) {
 }
 
 void Fp16Histogram::distinct(DistinctValues& out, std::vector<uint16_t>* keys) const {
-  out.values.clear();
-  out.counts.clear();
-  if (keys) keys->clear();
-  if (lo_ > hi_) return;
+  if (lo_ > hi_) {
+    out.values.clear();
+    out.counts.clear();
+    if (keys) keys->clear();
+    return;
+  }
   thread_local std::vector<uint16_t> found;
   // Branch-free compaction of the non-zero counters, skipping all-zero runs of 8 (counts_ has 8
   // spare zero counters past the last key, so the last run may overhang).
@@ -920,6 +936,8 @@ void Fp16Histogram::distinct(DistinctValues& out, std::vector<uint16_t>* keys) c
       m += p[t] != 0;
     }
   }
+  // Resized, not cleared first: a reused (per-thread) output is then not zero-filled before being
+  // overwritten (that fill was a third of this function).
   out.values.resize(m);
   out.counts.resize(m);
   double* values = out.values.data();

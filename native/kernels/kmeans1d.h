@@ -99,7 +99,9 @@ class Fp16Histogram {
  public:
   Fp16Histogram();
   // Counts `n` values read at data[i*stride]. Throws cmo::Error("EINVAL") naming NaN/Inf.
-  void add(const uint16_t* data, size_t n, size_t stride = 1);
+  // keys_out (optional, n entries) receives each value's order key, for a caller that maps every
+  // value again afterwards (palettization's indices) without recomputing the keys.
+  void add(const uint16_t* data, size_t n, size_t stride = 1, uint16_t* keys_out = nullptr);
   void add_one(uint16_t h);
   // Distinct values (by order key) ascending with their counts; `keys` receives the order keys.
   void distinct(DistinctValues& out, std::vector<uint16_t>* keys) const;

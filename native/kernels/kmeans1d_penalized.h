@@ -11,7 +11,8 @@
 // Algorithm: least-weight subsequence with monotone decisions — a deque of candidate cluster starts,
 // each owning the rows it wins; a new candidate's first winning row is found by galloping from the
 // back's first row, then bisection (Monge: once a later start wins, it keeps winning). Candidates
-// are compared without divisions (kmeans1d_penalized.cc).
+// are compared without divisions (kmeans1d_penalized.cc). On AVX-512 machines a duel tests eight
+// rows per compare and reads the scalar gallop's answer from the outcome mask (same rows, same bits).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,8 +34,14 @@ class PenalizedDp {
   // ct: prefix sums over n values; lambda >= 0. Ties between equal penalized costs keep the earlier
   // (longer) last cluster.
   void solve(const CostTable& ct, size_t n, double lambda, PenalizedSegmentation& out);
+  // Duel probes: the widest the CPU has (default), or one kind — kScalar is the test oracle of the
+  // vector probes, which test 4 / 8 rows at once and must return the same rows.
+  enum class Probe { kWidest, kScalar, kAvx2, kAvx512 };
+  void set_probe(Probe p) { probe_ = p; }
+  static bool supported(Probe p);  // false for vector probes the CPU (or build) lacks
 
  private:
+  Probe probe_ = Probe::kWidest;
   std::vector<double> best_;      // best_[i]: penalized optimum of values [0, i)
   std::vector<uint32_t> last_;    // start of its last cluster
   std::vector<uint32_t> cand_, from_;

@@ -80,6 +80,7 @@ struct Scratch {
   std::vector<uint16_t> keys;
   std::vector<uint8_t> cluster_of_key = std::vector<uint8_t>(65536, 0);
   std::vector<uint32_t> inverse;
+  std::vector<uint16_t> group_keys;  // order key of every weight of the group (from the histogram pass)
 };
 
 Scratch& scratch() {
@@ -102,8 +103,9 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
   Scratch& s = scratch();
   if (g.is_f16()) {
     s.hist.clear();
+    if (s.group_keys.size() < g.count) s.group_keys.resize(g.count);
     try {
-      s.hist.add(g.f16, g.count);
+      s.hist.add(g.f16, g.count, 1, s.group_keys.data());
     } catch (...) {
       s.hist.clear();
       throw;
@@ -132,15 +134,11 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
     // Through a plain pointer: `s` lives in thread-local storage, and the uint8_t stores may alias
     // it, so the compiler would otherwise look the thread-local address up (a call, in a shared
     // library) for every weight.
-    // Keys in L1-sized blocks (vectorized), then one table lookup per weight.
+    // One table lookup per weight, on the keys the histogram pass kept.
     const uint8_t* __restrict cluster_of_key = s.cluster_of_key.data();
-    uint16_t keys[4096];
-    for (size_t at = 0; at < g.count; at += 4096) {
-      const size_t m = std::min<size_t>(4096, g.count - at);
-      fp16_order_keys(g.f16 + at, m, keys);  // finite: the histogram checked
-      uint8_t* __restrict out = idx + at;
-      for (size_t i = 0; i < m; ++i) out[i] = cluster_of_key[keys[i]];
-    }
+    const uint16_t* __restrict keys = s.group_keys.data();
+    uint8_t* __restrict out = idx;
+    for (size_t i = 0; i < g.count; ++i) out[i] = cluster_of_key[keys[i]];
     double sse = 0, sig = 0;
     for (size_t i = 0; i < n; ++i) {
       const double x = s.distinct.values[i], c = s.distinct.counts[i];

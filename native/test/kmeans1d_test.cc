@@ -254,6 +254,63 @@ TEST(penalized_pass_matches_quadratic_reference) {
   CHECK(cases >= 480);
 }
 
+// The vector duel probes (AVX2: 4 rows per compare, AVX-512: 8) read the scalar gallop's answer
+// from an outcome mask: every pass must give the scalar probes' segmentation and cost bit for bit
+// (the scalar pass is itself checked against the quadratic reference above). Inputs: real-valued,
+// integer (exact ties), heavy-tailed, all weight on few values, n < 8 (the vector probe needs 8
+// rows left), fp16 groups with edge values (±65504, subnormals, ±0 merged), over a range of λ.
+TEST(penalized_vector_probes_match_scalar) {
+  std::mt19937_64 rng(77);
+  std::vector<std::pair<std::vector<double>, std::vector<double>>> inputs;
+  for (int trial = 0; trial < 60; ++trial) {
+    const size_t n = trial < 12 ? 1 + static_cast<size_t>(trial) : 1 + rng() % 3000;
+    std::vector<double> x = random_sorted_distinct(rng, n, trial % 3);
+    std::vector<double> w(x.size());
+    for (double& wi : w) wi = trial % 4 == 3 ? 1.0 : static_cast<double>(1 + rng() % 200);
+    if (trial % 5 == 4)  // nearly all weight on a handful of values
+      for (size_t i = 0; i < w.size(); i += 1 + w.size() / 4) w[i] = 1e6;
+    inputs.emplace_back(std::move(x), std::move(w));
+  }
+  for (size_t fan_in : {64, 1280}) {  // fp16 groups, plus the extreme fp16 values
+    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
+    std::vector<uint16_t> h(16 * fan_in);
+    for (uint16_t& v : h) v = double_to_half(nd(rng));
+    for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x03FF, 0x0000, 0x8000, 0x0400}) h.push_back(edge);
+    Fp16Histogram hist;
+    hist.add(h.data(), h.size());
+    DistinctValues d;
+    hist.distinct(d, nullptr);
+    inputs.emplace_back(d.values, d.counts);
+  }
+  int compared = 0;
+  for (const auto& [x, w] : inputs) {
+    const size_t n = x.size();
+    CostTable ct(x.data(), w.data(), n);
+    const double total = ct.cost(0, n - 1);
+    for (double scale : {0.0, 1e-7, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0}) {
+      const double lambda = total * scale;
+      PenalizedDp scalar;
+      scalar.set_probe(PenalizedDp::Probe::kScalar);
+      PenalizedSegmentation want;
+      scalar.solve(ct, n, lambda, want);
+      for (PenalizedDp::Probe p : {PenalizedDp::Probe::kAvx2, PenalizedDp::Probe::kAvx512, PenalizedDp::Probe::kWidest}) {
+        if (!PenalizedDp::supported(p)) continue;
+        PenalizedDp dp;
+        dp.set_probe(p);
+        PenalizedSegmentation got;
+        dp.solve(ct, n, lambda, got);
+        ++compared;
+        CHECK_EQ(got.clusters, want.clusters);
+        CHECK(got.starts == want.starts);
+        CHECK_EQ(got.cost, want.cost);
+      }
+    }
+  }
+  std::printf("  vector probes compared on %d passes (avx2 %d, avx512 %d)\n", compared,
+              PenalizedDp::supported(PenalizedDp::Probe::kAvx2), PenalizedDp::supported(PenalizedDp::Probe::kAvx512));
+  CHECK(compared >= 62 * 9);  // at least the widest probe on every input and λ
+}
+
 // Weight-like data (fp16 Gaussian groups, as palettization sees them): the λ search must find
 // k clusters itself — not pass every group to the layered fallback — and give the layered DP's
 // segmentation, bit for bit.
@@ -283,6 +340,45 @@ TEST(lagrangian_search_solves_weight_groups) {
     }
   }
   CHECK_EQ(solved, cases);
+}
+
+// >= 256 values per cluster: the λ search starts from the sparse (every 4th value) density estimate.
+// Against the library's brute-force DP (every admissible column, O(k·n²)) bit for bit on fp16 groups
+// with edge values, and on integer data (exact ties: then only the cost must agree).
+TEST(lagrangian_with_sparse_first_lambda_matches_bruteforce) {
+  std::mt19937_64 rng(2024);
+  const size_t k = 16;
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<double> x, w;
+    if (trial < 2) {
+      std::normal_distribution<double> nd(0, trial == 0 ? 0.02 : 0.3);
+      std::vector<uint16_t> h(14000);
+      for (uint16_t& v : h) v = double_to_half(nd(rng));
+      for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x0000, 0x8000}) h.push_back(edge);
+      Fp16Histogram hist;
+      hist.add(h.data(), h.size());
+      DistinctValues d;
+      hist.distinct(d, nullptr);
+      x = d.values;
+      w = d.counts;
+    } else {
+      for (int v = -2100; v <= 2100; ++v) {
+        x.push_back(v);
+        w.push_back(static_cast<double>(1 + rng() % 3));
+      }
+    }
+    const size_t n = x.size();
+    CHECK(n >= 256 * k);
+    Kmeans1dResult fast = kmeans1d_sorted(x.data(), w.data(), n, k);
+    Kmeans1dResult ref = kmeans1d_sorted_ref(x.data(), w.data(), n, k);
+    CHECK(fast.lagrangian);
+    if (trial < 2) {
+      CHECK(fast.assignment == ref.assignment);
+      CHECK(fast.centroids == ref.centroids);
+    } else {
+      CHECK_NEAR(fast.cost, ref.cost, 1e-12 * ref.cost);
+    }
+  }
 }
 
 // Evenly spaced unit-weight values: OPT(4) = 8, OPT(5) = 5.5, OPT(6) = 3 for 12 values lie on one
