@@ -47,6 +47,9 @@ struct SparseGptOptions {
   // Called on the calling thread after each processing block (columns done, columns); may throw
   // (e.g. cmo::Cancelled) to abandon the layer — the Hessian stays valid.
   std::function<void(int64_t, int64_t)> on_block;
+  // Unquantized, without n:m, rows go through the OBS loop 16 at a time (one vector across rows);
+  // false keeps every row on the one-row loop. Both give the same bits (the test compares them).
+  bool row_lanes = true;
 };
 
 struct SparseGptResult {
