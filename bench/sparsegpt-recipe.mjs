@@ -309,8 +309,10 @@ async function main() {
       ['boundary cache (in memory)', fmtMiB(mb.budget.boundaryCache), fmtMiB(mb.peak.boundaryCache)],
       ['executor weight caches', fmtMiB(mb.budget.executorCaches), fmtMiB(mb.peak.executorCaches)],
       ['executor activations (est.)', fmtMiB(mb.budget.activations), ''],
+      ['sub-program weights (mapped)', fmtMiB(mb.budget.weights), ''],
       ['prune step copies (est.)', fmtMiB(mb.budget.pruneWorking), ''],
       ['bound (Hessians + cache + max(executor, prune))', fmtMiB(mb.maxMemory), fmtMiB(mb.bound)],
+      ['… + the process at the recipe\'s start', '', fmtMiB(mb.bound + rec.recipeStartRss)],
     ]);
   }
   if (!args.keep) fs.rmSync(work, { recursive: true, force: true });

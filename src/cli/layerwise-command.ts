@@ -125,7 +125,7 @@ export function formatLayerwiseReport(r: LayerwiseReport, before: number, after:
   const m = r.memory;
   lines.push(`memory budget ${formatBytes(m.maxMemory)}: Hessians ${formatBytes(m.budget.hessians)} (peak ${formatBytes(m.peak.hessians)}), ` +
     `boundary cache ${formatBytes(m.budget.boundaryCache)} (peak ${formatBytes(m.peak.boundaryCache)}), executor weight caches ${formatBytes(m.budget.executorCaches)} (peak ${formatBytes(m.peak.executorCaches)}), ` +
-    `activations ≈ ${formatBytes(m.budget.activations)}, prune step ≈ ${formatBytes(m.budget.pruneWorking)}; bound ${formatBytes(m.bound)}`);
+    `activations ≈ ${formatBytes(m.budget.activations)}, mapped weights ${formatBytes(m.budget.weights)}, prune step ≈ ${formatBytes(m.budget.pruneWorking)}; bound ${formatBytes(m.bound)}`);
   lines.push(`weight.bin ${formatBytes(before)} -> ${formatBytes(after)}; forward ${formatSeconds(r.seconds.forward)}, Hessians ${formatSeconds(r.seconds.hessian)}, compress ${formatSeconds(r.seconds.compress)}, write ${formatSeconds(r.seconds.write)}, total ${formatSeconds(r.seconds.total)}`);
   if (r.merged.length > 0) lines.push(`layers merged into the one before (their ops interleave): ${r.merged.join(', ')}`);
   return lines.join('\n');

@@ -217,8 +217,11 @@ describe('sparseGPT on the graph', () => {
     expect(b.boundaryCache).toBe(Math.floor(budget / 8));
     expect(b.executorCaches).toBe(Math.floor(budget / 8));
     expect(b.executorCacheLimits.widen + b.executorCacheLimits.pack + b.executorCacheLimits.derived + b.executorCacheLimits.pool).toBe(b.executorCaches);
-    expect(b.hessians + b.boundaryCache + Math.max(b.executorCaches + b.activations, b.pruneWorking)).toBeLessThanOrEqual(budget);
+    expect(b.hessians + b.boundaryCache + Math.max(b.executorCaches + b.activations + b.weights, b.pruneWorking)).toBeLessThanOrEqual(budget);
     expect(b.activations).toBeGreaterThan(0);
+    // The parts of the sub-program with the most activations + weights: down_blocks_0 (its convs'
+    // im2col); its weights are conv_in's 16·4·3·3 and conv2's 16·8·3·3 fp32 values.
+    expect(b.weights).toBe((16 * 4 * 9 + 16 * 8 * 9) * 4);
     expect(b.pruneWorking).toBeGreaterThan(0);
     // The fp32 linears are kept transposed (mid_block: 3·16·16 + 64·16 + 16·64 floats at least).
     expect(m.peak.executorCaches).toBeGreaterThanOrEqual((3 * 16 * 16 + 2 * 64 * 16) * 4);

@@ -106,14 +106,14 @@ export interface LayerwiseReport {
 
 export interface LayerwiseMemoryReport {
   maxMemory: number;
-  /** The budget's parts: Hessians of a wave (the least any group left them), boundary cache in memory, each executor's weight caches (and their split), activations and the prune step's copies (largest estimates). */
+  /** The budget's parts: Hessians of a wave (the least any group left them), boundary cache in memory, each executor's weight caches (and their split), activations, mapped weights and the prune step's copies (largest over the sub-programs). */
   budget: {
-    hessians: number; boundaryCache: number; executorCaches: number; activations: number; pruneWorking: number;
+    hessians: number; boundaryCache: number; executorCaches: number; activations: number; weights: number; pruneWorking: number;
     executorCacheLimits: { widen: number; pack: number; derived: number; pool: number };
   };
   /** Measured peaks: largest wave's Hessians, boundary cache in memory, one executor's weight caches. */
   peak: { hessians: number; boundaryCache: number; executorCaches: number };
-  /** peak Hessians + peak boundary cache + max(peak executor caches + activations, prune step): ≤ maxMemory. */
+  /** peak Hessians + peak boundary cache + max(peak executor caches + activations + weights, prune step): ≤ maxMemory. */
   bound: number;
 }
 
@@ -395,15 +395,18 @@ export async function runLayerwise(
   }
   seconds.total = (performance.now() - started) / 1000;
   const worst = (f: (m: GroupMemory) => number) => mems.reduce((a, m) => Math.max(a, f(m)), 0);
-  const activations = worst((m) => m.activations), pruneWorking = worst((m) => m.prune);
+  // The sub-program with the most activations + weights (the executor side of the reserve), and the largest prune step.
+  const heaviest = mems.reduce<GroupMemory | null>((a, m) => (!a || m.activations + m.weights > a.activations + a.weights ? m : a), null);
+  const activations = heaviest?.activations ?? 0, weights = heaviest?.weights ?? 0, pruneWorking = worst((m) => m.prune);
+  const executorSide = activations + weights;
   const memory: LayerwiseMemoryReport = {
     maxMemory,
     budget: {
       hessians: mems.length ? mems.reduce((a, m) => Math.min(a, m.hessians), Infinity) : 0, boundaryCache: split.boundaryCache, executorCaches: split.executorCaches.total,
-      activations, pruneWorking, executorCacheLimits: cacheLimits,
+      activations, weights, pruneWorking, executorCacheLimits: cacheLimits,
     },
     peak: { hessians: peakHessianBytes, boundaryCache: cache.peakBytes, executorCaches: peakExecutorCaches },
-    bound: peakHessianBytes + cache.peakBytes + Math.max(peakExecutorCaches + activations, pruneWorking),
+    bound: peakHessianBytes + cache.peakBytes + Math.max(peakExecutorCaches + executorSide, pruneWorking),
   };
   const layerwise: LayerwiseReport = {
     api, mode, samples: nSamples, samplesAvailable: calib.available,

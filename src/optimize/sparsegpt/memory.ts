@@ -10,8 +10,9 @@
  *   transposed linear weights ¼, idle pooled buffers ¼; fp16 weights are not kept widened — widening
  *   per call is one pass over the weight next to an op that reads it once per output row) plus its
  *   activations, estimated from the program's shapes (live values at each op + that op's scratch);
- *   a capture graph runs only `calibration_nsamples` times, so caching saves little there and is
- *   closed before the wave's layers are compressed;
+ *   and its weights as stored (memory-mapped from the weight file, resident once read); a capture
+ *   graph runs only `calibration_nsamples` times, so caching saves little there; it is closed
+ *   before the wave's layers are compressed;
  * - the prune step (after the wave's capture graph is closed): the copies of one weight it makes;
  * - the Hessians of a wave get the rest (a group whose largest share set does not fit is a
  *   ConfigError before any work, naming the parts and the budget that would hold them).
@@ -133,18 +134,34 @@ export function pruneWorkingBytes(layer: LayerOp): number {
 
 export interface GroupMemory {
   activations: number;
+  /** The sub-program's weights as stored (memory-mapped from the weight file: resident once read). */
+  weights: number;
   prune: number;
-  /** max(executor caches + activations, prune): what runs next to the Hessians and the boundary cache. */
+  /** max(executor caches + activations + weights, prune): what runs next to the Hessians and the boundary cache. */
   reserve: number;
   /** What the group's Hessian waves may take. */
   hessians: number;
 }
 
+const DTYPE_BYTES: Record<string, number> = { fp32: 4, fp16: 2, int32: 4, uint8: 1, int8: 1, uint16: 2, int16: 2 };
+
+/** Bytes of the blob-backed constants ops [from, to] read (sub-byte types counted as bytes: an upper bound). */
+export function weightBytes(graph: ProgramGraph, from: number, to: number): number {
+  let bytes = 0;
+  for (const op of graph.subProgram(from, to, []).block.ops) {
+    if (op.type !== 'const') continue;
+    const v = op.attributes['val'];
+    if (v && 'blob' in v) bytes += v.shape.reduce((a, d) => a * d, DTYPE_BYTES[v.dtype] ?? 1);
+  }
+  return bytes;
+}
+
 export function groupMemory(split: MemorySplit, graph: ProgramGraph, from: number, to: number, layers: readonly LayerOp[]): GroupMemory {
   const activations = activationBytes(graph, from, to);
+  const weights = weightBytes(graph, from, to);
   const prune = layers.reduce((m, l) => Math.max(m, pruneWorkingBytes(l)), 0);
-  const reserve = Math.max(split.executorCaches.total + activations, prune);
-  return { activations, prune, reserve, hessians: split.maxMemory - split.boundaryCache - reserve };
+  const reserve = Math.max(split.executorCaches.total + activations + weights, prune);
+  return { activations, weights, prune, reserve, hessians: split.maxMemory - split.boundaryCache - reserve };
 }
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -176,9 +193,9 @@ export function groupNeed(mem: GroupMemory, layers: readonly LayerOp[], cacheMem
   const fB = cacheMemory ?? 0, fE = executorCacheMemory ?? 0;
   const fits = (m: number) => {
     const s = splitBudget(m, cacheMemory, executorCacheMemory);
-    return m - s.boundaryCache - Math.max(s.executorCaches.total + mem.activations, mem.prune) >= bytes;
+    return m - s.boundaryCache - Math.max(s.executorCaches.total + mem.activations + mem.weights, mem.prune) >= bytes;
   };
-  let need = Math.ceil(Math.max((bytes + fB + fE + mem.activations) / (1 - sB - sE), (bytes + fB + mem.prune) / (1 - sB)));
+  let need = Math.ceil(Math.max((bytes + fB + fE + mem.activations + mem.weights) / (1 - sB - sE), (bytes + fB + mem.prune) / (1 - sB)));
   while (!fits(need)) need++;
   while (need > 1 && fits(need - 1)) need--;
   return { largest, bytes, need };
@@ -191,7 +208,7 @@ export function budgetError(split: MemorySplit, mem: GroupMemory, g: GroupNeed):
   return new ConfigError(
     `maxMemory (--max-memory) ${split.maxMemory} bytes (${mib(split.maxMemory)}) cannot hold the Hessians of ${g.largest.map((l) => l.name).join(', ')}: ` +
     `${size} = ${g.bytes} bytes, built in one pass and factored whole, next to the boundary cache (${mib(split.boundaryCache)}) and ` +
-    `max(executor weight caches ${mib(split.executorCaches.total)} + activations ≈ ${mib(mem.activations)}, prune step ≈ ${mib(mem.prune)}), ` +
+    `max(executor weight caches ${mib(split.executorCaches.total)} + activations ≈ ${mib(mem.activations)} + mapped weights ${mib(mem.weights)}, prune step ≈ ${mib(mem.prune)}), ` +
     `which leave the Hessians ${Math.max(0, mem.hessians)} bytes; raise it to at least ${g.need} bytes`,
   );
 }
