@@ -87,6 +87,22 @@ void block_scores(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t i1,
   }
 }
 
+// Histogram of bits [shift, shift + bits) of the scores of rows [r0, r1), computed from W, whose bits
+// under prefix_mask equal prefix (a radix-select pass without a score buffer).
+CMO_SPARSEGPT_CLONES
+void score_histogram_w(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t i1, int64_t bw, const float* dd, uint32_t prefix,
+                       uint32_t prefix_mask, int shift, uint32_t bins_mask, uint32_t* hist) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr = W + r * n + i1;
+    for (int64_t i = 0; i < bw; ++i) {
+      const float v = obs_score(wr[i], dd[i]);
+      uint32_t u;
+      std::memcpy(&u, &v, sizeof u);
+      if ((u & prefix_mask) == prefix) ++hist[(u >> shift) & bins_mask];
+    }
+  }
+}
+
 // Histogram of bits [shift, shift + bits) of the scores [e0, e1) whose bits under prefix_mask equal
 // prefix (a later radix-select pass).
 CMO_SPARSEGPT_CLONES
@@ -101,8 +117,9 @@ void score_histogram(const float* s, int64_t e0, int64_t e1, uint32_t prefix, ui
 
 // The k-th smallest (0-based) of a block's rows·bw scores — what std::nth_element on them picks — by
 // a radix select on the bit patterns (for floats >= +0 the uint32 order is the value order): three
-// histogram passes (11 + 11 + 10 bits) over row ranges split across the pool. The first computes the
-// scores into `s` (rows·bw floats, kept for the mask: one division per weight instead of four).
+// histogram passes (11 + 11 + 10 bits) over row ranges split across the pool. With a buffer `s`
+// (rows·bw floats) the first pass stores the scores for the others and the mask (one division per
+// weight instead of four); without one (null) every pass recomputes them from W.
 float kth_smallest_score(const PoolRef& pool, const float* W, int64_t n, int64_t rows, int64_t i1, int64_t bw, const float* dd,
                          int64_t k, float* s) {
   constexpr int kPasses = 3;
@@ -118,7 +135,9 @@ float kth_smallest_score(const PoolRef& pool, const float* W, int64_t n, int64_t
       const int64_t r0 = static_cast<int64_t>(p) * step, r1 = std::min(rows, r0 + step);
       uint32_t* h = hist.data() + static_cast<int64_t>(p) * bins;
       if (r0 >= r1) return;
-      if (pass == 0)
+      if (!s)
+        score_histogram_w(W, n, r0, r1, i1, bw, dd, prefix, prefix_mask, kShift[pass], static_cast<uint32_t>(bins - 1), h);
+      else if (pass == 0)
         block_scores(W, n, r0, r1, i1, bw, dd, s, h);
       else
         score_histogram(s, r0 * bw, r1 * bw, prefix, prefix_mask, kShift[pass], static_cast<uint32_t>(bins - 1), h);
@@ -212,7 +231,8 @@ struct RowBlock {
   uint8_t* codes;           // quantized: the survivors' grid codes (nullptr otherwise)
   const float* hb;          // U[i1:i2, i1:i2], row stride n
   int64_t n, i1, bw;
-  const float* scores;      // adaptive mask: the block's scores [rows, bw]; <= thresh pruned (nullptr: n:m or nothing)
+  const float* scores;      // adaptive mask: the block's scores [rows, bw] (or nullptr: from W and dd); <= thresh pruned
+  const float* dd;          // adaptive mask: the block's d² per column (nullptr: n:m or nothing)
   float thresh;
   int m, nprune;            // n:m when m > 0
   const SparseGptResult* grid;  // quantized: its scales / zero_points (nullptr otherwise)
@@ -233,6 +253,8 @@ double sparse_row_block(const RowBlock& c, int64_t r, float* w1, std::vector<std
   uint8_t* kr = c.keep + r * n + i1;
   if (c.scores)  // the block's adaptive mask: pruned up to the kth score inclusive
     for (int64_t i = 0; i < bw; ++i) kr[i] = c.scores[r * bw + i] <= c.thresh ? 0 : 1;
+  else if (c.dd)
+    for (int64_t i = 0; i < bw; ++i) kr[i] = obs_score(wr[i1 + i], c.dd[i]) <= c.thresh ? 0 : 1;
   std::memcpy(w1, wr + i1, sizeof(float) * static_cast<size_t>(bw));
   double lsum = 0;
   for (int64_t i = 0; i < bw; ++i) {
@@ -280,6 +302,8 @@ void sparse_lanes_block(const RowBlock& c, int64_t r0, float* wt, uint8_t* kt, d
     uint8_t* kr = c.keep + (r0 + l) * n + i1;
     if (c.scores)
       for (int64_t i = 0; i < bw; ++i) kr[i] = c.scores[(r0 + l) * bw + i] <= c.thresh ? 0 : 1;
+    else if (c.dd)
+      for (int64_t i = 0; i < bw; ++i) kr[i] = obs_score(wr[i], c.dd[i]) <= c.thresh ? 0 : 1;
     for (int64_t i = 0; i < bw; ++i) wt[i * L + l] = wr[i];
     for (int64_t i = 0; i < bw; ++i) kt[i * L + l] = kr[i];
     lsum[l] = 0;
@@ -370,8 +394,11 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
   const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
   const bool adaptive = !nm && o.target_sparsity > 0.0;
   std::vector<float> dd(static_cast<size_t>(B));
-  // The adaptive mask's scores of one block (rows·B floats; 0.1 H at 1,280 × 1,280), reused by every block.
-  std::vector<float> scores(adaptive ? static_cast<size_t>(rows * B) : 0);
+  // The adaptive mask's scores of one block (rows·B floats), reused by every block — only where they
+  // are small next to the Hessian (<= 1/32 of it), so the working memory stays ~1× H: at 1,280 × 1,280
+  // they would be 0.1 H, and the select recomputes them from W instead.
+  const bool score_buffer = adaptive && rows * B * 32 <= n * n;
+  std::vector<float> scores(score_buffer ? static_cast<size_t>(rows * B) : 0);
   for (int64_t i1 = 0; i1 < n; i1 += B) {
     const int64_t i2 = std::min(n, i1 + B), bw = i2 - i1;
     const float* hb = U + i1 * n + i1;  // Hinv1 = U[i1:i2, i1:i2], row stride n
@@ -381,7 +408,7 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
       for (int64_t i = 0; i < bw; ++i) dd[static_cast<size_t>(i)] = hb[i * n + i] * hb[i * n + i];
       const int64_t numel = rows * bw;
       const int64_t k = std::min<int64_t>(numel - 1, static_cast<int64_t>(static_cast<double>(numel) * o.target_sparsity));
-      thresh = kth_smallest_score(pr, W, n, rows, i1, bw, dd.data(), k, scores.data());
+      thresh = kth_smallest_score(pr, W, n, rows, i1, bw, dd.data(), k, score_buffer ? scores.data() : nullptr);
     }
     pr.run(static_cast<size_t>(chunks), [&](size_t t) {
       const int64_t r0 = static_cast<int64_t>(t) * chunk_rows, r1 = std::min(rows, r0 + chunk_rows);
@@ -391,7 +418,8 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
       std::vector<float> w1(static_cast<size_t>(bw * kLanes)), err(static_cast<size_t>(cr * bw));
       std::vector<uint8_t> kt(static_cast<size_t>(bw * kLanes));
       std::vector<std::pair<float, int64_t>> cand;
-      const RowBlock rb{W, keep, res.q.empty() ? nullptr : res.q.data(), hb, n, i1, bw, adaptive ? scores.data() : nullptr, thresh, nm ? o.m : 0, o.n,
+      const RowBlock rb{W, keep, res.q.empty() ? nullptr : res.q.data(), hb, n, i1, bw, score_buffer ? scores.data() : nullptr,
+                        adaptive ? dd.data() : nullptr, thresh, nm ? o.m : 0, o.n,
                         quant ? &res : nullptr, groups, o.quant.group_size, gs, maxq, err.data(), r0, cr};
       int64_t r = r0;
       if (!nm && !quant && o.row_lanes) {

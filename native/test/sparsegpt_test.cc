@@ -293,6 +293,24 @@ TEST(row_lanes_give_the_row_loops_bits) {
   }
 }
 
+TEST(wide_layer_with_a_score_buffer_matches_reference) {
+  // Few rows next to many columns (rows·block <= columns²/32): the block's scores are computed once
+  // into a buffer for the select and the mask; masks still equal the float64 reference's.
+  const int64_t rows = 20, n = 400;
+  auto x = correlated(900, n, 31);
+  Hessian h(n);
+  h.add_rows(x.data(), 900, 3);
+  auto w = randn(static_cast<size_t>(rows * n), 32);
+  SparseGptOptions o;
+  o.target_sparsity = 0.5;
+  check_against_ref(w, rows, n, h, o);
+  o.target_sparsity = 0.3;
+  o.block_size = 64;
+  check_against_ref(w, rows, n, h, o);
+  o.row_lanes = false;
+  check_against_ref(w, rows, n, h, o);
+}
+
 TEST(reconstruction_error_from_hessian_and_beats_magnitude) {
   // ‖WX − ŴX‖²/‖WX‖² computed directly from X equals the Hessian form; SparseGPT's is below
   // magnitude pruning's at the same 50 % sparsity on correlated inputs.
