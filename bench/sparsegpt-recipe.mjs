@@ -18,9 +18,11 @@
  * Reported (each phase in a fresh child process, so peaks are separate): synthetic weights write,
  * conversion, and the recipe: time split into forward (sub-program runs with Hessian capture and the
  * compressed replays), Hessian (estimated: forward minus the same number of plain UNet passes,
- * measured in the same child), prune (SparseGPT per layer: Cholesky, masks, updates, errors),
- * write (sparse weights), palettize (the joint 4-bit pass), with peak RSS, the largest Hessian wave
- * and the boundary cache.
+ * measured in a child of its own before the recipe's), prune (SparseGPT per layer: Cholesky, masks, updates, errors),
+ * write (sparse weights), palettize (the joint 4-bit pass), with peak RSS (and where the recipe
+ * was when it peaked), the largest Hessian wave and the boundary cache, and how --max-memory was split
+ * (Hessians, boundary cache, executor weight caches, activations, mapped weights, prune step) with
+ * each part's measured peak.
  *
  *   node bench/sparsegpt-recipe.mjs [--n 4] [--latent 64] [--width 1] [--transformer-layers 1,2,10]
  *        [--sparsity 0.4] [--max-memory GB] [--mode sequential|oneshot] [--threads N] [--out DIR] [--keep] [--json]
