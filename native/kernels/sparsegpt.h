@@ -10,7 +10,9 @@
 // Threads: rows are independent inside a block, so the block's column loop runs on row chunks; the
 // lazy update is a tiled GEMM. Results do not depend on the thread count, except through the factor
 // when it goes through the BLAS's threaded LAPACK (Hessian::use_lapack_factor).
-// Peak memory: the Hessian (columns², factored in place) + the weight copy + rows·block_size scratch.
+// Peak memory: the Hessian (columns², factored in place) + the weight copy + per task a chunk (<= 128
+// rows) × block_size error buffer; SparseGPT's adaptive mask adds the block's rows × block_size scores
+// only where they are <= 1/32 of the Hessian (else they are recomputed per select pass).
 #pragma once
 #include <cstdint>
 #include <functional>
