@@ -9,6 +9,8 @@
 // /usr/bin/python3 with torch, same X and W, torch.set_num_threads(threads); linear shapes only —
 // sparsegpt.py does not unfold conv inputs): its add_batch and fasterprune as written, column loop
 // of torch ops included, where the "reference" path above runs this package's block loop.
+// CMO_BENCH_TORCH_THREADS=1 runs torch single-threaded (its OpenMP threads spin between the column
+// loop's small ops: on a loaded machine that inflates its CPU time).
 // Each (shape, path) runs in its own child process so peak RSS is that path's alone. Prints Hessian
 // time, prune time (factor + block loop), wall and CPU (all threads), executed GFLOP/s vs the same-run
 // SGEMM peak, and memory in units of the Hessian's size: "peak" = peak RSS above the RSS after a
@@ -83,7 +85,7 @@ async function child() {
     for (let s = 0; s < samples; s++) fs.writeSync(fd, new Uint8Array(xs[s % distinct].buffer));
     fs.closeSync(fd);
     fs.writeFileSync(wf, new Uint8Array(w.buffer));
-    const py = spawnSync(process.env.CMO_BENCH_PYTHON ?? '/usr/bin/python3', [path.join(root, 'bench', 'sparsegpt_torch.py'), xf, wf, outFile + '.t', String(rows), String(cols), String(samples), String(tokens), String(sparsity), String(threads || addon.getThreads())], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const py = spawnSync(process.env.CMO_BENCH_PYTHON ?? '/usr/bin/python3', [path.join(root, 'bench', 'sparsegpt_torch.py'), xf, wf, outFile + '.t', String(rows), String(cols), String(samples), String(tokens), String(sparsity), process.env.CMO_BENCH_TORCH_THREADS ?? String(threads || addon.getThreads())], { stdio: ['ignore', 'inherit', 'inherit'] });
     fs.rmSync(xf, { force: true });
     fs.rmSync(wf, { force: true });
     if (py.status !== 0) throw new Error(`sparsegpt_torch.py failed (${py.status ?? py.signal})`);
