@@ -149,7 +149,7 @@ export class CaptureGraph {
     this.handle = cacheLimits ? addon().createCaptureGraph(desc, watches, set, cacheLimits) : addon().createCaptureGraph(desc, watches, set);
   }
 
-  /** Bytes the executor's weight caches hold now (throws once closed). */
+  /** Bytes the executor's weight caches hold now: call between runs (throws once closed). */
   cacheStats(): CaptureCacheStats {
     return this.handle.cacheStats();
   }
