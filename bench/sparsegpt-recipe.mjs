@@ -18,9 +18,11 @@
  * Reported (each phase in a fresh child process, so peaks are separate): synthetic weights write,
  * conversion, and the recipe: time split into forward (sub-program runs with Hessian capture and the
  * compressed replays), Hessian (estimated: forward minus the same number of plain UNet passes,
- * measured in the same child), prune (SparseGPT per layer: Cholesky, masks, updates, errors),
- * write (sparse weights), palettize (the joint 4-bit pass), with peak RSS, the largest Hessian wave
- * and the boundary cache.
+ * measured in a child of its own before the recipe's), prune (SparseGPT per layer: Cholesky, masks, updates, errors),
+ * write (sparse weights), palettize (the joint 4-bit pass), with peak RSS (and where the recipe
+ * was when it peaked), the largest Hessian wave and the boundary cache, and how --max-memory was split
+ * (Hessians, boundary cache, executor weight caches, activations, mapped weights, prune step) with
+ * each part's measured peak.
  *
  *   node bench/sparsegpt-recipe.mjs [--n 4] [--latent 64] [--width 1] [--transformer-layers 1,2,10]
  *        [--sparsity 0.4] [--max-memory GB] [--mode sequential|oneshot] [--threads N] [--out DIR] [--keep] [--json]
@@ -29,7 +31,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_WORK_DIR, MODELS_DIR, machineLine, RssSampler, fmtGB, fmtMiB, fmtSec, now, parseArgs, printTable, runChild, seedOf } from './lib/common.mjs';
+import { DEFAULT_WORK_DIR, MODELS_DIR, machineLine, memoryStatus, RssSampler, fmtGB, fmtMiB, fmtSec, now, parseArgs, printTable, runChild, seedOf } from './lib/common.mjs';
 import { numel, writeSyntheticSafetensors } from './lib/synthetic-safetensors.mjs';
 
 const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
@@ -134,34 +136,47 @@ async function phaseConvert(source, outDir, latent) {
   return { phase: 'convert', seconds: now() - s, unet: r.packages.unet, ...sampler.stop() };
 }
 
-async function phaseRecipe(unetPath, calibration, opts) {
+/**
+ * Plain forward passes of the whole UNet over the samples: the executor's share of the capture runs.
+ * A child of its own: the whole-UNet executor (its weight caches and pooled buffers: ~650 MiB at
+ * quarter width) is not freed by a GC in time, and in the recipe's process it sat under the recipe's peak.
+ */
+async function phaseForward(unetPath, calibration, opts) {
   const { loadModel } = await dist('model.js');
   const { createExecutor } = await dist('runtime/executor.js');
-  const { compressModel } = await dist('optimize/compress.js');
   const { readNpy } = await dist('runtime/npy.js');
   const threads = opts.threads ? Number(opts.threads) : undefined;
   const model = await loadModel(unetPath);
   const samples = fs.readdirSync(calibration).sort();
-  // Plain forward passes of the whole UNet over the samples: the executor's share of the capture runs.
-  // In a function of its own, so the whole-UNet executor is garbage before the recipe starts (it
-  // held its graph and buffers through the recipe's peak before).
-  const forward = async () => {
-    const exec = createExecutor(model);
-    for (const s of samples) {
-      const inputs = {};
-      for (const i of exec.inputs) {
-        const a = readNpy(path.join(calibration, s, `${i.name}.npy`));
-        inputs[i.name] = { data: a.data, shape: a.shape, dtype: 'fp32' };
-      }
-      await exec.predict(inputs, threads ? { threads } : {});
-    }
-  };
+  const exec = createExecutor(model);
   const t0 = now();
-  await forward();
-  const plainForward = now() - t0;
-  globalThis.gc?.();  // the child runs with --expose-gc
-  process.stderr.write(`  plain forward: ${samples.length} samples in ${fmtSec(plainForward)}\n`);
+  for (const s of samples) {
+    const inputs = {};
+    for (const i of exec.inputs) {
+      const a = readNpy(path.join(calibration, s, `${i.name}.npy`));
+      inputs[i.name] = { data: a.data, shape: a.shape, dtype: 'fp32' };
+    }
+    await exec.predict(inputs, threads ? { threads } : {});
+  }
+  return { phase: 'forward', plainForward: now() - t0, forwardHwm: memoryStatus().hwm };
+}
+
+async function phaseRecipe(unetPath, calibration, opts) {
+  const { loadModel } = await dist('model.js');
+  const { compressModel } = await dist('optimize/compress.js');
+  const threads = opts.threads ? Number(opts.threads) : undefined;
+  const model = await loadModel(unetPath);
+  const samples = fs.readdirSync(calibration).sort();
+  const { plainForward, forwardHwm } = opts;
+  const recipeStartRss = memoryStatus().rss;
   const sampler = new RssSampler().every(200);
+  // Where the recipe was when its RSS peaked (step and progress), sampled with the sampler's period.
+  let where = 'start', peakWhere = where, peakSeen = 0;
+  const watcher = setInterval(() => {
+    const rss = memoryStatus().rss ?? 0;
+    if (rss > peakSeen) [peakSeen, peakWhere] = [rss, where];
+  }, 200);
+  watcher.unref();
   const steps = [];
   let stepStart = now();
   let lastPct = -1;
@@ -181,23 +196,27 @@ async function phaseRecipe(unetPath, calibration, opts) {
       if (i > 0) steps.push(now() - stepStart);
       stepStart = now();
       lastPct = -1;
+      where = `step ${i + 1} (${api})`;
       process.stderr.write(`  step ${i + 1}: ${api}\n`);
     },
     onProgress: (done, total) => {
       const pct = Math.floor((10 * done) / total);
+      where = `${where.replace(/ at .*$/, '')} at ${(100 * done / total).toFixed(0)}%`;
       if (pct !== lastPct) { lastPct = pct; process.stderr.write(`    ${(100 * done / total).toFixed(0)}% (${fmtSec(now() - started)})\n`); }
     },
   });
   steps.push(now() - stepStart);
   const total = now() - started;
   const mem = sampler.stop();
+  clearInterval(watcher);
   const lw = out.steps[0].layerwise;
   const compressed = lw.ops.filter((o) => o.status === 'compressed');
   const weightBin = path.join(out.path ?? '', 'Data', 'com.apple.CoreML', 'weights', 'weight.bin');
   const maxCols = Math.max(...compressed.map((o) => o.hessianColumns ?? 0));
   const result = {
-    phase: 'recipe', total, plainForward, samples: samples.length, stepSeconds: steps, layerwise: lw.seconds, waves: lw.waves,
+    phase: 'recipe', total, plainForward, forwardHwm, recipeStartRss, peakWhere, samples: samples.length, stepSeconds: steps, layerwise: lw.seconds, waves: lw.waves,
     peakHessianBytes: lw.peakHessianBytes, cachePeakBytes: lw.cachePeakBytes, cacheSpilledBytes: lw.cacheSpilledBytes, maxMemory: lw.maxMemory,
+    memory: lw.memory,
     layers: lw.layers.map((l) => ({ key: l.key, ops: l.ops.length })), compressedOps: compressed.length, maxColumns: maxCols,
     meanSparsity: compressed.reduce((a, o) => a + o.sparsity, 0) / compressed.length,
     meanErrorRatio: compressed.reduce((a, o) => a + o.error / Math.max(o.baselineError, 1e-30), 0) / compressed.length,
@@ -215,9 +234,14 @@ async function main() {
     console.log(JSON.stringify(await phaseConvert(args.source, args['out-dir'], Number(args.latent))));
     return;
   }
+  if (args.phase === 'forward') {
+    console.log(JSON.stringify(await phaseForward(args.unet, args.calibration, { threads: args.threads })));
+    return;
+  }
   if (args.phase === 'recipe') {
     console.log(JSON.stringify(await phaseRecipe(args.unet, args.calibration, {
       threads: args.threads, mode: args.mode, sparsity: Number(args.sparsity), maxMemory: args['max-memory'] ? Number(args['max-memory']) : undefined,
+      plainForward: Number(args['plain-forward']), forwardHwm: Number(args['forward-hwm']),
     })));
     return;
   }
@@ -252,7 +276,9 @@ async function main() {
   s = now();
   await writeCalibration(path.join(work, 'calibration'), inputs, n, latent);
   const calSeconds = now() - s;
+  const fwd = await runChild(SELF, ['--phase', 'forward', '--unet', conv.unet, '--calibration', path.join(work, 'calibration'), ...(args.threads ? ['--threads', String(args.threads)] : [])]);
   const rec = await runChild(SELF, ['--phase', 'recipe', '--unet', conv.unet, '--calibration', path.join(work, 'calibration'), '--mode', mode, '--sparsity', String(sparsity),
+    '--plain-forward', String(fwd.plainForward), '--forward-hwm', String(fwd.forwardHwm),
     ...(args.threads ? ['--threads', String(args.threads)] : []), ...(maxMemory ? ['--max-memory', String(maxMemory)] : [])], { nodeArgs: ['--expose-gc'] });
   const lw = rec.layerwise;
   // Sequential: every sample runs each layer's sub-program once per wave with capture, and once more
@@ -267,15 +293,30 @@ async function main() {
     ['write synthetic safetensors', fmtSec(genSeconds), ''],
     ['convertDiffusers (fp16, iOS18)', fmtSec(conv.seconds), `peak RSS ${fmtMiB(conv.peakHwm)}`],
     ['plain UNet forward × N (baseline)', fmtSec(rec.plainForward), `${fmtSec(rec.plainForward / n)} per sample`],
-    ['recipe total', fmtSec(rec.total), `peak RSS ${fmtMiB(rec.peakHwm)} (max anon ${fmtMiB(rec.maxAnon)}, file-backed ${fmtMiB(rec.maxFile)})`],
+    ['recipe total', fmtSec(rec.total), `peak RSS ${fmtMiB(rec.peakHwm)} (max anon ${fmtMiB(rec.maxAnon)}, file-backed ${fmtMiB(rec.maxFile)}; ${fmtMiB(rec.recipeStartRss)} at its start, peak in ${rec.peakWhere}; the plain forward's own child ${fmtMiB(rec.forwardHwm)})`],
     ['  forward (capture + replay)', fmtSec(lw.forward), `${rec.waves} waves; includes Hessian accumulation`],
     ['    of which Hessian (est.)', fmtSec(hessian), `forward − ${passes.toFixed(2)} × plain forward`],
     ['  prune (SparseGPT per layer)', fmtSec(lw.compress), `${rec.compressedOps} ops, mean sparsity ${rec.meanSparsity.toFixed(3)}, mean error / magnitude error ${rec.meanErrorRatio.toFixed(3)}`],
     ['  write (sparse weights)', fmtSec(lw.write), ''],
     ['  palettize 4-bit gs16 (joint)', fmtSec(rec.stepSeconds[1]), `${rec.sparseToDense} weights`],
     ['  other', fmtSec(rec.total - lw.forward - lw.compress - lw.write - rec.stepSeconds[1]), 'lowering the graph, cutting sub-programs, calibration checks'],
-    ['peak Hessian wave', fmtMiB(rec.peakHessianBytes), `max-memory ${fmtGB(rec.maxMemory)}; boundary cache peak ${fmtMiB(rec.cachePeakBytes)}, spilled ${fmtMiB(rec.cacheSpilledBytes)}`],
+    ['peak Hessian wave', fmtMiB(rec.peakHessianBytes), `max-memory ${fmtGB(rec.maxMemory)}; boundary cache peak ${fmtMiB(rec.cachePeakBytes)}, spilled ${fmtMiB(rec.cacheSpilledBytes)}; peak RSS / wave ${(rec.peakHwm / rec.peakHessianBytes).toFixed(2)}×`],
   ]);
+  const mb = rec.memory;
+  if (mb) {
+    // The budget's parts (memory.ts) and what each held at its peak.
+    log('');
+    printTable(['max-memory part', 'budget', 'peak'], [
+      ['Hessians of a wave', fmtMiB(mb.budget.hessians), fmtMiB(mb.peak.hessians)],
+      ['boundary cache (in memory)', fmtMiB(mb.budget.boundaryCache), fmtMiB(mb.peak.boundaryCache)],
+      ['executor weight caches', fmtMiB(mb.budget.executorCaches), fmtMiB(mb.peak.executorCaches)],
+      ['executor activations (est.)', fmtMiB(mb.budget.activations), ''],
+      ['sub-program weights (mapped)', fmtMiB(mb.budget.weights), ''],
+      ['prune step copies (est.)', fmtMiB(mb.budget.pruneWorking), ''],
+      ['bound (Hessians + cache + max(executor, prune))', fmtMiB(mb.maxMemory), fmtMiB(mb.bound)],
+      ['… + the process at the recipe\'s start', '', fmtMiB(mb.bound + rec.recipeStartRss)],
+    ]);
+  }
   if (!args.keep) fs.rmSync(work, { recursive: true, force: true });
 }
 

@@ -4,7 +4,13 @@
 // chol → cholesky_inverse → chol(upper) on a copy of H with LAPACK threaded by OpenBLAS, then the
 // same block loop). SDXL layer shapes, `--samples` × `--tokens` calibration tokens (16 × 1024).
 //   node bench/sparsegpt.mjs [--shapes linear1280,linear5120,conv640,conv2560] [--samples 16]
-//        [--tokens 1024] [--sparsity 0.5] [--threads N] [--paths both|fast|reference] [--json]
+//        [--tokens 1024] [--sparsity 0.5] [--threads N] [--paths both|fast|reference|torch|all] [--torch] [--json]
+// --torch (or --paths all / torch) adds the IST-DASLab reference itself on PyTorch (bench/sparsegpt_torch.py,
+// /usr/bin/python3 with torch, same X and W, torch.set_num_threads(threads); linear shapes only —
+// sparsegpt.py does not unfold conv inputs): its add_batch and fasterprune as written, column loop
+// of torch ops included, where the "reference" path above runs this package's block loop.
+// CMO_BENCH_TORCH_THREADS=1 runs torch single-threaded (its OpenMP threads spin between the column
+// loop's small ops: on a loaded machine that inflates its CPU time).
 // Each (shape, path) runs in its own child process so peak RSS is that path's alone. Prints Hessian
 // time, prune time (factor + block loop), wall and CPU (all threads), executed GFLOP/s vs the same-run
 // SGEMM peak, and memory in units of the Hessian's size: "peak" = peak RSS above the RSS after a
@@ -72,6 +78,25 @@ async function child() {
   for (const x of xs) for (let i = 0; i < per; i++) x[i] *= chScale[kind === 'linear' ? i % cin : Math.floor(i / (side * side)) % cin];
   const w = fillNormal(new Float32Array(rows * cols), 7).map((v) => v / Math.sqrt(cols));
   const geometry = { inChannels: cin, groups: 1, kernel: [k, k], strides: [1, 1], dilations: [1, 1], pad: [1, 1, 1, 1] };
+  if (which === 'torch') {
+    if (kind !== 'linear') throw new Error('the PyTorch reference (sparsegpt.py) has no conv unfold: linear shapes only');
+    const xf = outFile + '.x', wf = outFile + '.win';
+    const fd = fs.openSync(xf, 'w');
+    for (let s = 0; s < samples; s++) fs.writeSync(fd, new Uint8Array(xs[s % distinct].buffer));
+    fs.closeSync(fd);
+    fs.writeFileSync(wf, new Uint8Array(w.buffer));
+    const py = spawnSync(process.env.CMO_BENCH_PYTHON ?? '/usr/bin/python3', [path.join(root, 'bench', 'sparsegpt_torch.py'), xf, wf, outFile + '.t', String(rows), String(cols), String(samples), String(tokens), String(sparsity), process.env.CMO_BENCH_TORCH_THREADS ?? String(threads || addon.getThreads())], { stdio: ['ignore', 'inherit', 'inherit'] });
+    fs.rmSync(xf, { force: true });
+    fs.rmSync(wf, { force: true });
+    if (py.status !== 0) throw new Error(`sparsegpt_torch.py failed (${py.status ?? py.signal})`);
+    const t = JSON.parse(fs.readFileSync(outFile + '.t.json', 'utf8'));
+    fs.renameSync(outFile + '.t.mask', outFile + '.mask');
+    fs.renameSync(outFile + '.t.w', outFile + '.w');
+    const mask = fs.readFileSync(outFile + '.mask');
+    fs.writeFileSync(outFile, JSON.stringify({ shape: shapeName, which, rows, cols, tokens: samples * tokens, unfoldSeconds: 0, ...t, hessianBytes: cols * cols * 4, outputBytes: rows * cols * 5,
+      maskSha: createHash('sha256').update(mask).digest('hex').slice(0, 16) }));
+    return;
+  }
   // Warm-up on a small layer through the same path, so the process's fixed costs (the thread pool,
   // the BLAS's per-thread buffers, the GEMM packing buffers: tens of MB on a 6 MB Hessian) are
   // resident before the baseline and are not counted as this layer's memory.
@@ -124,6 +149,24 @@ async function child() {
   fs.writeFileSync(outFile, JSON.stringify(result));
 }
 
+/** The PyTorch reference against this package's path (same X and W): times, CPU, speed-ups, masks. */
+function torchVsFast(t, f, tmp, shape, json) {
+  const mt = fs.readFileSync(path.join(tmp, `${shape}-torch.json.mask`)), mf = fs.readFileSync(path.join(tmp, `${shape}-fast.json.mask`));
+  let diffs = 0;
+  for (let i = 0; i < mt.length; i++) diffs += mt[i] !== mf[i] ? 1 : 0;
+  const out = {
+    hessianSeconds: t.hessianSeconds, pruneSeconds: t.pruneSeconds, hessianCpuSeconds: t.hessianCpuSeconds, pruneCpuSeconds: t.pruneCpuSeconds,
+    peakOverHessian: (t.peakRss - t.rssBefore) / t.hessianBytes, torch: t.torch, threads: t.threads, loss: t.error, maskDiffs: diffs,
+    speedup: { hessian: t.hessianSeconds / f.hessianSeconds, prune: t.pruneSeconds / f.pruneSeconds, total: (t.hessianSeconds + t.pruneSeconds) / (f.hessianSeconds + f.pruneSeconds) },
+    speedupCpu: { hessian: t.hessianCpuSeconds / f.hessianCpuSeconds, prune: t.pruneCpuSeconds / f.pruneCpuSeconds, total: (t.hessianCpuSeconds + t.pruneCpuSeconds) / (f.hessianCpuSeconds + f.pruneCpuSeconds) },
+  };
+  if (!json) {
+    console.log(`  ${`IST-DASLab sparsegpt.py on PyTorch ${t.torch} (${t.threads} threads)`.padEnd(44)} Hessian ${fmt(t.hessianSeconds)} s  prune ${fmt(t.pruneSeconds)} s  CPU ${fmt(t.hessianCpuSeconds)} + ${fmt(t.pruneCpuSeconds)} s  peak over X ${fmt(out.peakOverHessian)}× H  loss ${t.error.toExponential(4)}`);
+    console.log(`  vs PyTorch: speed-up Hessian ${fmt(out.speedup.hessian)}×, prune ${fmt(out.speedup.prune)}×, total ${fmt(out.speedup.total)}× (CPU time ${fmt(out.speedupCpu.hessian)}× / ${fmt(out.speedupCpu.prune)}× / ${fmt(out.speedupCpu.total)}×); masks ${diffs === 0 ? 'identical' : `differ in ${diffs} of ${mt.length}`}`);
+  }
+  return out;
+}
+
 function fmt(x, d = 2) {
   return Number.isFinite(x) ? x.toFixed(d) : String(x);
 }
@@ -141,7 +184,13 @@ async function main() {
   for (const shape of shapes) {
     if (!SHAPES[shape]) throw new Error(`unknown shape ${shape} (${Object.keys(SHAPES).join(', ')})`);
     const res = {};
-    const paths = arg('paths', 'both') === 'both' ? ['fast', 'reference'] : [arg('paths')];
+    const pick = arg('paths', 'both');
+    const paths = pick === 'both' ? ['fast', 'reference'] : pick === 'all' ? ['fast', 'reference', 'torch'] : [pick];
+    if (process.argv.includes('--torch') && !paths.includes('torch')) paths.push('torch');
+    if (SHAPES[shape][0] !== 'linear' && paths.includes('torch')) {
+      paths.splice(paths.indexOf('torch'), 1);
+      if (!json) console.log(`\n${shape}: no PyTorch reference (sparsegpt.py does not unfold conv inputs)`);
+    }
     for (const which of paths) {
       const out = path.join(tmp, `${shape}-${which}.json`);
       const passthrough = ['samples', 'tokens', 'sparsity', 'threads'].flatMap((k) => (arg(k) !== undefined ? [`--${k}`, arg(k)] : []));
@@ -184,6 +233,7 @@ async function main() {
       speedupCpu: { hessian: b.hessianCpuSeconds / f.hessianCpuSeconds, prune: b.pruneCpuSeconds / f.pruneCpuSeconds, total: (b.hessianCpuSeconds + b.pruneCpuSeconds) / (f.hessianCpuSeconds + f.pruneCpuSeconds) },
       masksEqual, maskDiffs, lossFast: f.error, lossReference: b.error, maxWeightDiffRel: dmax / wmax, sparsity: f.sparsity, hessianMB: f.hessianBytes / 2 ** 20,
     };
+    if (res.torch) row.torch = torchVsFast(res.torch, f, tmp, shape, json);
     rowsOut.push(row);
     if (!json) {
       console.log(`\n${shape}: W ${m}×${n}, ${kTok} tokens, H ${fmt(row.hessianMB, 0)} MB`);

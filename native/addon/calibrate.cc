@@ -1,7 +1,9 @@
 // N-API surface of calibration capture:
 //   createHessianSet(columns[]) -> { bytes(), peakBytes(), release(i), samples(i), data(i) -> Float32Array }
 //   createCaptureGraph(description, watches[{op, kind, hessians[]}], hessianSet)
-//     -> { run(inputs, {threads}, onProgress, cancelToken) -> Promise<{outputs, hits, hessianSeconds}> }
+//     [, cacheLimits {widen, pack, derived, pool} bytes (exec::CacheLimits; absent = the executor's defaults)]
+//     -> { run(inputs, {threads}, onProgress, cancelToken) -> Promise<{outputs, hits, hessianSeconds}>,
+//          cacheStats() -> {widen, pack, derived, pool, *Limit} bytes, close() }
 // run() executes the graph on a worker with RunOptions::observe feeding the watched ops' inputs into
 // the set's Hessians (executor/hessian_capture.h): activations stay in C++. Float outputs come back
 // as fp32 whatever the program declares, so values cached between sub-programs are not rounded.
@@ -112,6 +114,20 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
     }
     watches.push_back(std::move(cw));
   }
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object lim = info[3].As<Napi::Object>();
+    auto read = [&](const char* key, int64_t& dst) {
+      Napi::Value v = lim.Get(key);
+      if (v.IsUndefined()) return;
+      if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0)
+        throw_coded(env, "EINVAL", std::string("createCaptureGraph: cacheLimits.") + key + " must be a number of bytes >= 0");
+      dst = v.As<Napi::Number>().Int64Value();
+    };
+    read("widen", desc.cache_limits.widen);
+    read("pack", desc.cache_limits.pack);
+    read("derived", desc.cache_limits.derived);
+    read("pool", desc.cache_limits.pool);
+  }
   std::shared_ptr<exec::Graph> graph;
   try {
     graph = exec::Graph::build(desc);
@@ -134,6 +150,16 @@ Napi::Value CreateCaptureGraph(const Napi::CallbackInfo& info) {
     release_free_memory();
     return ci.Env().Undefined();
   }, "close"));
+  handle.Set("cacheStats", Napi::Function::New(env, [state](const Napi::CallbackInfo& ci) -> Napi::Value {
+    Napi::Env e = ci.Env();
+    if (!state->graph) throw Napi::Error::New(e, "cacheStats: the capture graph was closed");
+    const exec::Graph::CacheStats st = state->graph->cache_stats();
+    Napi::Object o = Napi::Object::New(e);
+    auto put = [&](const char* k, size_t v) { o.Set(k, Napi::Number::New(e, static_cast<double>(v))); };
+    put("widen", st.widen), put("pack", st.pack), put("derived", st.derived), put("pool", st.pool);
+    put("widenLimit", st.widen_limit), put("packLimit", st.pack_limit), put("derivedLimit", st.derived_limit), put("poolLimit", st.pool_limit);
+    return o;
+  }, "cacheStats"));
   handle.Set("run", Napi::Function::New(env, [state](const Napi::CallbackInfo& ci) -> Napi::Value {
     Napi::Env e = ci.Env();
     if (!state->graph) throw Napi::Error::New(e, "run: the capture graph was closed");

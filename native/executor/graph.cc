@@ -294,6 +294,22 @@ Tensor value_to_tensor(const ValueDesc& v, const std::string& model_dir, BlobCac
 }
 
 // ---------------------------------------------------------------------------------------------
+// Weight cache limits: the description's, else the environment's, else the default (MiB).
+
+namespace {
+size_t limit_of(int64_t given, const char* env_name, size_t default_mb) {
+  if (given >= 0) return static_cast<size_t>(given);
+  size_t mb = default_mb;
+  if (const char* env = env_name ? std::getenv(env_name) : nullptr) mb = static_cast<size_t>(std::strtoull(env, nullptr, 10));
+  return mb << 20;
+}
+size_t widen_limit(const CacheLimits& l) { return limit_of(l.widen, "COREML_OPTIMIZE_WIDEN_MB", 2048); }
+size_t pack_limit(const CacheLimits& l) { return limit_of(l.pack, "COREML_OPTIMIZE_PACK_MB", 2048); }
+size_t derived_limit(const CacheLimits& l) { return limit_of(l.derived, "COREML_OPTIMIZE_DERIVED_MB", 1024); }
+size_t pool_limit(const CacheLimits& l) { return limit_of(l.pool, nullptr, 1024); }
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
 // Builder
 
 class GraphBuilder {
@@ -480,8 +496,8 @@ class GraphBuilder {
           const Tensor& w = g_.constants_[slot];
           if (w.dtype != DType::F32 || w.rank() != 2 || (!w.f && !w.h)) break;
           const size_t bytes = static_cast<size_t>(w.size()) * 4;
-          if (pack_used_ + bytes > pack_budget()) break;
-          pack_used_ += bytes;
+          if (g_.pack_used_ + bytes > pack_limit(d_.cache_limits)) break;
+          g_.pack_used_ += bytes;
           BufferPool::Scope no_pool(nullptr);  // kept for the graph's lifetime
           const Tensor wf = as_f32(w);
           const int64_t rows = w.shape[0], cols = w.shape[1];
@@ -513,11 +529,6 @@ class GraphBuilder {
       if (!orig.nodes.empty()) mark_used(orig);
     }
     for (int s : b.outputs) g_.const_used_[static_cast<size_t>(s)] = 1;
-  }
-  static size_t pack_budget() {
-    size_t mb = 2048;
-    if (const char* env = std::getenv("COREML_OPTIMIZE_PACK_MB")) mb = static_cast<size_t>(std::strtoull(env, nullptr, 10));
-    return mb << 20;
   }
 
   static void collect_uses(const Block& b, std::vector<int>& uses) {
@@ -554,13 +565,29 @@ class GraphBuilder {
   std::vector<TypeDesc> slot_types_;
   BlobCache blobs_;
   std::unordered_map<int, int> transposed_;  // weight slot -> its transposed copy's slot
-  size_t pack_used_ = 0;
 };
+
+Graph::CacheStats Graph::cache_stats() const {
+  CacheStats st;
+  st.widen_limit = widen_limit(limits_);
+  st.pack_limit = pack_limit(limits_);
+  st.derived_limit = derived_limit(limits_);
+  st.pool_limit = pool_limit(limits_);
+  st.widen = widen_used_;  // written inside widened_constants()'s call_once, before any run returns
+  st.pack = pack_used_;
+  if (derived_budget_) {
+    std::lock_guard<std::mutex> lock(derived_budget_->mutex);
+    st.derived = st.derived_limit - std::min(st.derived_limit, derived_budget_->left);
+  }
+  st.pool = pool_->pooled_bytes();
+  return st;
+}
 
 std::shared_ptr<Graph> Graph::build(const GraphDesc& desc) {
   use_single_threaded_blas();
   auto g = std::make_shared<Graph>();
-  g->pool_ = std::make_shared<BufferPool>();
+  g->limits_ = desc.cache_limits;
+  g->pool_ = std::make_shared<BufferPool>(pool_limit(desc.cache_limits));
   GraphBuilder(*g, desc).build();
   return g;
 }
@@ -695,9 +722,7 @@ void Graph::run_node(const Node& node, std::vector<Tensor>& env, std::vector<cha
 // One DerivedCache per float constant (fp32 or still fp16-backed), all on the graph's budget.
 void Graph::attach_derived_caches(std::vector<Tensor>& constants) const {
   std::call_once(derived_budget_once_, [this] {
-    size_t budget = size_t{1024} << 20;
-    if (const char* env = std::getenv("COREML_OPTIMIZE_DERIVED_MB")) budget = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
-    derived_budget_ = std::make_shared<DerivedBudget>(budget);
+    derived_budget_ = std::make_shared<DerivedBudget>(derived_limit(limits_));
   });
   for (Tensor& t : constants)
     if (t.dtype == DType::F32 && (t.f || t.h) && !t.derived) t.derived = std::make_shared<DerivedCache>(derived_budget_);
@@ -706,8 +731,7 @@ void Graph::attach_derived_caches(std::vector<Tensor>& constants) const {
 const std::vector<Tensor>& Graph::widened_constants() const {
   std::call_once(widened_once_, [this] {
     BufferPool::Scope no_pool(nullptr);  // kept for the graph's lifetime: plain allocations, not the run's pool
-    size_t budget = size_t{2048} << 20;
-    if (const char* env = std::getenv("COREML_OPTIMIZE_WIDEN_MB")) budget = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
+    const size_t budget = widen_limit(limits_);
     widened_constants_ = constants_;
     size_t used = 0;
     for (size_t k = 0; k < widened_constants_.size(); ++k) {
@@ -720,6 +744,7 @@ const std::vector<Tensor>& Graph::widened_constants() const {
       w.declared = t.declared;
       t = std::move(w);
     }
+    widen_used_ = used;
     attach_derived_caches(widened_constants_);
   });
   return widened_constants_;

@@ -136,6 +136,13 @@ class Graph {
   bool has_state() const { return !state_cells_.empty(); }
   void reset_state() const;
 
+  // Bytes the weight caches hold now (see CacheLimits) and their limits after defaults.
+  struct CacheStats {
+    size_t widen = 0, pack = 0, derived = 0, pool = 0;
+    size_t widen_limit = 0, pack_limit = 0, derived_limit = 0, pool_limit = 0;
+  };
+  CacheStats cache_stats() const;
+
  private:
   friend class GraphBuilder;
   void run_block(const Block& block, std::vector<Tensor>& env, std::vector<char>& live, const RunOptions& opts,
@@ -163,6 +170,9 @@ class Graph {
   void attach_derived_caches(std::vector<Tensor>& constants) const;
   mutable std::once_flag derived_budget_once_;
   mutable std::shared_ptr<DerivedBudget> derived_budget_;
+  CacheLimits limits_;            // as given; resolved by the *_limit() helpers in graph.cc
+  mutable size_t widen_used_ = 0;  // set once by widened_constants()
+  size_t pack_used_ = 0;
   std::vector<char> is_const_;
   std::vector<char> const_used_;  // by slot: read by some node (constants nobody reads are not widened)
   Block main_;

@@ -57,12 +57,23 @@ struct BlockDesc {
   std::vector<OpDesc> ops;
 };
 
+// Byte limits of a graph's weight caches; -1 = the default (or its COREML_OPTIMIZE_*_MB variable).
+// A graph run only a few times (the layerwise SparseGPT driver's capture sub-programs) gets small
+// ones carved out of its caller's memory budget: each cache only saves per-call work.
+struct CacheLimits {
+  int64_t widen = -1;    // fp16 constants widened to fp32 once (COREML_OPTIMIZE_WIDEN_MB, 2048)
+  int64_t pack = -1;     // transposed linear weights (COREML_OPTIMIZE_PACK_MB, 2048)
+  int64_t derived = -1;  // Winograd / packed conv weights, DerivedCache (COREML_OPTIMIZE_DERIVED_MB, 1024)
+  int64_t pool = -1;     // idle intermediate buffers kept between ops and runs (BufferPool, 1024)
+};
+
 struct GraphDesc {
   std::string function = "main";
   std::string opset;      // "CoreML5".."CoreML9"; selects op semantics that changed (reshape, gather)
   std::string model_dir;  // replaces "@model_path" in blob file names
   std::vector<NamedType> inputs;
   BlockDesc block;
+  CacheLimits cache_limits;
 };
 
 }  // namespace cmo::exec

@@ -19,8 +19,19 @@ namespace cmo::kernels {
 
 namespace {
 
-constexpr int64_t kRowsPerTask = 8;    // GPTQ's row tasks
-constexpr int64_t kRowsPerChunk = 32;  // SparseGPT's row chunks (OBS loop + their lazy update)
+constexpr int64_t kRowsPerTask = 8;  // GPTQ's row tasks
+constexpr int64_t kLanes = 16;       // rows SparseGPT's OBS loop takes at once (one AVX-512 vector)
+
+// SparseGPT's row chunks (OBS loop + their lazy update, one task each): as large as keeps every
+// thread busy (two chunks per thread), at most 128 rows, a multiple of kLanes. Each chunk's lazy
+// update is one GEMM whose B (the factor's block row) is packed once per chunk, so larger chunks pack
+// it fewer times (32-row chunks packed it 40 times per block at 1,280 rows). The chunking changes no
+// bits: every row's OBS loop and every element's GEMM sum (k = block size <= the GEMM's kc) are the
+// same whatever rows share a task.
+int64_t rows_per_chunk(int64_t rows, unsigned threads) {
+  const int64_t want = (rows + 2 * threads - 1) / (2 * static_cast<int64_t>(threads));
+  return std::clamp<int64_t>((want + kLanes - 1) / kLanes * kLanes, kLanes, 128);
+}
 
 using PoolRef = PoolOrGlobal;
 
@@ -60,11 +71,27 @@ inline float obs_score(float w, float dd) { return (w * w) / dd; }
 #define CMO_SPARSEGPT_CLONES
 #endif
 
-// Histogram of bits [shift, shift + bits) of the scores of rows [r0, r1) whose bits under
-// prefix_mask equal prefix (one radix-select pass).
+// The block's scores of rows [r0, r1) into s ([rows, bw]) and the histogram of their top 11 bits
+// (the radix select's first pass).
 CMO_SPARSEGPT_CLONES
-void score_histogram(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t i1, int64_t bw, const float* dd, uint32_t prefix,
-                     uint32_t prefix_mask, int shift, uint32_t bins_mask, uint32_t* hist) {
+void block_scores(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t i1, int64_t bw, const float* dd, float* s, uint32_t* hist) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr = W + r * n + i1;
+    float* sr = s + r * bw;
+    for (int64_t i = 0; i < bw; ++i) sr[i] = obs_score(wr[i], dd[i]);
+    for (int64_t i = 0; i < bw; ++i) {
+      uint32_t u;
+      std::memcpy(&u, &sr[i], sizeof u);
+      ++hist[u >> 21];
+    }
+  }
+}
+
+// Histogram of bits [shift, shift + bits) of the scores of rows [r0, r1), computed from W, whose bits
+// under prefix_mask equal prefix (a radix-select pass without a score buffer).
+CMO_SPARSEGPT_CLONES
+void score_histogram_w(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t i1, int64_t bw, const float* dd, uint32_t prefix,
+                       uint32_t prefix_mask, int shift, uint32_t bins_mask, uint32_t* hist) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* wr = W + r * n + i1;
     for (int64_t i = 0; i < bw; ++i) {
@@ -76,12 +103,25 @@ void score_histogram(const float* W, int64_t n, int64_t r0, int64_t r1, int64_t 
   }
 }
 
+// Histogram of bits [shift, shift + bits) of the scores [e0, e1) whose bits under prefix_mask equal
+// prefix (a later radix-select pass).
+CMO_SPARSEGPT_CLONES
+void score_histogram(const float* s, int64_t e0, int64_t e1, uint32_t prefix, uint32_t prefix_mask, int shift, uint32_t bins_mask,
+                     uint32_t* hist) {
+  for (int64_t e = e0; e < e1; ++e) {
+    uint32_t u;
+    std::memcpy(&u, &s[e], sizeof u);
+    if ((u & prefix_mask) == prefix) ++hist[(u >> shift) & bins_mask];
+  }
+}
+
 // The k-th smallest (0-based) of a block's rows·bw scores — what std::nth_element on them picks — by
 // a radix select on the bit patterns (for floats >= +0 the uint32 order is the value order): three
-// histogram passes (11 + 11 + 10 bits) over row ranges split across the pool, the scores recomputed
-// from W in each pass, so the selection is neither serial nor a rows·bw buffer.
+// histogram passes (11 + 11 + 10 bits) over row ranges split across the pool. With a buffer `s`
+// (rows·bw floats) the first pass stores the scores for the others and the mask (one division per
+// weight instead of four); without one (null) every pass recomputes them from W.
 float kth_smallest_score(const PoolRef& pool, const float* W, int64_t n, int64_t rows, int64_t i1, int64_t bw, const float* dd,
-                         int64_t k) {
+                         int64_t k, float* s) {
   constexpr int kPasses = 3;
   constexpr int kShift[kPasses] = {21, 10, 0}, kBits[kPasses] = {11, 11, 10};
   const int64_t parts = std::min<int64_t>(static_cast<int64_t>(pool.p->size()) * 4, std::max<int64_t>(1, rows * bw / 16384));
@@ -93,8 +133,14 @@ float kth_smallest_score(const PoolRef& pool, const float* W, int64_t n, int64_t
     hist.assign(static_cast<size_t>(parts * bins), 0);
     pool.run(static_cast<size_t>(parts), [&](size_t p) {
       const int64_t r0 = static_cast<int64_t>(p) * step, r1 = std::min(rows, r0 + step);
-      score_histogram(W, n, r0, r1, i1, bw, dd, prefix, prefix_mask, kShift[pass], static_cast<uint32_t>(bins - 1),
-                      hist.data() + static_cast<int64_t>(p) * bins);
+      uint32_t* h = hist.data() + static_cast<int64_t>(p) * bins;
+      if (r0 >= r1) return;
+      if (!s)
+        score_histogram_w(W, n, r0, r1, i1, bw, dd, prefix, prefix_mask, kShift[pass], static_cast<uint32_t>(bins - 1), h);
+      else if (pass == 0)
+        block_scores(W, n, r0, r1, i1, bw, dd, s, h);
+      else
+        score_histogram(s, r0 * bw, r1 * bw, prefix, prefix_mask, kShift[pass], static_cast<uint32_t>(bins - 1), h);
     });
     int64_t b = 0;
     for (;; ++b) {
@@ -185,14 +231,16 @@ struct RowBlock {
   uint8_t* codes;           // quantized: the survivors' grid codes (nullptr otherwise)
   const float* hb;          // U[i1:i2, i1:i2], row stride n
   int64_t n, i1, bw;
-  const float* dd;          // adaptive mask: the block's d² per column; scores <= thresh pruned (nullptr: n:m or nothing)
+  const float* scores;      // adaptive mask: the block's scores [rows, bw] (or nullptr: from W and dd); <= thresh pruned
+  const float* dd;          // adaptive mask: the block's d² per column (nullptr: n:m or nothing)
   float thresh;
   int m, nprune;            // n:m when m > 0
   const SparseGptResult* grid;  // quantized: its scales / zero_points (nullptr otherwise)
   int64_t groups, group_size, gs;
   float maxq;
-  float* err;               // the row's scaled errors go to err[(r − err_row0)·bw + i]
+  float* err;               // the row's scaled errors go to err[(r − err_row0)·bw + i] …
   int64_t err_row0;
+  int64_t err_rows;         // … or, when > 0 (the chunk's rows), transposed: err[i·err_rows + r − err_row0]
 };
 
 // Returns the row's Σ (w − q)²/d². On x86-64 Linux GCC builds an AVX-512 / AVX2 / baseline clone
@@ -203,7 +251,9 @@ double sparse_row_block(const RowBlock& c, int64_t r, float* w1, std::vector<std
   const int64_t n = c.n, i1 = c.i1, bw = c.bw;
   float* wr = c.W + r * n;
   uint8_t* kr = c.keep + r * n + i1;
-  if (c.dd)  // the block's adaptive mask: pruned up to the kth score inclusive
+  if (c.scores)  // the block's adaptive mask: pruned up to the kth score inclusive
+    for (int64_t i = 0; i < bw; ++i) kr[i] = c.scores[r * bw + i] <= c.thresh ? 0 : 1;
+  else if (c.dd)
     for (int64_t i = 0; i < bw; ++i) kr[i] = obs_score(wr[i1 + i], c.dd[i]) <= c.thresh ? 0 : 1;
   std::memcpy(w1, wr + i1, sizeof(float) * static_cast<size_t>(bw));
   double lsum = 0;
@@ -230,9 +280,64 @@ double sparse_row_block(const RowBlock& c, int64_t r, float* w1, std::vector<std
       c.codes[r * n + i1 + i] = static_cast<uint8_t>(code);
     }
     wr[i1 + i] = q;
-    lsum += obs_column_update(w1, c.hb + i * n, i, bw, w, q, d, c.err + (r - c.err_row0) * bw + i);
+    float* slot = c.err_rows > 0 ? c.err + i * c.err_rows + (r - c.err_row0) : c.err + (r - c.err_row0) * bw + i;
+    lsum += obs_column_update(w1, c.hb + i * n, i, bw, w, q, d, slot);
   }
   return lsum;
+}
+
+// sparse_row_block for kLanes rows [r0, r0 + kLanes) at once, unquantized and without n:m: the rows
+// are transposed into wt ([bw][kLanes]) so that each column's OBS step is one vector across the rows
+// (its error, loss and mask choice) and the update of the rest of the block one broadcast
+// multiply-subtract per column — no per-row scalar work between short vector loops, and no
+// store-to-load forwarding of w1[i] from the previous column's vector store. Every weight sees the
+// same IEEE operations in the same order as in sparse_row_block (same bits); per-row losses go to lsum.
+// The errors go to c.err transposed (c.err_rows > 0): one vector store per column.
+CMO_SPARSEGPT_CLONES
+void sparse_lanes_block(const RowBlock& c, int64_t r0, float* wt, uint8_t* kt, double* lsum) {
+  constexpr int64_t L = kLanes;
+  const int64_t n = c.n, i1 = c.i1, bw = c.bw;
+  for (int64_t l = 0; l < L; ++l) {
+    const float* wr = c.W + (r0 + l) * n + i1;
+    uint8_t* kr = c.keep + (r0 + l) * n + i1;
+    if (c.scores)
+      for (int64_t i = 0; i < bw; ++i) kr[i] = c.scores[(r0 + l) * bw + i] <= c.thresh ? 0 : 1;
+    else if (c.dd)
+      for (int64_t i = 0; i < bw; ++i) kr[i] = obs_score(wr[i], c.dd[i]) <= c.thresh ? 0 : 1;
+    for (int64_t i = 0; i < bw; ++i) wt[i * L + l] = wr[i];
+    for (int64_t i = 0; i < bw; ++i) kt[i * L + l] = kr[i];
+    lsum[l] = 0;
+  }
+  // GCC vector types (one AVX-512 register, two AVX2 ones, four SSE ones): left to itself the
+  // vectorizer ran the update along j with permutes instead of across the lanes.
+  typedef float V __attribute__((vector_size(kLanes * 4), aligned(4), may_alias));
+  typedef int32_t VI __attribute__((vector_size(kLanes * 4), aligned(4)));
+  typedef double VD __attribute__((vector_size(kLanes * 8), aligned(8)));
+  VD loss = {};
+  for (int64_t i = 0; i < bw; ++i) {
+    const float d = c.hb[i * n + i];
+    const float dd = d * d;
+    const float* hrow = c.hb + i * n;
+    V* wi = reinterpret_cast<V*>(wt + i * L);
+    VI k;
+    for (int64_t l = 0; l < L; ++l) k[l] = kt[i * L + l];
+    const V w = *wi;
+    const V q = k != 0 ? w : V{};
+    const V diff = w - q;
+    loss += __builtin_convertvector((diff * diff) / dd, VD);
+    const V e = diff / d;
+    std::memcpy(c.err + i * c.err_rows + (r0 - c.err_row0), &e, sizeof e);
+    *wi = q;
+    for (int64_t j = i + 1; j < bw; ++j) {
+      V* wj = reinterpret_cast<V*>(wt + j * L);
+      *wj -= e * hrow[j];
+    }
+  }
+  for (int64_t l = 0; l < L; ++l) lsum[l] = loss[l];
+  for (int64_t l = 0; l < L; ++l) {
+    float* wr = c.W + (r0 + l) * n + i1;
+    for (int64_t i = 0; i < bw; ++i) wr[i] = wt[i * L + l];
+  }
 }
 
 }  // namespace
@@ -285,9 +390,15 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
   // block is one hand-off to the pool. Chunks are fixed-size: results do not depend on the thread count.
   const int64_t B = std::min(o.block_size, n);
   std::vector<double> loss(static_cast<size_t>(rows), 0.0);
-  const int64_t chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  const int64_t chunk_rows = rows_per_chunk(rows, pr.p->size());
+  const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
   const bool adaptive = !nm && o.target_sparsity > 0.0;
   std::vector<float> dd(static_cast<size_t>(B));
+  // The adaptive mask's scores of one block (rows·B floats), reused by every block — only where they
+  // are small next to the Hessian (<= 1/32 of it), so the working memory stays ~1× H: at 1,280 × 1,280
+  // they would be 0.1 H, and the select recomputes them from W instead.
+  const bool score_buffer = adaptive && rows * B * 32 <= n * n;
+  std::vector<float> scores(score_buffer ? static_cast<size_t>(rows * B) : 0);
   for (int64_t i1 = 0; i1 < n; i1 += B) {
     const int64_t i2 = std::min(n, i1 + B), bw = i2 - i1;
     const float* hb = U + i1 * n + i1;  // Hinv1 = U[i1:i2, i1:i2], row stride n
@@ -297,16 +408,29 @@ SparseGptResult sparse_gpt_with_factor(const float* weight, int64_t rows, int64_
       for (int64_t i = 0; i < bw; ++i) dd[static_cast<size_t>(i)] = hb[i * n + i] * hb[i * n + i];
       const int64_t numel = rows * bw;
       const int64_t k = std::min<int64_t>(numel - 1, static_cast<int64_t>(static_cast<double>(numel) * o.target_sparsity));
-      thresh = kth_smallest_score(pr, W, n, rows, i1, bw, dd.data(), k);
+      thresh = kth_smallest_score(pr, W, n, rows, i1, bw, dd.data(), k, score_buffer ? scores.data() : nullptr);
     }
     pr.run(static_cast<size_t>(chunks), [&](size_t t) {
-      const int64_t r0 = static_cast<int64_t>(t) * kRowsPerChunk, r1 = std::min(rows, r0 + kRowsPerChunk);
-      std::vector<float> w1(static_cast<size_t>(bw)), err(static_cast<size_t>((r1 - r0) * bw));
+      const int64_t r0 = static_cast<int64_t>(t) * chunk_rows, r1 = std::min(rows, r0 + chunk_rows);
+      // Per task: the chunk's scaled errors, transposed ([bw][rows]: the lanes store one vector per
+      // column; the GEMM reads it as Aᵀ), and the lanes' transposed weights and mask.
+      const int64_t cr = r1 - r0;
+      std::vector<float> w1(static_cast<size_t>(bw * kLanes)), err(static_cast<size_t>(cr * bw));
+      std::vector<uint8_t> kt(static_cast<size_t>(bw * kLanes));
       std::vector<std::pair<float, int64_t>> cand;
-      const RowBlock rb{W, keep, res.q.empty() ? nullptr : res.q.data(), hb, n, i1, bw, adaptive ? dd.data() : nullptr, thresh, nm ? o.m : 0, o.n,
-                        quant ? &res : nullptr, groups, o.quant.group_size, gs, maxq, err.data(), r0};
-      for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] += sparse_row_block(rb, r, w1.data(), cand) / 2;
-      if (i2 < n) exec::gemm(1, false, false, r1 - r0, n - i2, bw, -1.0f, err.data(), bw, U + i1 * n + i2, n, 1.0f, W + r0 * n + i2, n);
+      const RowBlock rb{W, keep, res.q.empty() ? nullptr : res.q.data(), hb, n, i1, bw, score_buffer ? scores.data() : nullptr,
+                        adaptive ? dd.data() : nullptr, thresh, nm ? o.m : 0, o.n,
+                        quant ? &res : nullptr, groups, o.quant.group_size, gs, maxq, err.data(), r0, cr};
+      int64_t r = r0;
+      if (!nm && !quant && o.row_lanes) {
+        double lsum[kLanes];
+        for (; r + kLanes <= r1; r += kLanes) {
+          sparse_lanes_block(rb, r, w1.data(), kt.data(), lsum);
+          for (int64_t l = 0; l < kLanes; ++l) loss[static_cast<size_t>(r + l)] += lsum[l] / 2;
+        }
+      }
+      for (; r < r1; ++r) loss[static_cast<size_t>(r)] += sparse_row_block(rb, r, w1.data(), cand) / 2;
+      if (i2 < n) exec::gemm(1, true, false, cr, n - i2, bw, -1.0f, err.data(), cr, U + i1 * n + i2, n, 1.0f, W + r0 * n + i2, n);
     });
     if (o.on_block) o.on_block(i2, n);
   }

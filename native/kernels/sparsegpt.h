@@ -10,7 +10,9 @@
 // Threads: rows are independent inside a block, so the block's column loop runs on row chunks; the
 // lazy update is a tiled GEMM. Results do not depend on the thread count, except through the factor
 // when it goes through the BLAS's threaded LAPACK (Hessian::use_lapack_factor).
-// Peak memory: the Hessian (columns², factored in place) + the weight copy + rows·block_size scratch.
+// Peak memory: the Hessian (columns², factored in place) + the weight copy + per task a chunk (<= 128
+// rows) × block_size error buffer; SparseGPT's adaptive mask adds the block's rows × block_size scores
+// only where they are <= 1/32 of the Hessian (else they are recomputed per select pass).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -47,6 +49,9 @@ struct SparseGptOptions {
   // Called on the calling thread after each processing block (columns done, columns); may throw
   // (e.g. cmo::Cancelled) to abandon the layer — the Hessian stays valid.
   std::function<void(int64_t, int64_t)> on_block;
+  // Unquantized, without n:m, rows go through the OBS loop 16 at a time (one vector across rows);
+  // false keeps every row on the one-row loop. Both give the same bits (the test compares them).
+  bool row_lanes = true;
 };
 
 struct SparseGptResult {

@@ -62,7 +62,7 @@ export function registerLayerwiseCommand(program: Command, spec: LayerwiseComman
     .option('--hessian-dampening <f>', 'fraction of the mean Hessian diagonal added to it (default 0.01)')
     .option('--layers <regex...>', 'layers compressed one after the other, e.g. "down_blocks.\\d+" mid_block "up_blocks.\\d+" (searched in op and weight names; default: op by op)')
     .option('--calibration-nsamples <n>', 'samples used, spread over the folder (default 128)')
-    .option('--max-memory <size>', 'memory for the Hessians of one wave, e.g. 8G (default: half the RAM)')
+    .option('--max-memory <size>', 'memory the run may hold (Hessians of a wave, boundary cache, executor caches and activations), e.g. 8G (default: half the RAM)')
     .option('--mode <mode>', 'sequential (each layer calibrated on the compressed layers before it; default) or oneshot (all from the original model)')
     .option('--threads <n>', 'native threads (default: all cores)')
     .option('--json', 'print the report as JSON')
@@ -122,6 +122,10 @@ export function formatLayerwiseReport(r: LayerwiseReport, before: number, after:
   lines.push('', `${r.api} (${r.mode}): ${done.length} ops in ${r.layers.length} layers compressed, ${left.length} left as is; ` +
     `${r.samples} of ${r.samplesAvailable} calibration samples; ${r.waves} Hessian waves, peak ${formatBytes(r.peakHessianBytes)} (budget ${formatBytes(r.maxMemory)}); ` +
     `boundary cache peak ${formatBytes(r.cachePeakBytes)}, spilled ${formatBytes(r.cacheSpilledBytes)}`);
+  const m = r.memory;
+  lines.push(`memory budget ${formatBytes(m.maxMemory)}: Hessians ${formatBytes(m.budget.hessians)} (peak ${formatBytes(m.peak.hessians)}), ` +
+    `boundary cache ${formatBytes(m.budget.boundaryCache)} (peak ${formatBytes(m.peak.boundaryCache)}), executor weight caches ${formatBytes(m.budget.executorCaches)} (peak ${formatBytes(m.peak.executorCaches)}), ` +
+    `activations ≈ ${formatBytes(m.budget.activations)}, mapped weights ${formatBytes(m.budget.weights)}, prune step ≈ ${formatBytes(m.budget.pruneWorking)}; bound ${formatBytes(m.bound)}`);
   lines.push(`weight.bin ${formatBytes(before)} -> ${formatBytes(after)}; forward ${formatSeconds(r.seconds.forward)}, Hessians ${formatSeconds(r.seconds.hessian)}, compress ${formatSeconds(r.seconds.compress)}, write ${formatSeconds(r.seconds.write)}, total ${formatSeconds(r.seconds.total)}`);
   if (r.merged.length > 0) lines.push(`layers merged into the one before (their ops interleave): ${r.merged.join(', ')}`);
   return lines.join('\n');

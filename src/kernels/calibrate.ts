@@ -43,7 +43,32 @@ export interface CaptureRunResult {
   hessianSeconds: number;
 }
 
+/** Byte limits of a capture graph's weight caches (native exec::CacheLimits); an absent one keeps the executor's default. */
+export interface CaptureCacheLimits {
+  /** fp16 constants widened to fp32 once. */
+  widen?: number;
+  /** Transposed linear weights. */
+  pack?: number;
+  /** Winograd / packed conv weights (DerivedCache). */
+  derived?: number;
+  /** Idle intermediate buffers kept between ops and runs. */
+  pool?: number;
+}
+
+/** What a capture graph's weight caches hold now, and their limits. */
+export interface CaptureCacheStats {
+  widen: number;
+  pack: number;
+  derived: number;
+  pool: number;
+  widenLimit: number;
+  packLimit: number;
+  derivedLimit: number;
+  poolLimit: number;
+}
+
 interface CaptureGraphHandle {
+  cacheStats(): CaptureCacheStats;
   run(inputs: Record<string, NativeTensor>, options: { threads?: number }, onProgress?: ProgressCallback, token?: CancelToken): Promise<CaptureRunResult>;
   close(): void;
 }
@@ -105,7 +130,7 @@ export interface LayerCompressReport {
 
 interface CalibrateAddon {
   createHessianSet(columns: number[]): HessianSetHandle;
-  createCaptureGraph(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle): CaptureGraphHandle;
+  createCaptureGraph(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle, cacheLimits?: CaptureCacheLimits): CaptureGraphHandle;
   compressLayers(job: { hessians: HessianSetHandle; output: string; layers: LayerCompressRequest[] }, onProgress?: ProgressCallback, token?: CancelToken): Promise<LayerCompressReport[]>;
 }
 
@@ -120,8 +145,13 @@ export function createHessianSet(columns: number[]): HessianSetHandle {
 /** A graph whose runs feed the watched ops' inputs into `set`. */
 export class CaptureGraph {
   private readonly handle: CaptureGraphHandle;
-  constructor(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle) {
-    this.handle = addon().createCaptureGraph(desc, watches, set);
+  constructor(desc: GraphDescription, watches: CaptureWatch[], set: HessianSetHandle, cacheLimits?: CaptureCacheLimits) {
+    this.handle = cacheLimits ? addon().createCaptureGraph(desc, watches, set, cacheLimits) : addon().createCaptureGraph(desc, watches, set);
+  }
+
+  /** Bytes the executor's weight caches hold now: call between runs (throws once closed). */
+  cacheStats(): CaptureCacheStats {
+    return this.handle.cacheStats();
   }
 
   run(inputs: Record<string, NativeTensor>, options: { threads?: number; signal?: AbortSignal; onProgress?: ProgressCallback } = {}): Promise<CaptureRunResult> {

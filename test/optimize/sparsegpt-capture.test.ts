@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProgramBuilder } from '../../src/mil/builder.js';
 import type { Model } from '../../src/model.js';
 import { executorModelOf, lowerProgram } from '../../src/runtime/executor.js';
-import { CaptureGraph, createHessianSet, type NativeTensor } from '../../src/kernels/calibrate.js';
+import { CaptureGraph, createHessianSet, type CaptureCacheLimits, type NativeTensor } from '../../src/kernels/calibrate.js';
 import { ProgramGraph, type LayerOp } from '../../src/optimize/sparsegpt/graph.js';
 import { groupLayers, planWaves } from '../../src/optimize/sparsegpt/groups.js';
 import { ConfigError } from '../../src/errors.js';
@@ -185,6 +185,55 @@ describe('Hessian capture through the executor', () => {
     // A grouped conv's set is all its groups' Hessians.
     const down = groupLayers(layers, ['down_blocks.\\d+']).groups[0]!.layers;
     expect(() => planWaves(down, 40000)).toThrow(/down_blocks_0_conv2: 2 Hessians of 72×72 fp32 \(one per conv group\) = 42048 bytes/);
+  });
+
+  it('a capture graph keeps its weight caches within the limits it is given and reads them back', async () => {
+    // fp16 weights: the default executor widens them to fp32 once, transposes the linears and pools
+    // buffers; with limits 0 it keeps none of that and computes the same Hessians.
+    const net16 = await buildNet(dir, 'net16', { dtype: 'fp16' });
+    const desc = lowerProgram(executorModelOf(net16));
+    const graph = new ProgramGraph(desc);
+    const { layers } = graph.findLayers();
+    const ff1 = layer(layers, 'mid_block_ff1');
+    const conv2 = layer(layers, 'down_blocks_0_conv2');
+    const sub = graph.subProgram(0, Math.max(ff1.position, conv2.position), []);
+    const watches = [{ op: ff1.name, kind: 'linear' as const, hessians: [0] }, { op: conv2.name, kind: 'conv' as const, hessians: [1, 2] }];
+    const inputs = samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { ...v, dtype: 'fp32' as const, data: Float32Array.from(v.data as Float32Array) }])));
+    const runAll = async (limits?: CaptureCacheLimits) => {
+      const set = createHessianSet([16, 72, 72]);
+      const capture = new CaptureGraph(sub, watches, set, limits);
+      for (const s of inputs) await capture.run(s);
+      const stats = capture.cacheStats();
+      capture.close();
+      expect(() => capture.cacheStats()).toThrow(/closed/);
+      return { stats, h: [0, 1, 2].map((i) => set.data(i)) };
+    };
+    const dflt = await runAll();
+    expect(dflt.stats.widenLimit).toBe(2048 * 2 ** 20);
+    expect(dflt.stats.derivedLimit).toBe(1024 * 2 ** 20);
+    expect(dflt.stats.poolLimit).toBe(1024 * 2 ** 20);
+    // The linears' fp32 transposes (16×16 ×3, 64×16, 16×64 floats … those in the range) and the conv weights widened.
+    expect(dflt.stats.pack).toBeGreaterThanOrEqual((3 * 16 * 16 + 64 * 16) * 4);
+    expect(dflt.stats.widen).toBeGreaterThanOrEqual((16 * 4 * 9 + 16 * 8 * 9) * 4);
+    expect(dflt.stats.pool).toBeGreaterThan(0);
+    const none = await runAll({ widen: 0, pack: 0, derived: 0, pool: 0 });
+    expect(none.stats).toEqual({ widen: 0, pack: 0, derived: 0, pool: 0, widenLimit: 0, packLimit: 0, derivedLimit: 0, poolLimit: 0 });
+    // One linear's transpose fits a 1 KiB pack limit, no more; the others keep their defaults.
+    const one = await runAll({ pack: 16 * 16 * 4 });
+    expect(one.stats.pack).toBe(16 * 16 * 4);
+    expect(one.stats.packLimit).toBe(16 * 16 * 4);
+    expect(one.stats.widenLimit).toBe(2048 * 2 ** 20);
+    for (let i = 0; i < 3; i++) {
+      const a = dflt.h[i]!, b = none.h[i]!;
+      let scale = 0, diff = 0;
+      for (let k = 0; k < a.length; k++) {
+        scale = Math.max(scale, Math.abs(a[k]!));
+        diff = Math.max(diff, Math.abs(a[k]! - b[k]!));
+      }
+      expect(scale).toBeGreaterThan(0);
+      expect(diff / scale, `Hessian ${i}`).toBeLessThan(1e-5);
+    }
+    await expect(Promise.resolve().then(() => new CaptureGraph(sub, watches, createHessianSet([16, 72, 72]), { pack: -1 }))).rejects.toThrow(/cacheLimits\.pack/);
   });
 });
 

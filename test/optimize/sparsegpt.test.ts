@@ -181,11 +181,19 @@ describe('sparseGPT on the graph', () => {
   });
 
   it('gives the same weights when the boundary cache spills to disk and the Hessians come in waves', async () => {
-    // The tightest budget that holds every share set: the largest one.
+    // The tightest budget that holds every share set next to the other parts: the one the error names.
     const { layers } = new ProgramGraph(lowerProgram(executorModelOf(net))).findLayers();
     const largest = Math.max(...layers.map((l) => hessianBytes(l.columns) * l.groups));
-    const tight = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { cacheMemory: 1, maxMemory: largest });
+    const err = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { cacheMemory: 1, maxMemory: largest }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    const need = Number(/at least (\d+) bytes/.exec((err as Error).message)![1]);
+    expect(need).toBeGreaterThan(largest);
+    const tight = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { cacheMemory: 1, maxMemory: need });
     expect(tight.layerwise.peakHessianBytes).toBeLessThanOrEqual(largest);
+    expect(tight.layerwise.memory.budget.hessians).toBeLessThan(2 * largest);
+    expect(tight.layerwise.memory.bound).toBeLessThanOrEqual(need);
+    // One byte less does not hold it.
+    await expect(sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { cacheMemory: 1, maxMemory: need - 1 })).rejects.toThrow(ConfigError);
     expect(tight.layerwise.cacheSpilledBytes).toBeGreaterThan(0);
     expect(tight.layerwise.cachePeakBytes).toBe(0);
     expect(tight.layerwise.waves).toBeGreaterThan(sequential.layerwise.waves);
@@ -198,8 +206,41 @@ describe('sparseGPT on the graph', () => {
     let progress = 0;
     const run = sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { maxMemory: 4096, onProgress: () => { progress++; } });
     await expect(run).rejects.toThrow(ConfigError);
-    await expect(run).rejects.toThrow(/4096 bytes .*cannot hold the Hessians of down_blocks_0_conv_in: a 36×36 fp32 Hessian = 5328 bytes.*at least 5328 bytes/);
+    await expect(run).rejects.toThrow(/4096 bytes .*cannot hold the Hessians of down_blocks_0_conv2: 2 Hessians of 72×72 fp32 \(one per conv group\) = 42048 bytes, .*next to the boundary cache .*activations ≈ [\d.]+ MiB.*at least \d+ bytes/);
     expect(progress).toBe(0);
+  });
+
+  it('maxMemory bounds the executors\' weight caches too: the capture graphs get their share, and the report shows the parts', async () => {
+    const m = sequential.layerwise.memory;
+    const budget = sequential.layerwise.maxMemory;
+    const b = m.budget;
+    expect(b.boundaryCache).toBe(Math.floor(budget / 8));
+    expect(b.executorCaches).toBe(Math.floor(budget / 8));
+    expect(b.executorCacheLimits.widen + b.executorCacheLimits.pack + b.executorCacheLimits.derived + b.executorCacheLimits.pool).toBe(b.executorCaches);
+    expect(b.hessians + b.boundaryCache + Math.max(b.executorCaches + b.activations + b.weights, b.pruneWorking)).toBeLessThanOrEqual(budget);
+    expect(b.activations).toBeGreaterThan(0);
+    // The parts of the sub-program with the most activations + weights: down_blocks_0 (its convs'
+    // im2col); its weights are conv_in's 16·4·3·3 and conv2's 16·8·3·3 fp32 values.
+    expect(b.weights).toBe((16 * 4 * 9 + 16 * 8 * 9) * 4);
+    expect(b.pruneWorking).toBeGreaterThan(0);
+    // The fp32 linears are kept transposed (mid_block: 3·16·16 + 64·16 + 16·64 floats at least).
+    expect(m.peak.executorCaches).toBeGreaterThanOrEqual((3 * 16 * 16 + 2 * 64 * 16) * 4);
+    expect(m.peak.hessians).toBe(sequential.layerwise.peakHessianBytes);
+    expect(m.bound).toBeLessThanOrEqual(budget);
+    // A share smaller than those caches bounds them (each capture graph's stats read back after its runs) …
+    const small = 2048;
+    const bounded = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { executorCacheMemory: small });
+    expect(bounded.layerwise.memory.budget.executorCacheLimits).toEqual({ widen: 0, pack: 512, derived: 1024, pool: 512 });
+    expect(bounded.layerwise.memory.peak.executorCaches).toBeLessThanOrEqual(small);
+    // … and none at all keeps nothing; the layers come out as from the cached executors (same masks).
+    const none = await sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { executorCacheMemory: 0 });
+    expect(none.layerwise.memory.peak.executorCaches).toBe(0);
+    for (const o of compressedOps(sequential)) {
+      const other = none.layerwise.ops.find((x) => x.name === o.name)!;
+      expect(other.sparsity, o.name).toBe(o.sparsity);
+      expect(other.error!, o.name).toBeCloseTo(o.error!, 4);
+    }
+    await expect(sparseGPT(net, config({ target_sparsity: 0.5 }), calib, { executorCacheMemory: -1 })).rejects.toThrow(/executorCacheMemory/);
   });
 
   it('writes the iOS16 form (packed uint8 mask + shape) for an iOS16 model', async () => {

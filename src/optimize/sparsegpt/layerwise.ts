@@ -11,7 +11,9 @@
  * oneshot: every Hessian from the uncompressed model (one pass per wave).
  *
  * Hessians of a layer that do not fit `maxMemory` together are built in waves (the layer's
- * sub-program runs once per wave).
+ * sub-program runs once per wave). `maxMemory` bounds the whole run, not only the Hessians: the
+ * boundary cache, the sub-program executors' weight caches and activations and the prune step's
+ * copies get their shares first (memory.ts), and the report shows each part.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -29,6 +31,7 @@ import { groupLayers, planWaves, type LayerGroup, type Wave } from './groups.js'
 import { BoundaryCache } from './cache.js';
 import { createTempDir, removeTempDir } from '../../util/temp-dirs.js';
 import { writeCompressedLayers, compressedOps, type CompressedLayer } from './write.js';
+import { budgetError, groupMemory, groupNeed, splitBudget, type GroupMemory } from './memory.js';
 
 export type LayerwiseMode = 'sequential' | 'oneshot';
 
@@ -36,10 +39,19 @@ export interface LayerwiseOptions {
   threads?: number;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
-  /** Bytes the Hessians of one wave may take (default: half the machine's RAM). */
+  /**
+   * Bytes the run may hold (default: half the machine's RAM): the Hessians of one wave, the boundary
+   * cache, the sub-program executors' weight caches and activations (estimated from the shapes) and
+   * the prune step's weight copies together (see memory.ts).
+   */
   maxMemory?: number;
-  /** Bytes of boundary values kept in memory before spilling to disk (default: maxMemory / 4). */
+  /** Bytes of boundary values kept in memory before spilling to disk (default: maxMemory / 8); part of maxMemory. */
   cacheMemory?: number;
+  /**
+   * Bytes each sub-program executor may keep in weight caches (Winograd / packed conv weights,
+   * transposed linear weights, pooled buffers; default maxMemory / 8; 0 = none); part of maxMemory.
+   */
+  executorCacheMemory?: number;
   mode?: LayerwiseMode;
   /**
    * How SparseGPT's quantized survivors (weight_dtype uint8 / uint4 …) are written in an iOS18+
@@ -86,8 +98,23 @@ export interface LayerwiseReport {
   maxMemory: number;
   cachePeakBytes: number;
   cacheSpilledBytes: number;
+  /** How maxMemory was split, and what each part held at its peak (bytes). */
+  memory: LayerwiseMemoryReport;
   /** forward: sub-program runs without the Hessian updates; hessian: feeding the Hessians; compress: SparseGPT / GPTQ; write: the new weight file. */
   seconds: { forward: number; hessian: number; compress: number; write: number; total: number };
+}
+
+export interface LayerwiseMemoryReport {
+  maxMemory: number;
+  /** The budget's parts: Hessians of a wave (the least any group left them), boundary cache in memory, each executor's weight caches (and their split), activations, mapped weights and the prune step's copies (largest over the sub-programs). */
+  budget: {
+    hessians: number; boundaryCache: number; executorCaches: number; activations: number; weights: number; pruneWorking: number;
+    executorCacheLimits: { widen: number; pack: number; derived: number; pool: number };
+  };
+  /** Measured peaks: largest wave's Hessians, boundary cache in memory, one executor's weight caches. */
+  peak: { hessians: number; boundaryCache: number; executorCaches: number };
+  /** peak Hessians + peak boundary cache + max(peak executor caches + activations + weights, prune step): ≤ maxMemory. */
+  bound: number;
 }
 
 export type LayerwiseModel = CompressedModel & { readonly layerwise: LayerwiseReport };
@@ -137,7 +164,12 @@ export async function runLayerwise(
   if (mode !== 'sequential' && mode !== 'oneshot') throw new ConfigError(`mode must be sequential or oneshot, got ${String(mode)}`);
   const maxMemory = options.maxMemory ?? Math.floor(os.totalmem() / 2);
   if (!(maxMemory > 0)) throw new ConfigError(`maxMemory must be a positive number of bytes, got ${String(options.maxMemory)}`);
-  const cacheMemory = options.cacheMemory ?? Math.floor(maxMemory / 4);
+  for (const k of ['cacheMemory', 'executorCacheMemory'] as const) {
+    const v = options[k];
+    if (v !== undefined && !(v >= 0)) throw new ConfigError(`${k} must be a number of bytes >= 0, got ${String(v)}`);
+  }
+  const split = splitBudget(maxMemory, options.cacheMemory, options.executorCacheMemory);
+  const cacheMemory = split.boundaryCache;
   const survivors = options.quantizedSurvivors ?? 'codes';
   if (survivors !== 'codes' && survivors !== 'values') throw new ConfigError(`quantizedSurvivors must be codes or values, got ${String(survivors)}`);
   const survivorCodes = survivors === 'codes';
@@ -170,10 +202,34 @@ export async function runLayerwise(
   for (const l of grouping.unmatched) skipLayer(l, 'no `layers` regex matches its name');
   const groups = grouping.groups;
 
-  // Hessian waves (a share set over the budget is a ConfigError here, before any work).
+  // Hessian waves in what the budget leaves them next to the other parts (a share set that does not
+  // fit is a ConfigError here, before any work).
+  const lastEnd = groups.length ? groups[groups.length - 1]!.end : -1;
   const wavesOf = new Map<LayerGroup, Wave[]>();
-  const allWaves = mode === 'oneshot' ? planWaves(groups.flatMap((g) => g.layers), maxMemory) : [];
-  if (mode === 'sequential') for (const g of groups) wavesOf.set(g, planWaves(g.layers, maxMemory));
+  const ranges = mode === 'oneshot' ? (groups.length > 0 ? [{ from: 0, to: lastEnd, layers: groups.flatMap((g) => g.layers) }] : [])
+    : groups.map((g) => ({ from: g.start, to: g.end, layers: g.layers }));
+  const mems = ranges.map((r) => groupMemory(split, graph, r.from, r.to, r.layers));
+  {
+    // The error names the budget that holds every group.
+    let worst: { i: number; need: ReturnType<typeof groupNeed> } | null = null;
+    ranges.forEach((r, i) => {
+      const need = groupNeed(mems[i]!, r.layers, options.cacheMemory, options.executorCacheMemory);
+      if (need.bytes > mems[i]!.hessians && (!worst || need.need > worst.need.need)) worst = { i, need };
+    });
+    if (worst) {
+      const w: { i: number; need: ReturnType<typeof groupNeed> } = worst;
+      const need = Math.max(...ranges.map((r, i) => groupNeed(mems[i]!, r.layers, options.cacheMemory, options.executorCacheMemory).need));
+      throw budgetError(split, mems[w.i]!, { ...w.need, need });
+    }
+  }
+  const allWaves: Wave[] = mode === 'oneshot' && ranges.length > 0 ? planWaves(ranges[0]!.layers, mems[0]!.hessians) : [];
+  if (mode === 'sequential') groups.forEach((g, i) => wavesOf.set(g, planWaves(g.layers, mems[i]!.hessians)));
+  const cacheLimits = { widen: split.executorCaches.widen, pack: split.executorCaches.pack, derived: split.executorCaches.derived, pool: split.executorCaches.pool };
+  let peakExecutorCaches = 0;
+  const noteCaches = (g: CaptureGraph) => {
+    const st = g.cacheStats();
+    peakExecutorCaches = Math.max(peakExecutorCaches, st.widen + st.pack + st.derived + st.pool);
+  };
 
   // Calibration data: every picked sample checked before any work.
   const calib: CalibrationSet = openCalibrationSet(calibrationDir, desc.inputs, config.calibration_nsamples);
@@ -202,7 +258,6 @@ export async function runLayerwise(
   let waveCount = 0;
   let fileCount = 0;
   // Progress: one unit per sample run of a sub-program, one per compressed layer.
-  const lastEnd = groups.length ? groups[groups.length - 1]!.end : -1;
   let total = configured.length - grouping.unmatched.length;
   if (mode === 'oneshot') total += allWaves.length * nSamples;
   else total += ((groups[0]?.start ?? 0) > 0 ? nSamples : 0) + groups.reduce((s, g, i) => s + (wavesOf.get(g)!.length + (i < groups.length - 1 ? 1 : 0)) * nSamples, 0);
@@ -218,7 +273,7 @@ export async function runLayerwise(
     const set = createHessianSet(wave.columns);
     peakHessianBytes = Math.max(peakHessianBytes, set.peakBytes());
     waveCount++;
-    const capture = new CaptureGraph(d, wave.watches, set);
+    const capture = new CaptureGraph(d, wave.watches, set, cacheLimits);
     const t0 = performance.now();
     let hessian = 0;
     try {
@@ -226,6 +281,7 @@ export async function runLayerwise(
         hessian = (await capture.run(inputsFor(d, s), runOpts)).hessianSeconds;
         tick();
       }
+      noteCaches(capture);
     } finally {
       // The set alone owns the Hessians now, so compressLayers frees each after its last layer.
       capture.close();
@@ -275,7 +331,7 @@ export async function runLayerwise(
 
   /** Runs `d` (a segment without layers to compress) on every sample and caches `outs` for what follows. */
   const forwardSegment = async (d: GraphDescription, outs: readonly string[]): Promise<void> => {
-    const sub = plainGraph(d);
+    const sub = plainGraph(d, cacheLimits);
     const t0 = performance.now();
     try {
       for (let s = 0; s < nSamples; s++) {
@@ -283,6 +339,7 @@ export async function runLayerwise(
         for (const n of outs) cache.put(s, n, r[n]!);
         tick();
       }
+      noteCaches(sub);
     } finally {
       sub.close();
     }
@@ -337,15 +394,29 @@ export async function runLayerwise(
     if (previousThreads !== undefined) setThreads(previousThreads);
   }
   seconds.total = (performance.now() - started) / 1000;
+  const worst = (f: (m: GroupMemory) => number) => mems.reduce((a, m) => Math.max(a, f(m)), 0);
+  // The sub-program with the most activations + weights (the executor side of the reserve), and the largest prune step.
+  const heaviest = mems.reduce<GroupMemory | null>((a, m) => (!a || m.activations + m.weights > a.activations + a.weights ? m : a), null);
+  const activations = heaviest?.activations ?? 0, weights = heaviest?.weights ?? 0, pruneWorking = worst((m) => m.prune);
+  const executorSide = activations + weights;
+  const memory: LayerwiseMemoryReport = {
+    maxMemory,
+    budget: {
+      hessians: mems.length ? mems.reduce((a, m) => Math.min(a, m.hessians), Infinity) : 0, boundaryCache: split.boundaryCache, executorCaches: split.executorCaches.total,
+      activations, weights, pruneWorking, executorCacheLimits: cacheLimits,
+    },
+    peak: { hessians: peakHessianBytes, boundaryCache: cache.peakBytes, executorCaches: peakExecutorCaches },
+    bound: peakHessianBytes + cache.peakBytes + Math.max(peakExecutorCaches + executorSide, pruneWorking),
+  };
   const layerwise: LayerwiseReport = {
     api, mode, samples: nSamples, samplesAvailable: calib.available,
     layers: groups.map((g) => ({ key: g.key, ops: g.layers.map((l) => l.name) })), merged: grouping.merged,
-    ops: reports, waves: waveCount, peakHessianBytes, maxMemory, cachePeakBytes: cache.peakBytes, cacheSpilledBytes: cache.spilledBytes, seconds,
+    ops: reports, waves: waveCount, peakHessianBytes, maxMemory, cachePeakBytes: cache.peakBytes, cacheSpilledBytes: cache.spilledBytes, memory, seconds,
   };
   return Object.assign(result, { layerwise });
 }
 
 /** A sub-program without watches. */
-function plainGraph(d: GraphDescription): CaptureGraph {
-  return new CaptureGraph(d, [], createHessianSet([]));
+function plainGraph(d: GraphDescription, cacheLimits: ConstructorParameters<typeof CaptureGraph>[3]): CaptureGraph {
+  return new CaptureGraph(d, [], createHessianSet([]), cacheLimits);
 }
