@@ -69,6 +69,7 @@ OpCost op_cost(const Node& node, const OpContext& ctx) {
   } else if (type == "linear") {
     const Tensor* w = input(node, ctx, "weight");
     const Tensor* wt = input(node, ctx, "weight_t");  // the executor's transposed copy, [D_in, D_out]
+    if (!wt) wt = input(node, ctx, "weight_packed");  // or its packed copy, [D_in, D_out padded]
     if (w && y && w->rank() == 2) macs = elems(y) * static_cast<double>(w->shape[1]);
     else if (wt && y && wt->rank() == 2) macs = elems(y) * static_cast<double>(wt->shape[0]);
   } else if (type == "matmul") {
