@@ -61,15 +61,23 @@ struct PackBuffers {
 };
 thread_local PackBuffers t_buffers;
 
+// Tests only (detail::use_scalar_pack_a): > 0 makes pack_a use its scalar loop, the SIMD packer's oracle.
+thread_local int t_scalar_pack_a = 0;
+
 // op(A)[i0 .. i0+mc) × [p0 .. p0+kc) → micro-panels of MR rows: panel r holds, for each p, MR values.
 void pack_a(bool ta, const float* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
   for (int64_t r0 = 0; r0 < mc; r0 += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - r0);
     float* d = dst + r0 * kc;
     if (!ta) {
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + r0 + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) d[p * mr + i] = src[p];
+      static const detail::PackRows simd = detail::pack_rows_simd();
+      if (simd && t_scalar_pack_a == 0) {
+        simd(a + (i0 + r0) * lda + p0, lda, static_cast<int>(rows), kc, mr, d);
+      } else {
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* src = a + (i0 + r0 + i) * lda + p0;
+          for (int64_t p = 0; p < kc; ++p) d[p * mr + i] = src[p];
+        }
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) std::memcpy(d + p * mr, a + (p0 + p) * lda + i0 + r0, static_cast<size_t>(rows) * 4);
@@ -116,6 +124,8 @@ constexpr int64_t kNcMax = 3072;  // a task's column range (B read from L3)
 constexpr int64_t kNcPack = 256;
 
 }  // namespace
+
+void detail::use_scalar_pack_a(bool on) { t_scalar_pack_a = on ? 1 : 0; }
 
 size_t packed_a_floats(const detail::GemmKernel& kern, int64_t m, int64_t k) {
   return static_cast<size_t>((m + kern.mr - 1) / kern.mr * kern.mr * k);
