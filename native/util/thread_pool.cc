@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <thread>
 
 namespace cmo {
 
@@ -47,7 +48,9 @@ struct ForState {
 };
 
 // Busy-waits until done() or `us` microseconds passed; true when done() held. The pause hint keeps
-// a spinning core from starving its SMT sibling; the clock is read every 64 polls only.
+// a spinning core from starving its SMT sibling; every 64 polls (~1-2 µs) the clock is read and the
+// CPU offered to any other runnable thread (sched_yield): on a loaded machine the spinner may share a
+// core with the very thread it waits for, which would otherwise lose up to the whole spin to it.
 template <class Done>
 bool spin_until(Done&& done, unsigned us) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
@@ -58,7 +61,10 @@ bool spin_until(Done&& done, unsigned us) {
 #elif defined(__aarch64__)
     asm volatile("yield");
 #endif
-    if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return done();
+    if (i % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= until) return done();
+      std::this_thread::yield();
+    }
   }
 }
 
