@@ -465,8 +465,9 @@ TEST(group_norm_chain_and_channel_affine_fuse_and_match_unfused) {
   }
 }
 
-TEST(linear_runs_on_a_once_prepared_weight) {
-  const int64_t M = 7, K = 37, N = 19;
+namespace {
+// One linear y = x·Wᵀ + b through the graph: prepared weight or not, 1-3 threads, against float64.
+void check_prepared_linear(int64_t M, int64_t K, int64_t N) {
   auto x = random_floats(static_cast<size_t>(M * K), 51), w = random_floats(static_cast<size_t>(N * K), 52),
        b = random_floats(static_cast<size_t>(N), 53);
   GraphDesc d;
@@ -504,6 +505,20 @@ TEST(linear_runs_on_a_once_prepared_weight) {
       if (first.empty()) first.assign(y.fdata(), y.fdata() + M * N);
       else CHECK(std::memcmp(first.data(), y.fdata(), first.size() * sizeof(float)) == 0);
     }
+}
+}  // namespace
+
+TEST(linear_runs_on_a_once_prepared_weight) {
+  check_prepared_linear(7, 37, 19);
+  // 2.3 MFLOP with 40 rows: one row block, so 2 and 3 threads split the packed weight's column panels.
+  check_prepared_linear(40, 96, 300);
+  const int64_t M = 7, K = 37, N = 19;
+  GraphDesc d;
+  d.opset = "CoreML7";
+  d.inputs = {{"x", {"fp32", {M, K}, true}}};
+  d.block.ops.push_back(const_op("w", floats({N, K}, random_floats(static_cast<size_t>(N * K), 52))));
+  d.block.ops.push_back(make_op("linear", "y", {{"x", {name_of("x")}}, {"weight", {name_of("w")}}}));
+  d.block.outputs = {"y"};
   // A wrong x names the weight in its declared [D_out, D_in] layout.
   auto g = Graph::build(d);
   CHECK(error_of([&] { g->run({{"x", input_f32({M, K + 1}, random_floats(static_cast<size_t>(M * (K + 1)), 54))}}, {}); })
