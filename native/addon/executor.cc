@@ -201,11 +201,11 @@ Tensor input_tensor(const Napi::Env& env, const std::string& name, const Napi::V
   Tensor t;
   if (dtype == "fp32") {
     need(napi_float32_array, 4);
-    t = Tensor::f32(shape);
+    t = Tensor::f32_for_overwrite(shape);  // every element is copied in
     std::memcpy(t.fdata(), p, n * 4);
   } else if (dtype == "fp16") {
     need(napi_uint16_array, 2);
-    t = Tensor::f32(shape);
+    t = Tensor::f32_for_overwrite(shape);
     for (size_t k = 0; k < n; ++k) {
       uint16_t h;
       std::memcpy(&h, p + 2 * k, 2);
@@ -226,6 +226,28 @@ Tensor input_tensor(const Napi::Env& env, const std::string& name, const Napi::V
   return t;
 }
 
+// A large fp32 output handed to JS without a copy: the typed array views the tensor's own buffer (a
+// pooled one, its pages already faulted in) and keeps it alive until GC, when it returns to the graph's
+// pool. Copying meant a fresh zero-filled V8 buffer per predict: on a VM every one of its pages faults
+// (~1 ms for the SD block's 320 KiB output, more than the hop to the worker thread). Only a buffer this
+// result owns alone (use_count 1: not a constant, a memory-mapped weight, a state or an input) is
+// adopted, so JS writing into the array can change nothing else. Empty when not adopted.
+Napi::Value adopt_f32(Napi::Env env, const Tensor& t, size_t n) {
+  if (t.dtype != DType::F32 || !t.f || t.f.use_count() != 1 || n < 1024) return Napi::Value();
+  auto* hold = new std::shared_ptr<float>(t.f);
+  napi_value ab = nullptr;
+  const napi_status st = napi_create_external_arraybuffer(
+      env, hold->get(), n * sizeof(float), [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<float>*>(hint); }, hold,
+      &ab);
+  if (st != napi_ok) {  // e.g. a runtime that forbids external buffers (V8 sandbox): copy instead
+    delete hold;
+    napi_value pending = nullptr;
+    napi_get_and_clear_last_exception(env, &pending);
+    return Napi::Value();
+  }
+  return Napi::Float32Array::New(env, n, Napi::ArrayBuffer(env, ab), 0);
+}
+
 Napi::Value output_value(Napi::Env env, const Tensor& t, const std::string& declared) {
   Napi::Object o = Napi::Object::New(env);
   Napi::Array shape = Napi::Array::New(env, t.shape.size());
@@ -241,8 +263,13 @@ Napi::Value output_value(Napi::Env env, const Tensor& t, const std::string& decl
     dtype = "string";
     data = a;
   } else if (want == DType::F32) {
-    Tensor f = exec::as_f32(t);
-    if (declared == "fp16") {
+    // Adopted before as_f32, whose copy of the handle would make the buffer look shared.
+    Napi::Value adopted = declared == "fp16" ? Napi::Value() : adopt_f32(env, t, n);
+    Tensor f = adopted.IsEmpty() ? exec::as_f32(t) : Tensor();
+    if (!adopted.IsEmpty()) {
+      dtype = "fp32";
+      data = adopted;
+    } else if (declared == "fp16") {
       auto arr = Napi::Uint16Array::New(env, n);
       for (size_t k = 0; k < n; ++k) arr[k] = float_to_half(f.fdata()[k]);
       dtype = "fp16";
@@ -286,6 +313,7 @@ Napi::Value Predict(const Napi::CallbackInfo& info, std::shared_ptr<exec::Graph>
   if (!info[0].IsObject()) throw_coded(env, "EINVAL", "predict(inputs): inputs must be an object");
   Napi::Object ins = info[0].As<Napi::Object>();
   std::vector<exec::FeatureValue> inputs;
+  exec::BufferPool::Scope pooled(graph->buffer_pool());  // input copies from the graph's recycled buffers
   Napi::Array keys = ins.GetPropertyNames();
   for (uint32_t k = 0; k < keys.Length(); ++k) {
     std::string name = keys.Get(k).As<Napi::String>().Utf8Value();

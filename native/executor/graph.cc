@@ -11,6 +11,8 @@
 
 #include "../util/error.h"
 #include "../util/fp16.h"
+#include "../linalg/blas.h"
+#include "../linalg/sgemm_kernels.h"
 #include "../blob/storage_reader.h"
 #include "derived_cache.h"
 #include "fusion.h"
@@ -342,7 +344,7 @@ class GraphBuilder {
       FusionEnv env{g_.constants_, g_.is_const_, slot_types_, [this](Tensor t) { return const_slot(std::move(t)); }};
       fuse_graph(g_.main_, env);
     }
-    transpose_linear_weights(g_.main_);
+    prepare_linear_weights(g_.main_);
     g_.const_used_.assign(g_.is_const_.size(), 0);
     mark_used(g_.main_);
     compute_liveness();
@@ -480,42 +482,60 @@ class GraphBuilder {
     }
   }
 
-  // linear's constant weights [D_out, D_in] are stored transposed once per executor ([D_in, D_out],
-  // fp32, input "weight_t"): the GEMM then packs them with row copies instead of a scalar gather, 1.5-2x
-  // faster for the 77-row products of a text encoder (measured: 77×3072×768 66 → 120 GFLOP/s, one
-  // thread). Up to COREML_OPTIMIZE_PACK_MB (default 2048) MiB of fp32; the rest keep the plain path.
-  void transpose_linear_weights(Block& b) {
+  // linear's constant weights [D_out, D_in] are prepared once per executor, within COREML_OPTIMIZE_PACK_MB
+  // (default 2048) MiB of fp32; the rest keep the plain path (packed per call):
+  //  - when the executor's GEMM is the portable one: packed in its B-panel layout (input "weight_packed",
+  //    shape [D_in, D_out rounded up to the kernel's NR], plus "weight_packed_n" = D_out), so a call packs
+  //    only the activations. Packing is a permutation plus zero padding, so fp16 compute's elementwise
+  //    rounding of the constants (fp16_constants) keeps it valid.
+  //  - with a system BLAS: transposed ([D_in, D_out], input "weight_t"): the BLAS then packs with row copies
+  //    instead of a scalar gather (measured 1.5-2x on 77-row products).
+  void prepare_linear_weights(Block& b) {
+    const bool pack = linalg::executor_prefers_portable_gemm();
+    const linalg::detail::GemmKernel& kern = linalg::detail::best_kernel();
     for (Node& n : b.nodes) {
-      for (auto& nb : n.blocks) transpose_linear_weights(*nb);
+      for (auto& nb : n.blocks) prepare_linear_weights(*nb);
       if (n.type != "linear") continue;
+      int n_slot = -1;
       for (auto& in : n.inputs) {
         if (in.first != "weight" || in.second.size() != 1 || !g_.is_const_[in.second[0]]) continue;
         const int slot = in.second[0];
-        auto done = transposed_.find(slot);
-        if (done == transposed_.end()) {
+        auto done = prepared_.find(slot);
+        if (done == prepared_.end()) {
           const Tensor& w = g_.constants_[slot];
           if (w.dtype != DType::F32 || w.rank() != 2 || (!w.f && !w.h)) break;
-          const size_t bytes = static_cast<size_t>(w.size()) * 4;
-          if (g_.pack_used_ + bytes > pack_limit(d_.cache_limits)) break;
-          g_.pack_used_ += bytes;
+          const int64_t rows = w.shape[0], cols = w.shape[1];  // D_out, D_in
+          const size_t floats = pack ? linalg::packed_b_floats(kern, cols, rows) : static_cast<size_t>(w.size());
+          if (g_.pack_used_ + floats * 4 > pack_limit(d_.cache_limits)) break;
+          g_.pack_used_ += floats * 4;
           BufferPool::Scope no_pool(nullptr);  // kept for the graph's lifetime
           const Tensor wf = as_f32(w);
-          const int64_t rows = w.shape[0], cols = w.shape[1];
-          Tensor t = Tensor::f32({cols, rows});
-          const float* src = wf.fdata();
-          float* dst = t.fdata();
-          constexpr int64_t kTile = 32;  // cache-blocked transpose
-          for (int64_t r0 = 0; r0 < rows; r0 += kTile)
-            for (int64_t c0 = 0; c0 < cols; c0 += kTile)
-              for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
-                for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) dst[c * rows + r] = src[r * cols + c];
+          Tensor t;
+          if (pack) {
+            // op(B) = Wᵀ [D_in × D_out]: W read as a transposed B.
+            t = Tensor::f32({cols, static_cast<int64_t>(floats) / std::max<int64_t>(cols, 1)});
+            if (floats > 0) linalg::pack_b_full(kern, true, cols, rows, wf.fdata(), cols, t.fdata());
+          } else {
+            t = Tensor::f32({cols, rows});
+            const float* src = wf.fdata();
+            float* dst = t.fdata();
+            constexpr int64_t kTile = 32;  // cache-blocked transpose
+            for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+              for (int64_t c0 = 0; c0 < cols; c0 += kTile)
+                for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
+                  for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) dst[c * rows + r] = src[r * cols + c];
+          }
           t.declared = w.declared;
-          done = transposed_.emplace(slot, const_slot(std::move(t))).first;
+          const int data_slot = const_slot(std::move(t));
+          const int dout_slot = pack ? const_slot(Tensor::scalar_i32(static_cast<int32_t>(rows))) : -1;
+          done = prepared_.emplace(slot, std::make_pair(data_slot, dout_slot)).first;
         }
-        in.first = "weight_t";
-        in.second[0] = done->second;
+        in.first = done->second.second >= 0 ? "weight_packed" : "weight_t";
+        in.second[0] = done->second.first;
+        n_slot = done->second.second;
         break;
       }
+      if (n_slot >= 0) n.inputs.push_back({"weight_packed_n", {n_slot}});  // after the loop: push_back moves `in`
     }
   }
   // Constants some node (or a fused node's original ops) reads: only those are widened from fp16.
@@ -564,7 +584,7 @@ class GraphBuilder {
   std::unordered_map<std::string, int> scope_;
   std::vector<TypeDesc> slot_types_;
   BlobCache blobs_;
-  std::unordered_map<int, int> transposed_;  // weight slot -> its transposed copy's slot
+  std::unordered_map<int, std::pair<int, int>> prepared_;  // weight slot -> its packed / transposed copy's slot, D_out's slot (-1: transposed)
 };
 
 Graph::CacheStats Graph::cache_stats() const {

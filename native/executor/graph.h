@@ -129,6 +129,9 @@ class Graph {
   const std::vector<std::string>& output_names() const { return output_names_; }
   const std::vector<TypeDesc>& output_types() const { return output_types_; }
   int opset_version() const { return opset_; }
+  // The pool the runs recycle buffers through: callers copying inputs in draw from it too (BufferPool::Scope),
+  // so a predict's input copies land on pages already faulted in rather than fresh ones.
+  BufferPool* buffer_pool() const { return pool_.get(); }
 
   // State-typed function inputs (iOS18 stateful models) are not fed by the caller: the graph keeps
   // one cell per state, zero-initialised, carried from one run to the next (runs of a stateful

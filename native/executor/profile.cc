@@ -50,9 +50,17 @@ double einsum_macs(const Node& node, const OpContext& ctx) {
 
 OpCost op_cost(const Node& node, const OpContext& ctx) {
   OpCost c;
-  for (const auto& a : ctx.args())
-    for (const Tensor* t : a)
-      if (t) c.bytes += tensor_bytes(*t);
+  const auto& args = ctx.args();
+  for (size_t k = 0; k < args.size(); ++k) {
+    const std::string& param = k < node.inputs.size() ? node.inputs[k].first : std::string();
+    if (param == "weight_packed_n") continue;  // the executor's own bookkeeping, not a model value
+    for (const Tensor* t : args[k]) {
+      if (!t) continue;
+      // A packed linear weight counts as the [D_out, D_in] fp32 weight it holds (not its NR padding).
+      const Tensor* n = param == "weight_packed" ? input(node, ctx, "weight_packed_n") : nullptr;
+      c.bytes += n && t->rank() == 2 ? 4.0 * static_cast<double>(t->shape[0]) * n->at(0) : tensor_bytes(*t);
+    }
+  }
   for (const Tensor& t : ctx.outputs()) c.bytes += tensor_bytes(t);
   const Tensor* y = ctx.outputs().empty() ? nullptr : &ctx.outputs()[0];
   const std::string& type = node.type;
@@ -69,6 +77,7 @@ OpCost op_cost(const Node& node, const OpContext& ctx) {
   } else if (type == "linear") {
     const Tensor* w = input(node, ctx, "weight");
     const Tensor* wt = input(node, ctx, "weight_t");  // the executor's transposed copy, [D_in, D_out]
+    if (!wt) wt = input(node, ctx, "weight_packed");  // or its packed copy, [D_in, D_out padded]
     if (w && y && w->rank() == 2) macs = elems(y) * static_cast<double>(w->shape[1]);
     else if (wt && y && wt->rank() == 2) macs = elems(y) * static_cast<double>(wt->shape[0]);
   } else if (type == "matmul") {

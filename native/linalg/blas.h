@@ -86,6 +86,25 @@ void pack_a_full(const detail::GemmKernel& kernel, bool trans_a, int64_t m, int6
 void sgemm_portable_packed_a(const detail::GemmKernel& kernel, unsigned threads, bool trans_b, int64_t m, int64_t n,
                              int64_t k, float alpha, const float* packed_a, bool trans_a, const float* a, int64_t lda,
                              const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// op(B) [k×n] packed once for `kernel` (constant weights: the executor packs linear weights at build):
+// for each depth block p0 (kernel.kc rows, the last shorter) panels of NR columns (zero columns past n),
+// each holding, for every p of the block, NR values. packed_b_floats = its length. `threads` splits the
+// packing of a big matrix (0 = pool size).
+size_t packed_b_floats(const detail::GemmKernel& kernel, int64_t k, int64_t n);
+void pack_b_full(const detail::GemmKernel& kernel, bool trans_b, int64_t k, int64_t n, const float* b, int64_t ldb, float* dst,
+                 unsigned threads = 0);
+// C = alpha·op(A)·B + beta·C with B pre-packed by pack_b_full (same kernel). Same bits as
+// sgemm_portable_with on the unpacked B, and the same for any thread count (the split changes which
+// thread computes a tile, never how).
+void sgemm_portable_packed_b(const detail::GemmKernel& kernel, unsigned threads, bool trans_a, int64_t m, int64_t n,
+                             int64_t k, float alpha, const float* a, int64_t lda, const float* packed_b, float beta, float* c,
+                             int64_t ldc);
+// How the packed-B driver cuts C: row blocks of mc rows (a multiple of MR) × col_splits ranges of the
+// n_panels NR-column panels. Small M (fewer row blocks than threads) splits the columns instead.
+struct GemmSplit {
+  int64_t row_blocks = 1, mc = 0, col_splits = 1, n_panels = 0;
+};
+GemmSplit gemm_split(unsigned threads, int64_t m, int64_t n, int64_t k, int mr, int nr);
 // sgemm_portable with an explicit micro-kernel (tests run every kernel the CPU supports).
 void sgemm_portable_with(const detail::GemmKernel& kernel, unsigned threads, bool trans_a, bool trans_b, int64_t m,
                          int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,

@@ -61,15 +61,23 @@ struct PackBuffers {
 };
 thread_local PackBuffers t_buffers;
 
+// Tests only (detail::use_scalar_pack_a): > 0 makes pack_a use its scalar loop, the SIMD packer's oracle.
+thread_local int t_scalar_pack_a = 0;
+
 // op(A)[i0 .. i0+mc) × [p0 .. p0+kc) → micro-panels of MR rows: panel r holds, for each p, MR values.
 void pack_a(bool ta, const float* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float* dst) {
   for (int64_t r0 = 0; r0 < mc; r0 += mr) {
     const int64_t rows = std::min<int64_t>(mr, mc - r0);
     float* d = dst + r0 * kc;
     if (!ta) {
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + r0 + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) d[p * mr + i] = src[p];
+      static const detail::PackRows simd = detail::pack_rows_simd();
+      if (simd && t_scalar_pack_a == 0) {
+        simd(a + (i0 + r0) * lda + p0, lda, static_cast<int>(rows), kc, mr, d);
+      } else {
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* src = a + (i0 + r0 + i) * lda + p0;
+          for (int64_t p = 0; p < kc; ++p) d[p * mr + i] = src[p];
+        }
       }
     } else {
       for (int64_t p = 0; p < kc; ++p) std::memcpy(d + p * mr, a + (p0 + p) * lda + i0 + r0, static_cast<size_t>(rows) * 4);
@@ -116,6 +124,8 @@ constexpr int64_t kNcMax = 3072;  // a task's column range (B read from L3)
 constexpr int64_t kNcPack = 256;
 
 }  // namespace
+
+void detail::use_scalar_pack_a(bool on) { t_scalar_pack_a = on ? 1 : 0; }
 
 size_t packed_a_floats(const detail::GemmKernel& kern, int64_t m, int64_t k) {
   return static_cast<size_t>((m + kern.mr - 1) / kern.mr * kern.mr * k);
@@ -188,6 +198,103 @@ void sgemm_portable_packed_a(const detail::GemmKernel& kern, unsigned threads, b
             kern.fn(kc, ap, bp, cp, ldc, alpha, beta_here);
           } else {
             kern.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j) {
+                float& dst = cp[i * ldc + j];
+                dst = beta_here == 0.0f ? tile[i * nr + j] : tile[i * nr + j] + beta_here * dst;
+              }
+          }
+        }
+      }
+    }
+  };
+  if (tasks == 1) task(0);
+  else parallel_for(static_cast<size_t>(tasks), task, 1, pool);
+}
+
+size_t packed_b_floats(const detail::GemmKernel& kern, int64_t k, int64_t n) {
+  return static_cast<size_t>((n + kern.nr - 1) / kern.nr * kern.nr * k);
+}
+
+void pack_b_full(const detail::GemmKernel& kern, bool tb, int64_t k, int64_t n, const float* b, int64_t ldb, float* dst,
+                 unsigned threads) {
+  // The driver's per-block layout, every block at once: block p0 (kc = min(KC, k - p0) rows) starts at
+  // p0·npad, its panel q at + q·NR·kc. Split by panel groups: a big weight packs on every thread.
+  const int64_t npad = static_cast<int64_t>(packed_b_floats(kern, 1, n));
+  const int64_t panels = npad / kern.nr, per_task = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(k, 1));
+  const int64_t tasks = (panels + per_task - 1) / per_task;
+  auto body = [&](size_t t) {
+    const int64_t q0 = static_cast<int64_t>(t) * per_task, q1 = std::min(panels, q0 + per_task);
+    for (int64_t p0 = 0; p0 < k; p0 += kern.kc) {
+      const int64_t kc = std::min<int64_t>(kern.kc, k - p0);
+      const int64_t j0 = q0 * kern.nr;  // < n: every panel holds at least one column
+      pack_b(tb, b, ldb, p0, kc, j0, std::min(q1 * kern.nr, n) - j0, kern.nr, dst + p0 * npad + j0 * kc);
+    }
+  };
+  if (tasks <= 1 || threads == 1) {
+    for (int64_t t = 0; t < tasks; ++t) body(static_cast<size_t>(t));
+  } else {
+    parallel_for(static_cast<size_t>(tasks), body, 1, threads);
+  }
+}
+
+GemmSplit gemm_split(unsigned threads, int64_t m, int64_t n, int64_t k, int mr, int nr) {
+  GemmSplit s;
+  const unsigned pool = threads ? threads : ThreadPool::global()->size();
+  s.row_blocks = (m + kMcMax - 1) / kMcMax;
+  s.mc = (((m + s.row_blocks - 1) / s.row_blocks + mr - 1) / mr) * mr;
+  const int64_t n_panels = (n + nr - 1) / nr;
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  // One task per thread for mid-size products (a second round of tasks repacks A for nothing on an idle
+  // machine); two per thread past ~0.2 GFLOP so that a thread slowed by other work on the machine does
+  // not hold up the rest. Below ~1 MFLOP (a few µs) the hand-off is not worth it.
+  const int64_t want = pool <= 1 || flops < 1e6 ? 1 : static_cast<int64_t>(pool) * (flops < 2e8 ? 1 : 2);
+  // Row blocks first (each packs its own A block, all read the shared packed B); the columns are split
+  // only when there are fewer row blocks than tasks wanted (small M: a text encoder's 77 tokens).
+  s.col_splits = s.row_blocks >= want ? 1 : std::min<int64_t>(n_panels, (want + s.row_blocks - 1) / s.row_blocks);
+  s.col_splits = std::max<int64_t>(1, s.col_splits);
+  s.n_panels = n_panels;
+  return s;
+}
+
+void sgemm_portable_packed_b(const detail::GemmKernel& kern, unsigned threads, bool ta, int64_t m, int64_t n, int64_t k,
+                             float alpha, const float* a, int64_t lda, const float* packed_b, float beta, float* c,
+                             int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) {
+    scale_c(m, n, beta, c, ldc);
+    return;
+  }
+  const int mr = kern.mr, nr = kern.nr;
+  const int64_t kcmax = kern.kc;
+  const unsigned pool = threads ? threads : ThreadPool::global()->size();
+  const GemmSplit s = gemm_split(pool, m, n, k, mr, nr);
+  const int64_t npad = s.n_panels * nr;
+  const int64_t tasks = s.row_blocks * s.col_splits;
+  auto task = [&](size_t t) {
+    const int64_t rb = static_cast<int64_t>(t) / s.col_splits, cs = static_cast<int64_t>(t) % s.col_splits;
+    const int64_t i0 = rb * s.mc, mcur = std::min(s.mc, m - i0);
+    // Panels [q0, q1): an even share (± one panel) of the column panels.
+    const int64_t q0 = cs * s.n_panels / s.col_splits, q1 = (cs + 1) * s.n_panels / s.col_splits;
+    if (mcur <= 0 || q0 >= q1) return;
+    const int64_t mpad = (mcur + mr - 1) / mr * mr;
+    float* pa = t_buffers.get_a(static_cast<size_t>(mpad * kcmax));
+    alignas(64) float tile[16 * 32];  // edge tiles: computed here, then merged into C
+    for (int64_t p0 = 0; p0 < k; p0 += kcmax) {
+      const int64_t kc = std::min(kcmax, k - p0);
+      const float beta_here = p0 == 0 ? beta : 1.0f;
+      pack_a(ta, a, lda, i0, mcur, p0, kc, mr, pa);
+      const float* block = packed_b + p0 * npad;
+      for (int64_t q = q0; q < q1; ++q) {
+        const int64_t jq = q * nr, cols = std::min<int64_t>(nr, n - jq);
+        const float* bp = block + jq * kc;
+        for (int64_t ir = 0; ir < mcur; ir += mr) {
+          const int64_t rows = std::min<int64_t>(mr, mcur - ir);
+          float* cp = c + (i0 + ir) * ldc + jq;
+          if (rows == mr && cols == nr) {
+            kern.fn(kc, pa + ir * kc, bp, cp, ldc, alpha, beta_here);
+          } else {
+            kern.fn(kc, pa + ir * kc, bp, tile, nr, alpha, 0.0f);
             for (int64_t i = 0; i < rows; ++i)
               for (int64_t j = 0; j < cols; ++j) {
                 float& dst = cp[i * ldc + j];

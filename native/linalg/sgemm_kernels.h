@@ -23,6 +23,13 @@ const GemmKernel* avx2_kernel();
 const GemmKernel* avx512_kernel();
 const GemmKernel* neon_kernel();
 
+// Packs `rows` (<= mr) rows of a row-major A into an A micro-panel: dst[p·mr + i] = src[i·lda + p],
+// p < kc. The SIMD version this CPU runs (x86 AVX2), or null: the driver's scalar loop then.
+using PackRows = void (*)(const float* src, int64_t lda, int rows, int64_t kc, int mr, float* dst);
+PackRows pack_rows_simd();
+// Tests: on makes this thread's A packing take the scalar loop (the SIMD packer's oracle).
+void use_scalar_pack_a(bool on);
+
 // Every kernel this CPU can run, best first (the scalar kernel last).
 std::vector<const GemmKernel*> runnable_kernels();
 // runnable_kernels().front(), chosen once.

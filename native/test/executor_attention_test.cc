@@ -18,6 +18,7 @@
 
 #include "../executor/ops/attention.h"
 #include "../executor/ops/vecmath.h"
+#include "../linalg/blas.h"
 #include "check.h"
 #include "executor_test_util.h"
 
@@ -464,8 +465,9 @@ TEST(group_norm_chain_and_channel_affine_fuse_and_match_unfused) {
   }
 }
 
-TEST(linear_runs_on_a_once_transposed_weight) {
-  const int64_t M = 7, K = 37, N = 19;
+namespace {
+// One linear y = x·Wᵀ + b through the graph: prepared weight or not, 1-3 threads, against float64.
+void check_prepared_linear(int64_t M, int64_t K, int64_t N) {
   auto x = random_floats(static_cast<size_t>(M * K), 51), w = random_floats(static_cast<size_t>(N * K), 52),
        b = random_floats(static_cast<size_t>(N), 53);
   GraphDesc d;
@@ -481,18 +483,42 @@ TEST(linear_runs_on_a_once_transposed_weight) {
       for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(x[i * K + k]) * w[j * K + k];
       want[i * N + j] = acc;
     }
-  for (const char* budget : {"2048", "0"}) {  // transposed copy; none (COREML_OPTIMIZE_PACK_MB=0)
-    setenv("COREML_OPTIMIZE_PACK_MB", budget, 1);
-    auto g = Graph::build(d);
-    unsetenv("COREML_OPTIMIZE_PACK_MB");
-    bool transposed = false;
-    RunOptions opts;
-    opts.profile = [&transposed](const Node& n, const OpContext& c, double) { transposed = c.has("weight_t") && !c.has("weight"); };
-    Tensor y = g->run({{"x", input_f32({M, K}, x)}}, opts).at(0).tensor;
-    CHECK(transposed == (std::string(budget) != "0"));
-    CHECK((y.shape == Shape{M, N}));
-    for (int64_t i = 0; i < M * N; ++i) CHECK(close(y.fdata()[i], want[static_cast<size_t>(i)], 1e-5, 1e-5));
-  }
+  // Prepared copy (packed for the portable GEMM, transposed for a system BLAS); none (COREML_OPTIMIZE_PACK_MB=0).
+  const char* prepared_as = cmo::linalg::executor_prefers_portable_gemm() ? "weight_packed" : "weight_t";
+  std::vector<float> first;
+  for (const char* budget : {"2048", "0"})
+    for (unsigned threads : {1u, 2u, 3u}) {
+      setenv("COREML_OPTIMIZE_PACK_MB", budget, 1);
+      auto g = Graph::build(d);
+      unsetenv("COREML_OPTIMIZE_PACK_MB");
+      bool prepared = false;
+      RunOptions opts;
+      opts.threads = threads;
+      opts.profile = [&](const Node& n, const OpContext& c, double) { prepared = c.has(prepared_as) && !c.has("weight"); };
+      Tensor y = g->run({{"x", input_f32({M, K}, x)}}, opts).at(0).tensor;
+      CHECK(prepared == (std::string(budget) != "0"));
+      CHECK((y.shape == Shape{M, N}));
+      for (int64_t i = 0; i < M * N; ++i) CHECK(close(y.fdata()[i], want[static_cast<size_t>(i)], 1e-5, 1e-5));
+      // With the portable GEMM the packed weight changes no bit, nor does the thread count (the split only
+      // moves the same tiles between threads); a system BLAS promises neither.
+      if (!cmo::linalg::executor_prefers_portable_gemm()) continue;
+      if (first.empty()) first.assign(y.fdata(), y.fdata() + M * N);
+      else CHECK(std::memcmp(first.data(), y.fdata(), first.size() * sizeof(float)) == 0);
+    }
+}
+}  // namespace
+
+TEST(linear_runs_on_a_once_prepared_weight) {
+  check_prepared_linear(7, 37, 19);
+  // 2.3 MFLOP with 40 rows: one row block, so 2 and 3 threads split the packed weight's column panels.
+  check_prepared_linear(40, 96, 300);
+  const int64_t M = 7, K = 37, N = 19;
+  GraphDesc d;
+  d.opset = "CoreML7";
+  d.inputs = {{"x", {"fp32", {M, K}, true}}};
+  d.block.ops.push_back(const_op("w", floats({N, K}, random_floats(static_cast<size_t>(N * K), 52))));
+  d.block.ops.push_back(make_op("linear", "y", {{"x", {name_of("x")}}, {"weight", {name_of("w")}}}));
+  d.block.outputs = {"y"};
   // A wrong x names the weight in its declared [D_out, D_in] layout.
   auto g = Graph::build(d);
   CHECK(error_of([&] { g->run({{"x", input_f32({M, K + 1}, random_floats(static_cast<size_t>(M * (K + 1)), 54))}}, {}); })

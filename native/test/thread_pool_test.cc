@@ -1,4 +1,6 @@
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <stdexcept>
 #include <vector>
 
@@ -18,6 +20,21 @@ TEST(parallel_for_nested_does_not_deadlock) {
   std::atomic<int> total{0};
   pool.parallel_for(8, [&](size_t) { pool.parallel_for(8, [&](size_t) { total++; }); });
   CHECK_EQ(total.load(), 64);
+}
+
+TEST(back_to_back_small_loops_see_every_index_once) {
+  // An executor's pattern: thousands of 2-chunk loops a few µs apart, which the workers take while still
+  // spinning from the previous one (ThreadPool::spin_us) or after sleeping; every index runs once, and
+  // a loop returns only when all its chunks are done (the sums are read right after each call).
+  cmo::ThreadPool pool(2);
+  std::vector<int64_t> part(2);
+  int64_t wrong = 0;
+  for (int round = 0; round < 5000; ++round) {
+    pool.parallel_for(2, [&](size_t i) { part[i] = round + static_cast<int64_t>(i); });
+    if (part[0] != round || part[1] != round + 1) ++wrong;
+    if (round % 1000 == 999) std::this_thread::sleep_for(std::chrono::microseconds(500));  // let the workers fall asleep
+  }
+  CHECK_EQ(wrong, 0);
 }
 
 TEST(parallel_for_rethrows_first_error) {

@@ -96,6 +96,7 @@ TEST(winograd_matches_float64_direct_conv_on_every_kernel) {
       {3, 6, 5, 4, 5, 1, 2, 2, 1},      // images smaller than a 6×6 input tile
       {1, 1, 3, 3, 1, 0, 0, 0, 0},      // one output
       {2, 20, 21, 19, 24, 1, 1, 1, 1},  // many tiles: several micro-panels per block
+      {1, 64, 32, 32, 64, 1, 1, 1, 1},  // past the one-thread threshold (8 M multiply-adds): the parallel paths
   };
   double worst2 = 0, worst4 = 0;
   const unsigned pool = cmo::ThreadPool::global()->size();
@@ -120,7 +121,8 @@ TEST(winograd_matches_float64_direct_conv_on_every_kernel) {
 TEST(winograd_many_blocks_and_threads_agree_with_one_block) {
   // A tiny block budget: one micro-panel per block, so the conv runs dozens of blocks — serially,
   // phase-parallel (fewer blocks than 2× threads) or block-parallel (more). Same error bound.
-  const Case k{2, 9, 23, 17, 10, 1, 1, 1, 1};
+  // (Big enough to pass the one-thread threshold of 8 M multiply-adds, so 2 and 3 threads split it.)
+  const Case k{2, 64, 23, 17, 64, 1, 1, 1, 1};
   for (const GemmKernel* kern : cmo::linalg::detail::runnable_kernels())
     for (int m : {2, 4})
       for (unsigned threads : {1u, 2u, 3u}) CHECK(winograd_error(k, *kern, m, threads, 1, 7) < (m == 2 ? 1e-6 : 6e-6));

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <memory>
+#include <thread>
 
 namespace cmo {
 
@@ -45,6 +47,27 @@ struct ForState {
   }
 };
 
+// Busy-waits until done() or `us` microseconds passed; true when done() held. The pause hint keeps
+// a spinning core from starving its SMT sibling; every 64 polls (~1-2 µs) the clock is read and the
+// CPU offered to any other runnable thread (sched_yield): on a loaded machine the spinner may share a
+// core with the very thread it waits for, which would otherwise lose up to the whole spin to it.
+template <class Done>
+bool spin_until(Done&& done, unsigned us) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+    if (i % 64 == 0) {
+      if (std::chrono::steady_clock::now() >= until) return done();
+      std::this_thread::yield();
+    }
+  }
+}
+
 std::mutex g_pool_mutex;
 std::shared_ptr<ThreadPool> g_pool;
 
@@ -60,20 +83,25 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
+    stopping_flag_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::worker_loop() {
+  const unsigned spin = spin_us();
   for (;;) {
     std::function<void()> task;
+    // Spin a while for the next task before sleeping (see spin_us).
+    if (spin > 0) spin_until([&] { return queued_.load(std::memory_order_acquire) > 0 || stopping_flag_.load(std::memory_order_relaxed); }, spin);
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_relaxed);
     }
     task();
   }
@@ -83,6 +111,7 @@ void ThreadPool::submit(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(task));
+    queued_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_one();
 }
@@ -108,17 +137,27 @@ void ThreadPool::parallel_for(size_t count, const std::function<void(size_t)>& b
   // While other threads finish their chunks, run queued tasks (helpers of nested loops, e.g. a big
   // tensor's groups while its neighbours are done) instead of sleeping: otherwise the caller idles
   // at the end of every window. Chunks never wait on an outer loop, so helping cannot deadlock.
+  // First spin (the last chunks usually end within µs), then sleep in 200 µs steps.
+  const unsigned spin = spin_us();
+  auto spin_left = spin;
   while (state->done.load() < state->count) {
     std::function<void()> task;
-    {
+    if (queued_.load(std::memory_order_acquire) > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!queue_.empty()) {
         task = std::move(queue_.front());
         queue_.pop_front();
+        queued_.fetch_sub(1, std::memory_order_relaxed);
       }
     }
     if (task) {
       task();
+      continue;
+    }
+    if (spin_left > 0) {
+      spin_until([&] { return state->done.load(std::memory_order_acquire) >= state->count || queued_.load(std::memory_order_acquire) > 0; },
+                 spin_left);
+      spin_left = 0;
       continue;
     }
     std::unique_lock<std::mutex> lock(state->mutex);
@@ -126,6 +165,15 @@ void ThreadPool::parallel_for(size_t count, const std::function<void(size_t)>& b
                              [&] { return state->done.load() >= state->count; });
   }
   if (state->error) std::rethrow_exception(state->error);
+}
+
+unsigned ThreadPool::spin_us() {
+  static const unsigned us = [] {
+    const char* env = std::getenv("COREML_OPTIMIZE_SPIN_US");
+    if (!env || !*env) return 100u;
+    return static_cast<unsigned>(std::min<unsigned long>(std::strtoul(env, nullptr, 10), 100000));
+  }();
+  return us;
 }
 
 unsigned ThreadPool::default_threads() {

@@ -3,6 +3,7 @@
 // size must be settable from JS (`setThreads`). The caller always works too, so nested calls and a
 // pool of size 1 cannot deadlock.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -29,6 +30,13 @@ class ThreadPool {
   void parallel_for(size_t count, const std::function<void(size_t)>& body, size_t grain = 1,
                     unsigned max_threads = 0);
 
+  // How long an idle thread (a worker between tasks, a caller waiting for the last chunks) spins
+  // before it sleeps: COREML_OPTIMIZE_SPIN_US (default 100 µs; 0 = sleep at once). An executor runs
+  // one parallel op after another a few µs apart, and waking a sleeping thread costs 10-100 µs (more
+  // on a VM's halted vCPU), as much as a small op's whole work; a short spin keeps the pool awake
+  // through a predict and costs at most this long per thread once it ends.
+  static unsigned spin_us();
+
   // The shared pool. resize() replaces it; callers in flight keep the old one alive until done.
   static std::shared_ptr<ThreadPool> global();
   static void resize_global(unsigned threads);
@@ -40,9 +48,11 @@ class ThreadPool {
 
   std::vector<std::thread> workers_;
   std::deque<std::function<void()>> queue_;
+  std::atomic<size_t> queued_{0};  // queue_.size(), read without the lock by spinning threads
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, for spinning workers
 };
 
 // The pool a kernel was given, or the global one when it was given none (held alive while in use).

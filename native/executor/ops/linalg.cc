@@ -8,26 +8,37 @@
 #include "common.h"
 #include "fastmath.h"
 #include "gemm.h"
+#include "../../linalg/blas.h"
+#include "../../linalg/sgemm_kernels.h"
 
 namespace cmo::exec {
 namespace {
 
-// weight [D_out, D_in], or weight_t [D_in, D_out]: the executor's once-transposed copy of a constant
-// weight (graph.cc), which the GEMM packs faster.
+// weight [D_out, D_in]; or the executor's once-prepared copy of a constant weight (graph.cc):
+// weight_t [D_in, D_out] (transposed, for a system BLAS) or weight_packed (the portable GEMM's packed B,
+// [D_in, D_out rounded up to NR], with weight_packed_n = D_out), so a call packs only x.
 void k_linear(OpContext& c) {
   Tensor x = as_f32(c.in("x"));
-  const bool pre_t = c.has("weight_t");
-  Tensor w = as_f32(c.in(pre_t ? "weight_t" : "weight"));
-  const int64_t din = w.rank() == 2 ? w.shape[pre_t ? 0 : 1] : -1, dout = w.rank() == 2 ? w.shape[pre_t ? 1 : 0] : -1;
+  const bool packed = c.has("weight_packed");
+  const bool pre_t = !packed && c.has("weight_t");
+  Tensor w = as_f32(c.in(packed ? "weight_packed" : pre_t ? "weight_t" : "weight"));
+  const linalg::detail::GemmKernel& kern = linalg::detail::best_kernel();
+  int64_t din = -1, dout = -1;
+  if (w.rank() == 2) {
+    din = w.shape[packed || pre_t ? 0 : 1];
+    dout = packed ? static_cast<int64_t>(c.in("weight_packed_n").at(0)) : w.shape[pre_t ? 1 : 0];
+  }
+  if (packed && (dout < 0 || static_cast<size_t>(w.size()) != linalg::packed_b_floats(kern, din, dout)))
+    c.fail("weight_packed does not hold [" + std::to_string(dout) + ", " + std::to_string(din) + "] in this CPU's GEMM layout");
   if (w.rank() != 2 || x.rank() < 1 || x.shape.back() != din) {
     Shape ws = w.shape;
-    if (pre_t && ws.size() == 2) std::swap(ws[0], ws[1]);
+    if ((pre_t || packed) && ws.size() == 2) ws = {dout, din};
     c.fail("weight " + shape_str(ws) + " does not fit x " + shape_str(x.shape) + " (need [D_out, D_in])");
   }
   const int64_t m = x.size() / std::max<int64_t>(din, 1);
   Shape os = x.shape;
   os.back() = dout;
-  Tensor y = Tensor::f32(os);
+  Tensor y = Tensor::f32_for_overwrite(os);
   float beta = 0.f;
   if (const Tensor* b = c.find("bias")) {
     Tensor bf = as_f32(*b);
@@ -35,7 +46,8 @@ void k_linear(OpContext& c) {
     for (int64_t r = 0; r < m; ++r) std::copy(bf.fdata(), bf.fdata() + dout, y.fdata() + r * dout);
     beta = 1.f;
   }
-  if (pre_t) gemm(c.threads(), false, false, m, dout, din, 1.f, x.fdata(), din, w.fdata(), dout, beta, y.fdata(), dout);
+  if (packed) linalg::sgemm_portable_packed_b(kern, c.threads(), false, m, dout, din, 1.f, x.fdata(), din, w.fdata(), beta, y.fdata(), dout);
+  else if (pre_t) gemm(c.threads(), false, false, m, dout, din, 1.f, x.fdata(), din, w.fdata(), dout, beta, y.fdata(), dout);
   else gemm(c.threads(), false, true, m, dout, din, 1.f, x.fdata(), din, w.fdata(), din, beta, y.fdata(), dout);
   c.set(0, std::move(y));
 }

@@ -521,7 +521,10 @@ void conv3x3(const Geometry& g, const float* x, const Weights& w, const float* b
     for (int64_t tp = 0; tp < b.panels; ++tp) fns.output(c, b, tp, 0, g.O);
   };
 
-  if (pool <= 1 || macs < 1e6) {
+  // Below ~8 M multiply-adds (a 64-channel 16×16 or 32×32 VAE conv, ~0.1 ms) one thread: the split
+  // path below syncs three times per block and moves V / M between cores, which cost more than the
+  // second thread gained (measured 0.5 -> 0.8 ms for the VAE block's convs at 2 threads).
+  if (pool <= 1 || macs < 8e6) {
     float* V = grow(t_caller_v, v_len);
     float* M = grow(t_caller_m, m_len);
     for (int64_t bi = 0; bi < nblocks; ++bi) run_serial(block_at(bi, V, M));

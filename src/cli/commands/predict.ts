@@ -31,6 +31,20 @@ export function parseComputePrecision(value: string): ComputePrecision {
   throw new ConfigError(`--compute-precision must be fp32 or fp16, got '${value}'`);
 }
 
+/**
+ * --warmup value → the number of unprofiled runs before the run that is timed (and profiled). The
+ * first run of an executor also widens fp16 weights and packs conv weights for the GEMM, work a
+ * steady-state run does not do, so `--profile` defaults to one warm-up run; without it, none.
+ */
+export function parseWarmup(value: string | undefined, profile: boolean): number {
+  if (value === undefined) return profile ? 1 : 0;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 1000) {
+    throw new ConfigError(`--warmup must be an integer from 0 to 1000, got '${value}'`);
+  }
+  return n;
+}
+
 export function registerPredict(program: Command): void {
   const cmd = program
     .command('predict <model>')
@@ -40,22 +54,26 @@ export function registerPredict(program: Command): void {
     .option('--function <name>', 'function of a multi-function model')
     .option('--threads <n>', 'native threads (default: all cores)')
     .option('--compute-precision <p>', 'fp32, or fp16: every op output rounded to fp16, as Core ML on a Mac', 'fp32')
-    .option('--profile', 'time every op: print calls, ms, % of the run, GFLOP/s and bytes per op type')
+    .option('--profile', 'time every op: print calls, ms, % of the run, GFLOP/s and bytes per op type (of a warm run, see --warmup)')
+    .option('--warmup <n>', 'untimed runs before the timed one: the first run also widens and packs weights once (default: 1 with --profile, else 0)')
     .option('--json', 'print shapes and timings as JSON')
-    .action(async (modelPath: string, opts: { inputs: string; out: string; function?: string; threads?: string; computePrecision: string; profile?: boolean; json?: boolean }) => {
+    .action(async (modelPath: string, opts: { inputs: string; out: string; function?: string; threads?: string; computePrecision: string; profile?: boolean; warmup?: string; json?: boolean }) => {
       const computePrecision = parseComputePrecision(opts.computePrecision);
+      const warmup = parseWarmup(opts.warmup, opts.profile === true);
       const t0 = performance.now();
       const model = await loadModel(modelPath);
       const executor = createExecutor(model, opts.function ? { function: opts.function } : {});
       const t1 = performance.now();
       const inputs = readInputDir(opts.inputs, executor.inputs.map((i) => i.name));
       const signal = cliSignal(cmd);
-      const outputs = await executor.predict(inputs, {
+      const common = {
         ...(opts.threads ? { threads: Number(opts.threads) } : {}),
         ...(signal ? { signal } : {}),
-        ...(opts.profile ? { profile: true } : {}),
         computePrecision,
-      });
+      };
+      for (let i = 0; i < warmup; i++) await executor.predict(inputs, common);
+      const tWarm = performance.now();
+      const outputs = await executor.predict(inputs, { ...common, ...(opts.profile ? { profile: true } : {}) });
       const t2 = performance.now();
       fs.mkdirSync(opts.out, { recursive: true });
       const rows: { name: string; dtype: string; shape: number[] }[] = [];
@@ -70,7 +88,8 @@ export function registerPredict(program: Command): void {
         writeNpy(path.join(opts.out, `${name}.npy`), { dtype, shape: t.shape, data: t.data });
         rows.push({ name, dtype, shape: t.shape });
       }
-      const timings = { loadSeconds: (t1 - t0) / 1000, predictSeconds: (t2 - t1) / 1000 };
+      // predictSeconds: the timed run alone (after the warm-up runs, if any).
+      const timings = { loadSeconds: (t1 - t0) / 1000, warmupRuns: warmup, warmupSeconds: (tWarm - t1) / 1000, predictSeconds: (t2 - tWarm) / 1000 };
       const profile = opts.profile ? executor.lastProfile : undefined;
       if (opts.json) {
         console.log(JSON.stringify({ outputs: rows, ...timings, ...(profile ? { profile } : {}) }, null, 2));
@@ -78,6 +97,7 @@ export function registerPredict(program: Command): void {
       }
       console.log(formatTable(['output', 'dtype', 'shape'], rows.map((r) => [r.name, r.dtype, `[${r.shape.join(', ')}]`])));
       if (profile) console.log(`\n${formatProfile(profile)}`);
-      console.log(`\nload ${formatSeconds(timings.loadSeconds)}, predict ${formatSeconds(timings.predictSeconds)}; wrote ${opts.out}`);
+      const warm = warmup > 0 ? ` (after ${warmup} warm-up run${warmup === 1 ? '' : 's'}, ${formatSeconds(timings.warmupSeconds)})` : '';
+      console.log(`\nload ${formatSeconds(timings.loadSeconds)}, predict ${formatSeconds(timings.predictSeconds)}${warm}; wrote ${opts.out}`);
     });
 }
