@@ -123,6 +123,23 @@ constexpr int64_t kNcMax = 3072;  // a task's column range (B read from L3)
 // L2-resident): the per-thread B buffer is sized by the blocking, not by a task's column range.
 constexpr int64_t kNcPack = 256;
 
+// One MR×NR block of C from packed panels: straight into C when full, else through `tile` (NR wide)
+// and merged, so the micro-kernel never writes past C's edges.
+inline void micro_tile(const detail::GemmKernel& kern, int64_t kc, const float* ap, const float* bp, float* cp, int64_t ldc,
+                       int64_t rows, int64_t cols, float alpha, float beta, float* tile) {
+  const int64_t mr = kern.mr, nr = kern.nr;
+  if (rows == mr && cols == nr) {
+    kern.fn(kc, ap, bp, cp, ldc, alpha, beta);
+    return;
+  }
+  kern.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      float& dst = cp[i * ldc + j];
+      dst = beta == 0.0f ? tile[i * nr + j] : tile[i * nr + j] + beta * dst;
+    }
+}
+
 }  // namespace
 
 void detail::use_scalar_pack_a(bool on) { t_scalar_pack_a = on ? 1 : 0; }
@@ -194,16 +211,7 @@ void sgemm_portable_packed_a(const detail::GemmKernel& kern, unsigned threads, b
           // Row panel (i0 + ir) / MR: i0 is a multiple of MR (mc is), so panels line up with the prepacked ones.
           const float* ap = packed_a ? packed_a + (i0 + ir) * k + p0 * mr : pa + ir * kc;
           float* cp = c + (i0 + ir) * ldc + j0 + jq;
-          if (rows == mr && cols == nr) {
-            kern.fn(kc, ap, bp, cp, ldc, alpha, beta_here);
-          } else {
-            kern.fn(kc, ap, bp, tile, nr, alpha, 0.0f);
-            for (int64_t i = 0; i < rows; ++i)
-              for (int64_t j = 0; j < cols; ++j) {
-                float& dst = cp[i * ldc + j];
-                dst = beta_here == 0.0f ? tile[i * nr + j] : tile[i * nr + j] + beta_here * dst;
-              }
-          }
+          micro_tile(kern, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_here, tile);
         }
       }
     }
@@ -291,16 +299,7 @@ void sgemm_portable_packed_b(const detail::GemmKernel& kern, unsigned threads, b
         for (int64_t ir = 0; ir < mcur; ir += mr) {
           const int64_t rows = std::min<int64_t>(mr, mcur - ir);
           float* cp = c + (i0 + ir) * ldc + jq;
-          if (rows == mr && cols == nr) {
-            kern.fn(kc, pa + ir * kc, bp, cp, ldc, alpha, beta_here);
-          } else {
-            kern.fn(kc, pa + ir * kc, bp, tile, nr, alpha, 0.0f);
-            for (int64_t i = 0; i < rows; ++i)
-              for (int64_t j = 0; j < cols; ++j) {
-                float& dst = cp[i * ldc + j];
-                dst = beta_here == 0.0f ? tile[i * nr + j] : tile[i * nr + j] + beta_here * dst;
-              }
-          }
+          micro_tile(kern, kc, pa + ir * kc, bp, cp, ldc, rows, cols, alpha, beta_here, tile);
         }
       }
     }
