@@ -36,8 +36,8 @@ void release_free_memory() {
 
 ScratchFloats::ScratchFloats(size_t count) : count_(count) {
   if (count == 0) return;
-  const size_t bytes = count * sizeof(float);
 #if CMO_SCRATCH_MMAP
+  const size_t bytes = count * sizeof(float);
   if (bytes >= kMapMinBytes) {
     const bool huge = bytes >= kHugePageBytes;
     const size_t span = huge ? (bytes + kHugePageBytes - 1) & ~(kHugePageBytes - 1) : bytes;
