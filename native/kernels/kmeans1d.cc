@@ -2,6 +2,7 @@
 
 #include "kmeans1d_cost.h"
 #include "kmeans1d_penalized.h"
+#include "kmeans1d_streams.h"
 
 #include <algorithm>
 #include <cmath>
@@ -666,44 +667,44 @@ constexpr int kLagrangianRounds = 12;
 // otherwise tie k with its neighbour.
 constexpr double kMarginalNudge = 1e-3;
 
-template <class Index>
-Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
-  // Per-thread buffers, bound once: in a shared library each thread_local access is a call.
-  struct Scratch {
-    CostTable ct;
-    PenalizedDp dp;
-    PenalizedSegmentation seg;
-  };
-  thread_local Scratch tls;
-  Scratch& scratch = tls;
-  CostTable& ct = scratch.ct;
-  PenalizedDp& dp = scratch.dp;
-  PenalizedSegmentation& seg = scratch.seg;
-  ct.build(x, w, n);
-  double lambda = initial_lambda(x, ct, n, k);
-  size_t lo_c = 0, hi_c = 0;  // bracket: fewest clusters above k, most below k (0 = none yet)
-  double lo_cost = 0, hi_cost = 0;
-  bool chord = false;
-  for (int round = 0; round < kLagrangianRounds && std::isfinite(lambda) && lambda > 0; ++round) {
-    poll(cancelled);
-    dp.solve(ct, n, lambda, seg);
-    const size_t c = seg.clusters;
-    if (c == k) {
-      Kmeans1dResult r;
-      backtrack(x, ct, n, k, [&](size_t m, size_t) { return seg.starts[m]; }, r);
-      r.lagrangian = true;
-      return r;
-    }
-    if (chord && (c == lo_c || c == hi_c)) break;  // k lies on a hull edge: no λ gives k clusters
-    if (c < k && (lo_c == 0 || c > lo_c)) lo_c = c, lo_cost = seg.cost;
-    if (c > k && (hi_c == 0 || c < hi_c)) hi_c = c, hi_cost = seg.cost;
-    if (lo_c != 0 && hi_c != 0) {
-      lambda = (lo_cost - hi_cost) / static_cast<double>(hi_c - lo_c);
-      chord = true;
+// The λ search of one problem, between passes: a problem's search can wait while other problems'
+// passes run (kmeans1d_batch), and one-by-one solving runs the same steps.
+class LambdaSearch {
+ public:
+  enum class Next { kPass, kFound, kNoLambda };
+
+  void begin(const double* x, const CostTable& ct, size_t n, size_t k) {
+    x_ = x;
+    ct_ = &ct;
+    n_ = n;
+    k_ = k;
+    lambda_ = initial_lambda(x, ct, n, k);
+    round_ = 0;
+    lo_c_ = hi_c_ = 0;
+    lo_cost_ = hi_cost_ = 0;
+    chord_ = false;
+  }
+  // kPass: run a pass at lambda(); kNoLambda: no λ is left to try (the layered DP must answer).
+  Next next() const {
+    return round_ < kLagrangianRounds && std::isfinite(lambda_) && lambda_ > 0 ? Next::kPass : Next::kNoLambda;
+  }
+  double lambda() const { return lambda_; }
+
+  // The pass at lambda() found `seg`: kFound (it has k clusters), or what to do next.
+  Next after_pass(const PenalizedSegmentation& seg) {
+    ++round_;
+    const size_t c = seg.clusters, k = k_;
+    if (c == k) return Next::kFound;
+    if (chord_ && (c == lo_c_ || c == hi_c_)) return Next::kNoLambda;  // k lies on a hull edge
+    if (c < k && (lo_c_ == 0 || c > lo_c_)) lo_c_ = c, lo_cost_ = seg.cost;
+    if (c > k && (hi_c_ == 0 || c < hi_c_)) hi_c_ = c, hi_cost_ = seg.cost;
+    if (lo_c_ != 0 && hi_c_ != 0) {
+      lambda_ = (lo_cost_ - hi_cost_) / static_cast<double>(hi_c_ - lo_c_);
+      chord_ = true;
     } else if (c == k + 1 || c + 1 == k) {
       // The marginal between c and k, from an upper bound on OPT(k): λ must pass OPT(k) − OPT(k+1)
       // (c = k + 1) or stay under OPT(k−1) − OPT(k) (c = k − 1).
-      const double ub = neighbour_upper_bound(x, ct, n, k, seg.starts);
+      const double ub = neighbour_upper_bound(x_, *ct_, n_, k, seg.starts);
       double next = c > k ? (ub - seg.cost) * (1 + kMarginalNudge) : (seg.cost - ub) * (1 - kMarginalNudge);
       // A loose bound puts λ past the far edge of k's window (k − 1 → k + 2 or more): keep it inside
       // the power law's estimate of that edge from the exact OPT(c) (OPT ∝ c^−2). 1.61 → 1.50
@@ -716,15 +717,61 @@ Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size
         const double est_hi = seg.cost * ((cc / (kk - 1)) * (cc / (kk - 1)) - (cc / kk) * (cc / kk));
         if (next > est_hi) next = est_hi;
       }
-      if (c > k ? next > lambda : next < lambda) lambda = next;
-      else lambda *= c > k ? 1.2 : 1 / 1.2;  // the bound is too loose to help: step past
+      if (c > k ? next > lambda_ : next < lambda_) lambda_ = next;
+      else lambda_ *= c > k ? 1.2 : 1 / 1.2;  // the bound is too loose to help: step past
     } else {
       // Power law OPT(c) ∝ c^−2: the marginal scales as c^−3. Clamped so a poor estimate still moves.
       double ratio = static_cast<double>(c) / static_cast<double>(k);
-      lambda *= std::min(8.0, std::max(0.125, ratio * ratio * ratio));
+      lambda_ *= std::min(8.0, std::max(0.125, ratio * ratio * ratio));
     }
+    return next();
   }
-  return solve_pruned<Index>(x, w, n, k, cancelled);
+
+ private:
+  const double* x_ = nullptr;
+  const CostTable* ct_ = nullptr;
+  size_t n_ = 0, k_ = 0;
+  double lambda_ = 0;
+  int round_ = 0;
+  size_t lo_c_ = 0, hi_c_ = 0;  // bracket: fewest clusters above k, most below k (0 = none yet)
+  double lo_cost_ = 0, hi_cost_ = 0;
+  bool chord_ = false;
+};
+
+Kmeans1dResult segmentation_result(const double* x, const CostTable& ct, size_t n, size_t k, const PenalizedSegmentation& seg) {
+  Kmeans1dResult r;
+  backtrack(x, ct, n, k, [&](size_t m, size_t) { return seg.starts[m]; }, r);
+  r.lagrangian = true;
+  return r;
+}
+
+Kmeans1dResult solve_no_lambda(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
+  if (n <= 65536) return solve_pruned<uint16_t>(x, w, n, k, cancelled);
+  return solve_pruned<uint32_t>(x, w, n, k, cancelled);
+}
+
+Kmeans1dResult solve_lagrangian(const double* x, const double* w, size_t n, size_t k, const CancelCheck& cancelled) {
+  // Per-thread buffers, bound once: in a shared library each thread_local access is a call.
+  struct Scratch {
+    CostTable ct;
+    PenalizedDp dp;
+    PenalizedSegmentation seg;
+  };
+  thread_local Scratch tls;
+  Scratch& scratch = tls;
+  CostTable& ct = scratch.ct;
+  PenalizedSegmentation& seg = scratch.seg;
+  ct.build(x, w, n);
+  LambdaSearch search;
+  search.begin(x, ct, n, k);
+  while (search.next() == LambdaSearch::Next::kPass) {
+    poll(cancelled);
+    scratch.dp.solve(ct, n, search.lambda(), seg);
+    const LambdaSearch::Next next = search.after_pass(seg);
+    if (next == LambdaSearch::Next::kFound) return segmentation_result(x, ct, n, k, seg);
+    if (next == LambdaSearch::Next::kNoLambda) break;
+  }
+  return solve_no_lambda(x, w, n, k, cancelled);
 }
 
 }  // namespace
@@ -750,10 +797,7 @@ Kmeans1dResult solve_sorted(const double* values, const double* weights, size_t 
     if (n <= 65536) return solve_smawk<uint16_t>(values, weights, n, k, cancelled);
     return solve_smawk<uint32_t>(values, weights, n, k, cancelled);
   }
-  if (algo == Kmeans1dAlgorithm::kLagrangian && k >= 2) {
-    if (n <= 65536) return solve_lagrangian<uint16_t>(values, weights, n, k, cancelled);
-    return solve_lagrangian<uint32_t>(values, weights, n, k, cancelled);
-  }
+  if (algo == Kmeans1dAlgorithm::kLagrangian && k >= 2) return solve_lagrangian(values, weights, n, k, cancelled);
   if ((algo == Kmeans1dAlgorithm::kPruned || algo == Kmeans1dAlgorithm::kLagrangian) && k >= 2) {
     if (n <= 65536) return solve_pruned<uint16_t>(values, weights, n, k, cancelled);
     return solve_pruned<uint32_t>(values, weights, n, k, cancelled);
@@ -774,6 +818,117 @@ Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const C
   if (d.values.empty()) throw Error("EINVAL", "kmeans1d: no values to cluster");
   if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
   return solve_sorted(d.values.data(), d.counts.data(), d.values.size(), k, Kmeans1dAlgorithm::kLagrangian, cancelled);
+}
+
+void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kmeans1dDone& done,
+                                   const CancelCheck& cancelled) {
+  if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
+  auto checked = [](const DistinctValues* d) {
+    if (d && d->values.empty()) throw Error("EINVAL", "kmeans1d: no values to cluster");
+    return d;
+  };
+  if (!penalized_streams_preferred()) {  // one pass at a time is faster where duels are scalar
+    for (size_t slot = 0;; slot = 0) {
+      const DistinctValues* d = checked(next(slot));
+      if (!d) return;
+      Kmeans1dResult r = kmeans1d_fp16_distinct(*d, k, cancelled);
+      done(slot, r);
+    }
+  }
+  struct Slot {
+    const DistinctValues* d = nullptr;
+    size_t k = 0;
+    CostTable ct;
+    LambdaSearch search;
+    std::vector<double> best;
+    std::vector<uint32_t> last, cand, from;
+  };
+  // Per-thread: buffers are reused across calls (a palettized tensor makes many calls per thread).
+  thread_local Slot tls_slots[kKmeans1dStreamSlots];
+  Slot* slots = tls_slots;
+  PenalizedStream streams[kKmeans1dStreamSlots];  // the active passes, contiguous; slot_of maps them back
+  size_t slot_of[kKmeans1dStreamSlots];
+  size_t free_slots[kKmeans1dStreamSlots], free_count = 0;
+  for (size_t i = kKmeans1dStreamSlots; i-- > 0;) free_slots[free_count++] = i;
+  size_t active = 0;
+  bool exhausted = false;
+  PenalizedSegmentation seg;
+
+  // Takes problems into slot `id` until one needs a pass (true) or there are none left (false).
+  auto admit = [&](size_t id) {
+    Slot& s = slots[id];
+    for (;;) {
+      s.d = checked(next(id));
+      if (!s.d) return false;
+      const double* x = s.d->values.data();
+      const double* w = s.d->counts.data();
+      const size_t n = s.d->values.size();
+      s.k = std::min(k, n);
+      if (s.k < 2 || s.k == n) {  // no λ search: as kmeans1d_fp16_distinct answers these
+        Kmeans1dResult r = solve_sorted(x, w, n, k, Kmeans1dAlgorithm::kLagrangian, cancelled);
+        done(id, r);
+        continue;
+      }
+      s.ct.build(x, w, n);
+      s.search.begin(x, s.ct, n, s.k);
+      if (s.search.next() != LambdaSearch::Next::kPass) {
+        Kmeans1dResult r = solve_no_lambda(x, w, n, s.k, cancelled);
+        done(id, r);
+        continue;
+      }
+      if (s.best.size() < n + 1) {
+        s.best.resize(n + 1);
+        s.last.resize(n + 1);
+        s.cand.resize(n + 1);
+        s.from.resize(n + 1);
+      }
+      PenalizedStream& st = streams[active];
+      st.best = s.best.data();
+      st.last = s.last.data();
+      st.cand = s.cand.data();
+      st.from = s.from.data();
+      st.start(s.ct, n, s.search.lambda());
+      slot_of[active] = id;
+      return true;
+    }
+  };
+
+  for (;;) {
+    while (!exhausted && active < kKmeans1dStreamSlots) {
+      const size_t id = free_slots[--free_count];
+      if (admit(id)) {
+        ++active;
+      } else {
+        free_slots[free_count++] = id;
+        exhausted = true;
+      }
+    }
+    if (active == 0) return;
+    size_t steps = streams[0].remaining();
+    for (size_t q = 1; q < active; ++q) steps = std::min(steps, streams[q].remaining());
+    advance_penalized_streams(streams, active, steps);
+    for (size_t q = active; q-- > 0;) {
+      if (streams[q].remaining() != 0) continue;
+      poll(cancelled);
+      const size_t id = slot_of[q];
+      Slot& s = slots[id];
+      const double* x = s.d->values.data();
+      const size_t n = s.d->values.size();
+      penalized_segmentation(s.ct, n, streams[q].last, seg);
+      const LambdaSearch::Next step = s.search.after_pass(seg);
+      if (step == LambdaSearch::Next::kPass) {
+        streams[q].start(s.ct, n, s.search.lambda());
+        continue;
+      }
+      Kmeans1dResult r = step == LambdaSearch::Next::kFound ? segmentation_result(x, s.ct, n, s.k, seg)
+                                                            : solve_no_lambda(x, s.d->counts.data(), n, s.k, cancelled);
+      done(id, r);
+      streams[q] = streams[active - 1];
+      slot_of[q] = slot_of[active - 1];
+      --active;
+      free_slots[free_count++] = id;
+    }
+  }
 }
 
 Kmeans1dResult kmeans1d_sorted_ref(const double* values, const double* weights, size_t n, size_t k) {

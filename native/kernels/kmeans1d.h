@@ -86,6 +86,19 @@ inline uint16_t fp16_from_order_key(uint16_t key) {
 // a 4-bit gs16 pass). Throws cmo::Error("EINVAL") on no values or k == 0.
 Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const CancelCheck& cancelled = {});
 
+// Many kmeans1d_fp16_distinct problems with their λ searches' passes interleaved
+// (kmeans1d_streams.h): the same results, one by one, with fewer stalls per pass where the CPU
+// has vector duels (x86 AVX2 / AVX-512; elsewhere the problems are solved one at a time).
+// Pull model, so that only a few problems' data live at once: next(slot) returns the next problem
+// (nullptr when there are none left); its data must stay valid and unchanged until done(slot, r)
+// hands back its result for the same slot, after which the slot is reused. slot < kKmeans1dStreamSlots.
+// Results come back in completion order, not submission order. Errors as kmeans1d_fp16_distinct.
+constexpr size_t kKmeans1dStreamSlots = 4;
+using Kmeans1dNext = std::function<const DistinctValues*(size_t slot)>;
+using Kmeans1dDone = std::function<void(size_t slot, Kmeans1dResult& result)>;
+void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kmeans1dDone& done,
+                                   const CancelCheck& cancelled = {});
+
 // Order keys of n fp16 values (branch-free; vectorizes). Returns nonzero when one is NaN or Inf.
 uint32_t fp16_order_keys(const uint16_t* data, size_t n, uint16_t* keys);
 

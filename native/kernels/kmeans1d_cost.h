@@ -22,12 +22,21 @@ struct CostTable {
     cumw.resize(n + 1);
     cumsum.resize(n + 1);
     cumsum2.resize(n + 1);
-    cumw[0] = cumsum[0] = cumsum2[0] = 0.0;
+    // Running sums in locals: through the arrays, each add waited for the previous store (the three
+    // vectors may alias as far as the compiler knows). Same operations in the same order.
+    double* __restrict pw = cumw.data();
+    double* __restrict ps = cumsum.data();
+    double* __restrict ps2 = cumsum2.data();
+    double sw = 0.0, s1 = 0.0, s2 = 0.0;
+    pw[0] = ps[0] = ps2[0] = 0.0;
     for (size_t i = 0; i < n; ++i) {
-      double wi = w ? w[i] : 1.0;
-      cumw[i + 1] = wi + cumw[i];
-      cumsum[i + 1] = wi * x[i] + cumsum[i];
-      cumsum2[i + 1] = wi * x[i] * x[i] + cumsum2[i];
+      const double wi = w ? w[i] : 1.0;
+      sw = wi + sw;
+      s1 = wi * x[i] + s1;
+      s2 = wi * x[i] * x[i] + s2;
+      pw[i + 1] = sw;
+      ps[i + 1] = s1;
+      ps2[i + 1] = s2;
     }
   }
   double weight(size_t i, size_t j) const { return i <= j ? cumw[j + 1] - cumw[i] : 0.0; }

@@ -28,6 +28,10 @@ struct PenalizedSegmentation {
   std::vector<size_t> starts;  // first value of each cluster, ascending (starts[0] = 0)
 };
 
+// The segmentation a finished pass chose: clusters, starts and Σ cost from last[1..n] (the start of
+// the last cluster of each prefix).
+void penalized_segmentation(const CostTable& ct, size_t n, const uint32_t* last, PenalizedSegmentation& out);
+
 // Reusable buffers: one per thread keeps many small groups allocation-free.
 class PenalizedDp {
  public:

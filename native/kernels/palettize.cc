@@ -77,10 +77,8 @@ void group_offsets(const std::vector<int64_t>& shape, int axis, size_t g, size_t
 struct Scratch {
   Fp16Histogram hist;
   DistinctValues distinct;
-  std::vector<uint16_t> keys;
   std::vector<uint8_t> cluster_of_key = std::vector<uint8_t>(65536, 0);
   std::vector<uint32_t> inverse;
-  std::vector<uint16_t> group_keys;  // order key of every weight of the group (from the histogram pass)
 };
 
 Scratch& scratch() {
@@ -94,6 +92,76 @@ struct GroupError {
   double sse = 0, signal = 0;
 };
 
+// An fp16 group as k-means sees it: its distinct values (ascending, with counts) and their order
+// keys, and every weight's order key (kept from the histogram pass for the index mapping).
+struct F16Group {
+  DistinctValues distinct;
+  std::vector<uint16_t> keys;
+  std::vector<uint16_t> weight_keys;
+};
+
+void histogram_f16_group(const GroupData& g, Fp16Histogram& hist, F16Group& h) {
+  hist.clear();
+  if (h.weight_keys.size() < g.count) h.weight_keys.resize(g.count);
+  try {
+    hist.add(g.f16, g.count, 1, h.weight_keys.data());
+  } catch (...) {
+    hist.clear();
+    throw;
+  }
+  hist.distinct(h.distinct, &h.keys);
+  hist.clear();
+}
+
+// LUT, indices and error of an fp16 group from the clusters of its distinct values (r == nullptr:
+// n <= k, every distinct value is its own LUT entry, as kmeans1d with k = n does).
+// LUT entries beyond the clusters stay zero (coremltools pads).
+void finish_f16_group(const GroupData& g, const F16Group& h, const Kmeans1dResult* r, size_t k, float* lut,
+                      uint8_t* idx, std::vector<uint8_t>& cluster_of_key_table, GroupError& err) {
+  std::fill(lut, lut + k, 0.0f);
+  const size_t n = h.distinct.values.size();
+  uint8_t* __restrict cluster_of_key = cluster_of_key_table.data();
+  if (!r) {
+    for (size_t i = 0; i < n; ++i) {
+      lut[i] = static_cast<float>(h.distinct.values[i]);
+      cluster_of_key[h.keys[i]] = static_cast<uint8_t>(i);
+    }
+  } else {
+    for (size_t c = 0; c < r->centroids.size(); ++c) lut[c] = half_to_float(double_to_half(r->centroids[c]));
+    // Only the keys of present values are ever looked up: one store per distinct value.
+    const uint32_t* a = r->assignment.data();
+    for (size_t i = 0; i < n; ++i) cluster_of_key[h.keys[i]] = static_cast<uint8_t>(a[i]);
+  }
+  // One table lookup per weight, on the keys the histogram pass kept. Through plain pointers: the
+  // table lives in thread-local storage, and the uint8_t stores may alias it, so the compiler would
+  // otherwise look the thread-local address up (a call, in a shared library) for every weight.
+  const uint16_t* __restrict keys = h.weight_keys.data();
+  uint8_t* __restrict out = idx;
+  for (size_t i = 0; i < g.count; ++i) out[i] = cluster_of_key[keys[i]];
+  // Error from the histogram: one term per distinct value. Four partial sums (the terms are
+  // independent; one running sum was a chain of dependent adds, 5 % of a 4-bit gs16 group).
+  double sse[4] = {0, 0, 0, 0}, sig[4] = {0, 0, 0, 0};
+  const double* xs = h.distinct.values.data();
+  const double* cs = h.distinct.counts.data();
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (size_t t = 0; t < 4; ++t) {
+      const double x = xs[i + t], c = cs[i + t];
+      const double d = x - static_cast<double>(lut[cluster_of_key[h.keys[i + t]]]);
+      sse[t] += c * (d * d);
+      sig[t] += c * (x * x);
+    }
+  for (; i < n; ++i) {
+    const double x = xs[i], c = cs[i];
+    const double d = x - static_cast<double>(lut[cluster_of_key[h.keys[i]]]);
+    sse[0] += c * (d * d);
+    sig[0] += c * (x * x);
+  }
+  err.known = true;
+  err.sse = (sse[0] + sse[1]) + (sse[2] + sse[3]);
+  err.signal = (sig[0] + sig[1]) + (sig[2] + sig[3]);
+}
+
 // Exact 1-D k-means for one group. LUT entries beyond the clusters stay zero (coremltools pads).
 // fp16 groups get their error from the histogram (one term per distinct value, not per element).
 void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx, const CancelCheck& cancelled,
@@ -102,54 +170,14 @@ void kmeans_scalar_group(const GroupData& g, int nbits, float* lut, uint8_t* idx
   std::fill(lut, lut + k, 0.0f);
   Scratch& s = scratch();
   if (g.is_f16()) {
-    s.hist.clear();
-    if (s.group_keys.size() < g.count) s.group_keys.resize(g.count);
-    try {
-      s.hist.add(g.f16, g.count, 1, s.group_keys.data());
-    } catch (...) {
-      s.hist.clear();
-      throw;
-    }
-    s.hist.distinct(s.distinct, &s.keys);
-    const size_t n = s.distinct.values.size();
-    if (n <= k) {  // every distinct value is its own LUT entry (kmeans1d with k = n does the same)
-      for (size_t i = 0; i < n; ++i) {
-        lut[i] = static_cast<float>(s.distinct.values[i]);
-        s.cluster_of_key[s.keys[i]] = static_cast<uint8_t>(i);
-      }
+    thread_local F16Group h;
+    histogram_f16_group(g, s.hist, h);
+    if (h.distinct.values.size() <= k) {
+      finish_f16_group(g, h, nullptr, k, lut, idx, s.cluster_of_key, err);
     } else {
-      Kmeans1dResult r = kmeans1d_fp16_distinct(s.distinct, k, cancelled);
-      for (size_t c = 0; c < r.centroids.size(); ++c) lut[c] = half_to_float(double_to_half(r.centroids[c]));
-      // Clusters are runs of consecutive keys: one fill per cluster over its key range (keys between
-      // present values are never looked up).
-      const uint32_t* a = r.assignment.data();
-      size_t first = 0;
-      while (first < n) {
-        const size_t end = static_cast<size_t>(std::upper_bound(a + first, a + n, a[first]) - a);
-        const size_t key_end = end < n ? s.keys[end] : size_t{s.keys[n - 1]} + 1;
-        std::memset(s.cluster_of_key.data() + s.keys[first], static_cast<int>(a[first]), key_end - s.keys[first]);
-        first = end;
-      }
+      Kmeans1dResult r = kmeans1d_fp16_distinct(h.distinct, k, cancelled);
+      finish_f16_group(g, h, &r, k, lut, idx, s.cluster_of_key, err);
     }
-    // Through a plain pointer: `s` lives in thread-local storage, and the uint8_t stores may alias
-    // it, so the compiler would otherwise look the thread-local address up (a call, in a shared
-    // library) for every weight.
-    // One table lookup per weight, on the keys the histogram pass kept.
-    const uint8_t* __restrict cluster_of_key = s.cluster_of_key.data();
-    const uint16_t* __restrict keys = s.group_keys.data();
-    uint8_t* __restrict out = idx;
-    for (size_t i = 0; i < g.count; ++i) out[i] = cluster_of_key[keys[i]];
-    double sse = 0, sig = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const double x = s.distinct.values[i], c = s.distinct.counts[i];
-      const double d = x - static_cast<double>(lut[s.cluster_of_key[s.keys[i]]]);
-      sse += c * (d * d);
-      sig += c * (x * x);
-    }
-    err.known = true;
-    err.sse = sse;
-    err.signal = sig;
-    s.hist.clear();
   } else {
     distinct_f32(g.f32, g.count, s.distinct, &s.inverse);
     const size_t n = s.distinct.values.size();
@@ -335,46 +363,35 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
   std::mutex progress_mutex;
   const unsigned inner_threads = G > 1 ? 1 : p.threads;
   std::vector<double> group_sse(G, 0.0), group_signal(G, 0.0);
-  auto run_group = [&](size_t g) {
-    if (hooks.cancelled && hooks.cancelled()) throw Cancelled();
-    thread_local std::vector<size_t> offs, ioffs;
-    thread_local std::vector<uint16_t> b16;
-    thread_local std::vector<float> b32;
-    thread_local std::vector<uint8_t> gidx_buf;
+  // Group g's elements: in place when contiguous, else gathered into `b16` / `b32`.
+  auto load_group = [&](size_t g, std::vector<size_t>& offs, std::vector<uint16_t>& b16, std::vector<float>& b32) {
     GroupData gd;
-    uint8_t* gidx;
     if (contiguous) {
       gd.f16 = f16 ? src16 + g * per_group : nullptr;
       gd.f32 = f16 ? nullptr : src32 + g * per_group;
       gd.count = per_group;
-      gidx = res.indices.data() + g * per_group;
     } else {
       gather(g, offs, b16, b32);
       gd.f16 = f16 ? b16.data() : nullptr;
       gd.f32 = f16 ? nullptr : b32.data();
       gd.count = offs.size();
-      if (gidx_buf.size() < offs.size() / V) gidx_buf.resize(offs.size() / V);
-      gidx = gidx_buf.data();
     }
     gd.V = static_cast<int>(V);
-    float* glut = lut.data() + g * entries * V;
-    GroupError gerr;
-    switch (p.mode) {
-      case PalettizeMode::kKmeans:
-        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled, gerr);
-        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, vector_restarts(n_elem, entries), glut, gidx);
-        break;
-      case PalettizeMode::kUniform:
-        uniform_group(gd, nbits, glut, gidx);
-        break;
-      case PalettizeMode::kUnique:
-        unique_group(gd, nbits, glut, gidx);
-        break;
-    }
+    return gd;
+  };
+  // Where group g's indices go: in place when contiguous, else a buffer scattered by store_group.
+  auto group_indices = [&](size_t g, size_t count, std::vector<uint8_t>& buf) {
+    if (contiguous) return res.indices.data() + g * per_group;
+    if (buf.size() < count / V) buf.resize(count / V);
+    return buf.data();
+  };
+  auto store_group = [&](size_t g, const GroupData& gd, const uint8_t* gidx, const GroupError& gerr) {
     if (!contiguous) {
+      thread_local std::vector<size_t> ioffs;
       group_offsets(res.indices_shape, axis, g, gs / V, 1, ioffs);
       for (size_t t = 0; t < ioffs.size(); ++t) res.indices[ioffs[t]] = gidx[t];
     }
+    const float* glut = lut.data() + g * entries * V;
     if (gerr.known) {
       group_sse[g] = gerr.sse;
       group_signal[g] = gerr.signal;
@@ -398,8 +415,81 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       hooks.progress(static_cast<double>(now), static_cast<double>(n_elem));
     }
   };
-  if (G == 1) run_group(0);
-  else parallel_for(G, run_group, 1, p.threads);
+  auto run_group = [&](size_t g) {
+    if (hooks.cancelled && hooks.cancelled()) throw Cancelled();
+    thread_local std::vector<size_t> offs;
+    thread_local std::vector<uint16_t> b16;
+    thread_local std::vector<float> b32;
+    thread_local std::vector<uint8_t> gidx_buf;
+    const GroupData gd = load_group(g, offs, b16, b32);
+    uint8_t* gidx = group_indices(g, gd.count, gidx_buf);
+    float* glut = lut.data() + g * entries * V;
+    GroupError gerr;
+    switch (p.mode) {
+      case PalettizeMode::kKmeans:
+        if (V == 1) kmeans_scalar_group(gd, nbits, glut, gidx, hooks.cancelled, gerr);
+        else kmeans_vector_group(gd, nbits, p.seed, inner_threads, vector_restarts(n_elem, entries), glut, gidx);
+        break;
+      case PalettizeMode::kUniform:
+        uniform_group(gd, nbits, glut, gidx);
+        break;
+      case PalettizeMode::kUnique:
+        unique_group(gd, nbits, glut, gidx);
+        break;
+    }
+    store_group(g, gd, gidx, gerr);
+  };
+  // fp16 scalar k-means: several groups' exact k-means at once (kmeans1d_fp16_distinct_stream
+  // interleaves their passes), each group's histogram made when a slot frees up and its indices
+  // written when its clusters come back.
+  auto run_f16_kmeans_groups = [&](size_t first, size_t end) {
+    struct Slot {
+      size_t g = 0;
+      GroupData gd;
+      F16Group h;
+    };
+    thread_local Slot slots[kKmeans1dStreamSlots];
+    thread_local std::vector<size_t> offs;
+    thread_local std::vector<uint16_t> b16;
+    thread_local std::vector<float> b32;
+    thread_local std::vector<uint8_t> gidx_buf;
+    Scratch& s = scratch();
+    size_t g = first;
+    auto finish = [&](Slot& slot, const Kmeans1dResult* r) {
+      uint8_t* gidx = group_indices(slot.g, slot.gd.count, gidx_buf);
+      GroupError gerr;
+      finish_f16_group(slot.gd, slot.h, r, entries, lut.data() + slot.g * entries, gidx, s.cluster_of_key, gerr);
+      store_group(slot.g, slot.gd, gidx, gerr);
+    };
+    auto next = [&](size_t id) -> const DistinctValues* {
+      Slot& slot = slots[id];
+      while (g < end) {
+        if (hooks.cancelled && hooks.cancelled()) throw Cancelled();
+        slot.g = g++;
+        slot.gd = load_group(slot.g, offs, b16, b32);
+        histogram_f16_group(slot.gd, s.hist, slot.h);
+        slot.gd.f16 = nullptr;  // gathered data is reused by the next group; finish needs only the keys
+        if (slot.h.distinct.values.size() > entries) return &slot.h.distinct;
+        finish(slot, nullptr);
+      }
+      return nullptr;
+    };
+    kmeans1d_fp16_distinct_stream(
+        entries, next, [&](size_t id, Kmeans1dResult& r) { finish(slots[id], &r); }, hooks.cancelled);
+  };
+  if (p.mode == PalettizeMode::kKmeans && V == 1 && f16 && G > 1) {
+    // Chunks of groups per task: enough for the interleaved passes to stay full, small enough to
+    // share the groups out between threads.
+    const size_t workers = p.threads ? p.threads : ThreadPool::global()->size();
+    const size_t chunk = std::min<size_t>(64, (G + 2 * workers - 1) / (2 * workers));
+    const size_t tasks = (G + chunk - 1) / chunk;
+    if (tasks == 1) run_f16_kmeans_groups(0, G);
+    else parallel_for(tasks, [&](size_t t) { run_f16_kmeans_groups(t * chunk, std::min(G, (t + 1) * chunk)); }, 1, p.threads);
+  } else if (G == 1) {
+    run_group(0);
+  } else {
+    parallel_for(G, run_group, 1, p.threads);
+  }
 
   if (f16) {
     res.lut_f16.resize(lut.size());

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "kernels/kmeans1d.h"
 #include "kernels/kmeans1d_penalized.h"
+#include "kernels/kmeans1d_streams.h"
 #include "kernels/lut_modes.h"
 #include "util/error.h"
 #include "util/fp16.h"
@@ -309,6 +310,170 @@ TEST(penalized_vector_probes_match_scalar) {
   std::printf("  vector probes compared on %d passes (avx2 %d, avx512 %d)\n", compared,
               PenalizedDp::supported(PenalizedDp::Probe::kAvx2), PenalizedDp::supported(PenalizedDp::Probe::kAvx512));
   CHECK(compared >= 62 * 9);  // at least the widest probe on every input and λ
+}
+
+// Interleaved passes (kmeans1d_streams.h) take the common case without branches and the rest
+// through the single pass's code: every stream must end with the single scalar pass's best/last
+// arrays, bit for bit, for every mask kind and any number of streams advanced together (5 and 6
+// exercise the chunks of 4), with streams of different lengths stopping at different rounds.
+TEST(penalized_streams_match_single_pass) {
+  std::mt19937_64 rng(91);
+  struct Problem {
+    std::vector<double> x, w;
+    CostTable ct;
+    double lambda;
+  };
+  std::vector<Problem> problems;
+  for (int trial = 0; trial < 40; ++trial) {
+    Problem p;
+    const size_t n = trial < 10 ? 1 + static_cast<size_t>(trial) : 1 + rng() % 4000;
+    p.x = random_sorted_distinct(rng, n, trial % 3);
+    p.w.resize(p.x.size());
+    for (double& wi : p.w) wi = trial % 4 == 3 ? 1.0 : static_cast<double>(1 + rng() % 200);
+    problems.push_back(std::move(p));
+  }
+  for (size_t fan_in : {64, 1280, 2048}) {  // fp16 weight groups with the extreme fp16 values
+    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
+    std::vector<uint16_t> h(16 * fan_in);
+    for (uint16_t& v : h) v = double_to_half(nd(rng));
+    for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x03FF, 0x0000, 0x8000, 0x0400}) h.push_back(edge);
+    Fp16Histogram hist;
+    hist.add(h.data(), h.size());
+    DistinctValues d;
+    hist.distinct(d, nullptr);
+    Problem p;
+    p.x = d.values;
+    p.w = d.counts;
+    problems.push_back(std::move(p));
+  }
+  const double scales[] = {0.0, 1e-6, 1e-4, 1e-3, 1e-2, 0.1, 1.0};
+  for (size_t t = 0; t < problems.size(); ++t) {
+    Problem& p = problems[t];
+    p.ct.build(p.x.data(), p.w.data(), p.x.size());
+    p.lambda = p.ct.cost(0, p.x.size() - 1) * scales[t % 7];
+  }
+  int compared = 0;
+  for (StreamIsa isa : {StreamIsa::kScalar, StreamIsa::kAvx2, StreamIsa::kAvx512, StreamIsa::kWidest}) {
+    if (!penalized_stream_isa_supported(isa)) continue;
+    for (size_t count : {1, 2, 3, 4, 5, 6}) {
+      for (size_t first = 0; first + count <= problems.size(); first += count) {
+        std::vector<std::vector<double>> best(count);
+        std::vector<std::vector<uint32_t>> last(count), cand(count), from(count);
+        std::vector<PenalizedStream> st(count);
+        for (size_t q = 0; q < count; ++q) {
+          const size_t n = problems[first + q].x.size();
+          best[q].assign(n + 1, -1.0);
+          last[q].assign(n + 1, 0);
+          cand[q].assign(n + 1, 0);
+          from[q].assign(n + 1, 0);
+          st[q].best = best[q].data();
+          st[q].last = last[q].data();
+          st[q].cand = cand[q].data();
+          st[q].from = from[q].data();
+          st[q].start(problems[first + q].ct, n, problems[first + q].lambda);
+        }
+        // Advance all together while they last, then the rest alone (the batch driver's pattern).
+        size_t steps = st[0].remaining();
+        for (const PenalizedStream& s : st) steps = std::min(steps, s.remaining());
+        advance_penalized_streams(st.data(), count, steps, isa);
+        for (PenalizedStream& s : st) advance_penalized_streams(&s, 1, s.remaining(), isa);
+        for (size_t q = 0; q < count; ++q) {
+          const Problem& p = problems[first + q];
+          const size_t n = p.x.size();
+          PenalizedDp scalar;
+          scalar.set_probe(PenalizedDp::Probe::kScalar);
+          PenalizedSegmentation want, got;
+          scalar.solve(p.ct, n, p.lambda, want);
+          penalized_segmentation(p.ct, n, last[q].data(), got);
+          CHECK_EQ(got.clusters, want.clusters);
+          CHECK(got.starts == want.starts);
+          CHECK_EQ(got.cost, want.cost);
+          ++compared;
+        }
+      }
+    }
+  }
+  std::printf("  interleaved passes compared: %d (avx2 %d, avx512 %d)\n", compared,
+              penalized_stream_isa_supported(StreamIsa::kAvx2), penalized_stream_isa_supported(StreamIsa::kAvx512));
+  CHECK(compared >= 40 * 6);  // the scalar masks on every problem at every stream count
+}
+
+// The batch entry (palettization's): problems pulled through slots, passes interleaved, results
+// handed back in completion order. Each result must equal kmeans1d_fp16_distinct on the same
+// problem, bit for bit; every problem is answered once, in the slot it was given, while its data
+// is still there; trivial problems (n <= k, one value) and bad ones behave as the single entry.
+TEST(kmeans1d_stream_matches_one_by_one) {
+  std::mt19937_64 rng(404);
+  std::vector<DistinctValues> problems;
+  for (size_t fan_in : {16, 320, 1280, 2048, 5120}) {
+    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
+    for (int g = 0; g < 3; ++g) {
+      std::vector<uint16_t> h(16 * fan_in);
+      for (uint16_t& v : h) v = double_to_half(nd(rng) * (g == 2 ? 50.0 : 1.0));
+      Fp16Histogram hist;
+      hist.add(h.data(), h.size());
+      DistinctValues d;
+      hist.distinct(d, nullptr);
+      problems.push_back(std::move(d));
+    }
+  }
+  DistinctValues few;  // n <= k: no search
+  few.values = {-0.5, 0.25, 1.0};
+  few.counts = {2, 1, 7};
+  problems.insert(problems.begin() + 4, few);
+  DistinctValues one;
+  one.values = {0.75};
+  one.counts = {3};
+  problems.push_back(one);
+  for (size_t k : {2, 16, 64}) {
+    std::vector<Kmeans1dResult> want;
+    for (const DistinctValues& d : problems) want.push_back(kmeans1d_fp16_distinct(d, k));
+    size_t next_problem = 0;
+    std::vector<int> in_slot(kKmeans1dStreamSlots, -1), answered(problems.size(), 0);
+    std::vector<DistinctValues> slot_data(kKmeans1dStreamSlots);
+    int mismatches = 0;
+    kmeans1d_fp16_distinct_stream(
+        k,
+        [&](size_t slot) -> const DistinctValues* {
+          CHECK(slot < kKmeans1dStreamSlots);
+          CHECK_EQ(in_slot[slot], -1);  // a slot is handed out again only after its answer
+          if (next_problem == problems.size()) return nullptr;
+          in_slot[slot] = static_cast<int>(next_problem);
+          slot_data[slot] = problems[next_problem++];  // the caller's copy lives in the slot
+          return &slot_data[slot];
+        },
+        [&](size_t slot, Kmeans1dResult& r) {
+          CHECK(in_slot[slot] >= 0);
+          const size_t p = static_cast<size_t>(in_slot[slot]);
+          ++answered[p];
+          mismatches += !(r.centroids == want[p].centroids && r.assignment == want[p].assignment &&
+                          r.cost == want[p].cost && r.lagrangian == want[p].lagrangian);
+          slot_data[slot].values.assign(slot_data[slot].values.size(), 1e300);  // must not be read again
+          in_slot[slot] = -1;
+        });
+    CHECK_EQ(mismatches, 0);
+    CHECK(std::all_of(answered.begin(), answered.end(), [](int a) { return a == 1; }));
+  }
+  // Cancellation between passes, and the single entry's errors.
+  int polled = 0;
+  bool cancelled = false;
+  try {
+    size_t i = 0;
+    kmeans1d_fp16_distinct_stream(
+        16, [&](size_t) { return i < problems.size() ? &problems[i++] : nullptr; }, [&](size_t, Kmeans1dResult&) {},
+        [&] { return ++polled > 2; });
+  } catch (const cmo::Cancelled&) {
+    cancelled = true;
+  }
+  CHECK(cancelled);
+  DistinctValues empty;
+  bool named = false;
+  try {
+    kmeans1d_fp16_distinct_stream(16, [&](size_t) { return &empty; }, [&](size_t, Kmeans1dResult&) {});
+  } catch (const cmo::Error& e) {
+    named = std::string(e.what()).find("no values") != std::string::npos;
+  }
+  CHECK(named);
 }
 
 // Weight-like data (fp16 Gaussian groups, as palettization sees them): the λ search must find
