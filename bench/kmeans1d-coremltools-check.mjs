@@ -5,7 +5,8 @@
  * group, the fp16 LUT and every uint8 index of `palettizeTensor` (per_grouped_channel, channel
  * axis 0) must equal the re-implementation's. Both are exact optimal 1-D k-means on the same
  * weighted histogram; where a group differs (ties between equally good segmentations may), its
- * SSE is compared. Also prints both times (informative only: small cases, shared machine).
+ * SSE is compared. First the binary's --self-test (kmeans1d's published known answers, fp16
+ * conversions). Also prints both times (informative only: small cases, shared machine).
  *
  *   node bench/kmeans1d-coremltools-check.mjs [--threads 2] [ROWSxCOLS:NBITS:GS ...]
  * Default cases: 2048x2048:4:16 (one issue-14 layer), 64x1024:2:16 and 64x1024:8:16 (16,384-element
@@ -15,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fmtSec, machineLine, now, parseArgs, printTable, seedOf } from './lib/common.mjs';
-import { buildCtKmeans, makeTempDir, runCtKmeans } from './lib/ct-kmeans.mjs';
+import { buildCtKmeans, makeTempDir, runCtKmeans, selfTestCtKmeans } from './lib/ct-kmeans.mjs';
 
 const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
 const log = (...a) => console.log(...a);
@@ -49,6 +50,7 @@ async function main() {
   try {
     const { binary, reason } = buildCtKmeans(tmp.dir);
     if (!binary) throw new Error(`cannot build bench/kmeans1d_coremltools.cc: ${reason}`);
+    log(selfTestCtKmeans(binary));
     const rows = [];
     for (const c of cases) {
       const { rows: R, cols: C, nbits, groupSize } = c;

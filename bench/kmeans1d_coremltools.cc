@@ -4,6 +4,7 @@
 // time can be measured on this machine next to ours. Build (from the repo root):
 //   g++ -O3 -std=c++17 -Wall -Wextra -pthread bench/kmeans1d_coremltools.cc -o /tmp/kmeans1d_coremltools
 //   /tmp/kmeans1d_coremltools [--nbits 4] [--group-size 16] [--threads 2] [--dump OUT] [--json] FILE ROWS COLS
+//   /tmp/kmeans1d_coremltools --self-test   (kmeans1d's published known answers, fp16 conversions)
 // FILE holds one or more [ROWS, COLS] little-endian fp16 weights back to back (channel axis 0, the
 // output axis of a linear weight). For each weight, in order, the groups of GROUP_SIZE rows are
 // palettized on THREADS threads; printed: wall and CPU time, groups, distinct values per group,
@@ -312,6 +313,48 @@ size_t palettize_group(const uint16_t* w, size_t count, int nbits, uint16_t* lut
   return n;
 }
 
+/* ---------------- known answers ---------------- */
+
+// Cases from kmeans1d's own test suite (public): unsorted input, k = 4, unit and fractional
+// weights. Returns the number of failures (printed).
+int self_test() {
+  struct Case {
+    std::vector<double> x, w;
+    std::vector<Idx> labels;
+    std::vector<double> centroids;
+  };
+  const std::vector<double> x = {4.0, 4.1, 4.2, -50, 200.2, 200.4, 200.9, 80, 100, 102};
+  const std::vector<Case> cases = {
+      {x, std::vector<double>(10, 1.0), {1, 1, 1, 0, 3, 3, 3, 2, 2, 2}, {-50.0, 4.1, 94.0, 200.5}},
+      {x, {1, 1, 1, 0.125, 4, 1, 1, 3, 2, 2}, {0, 0, 0, 0, 3, 3, 3, 1, 2, 2}, {1.936, 80.0, 101.0, 200.35}},
+  };
+  int failures = 0;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const Case& t = cases[c];
+    std::vector<Idx> labels(t.x.size());
+    std::vector<double> centroids(t.centroids.size());
+    cluster_with_weights(t.x.data(), t.w.data(), t.x.size(), centroids.size(), labels.data(), centroids.data());
+    bool ok = labels == t.labels;
+    for (size_t i = 0; i < centroids.size(); ++i) ok = ok && std::fabs(centroids[i] - t.centroids[i]) <= 1e-9 * (1 + std::fabs(t.centroids[i]));
+    std::printf("self-test case %zu: %s\n", c, ok ? "ok" : "FAILED");
+    failures += !ok;
+  }
+  // fp16 conversions: exact widening of every finite half, and round-to-nearest-even narrowing.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if (((h >> 10) & 0x1F) == 0x1F) continue;
+    if (double_to_half(half_to_double(static_cast<uint16_t>(h))) != h) {
+      std::printf("self-test fp16 round trip FAILED at 0x%04x\n", h);
+      return failures + 1;
+    }
+  }
+  const double tie = 1.0 + std::ldexp(1.0, -11);  // halfway between 1 and the next half: to even (1)
+  const bool fp16_ok = double_to_half(tie) == 0x3C00 && double_to_half(std::nextafter(tie, 2.0)) == 0x3C01 &&
+                       double_to_half(65519.99) == 0x7BFF && double_to_half(65520.0) == 0x7C00 &&
+                       double_to_half(std::ldexp(1.0, -25)) == 0x0000 && double_to_half(std::ldexp(3.0, -26)) == 0x0001;
+  std::printf("self-test fp16 conversions: %s\n", fp16_ok ? "ok" : "FAILED");
+  return failures + !fp16_ok;
+}
+
 /* ---------------- driver ---------------- */
 
 double process_cpu_seconds() {
@@ -321,7 +364,7 @@ double process_cpu_seconds() {
 }
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr, "kmeans1d_coremltools: %s\nusage: kmeans1d_coremltools [--nbits 4] [--group-size 16] [--threads 2] [--dump OUT] [--json] FILE ROWS COLS\n", msg);
+  std::fprintf(stderr, "kmeans1d_coremltools: %s\nusage: kmeans1d_coremltools [--nbits 4] [--group-size 16] [--threads 2] [--dump OUT] [--json] FILE ROWS COLS | --self-test\n", msg);
   std::exit(2);
 }
 
@@ -359,6 +402,7 @@ int main(int argc, char** argv) {
     else if (s == "--threads") threads = static_cast<int>(parse_int(value(), "--threads"));
     else if (s == "--dump") dump_path = value();
     else if (s == "--json") json = true;
+    else if (s == "--self-test") return self_test() ? 1 : 0;
     else if (s.size() > 1 && s[0] == '-') usage(("unknown option " + s).c_str());
     else pos.push_back(argv[a]);
   }

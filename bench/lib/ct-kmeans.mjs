@@ -37,6 +37,15 @@ export function runCtKmeans(binary, file, { rows, cols, nbits, groupSize, thread
   return JSON.parse(out.trim().split('\n').pop());
 }
 
+/** kmeans1d's published known answers and the fp16 conversions (throws on a failure). */
+export function selfTestCtKmeans(binary) {
+  try {
+    return execFileSync(binary, ['--self-test'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  } catch (e) {
+    throw new Error(`kmeans1d_coremltools --self-test failed:\n${e.stdout ?? e.message}`);
+  }
+}
+
 /** A temp dir removed by the returned cleanup function. */
 export function makeTempDir(prefix = 'ct-kmeans-') {
   const dir = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), prefix));
