@@ -51,6 +51,10 @@ const constName = (tensorName) => tensorName.replace(/[^A-Za-z0-9_]/g, '_');
 async function ctBaseline({ dist, dest, model, tensors, layers, size, nbits, groupSize, ctLayers }) {
   const [{ openProgram }, { BlobFile }] = await Promise.all([dist('mil/from-model.js'), dist('format/blob.js')]);
   const n = Math.max(1, Math.min(layers, ctLayers));
+  if (groupSize * size < 10000) {
+    log(`${CT_LABEL}: skipped (groups of ${groupSize * size} elements: coremltools uses scikit-learn's KMeans below 10,000, not re-implemented)`);
+    return undefined;
+  }
   const tmp = makeTempDir('palettize-linear-ct-');
   try {
     const { binary, reason } = buildCtKmeans(tmp.dir);
