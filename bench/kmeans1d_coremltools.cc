@@ -443,6 +443,9 @@ int main(int argc, char** argv) {
 
   for (size_t layer = 0; layer < layers; ++layer) {
     if (std::fread(weight.data(), 2, weight.size(), in) != weight.size()) usage("short read");
+    for (size_t i = 0; i < weight.size(); ++i)
+      if ((weight[i] & 0x7C00) == 0x7C00)
+        usage(("weight " + std::to_string(layer) + " element " + std::to_string(i) + " is Inf or NaN (not handled)").c_str());
     std::atomic<size_t> next{0};
     std::vector<GroupTiming> timing(static_cast<size_t>(threads));
     auto worker = [&](size_t tid) {
