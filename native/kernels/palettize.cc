@@ -109,8 +109,7 @@ void histogram_f16_group(const GroupData& g, Fp16Histogram& hist, F16Group& h) {
     hist.clear();
     throw;
   }
-  hist.distinct(h.distinct, &h.keys);
-  hist.clear();
+  hist.take_distinct(h.distinct, &h.keys);
 }
 
 // LUT, indices and error of an fp16 group from the clusters of its distinct values (r == nullptr:
