@@ -134,9 +134,12 @@ void finish_f16_group(const GroupData& g, const F16Group& h, const Kmeans1dResul
   // One table lookup per weight, on the keys the histogram pass kept. Through plain pointers: the
   // table lives in thread-local storage, and the uint8_t stores may alias it, so the compiler would
   // otherwise look the thread-local address up (a call, in a shared library) for every weight.
+  // The count in a local too: `g` may live in thread-local storage (a stream slot), which the byte
+  // stores could alias — the loop bound was re-read through __tls_get_addr for every weight.
   const uint16_t* __restrict keys = h.weight_keys.data();
   uint8_t* __restrict out = idx;
-  for (size_t i = 0; i < g.count; ++i) out[i] = cluster_of_key[keys[i]];
+  const size_t count = g.count;
+  for (size_t i = 0; i < count; ++i) out[i] = cluster_of_key[keys[i]];
   // Error from the histogram: one term per distinct value. Four partial sums (the terms are
   // independent; one running sum was a chain of dependent adds, 5 % of a 4-bit gs16 group).
   double sse[4] = {0, 0, 0, 0}, sig[4] = {0, 0, 0, 0};

@@ -119,6 +119,9 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
       window += entry_bytes[end];
       ++end;
     }
+    for (size_t i = begin; i < end; ++i)
+      if (entries[i].transform)
+        for (const auto& rec : records[i]) input.file().populate(rec.data_offset, rec.size_in_bytes);
     std::vector<TransformOutput> outputs(end - begin);
     std::vector<size_t> transformed;
     for (size_t i = begin; i < end; ++i)

@@ -23,6 +23,9 @@ class MappedFile {
 
   // Tells the kernel we read [offset, offset+length) once, front to back (streaming passes).
   void advise_sequential(uint64_t offset, uint64_t length) const;
+  // Maps [offset, offset+length) into the page tables in one call (Linux MADV_POPULATE_READ), so
+  // that reading it does not fault once per page; a no-op where the kernel lacks it.
+  void populate(uint64_t offset, uint64_t length) const;
   // Lets the kernel drop pages we are done with, bounding resident memory on huge files.
   void release(uint64_t offset, uint64_t length) const;
 
