@@ -374,6 +374,35 @@ Kmeans1dResult solve_dc(const double* x, const double* w, size_t n, size_t k, co
 //    suffix (the same DP on the reversed, negated data) for the rest; the split minimizing
 //    F[s−1] + B[n−1−s] joins them.
 
+// std::upper_bound(x, x + n, v) found by galloping out from `hint` (the previous iteration's
+// boundary): Lloyd moves boundaries a few values per iteration, so this is a handful of probes
+// where a bisection of all n values was ~14 cache-missing ones. Same answer.
+inline size_t upper_bound_near(const double* x, size_t n, double v, size_t hint) {
+  if (hint > n) hint = n;
+  size_t lo, hi;  // the answer is in [lo, hi]
+  if (hint < n && !(v < x[hint])) {  // x[hint] <= v: the answer is above hint
+    size_t step = 1;
+    lo = hint + 1;
+    hi = lo;
+    while (hi < n && !(v < x[hi])) {
+      lo = hi + 1;
+      hi = lo + step;
+      step *= 2;
+      if (hi > n) hi = n;
+    }
+  } else {  // v < x[hint] (or hint == n): the answer is at or below hint
+    size_t step = 1;
+    hi = hint;
+    lo = hi;
+    while (lo > 0 && v < x[lo - 1]) {
+      hi = lo - 1;
+      lo = hi > step ? hi - step : 0;
+      step *= 2;
+    }
+  }
+  return static_cast<size_t>(std::upper_bound(x + lo, x + hi, v) - x);
+}
+
 // Lloyd iterations on the histogram from segment starts (start[0] = 0, start[k] = n, strictly
 // increasing): returns the cost of the segmentation reached, an upper bound on OPT(k). Prefix sums
 // make an iteration O(k log n).
@@ -393,7 +422,7 @@ double lloyd_refine(const double* x, const CostTable& ct, size_t n, size_t k, st
     bool changed = false;
     for (size_t c = 1; c < k; ++c) {
       double mid = 0.5 * (mu[c - 1] + mu[c]);
-      size_t s = static_cast<size_t>(std::upper_bound(x, x + n, mid) - x);
+      size_t s = upper_bound_near(x, n, mid, start[c]);
       if (s != start[c]) {
         start[c] = s;
         changed = true;

@@ -16,25 +16,10 @@ using namespace duel;
 #define CMO_OPAQUE(x) (void)0
 #endif
 
-struct MaskScalar {
-  using Probe = ScalarProbe;
-  static unsigned mask8(const Duel& d, size_t s) { return outcome_mask8_scalar(d, s); }
-};
-#ifdef CMO_PENALIZED_AVX512
-struct MaskAvx2 {
-  using Probe = Avx2Probe;
-  __attribute__((target("avx2"))) static unsigned mask8(const Duel& d, size_t s) { return outcome_mask8_avx2(d, s); }
-};
-struct MaskAvx512 {
-  using Probe = Avx512Probe;
-  __attribute__((target("avx512f"))) static unsigned mask8(const Duel& d, size_t s) { return outcome_mask8_avx512(d, s); }
-};
-#endif
-
 // The single pass's insertion (kmeans1d_penalized.cc): pop the backs the new start beats from their
 // first row on, then push it with the row where it starts winning.
 template <class Probe>
-__attribute__((noinline)) void insert_general(PenalizedStream& st, const Later& later) {
+inline void insert_general(PenalizedStream& st, const Later& later) {
   const CostTable& ct = *st.ct;
   const size_t i = st.i, n = st.n;
   size_t first_win = i;
@@ -55,6 +40,29 @@ __attribute__((noinline)) void insert_general(PenalizedStream& st, const Later& 
     ++st.tail;
   }
 }
+
+// Each mask kind with its probe's insertion for the rare cases, kept out of line (inlined into the
+// interleaved loop it made the common path slower) but compiled for the same target.
+struct MaskScalar {
+  static unsigned mask8(const Duel& d, size_t s) { return outcome_mask8_scalar(d, s); }
+  __attribute__((noinline)) static void insert(PenalizedStream& st, const Later& later) {
+    insert_general<ScalarProbe>(st, later);
+  }
+};
+#ifdef CMO_PENALIZED_AVX512
+struct MaskAvx2 {
+  __attribute__((target("avx2"))) static unsigned mask8(const Duel& d, size_t s) { return outcome_mask8_avx2(d, s); }
+  __attribute__((target("avx2"), noinline)) static void insert(PenalizedStream& st, const Later& later) {
+    insert_general<Avx2Probe>(st, later);
+  }
+};
+struct MaskAvx512 {
+  __attribute__((target("avx512f"))) static unsigned mask8(const Duel& d, size_t s) { return outcome_mask8_avx512(d, s); }
+  __attribute__((target("avx512f"), noinline)) static void insert(PenalizedStream& st, const Later& later) {
+    insert_general<Avx512Probe>(st, later);
+  }
+};
+#endif
 
 template <class M>
 inline void step(PenalizedStream& st) {
@@ -100,7 +108,7 @@ inline void step(PenalizedStream& st) {
       }
     }
   }
-  if (!inserted) insert_general<typename M::Probe>(st, later);
+  if (!inserted) M::insert(st, later);
   // Front hand-over: one step without a branch, more (rare) in a loop.
   size_t head = st.head;
   head += static_cast<size_t>(st.tail - head > 1) & static_cast<size_t>(from[head + 1] <= i);
