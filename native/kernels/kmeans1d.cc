@@ -3,6 +3,7 @@
 #include "kmeans1d_cost.h"
 #include "kmeans1d_penalized.h"
 #include "kmeans1d_streams.h"
+#include "lut_modes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -127,8 +128,35 @@ void check_input(const double* values, const double* weights, size_t n, size_t k
 // Walks the argmin table back from the last value, computing centroids the way kmeans1d does.
 // Each centroid is a running weighted mean — a chain of dependent divisions per cluster — so the
 // clusters advance in lockstep (independent chains overlap; same operations per cluster: same bits).
+// The centroid of values [f, e) as an fp16 LUT entry: kmeans1d's running mean rounded to fp16,
+// without the running mean's division per value where it cannot matter. The mean from the prefix
+// sums and the running mean differ by less than `delta` (rounding bounds of both, ×2: the prefix sums
+// err by at most n·eps·Σ|w·x| each, the running mean by eps·(3·range + |mean|) per value, counts
+// are integers so the weight sums are exact); when m − delta and m + delta round to the same fp16
+// value, so does the running mean. Otherwise (a mean within delta of a rounding boundary, or of ±0)
+// the running mean itself is computed.
+double fp16_centroid(const double* x, const CostTable& ct, size_t n, size_t f, size_t e) {
+  constexpr double eps = std::numeric_limits<double>::epsilon();
+  const double w = ct.cumw[e] - ct.cumw[f];
+  const double m = (ct.cumsum[e] - ct.cumsum[f]) / w;
+  const double xmax = std::max(std::fabs(x[0]), std::fabs(x[n - 1]));
+  const double range = x[e - 1] - x[f];
+  const double length = static_cast<double>(e - f), values = static_cast<double>(n);
+  const double delta = 8 * eps * (values * ct.cumw[n] * xmax / w + length * (range + std::fabs(m)) + std::fabs(m)) +
+                       std::numeric_limits<double>::denorm_min();
+  const uint16_t lo = double_to_half(m - delta), hi = double_to_half(m + delta);
+  if (lo == hi) return static_cast<double>(half_to_float(lo));
+  double mean = 0;
+  for (size_t i = f; i < e; ++i) mean += (x[i] - mean) * ct.weight(i, i) / ct.weight(f, i);
+  return static_cast<double>(half_to_float(double_to_half(mean)));
+}
+
+// fp16: centroids are the fp16 LUT entries (kmeans1d's running means rounded to fp16, exactly, via
+// fp16_centroid) and the cost is the DP's Σ of interval costs; exact: kmeans1d's running means and
+// the cost summed value by value.
 template <class Argmin>
-void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const Argmin& argmin_at, Kmeans1dResult& r) {
+void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const Argmin& argmin_at, Kmeans1dResult& r,
+               bool fp16 = false) {
   r.centroids.assign(k, 0.0);
   std::vector<size_t> first(k, 0), end(k, 0);  // cluster m covers [first[m], end[m])
   size_t t = n;
@@ -149,6 +177,16 @@ void backtrack(const double* x, const CostTable& ct, size_t n, size_t k, const A
   r.assignment.reserve(n);
   for (size_t c = 0; c < k; ++c)
     r.assignment.insert(r.assignment.end(), end[c] - first[c], static_cast<uint32_t>(c));
+  if (fp16) {
+    double cost = 0;
+    for (size_t c = 0; c < k; ++c) {
+      if (end[c] <= first[c]) continue;
+      r.centroids[c] = fp16_centroid(x, ct, n, first[c], end[c]);
+      cost += ct.cost(first[c], end[c] - 1);
+    }
+    r.cost = cost;
+    return;
+  }
   std::vector<size_t> active;  // clusters with values left, longest first
   for (size_t c = 0; c < k; ++c)
     if (end[c] > first[c]) active.push_back(c);
@@ -776,9 +814,10 @@ class LambdaSearch {
   bool chord_ = false;
 };
 
-Kmeans1dResult segmentation_result(const double* x, const CostTable& ct, size_t n, size_t k, const PenalizedSegmentation& seg) {
+Kmeans1dResult segmentation_result(const double* x, const CostTable& ct, size_t n, size_t k, const PenalizedSegmentation& seg,
+                                   bool fp16 = false) {
   Kmeans1dResult r;
-  backtrack(x, ct, n, k, [&](size_t m, size_t) { return seg.starts[m]; }, r);
+  backtrack(x, ct, n, k, [&](size_t m, size_t) { return seg.starts[m]; }, r, fp16);
   r.lagrangian = true;
   return r;
 }
@@ -859,7 +898,14 @@ Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const C
 }
 
 void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kmeans1dDone& done,
-                                   const CancelCheck& cancelled) {
+                                   const CancelCheck& cancelled, bool fp16_centroids) {
+  // fp16_centroids: results of the other paths (no λ search, one at a time) get their exact
+  // centroids rounded too (rounding the λ search's fp16 centroids again changes nothing).
+  auto deliver = [&](size_t slot, Kmeans1dResult& r) {
+    if (fp16_centroids)
+      for (double& c : r.centroids) c = static_cast<double>(half_to_float(double_to_half(c)));
+    done(slot, r);
+  };
   if (k == 0) throw Error("EINVAL", "kmeans1d: k must be at least 1");
   auto checked = [](const DistinctValues* d) {
     if (d && d->values.empty()) throw Error("EINVAL", "kmeans1d: no values to cluster");
@@ -870,7 +916,7 @@ void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kme
       const DistinctValues* d = checked(next(slot));
       if (!d) return;
       Kmeans1dResult r = kmeans1d_fp16_distinct(*d, k, cancelled);
-      done(slot, r);
+      deliver(slot, r);
     }
   }
   struct Slot {
@@ -904,14 +950,14 @@ void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kme
       s.k = std::min(k, n);
       if (s.k < 2 || s.k == n) {  // no λ search: as kmeans1d_fp16_distinct answers these
         Kmeans1dResult r = solve_sorted(x, w, n, k, Kmeans1dAlgorithm::kLagrangian, cancelled);
-        done(id, r);
+        deliver(id, r);
         continue;
       }
       s.ct.build(x, w, n);
       s.search.begin(x, s.ct, n, s.k);
       if (s.search.next() != LambdaSearch::Next::kPass) {
         Kmeans1dResult r = solve_no_lambda(x, w, n, s.k, cancelled);
-        done(id, r);
+        deliver(id, r);
         continue;
       }
       if (s.best.size() < n + 1) {
@@ -958,9 +1004,9 @@ void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kme
         streams[q].start(s.ct, n, s.search.lambda());
         continue;
       }
-      Kmeans1dResult r = step == LambdaSearch::Next::kFound ? segmentation_result(x, s.ct, n, s.k, seg)
+      Kmeans1dResult r = step == LambdaSearch::Next::kFound ? segmentation_result(x, s.ct, n, s.k, seg, fp16_centroids)
                                                             : solve_no_lambda(x, s.d->counts.data(), n, s.k, cancelled);
-      done(id, r);
+      deliver(id, r);
       streams[q] = streams[active - 1];
       slot_of[q] = slot_of[active - 1];
       --active;

@@ -96,8 +96,11 @@ Kmeans1dResult kmeans1d_fp16_distinct(const DistinctValues& d, size_t k, const C
 constexpr size_t kKmeans1dStreamSlots = 4;
 using Kmeans1dNext = std::function<const DistinctValues*(size_t slot)>;
 using Kmeans1dDone = std::function<void(size_t slot, Kmeans1dResult& result)>;
+// fp16_centroids: the centroids come back rounded to fp16 (as doubles) — exactly the rounding of
+// kmeans1d's running means, certified from the prefix sums without a division per value — and the
+// cost is the DP's Σ of interval costs. What an fp16 LUT needs, for less work.
 void kmeans1d_fp16_distinct_stream(size_t k, const Kmeans1dNext& next, const Kmeans1dDone& done,
-                                   const CancelCheck& cancelled = {});
+                                   const CancelCheck& cancelled = {}, bool fp16_centroids = false);
 
 // Order keys of n fp16 values (branch-free; vectorizes). Returns nonzero when one is NaN or Inf.
 uint32_t fp16_order_keys(const uint16_t* data, size_t n, uint16_t* keys);

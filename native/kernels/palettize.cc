@@ -477,7 +477,8 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
       return nullptr;
     };
     kmeans1d_fp16_distinct_stream(
-        entries, next, [&](size_t id, Kmeans1dResult& r) { finish(slots[id], &r); }, hooks.cancelled);
+        entries, next, [&](size_t id, Kmeans1dResult& r) { finish(slots[id], &r); }, hooks.cancelled,
+        /*fp16_centroids=*/true);
   };
   if (p.mode == PalettizeMode::kKmeans && V == 1 && f16 && G > 1) {
     // Chunks of groups per task: enough for the interleaved passes to stay full, small enough to

@@ -425,7 +425,13 @@ TEST(kmeans1d_stream_matches_one_by_one) {
   one.values = {0.75};
   one.counts = {3};
   problems.push_back(one);
-  for (size_t k : {2, 16, 64}) {
+  // Means exactly on fp16 rounding midpoints (1 + 2^-11 between 1 and 1 + 2^-10; 2^-25 between 0 and
+  // the smallest subnormal; −2^-25 at −0): the fp16-centroid mode must fall back to the running mean.
+  DistinctValues ties;
+  ties.values = {-std::ldexp(1.0, -24), 0.0, std::ldexp(1.0, -24), 1.0, 1.0 + std::ldexp(1.0, -10), 40.0, 40.03125};
+  ties.counts = {1, 1, 1, 5, 5, 2, 2};
+  problems.push_back(ties);
+  for (size_t k : {2, 3, 16, 64}) {
     std::vector<Kmeans1dResult> want;
     for (const DistinctValues& d : problems) want.push_back(kmeans1d_fp16_distinct(d, k));
     size_t next_problem = 0;
@@ -453,6 +459,29 @@ TEST(kmeans1d_stream_matches_one_by_one) {
         });
     CHECK_EQ(mismatches, 0);
     CHECK(std::all_of(answered.begin(), answered.end(), [](int a) { return a == 1; }));
+    // fp16 centroids: each one the fp16 rounding of the exact running mean, same clusters.
+    size_t at = 0;
+    std::vector<size_t> given(kKmeans1dStreamSlots);
+    int fp16_mismatches = 0, fp16_answers = 0;
+    kmeans1d_fp16_distinct_stream(
+        k,
+        [&](size_t slot) -> const DistinctValues* {
+          if (at == problems.size()) return nullptr;
+          given[slot] = at;
+          return &problems[at++];
+        },
+        [&](size_t slot, Kmeans1dResult& r) {
+          const Kmeans1dResult& w = want[given[slot]];
+          ++fp16_answers;
+          bool same = r.assignment == w.assignment && r.centroids.size() == w.centroids.size();
+          for (size_t c = 0; same && c < r.centroids.size(); ++c)
+            same = double_to_half(r.centroids[c]) == double_to_half(w.centroids[c]) &&
+                   static_cast<double>(cmo::half_to_float(double_to_half(r.centroids[c]))) == r.centroids[c];
+          fp16_mismatches += !same;
+        },
+        {}, /*fp16_centroids=*/true);
+    CHECK_EQ(fp16_mismatches, 0);
+    CHECK_EQ(fp16_answers, static_cast<int>(problems.size()));
   }
   // Cancellation between passes, and the single entry's errors.
   int polled = 0;
