@@ -255,6 +255,21 @@ TEST(penalized_pass_matches_quadratic_reference) {
   CHECK(cases >= 480);
 }
 
+// Distinct values of a 16-row fp16 weight group of the given fan-in (Gaussian, as palettization
+// sees them) plus the extreme fp16 values: ±65504, ± the smallest subnormal, the largest subnormal,
+// ±0 (merged) and the smallest normal.
+DistinctValues fp16_group_with_edges(std::mt19937_64& rng, size_t fan_in) {
+  std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
+  std::vector<uint16_t> h(16 * fan_in);
+  for (uint16_t& v : h) v = double_to_half(nd(rng));
+  for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x03FF, 0x0000, 0x8000, 0x0400}) h.push_back(edge);
+  Fp16Histogram hist;
+  hist.add(h.data(), h.size());
+  DistinctValues d;
+  hist.distinct(d, nullptr);
+  return d;
+}
+
 // The vector duel probes (AVX2: 4 rows per compare, AVX-512: 8) read the scalar gallop's answer
 // from an outcome mask: every pass must give the scalar probes' segmentation and cost bit for bit
 // (the scalar pass is itself checked against the quadratic reference above). Inputs: real-valued,
@@ -273,14 +288,7 @@ TEST(penalized_vector_probes_match_scalar) {
     inputs.emplace_back(std::move(x), std::move(w));
   }
   for (size_t fan_in : {64, 1280}) {  // fp16 groups, plus the extreme fp16 values
-    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
-    std::vector<uint16_t> h(16 * fan_in);
-    for (uint16_t& v : h) v = double_to_half(nd(rng));
-    for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x03FF, 0x0000, 0x8000, 0x0400}) h.push_back(edge);
-    Fp16Histogram hist;
-    hist.add(h.data(), h.size());
-    DistinctValues d;
-    hist.distinct(d, nullptr);
+    DistinctValues d = fp16_group_with_edges(rng, fan_in);
     inputs.emplace_back(d.values, d.counts);
   }
   int compared = 0;
@@ -333,14 +341,7 @@ TEST(penalized_streams_match_single_pass) {
     problems.push_back(std::move(p));
   }
   for (size_t fan_in : {64, 1280, 2048}) {  // fp16 weight groups with the extreme fp16 values
-    std::normal_distribution<double> nd(0, 1 / std::sqrt(static_cast<double>(fan_in)));
-    std::vector<uint16_t> h(16 * fan_in);
-    for (uint16_t& v : h) v = double_to_half(nd(rng));
-    for (uint16_t edge : {0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x03FF, 0x0000, 0x8000, 0x0400}) h.push_back(edge);
-    Fp16Histogram hist;
-    hist.add(h.data(), h.size());
-    DistinctValues d;
-    hist.distinct(d, nullptr);
+    DistinctValues d = fp16_group_with_edges(rng, fan_in);
     Problem p;
     p.x = d.values;
     p.w = d.counts;
@@ -750,12 +751,15 @@ TEST(fp16_histogram_matches_sorted_reference) {
       want_counts.back() += 1;
       CHECK_EQ(key, want_keys.back());
     }
+    auto matches_reference = [&](const DistinctValues& got, const std::vector<uint16_t>& got_keys) {
+      CHECK(got.values == want_values);
+      CHECK(got.counts == want_counts);
+      CHECK(got_keys == want_keys);
+    };
     DistinctValues d;
     std::vector<uint16_t> keys;
     hist.distinct(d, &keys);
-    CHECK(d.values == want_values);
-    CHECK(d.counts == want_counts);
-    CHECK(keys == want_keys);
+    matches_reference(d, keys);
     CHECK_EQ(hist.distinct_count(), want_values.size());
     for (size_t i = 0; i < keys.size(); ++i) CHECK_EQ(static_cast<double>(hist.count_of_key(keys[i])), want_counts[i]);
     if (round % 2 == 0) {
@@ -764,9 +768,7 @@ TEST(fp16_histogram_matches_sorted_reference) {
       DistinctValues taken;
       std::vector<uint16_t> taken_keys;
       hist.take_distinct(taken, &taken_keys);
-      CHECK(taken.values == want_values);
-      CHECK(taken.counts == want_counts);
-      CHECK(taken_keys == want_keys);
+      matches_reference(taken, taken_keys);
       for (uint16_t key : want_keys) CHECK_EQ(hist.count_of_key(key), 0u);
     }
     CHECK_EQ(hist.distinct_count(), size_t{0});
