@@ -1139,13 +1139,19 @@ void Fp16Histogram::add(const uint16_t* data, size_t n, size_t stride, uint16_t*
           throw_non_finite(src[i]);
         }
     }
-    uint16_t lo = 0xFFFF, hi = 0;
-    for (size_t i = 0; i < m; ++i) {  // min/max: vectorizes
-      lo = keys[i] < lo ? keys[i] : lo;
-      hi = keys[i] > hi ? keys[i] : hi;
+    // min/max on the keys with the top bit flipped, as int16: baseline x86-64 (SSE2) has signed
+    // 16-bit min/max but not unsigned ones, so this vectorizes where the unsigned form did not
+    // (a quarter of the histogram pass).
+    int16_t lo_s = 0x7FFF, hi_s = -0x8000;
+    for (size_t i = 0; i < m; ++i) {
+      const int16_t k = static_cast<int16_t>(keys[i] ^ 0x8000u);
+      lo_s = k < lo_s ? k : lo_s;
+      hi_s = k > hi_s ? k : hi_s;
     }
     for (size_t i = 0; i < m; ++i) ++counts[keys[i]];
     if (m > 0) {
+      const uint16_t lo = static_cast<uint16_t>(static_cast<uint16_t>(lo_s) ^ 0x8000u);
+      const uint16_t hi = static_cast<uint16_t>(static_cast<uint16_t>(hi_s) ^ 0x8000u);
       lo_ = std::min<uint32_t>(lo_, lo);
       hi_ = std::max<uint32_t>(hi_, hi);
     }
