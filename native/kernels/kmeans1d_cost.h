@@ -41,12 +41,14 @@ struct CostTable {
   }
   double weight(size_t i, size_t j) const { return i <= j ? cumw[j + 1] - cumw[i] : 0.0; }
   // Sum of squared deviations of values i..j (inclusive) from their weighted mean.
-  double cost(size_t i, size_t j) const {
+  double cost(size_t i, size_t j) const { return cost(cumw.data(), cumsum.data(), cumsum2.data(), i, j); }
+  // The same on raw prefix-sum arrays (hot loops keep the pointers themselves).
+  static double cost(const double* cw, const double* cs, const double* cs2, size_t i, size_t j) {
     if (j < i) return 0.0;
-    double w = cumw[j + 1] - cumw[i];
-    double s1 = cumsum[j + 1] - cumsum[i];
+    double w = cw[j + 1] - cw[i];
+    double s1 = cs[j + 1] - cs[i];
     double mu = s1 / w;
-    double r = cumsum2[j + 1] - cumsum2[i];
+    double r = cs2[j + 1] - cs2[i];
     r += w * (mu * mu);
     r -= (2 * mu) * s1;
     return r;

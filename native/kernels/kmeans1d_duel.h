@@ -29,8 +29,10 @@ struct Duel {
   const double* cs;
   double wl, sl, we, se, k;
   Duel(const CostTable& ct, const double* best, const Later& l, size_t earlier)
-      : cw(ct.cumw.data()), cs(ct.cumsum.data()), wl(l.w), sl(l.s), we(cw[earlier]), se(cs[earlier]),
-        k((l.best - best[earlier]) + (ct.cumsum2[earlier] - l.s2)) {}
+      : Duel(ct.cumw.data(), ct.cumsum.data(), ct.cumsum2.data(), best, l, earlier) {}
+  Duel(const double* cumw, const double* cumsum, const double* cumsum2, const double* best, const Later& l, size_t earlier)
+      : cw(cumw), cs(cumsum), wl(l.w), sl(l.s), we(cw[earlier]), se(cs[earlier]),
+        k((l.best - best[earlier]) + (cumsum2[earlier] - l.s2)) {}
   bool later_wins(size_t i) const {
     const double w_l = cw[i + 1] - wl, s_l = cs[i + 1] - sl;
     const double w_e = cw[i + 1] - we, s_e = cs[i + 1] - se;

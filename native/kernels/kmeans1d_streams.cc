@@ -66,20 +66,20 @@ struct MaskAvx512 {
 
 template <class M>
 inline void step(PenalizedStream& st) {
-  const CostTable& ct = *st.ct;
   const size_t i = st.i, n = st.n;
   const double* best = st.best;
   uint32_t* cand = st.cand;
   uint32_t* from = st.from;
-  const Later later{ct.cumw[i], ct.cumsum[i], best[i], ct.cumsum2[i]};
+  const double *cw = st.cw, *cs = st.cs, *cs2 = st.cs2;
+  const Later later{cw[i], cs[i], best[i], cs2[i]};
   const size_t tail = st.tail;
   bool inserted = false;
   if (tail - st.head >= 2) {
     const size_t s1 = from[tail - 1] > i ? from[tail - 1] : i;
     const size_t s2 = from[tail - 2] > i ? from[tail - 2] : i;  // <= s1
     if (s1 + 8 <= n) {
-      const size_t r1 = kGallop8.at[M::mask8(Duel(ct, best, later, cand[tail - 1]), s1)];
-      const size_t r2 = kGallop8.at[M::mask8(Duel(ct, best, later, cand[tail - 2]), s2)];
+      const size_t r1 = kGallop8.at[M::mask8(Duel(cw, cs, cs2, best, later, cand[tail - 1]), s1)];
+      const size_t r2 = kGallop8.at[M::mask8(Duel(cw, cs, cs2, best, later, cand[tail - 2]), s2)];
       // r1 == 0: the back loses from its first row on and is popped; the answer is then the duel
       // with the one before it, exactly as the loop would have gone on.
       const size_t pop = r1 == 0, keep_second = 0 - pop;
@@ -96,7 +96,7 @@ inline void step(PenalizedStream& st) {
       } else if (r == 0) {  // both backs lose from their first rows on: pop both, go on as the loop would
         st.tail = tail - 2;
       } else {  // r == 8: still losing at s + 7, gallop on from there as the probe would
-        const Duel d(ct, best, later, cand[tail - 1 - pop]);
+        const Duel d(cw, cs, cs2, best, later, cand[tail - 1 - pop]);
         const size_t first_win = gallop_from(d, s + 7, 8, s + 15, n);
         st.tail = tail - pop;
         if (first_win < n) {
@@ -115,7 +115,7 @@ inline void step(PenalizedStream& st) {
   while (st.tail - head > 1 && from[head + 1] <= i) ++head;
   st.head = head;
   const size_t start = cand[head];
-  st.best[i + 1] = (st.best[start] + ct.cost(start, i)) + st.lambda;
+  st.best[i + 1] = (st.best[start] + CostTable::cost(cw, cs, cs2, start, i)) + st.lambda;
   st.last[i + 1] = static_cast<uint32_t>(start);
   st.i = i + 1;
 }

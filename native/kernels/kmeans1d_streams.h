@@ -22,6 +22,9 @@ namespace cmo::kernels {
 // One pass in progress: prefix optima best[0..i] and last starts last[1..i] of values [0, i).
 struct PenalizedStream {
   const CostTable* ct = nullptr;
+  const double* cw = nullptr;   // ct's prefix sums, held here: one load less per use in the loop
+  const double* cs = nullptr;
+  const double* cs2 = nullptr;
   size_t n = 0;
   double lambda = 0;
   double* best = nullptr;    // n + 1 entries
@@ -33,6 +36,9 @@ struct PenalizedStream {
   // Starts a pass over ct's n values with penalty lambda (buffers set by the caller).
   void start(const CostTable& table, size_t values, double penalty) {
     ct = &table;
+    cw = table.cumw.data();
+    cs = table.cumsum.data();
+    cs2 = table.cumsum2.data();
     n = values;
     lambda = penalty;
     best[0] = 0;
