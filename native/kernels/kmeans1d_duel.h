@@ -158,4 +158,30 @@ struct Avx2Probe {
 };
 #endif
 
+// Inserts start i (its sums in `later`) at the back of the deque cand[head, tail) of candidate
+// starts, each best from row from[·] on: pops the backs it beats from their first row on (Monge:
+// for good), then pushes it with the row where it starts winning (none: it never wins, not pushed).
+// The single pass's step and the interleaved passes' rare cases (kmeans1d_streams.cc).
+template <class Probe>
+inline void insert_candidate(const CostTable& ct, const double* best, uint32_t* cand, uint32_t* from, size_t head,
+                             size_t& tail, size_t i, size_t n, const Later& later) {
+  size_t first_win = i;
+  while (tail > head) {
+    const size_t back = cand[tail - 1];
+    const size_t s = from[tail - 1] > i ? from[tail - 1] : i;
+    const size_t r = Probe::first_win_row(Duel(ct, best, later, back), s, n);
+    if (r == s) {
+      --tail;
+      continue;
+    }
+    first_win = r;
+    break;
+  }
+  if (first_win < n) {
+    cand[tail] = static_cast<uint32_t>(i);
+    from[tail] = static_cast<uint32_t>(first_win);
+    ++tail;
+  }
+}
+
 }  // namespace cmo::kernels::duel

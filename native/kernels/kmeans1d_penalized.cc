@@ -27,26 +27,9 @@ inline void penalized_pass(const CostTable& ct, size_t n, double lambda, const P
   best[0] = 0;
   size_t head = 0, tail = 0;  // deque cand[head, tail): starts, each best from row from[·] on
   for (size_t i = 0; i < n; ++i) {
-    // Candidate start j = i (a cluster beginning at value i) joins once best[i] is known.
-    const size_t j = i;
-    const Later later{ct.cumw[j], ct.cumsum[j], best[j], ct.cumsum2[j]};
-    size_t first_win = i;
-    while (tail > head) {
-      const size_t back = cand[tail - 1];
-      const size_t s = from[tail - 1] > i ? from[tail - 1] : i;
-      const size_t r = Probe::first_win_row(Duel(ct, best, later, back), s, n);
-      if (r == s) {  // j wins from the back's first row on (Monge: for good): drop the back
-        --tail;
-        continue;
-      }
-      first_win = r;
-      break;
-    }
-    if (first_win < n) {
-      cand[tail] = static_cast<uint32_t>(j);
-      from[tail] = static_cast<uint32_t>(first_win);
-      ++tail;
-    }
+    // Candidate start i (a cluster beginning at value i) joins once best[i] is known.
+    const Later later{ct.cumw[i], ct.cumsum[i], best[i], ct.cumsum2[i]};
+    insert_candidate<Probe>(ct, best, cand, from, head, tail, i, n, later);
     while (tail - head > 1 && from[head + 1] <= i) ++head;
     const size_t start = cand[head];
     best[i + 1] = (best[start] + ct.cost(start, i)) + lambda;

@@ -16,29 +16,10 @@ using namespace duel;
 #define CMO_OPAQUE(x) (void)0
 #endif
 
-// The single pass's insertion (kmeans1d_penalized.cc): pop the backs the new start beats from their
-// first row on, then push it with the row where it starts winning.
+// The single pass's insertion (kmeans1d_duel.h), for the rare cases.
 template <class Probe>
 inline void insert_general(PenalizedStream& st, const Later& later) {
-  const CostTable& ct = *st.ct;
-  const size_t i = st.i, n = st.n;
-  size_t first_win = i;
-  while (st.tail > st.head) {
-    const size_t back = st.cand[st.tail - 1];
-    const size_t s = st.from[st.tail - 1] > i ? st.from[st.tail - 1] : i;
-    const size_t r = Probe::first_win_row(Duel(ct, st.best, later, back), s, n);
-    if (r == s) {
-      --st.tail;
-      continue;
-    }
-    first_win = r;
-    break;
-  }
-  if (first_win < n) {
-    st.cand[st.tail] = static_cast<uint32_t>(i);
-    st.from[st.tail] = static_cast<uint32_t>(first_win);
-    ++st.tail;
-  }
+  insert_candidate<Probe>(*st.ct, st.best, st.cand, st.from, st.head, st.tail, st.i, st.n, later);
 }
 
 // Each mask kind with its probe's insertion for the rare cases, kept out of line (inlined into the
