@@ -28,6 +28,18 @@ std::vector<float> correlated(int64_t rows, int64_t n, unsigned seed) {
 }
 std::vector<double> as_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
+// One layer's problem: `samples` correlated inputs X (seed x_seed), their Hessian accumulated on
+// `threads` threads, and random weights [rows, n] (seed w_seed).
+struct LayerCase {
+  std::vector<float> x;
+  Hessian h;
+  std::vector<float> w;
+  LayerCase(int64_t rows, int64_t n, int64_t samples, unsigned x_seed, unsigned threads, unsigned w_seed)
+      : x(correlated(samples, n, x_seed)), h(n), w(randn(static_cast<size_t>(rows * n), w_seed)) {
+    h.add_rows(x.data(), samples, threads);
+  }
+};
+
 struct Compared {
   bool masks_equal;
   double weight_rel;
@@ -111,10 +123,9 @@ TEST(block_threshold_is_the_kth_score_with_ties) {
 
 TEST(nm_2_4_every_group_and_reference) {
   const int64_t rows = 16, n = 256;
-  auto x = correlated(600, n, 3);
-  Hessian h(n);
-  h.add_rows(x.data(), 600, 4);
-  auto w = randn(static_cast<size_t>(rows * n), 4);
+  LayerCase layer(rows, n, 600, 3, 4, 4);
+  Hessian& h = layer.h;
+  auto& w = layer.w;
   SparseGptOptions o;
   o.n = 2;
   o.m = 4;
@@ -197,10 +208,9 @@ TEST(conv_with_groups_padding_stride_matches_reference) {
 
 TEST(quantized_survivors_match_reference) {
   const int64_t rows = 12, n = 160;
-  auto x = correlated(500, n, 11);
-  Hessian h(n);
-  h.add_rows(x.data(), 500, 2);
-  auto w = randn(static_cast<size_t>(rows * n), 12);
+  LayerCase layer(rows, n, 500, 11, 2, 12);
+  Hessian& h = layer.h;
+  auto& w = layer.w;
   for (int sym = 0; sym < 2; ++sym)
     for (int64_t gs : {int64_t{0}, int64_t{32}, int64_t{-1}}) {
       SparseGptOptions o;
@@ -297,10 +307,9 @@ TEST(wide_layer_with_a_score_buffer_matches_reference) {
   // Few rows next to many columns (rows·block <= columns²/32): the block's scores are computed once
   // into a buffer for the select and the mask; masks still equal the float64 reference's.
   const int64_t rows = 20, n = 400;
-  auto x = correlated(900, n, 31);
-  Hessian h(n);
-  h.add_rows(x.data(), 900, 3);
-  auto w = randn(static_cast<size_t>(rows * n), 32);
+  LayerCase layer(rows, n, 900, 31, 3, 32);
+  Hessian& h = layer.h;
+  auto& w = layer.w;
   SparseGptOptions o;
   o.target_sparsity = 0.5;
   check_against_ref(w, rows, n, h, o);
@@ -315,10 +324,10 @@ TEST(reconstruction_error_from_hessian_and_beats_magnitude) {
   // ‖WX − ŴX‖²/‖WX‖² computed directly from X equals the Hessian form; SparseGPT's is below
   // magnitude pruning's at the same 50 % sparsity on correlated inputs.
   const int64_t rows = 32, n = 96, samples = 800;
-  auto x = correlated(samples, n, 17);
-  Hessian h(n);
-  h.add_rows(x.data(), samples, 1);
-  auto w = randn(static_cast<size_t>(rows * n), 18);
+  LayerCase layer(rows, n, samples, 17, 1, 18);
+  const auto& x = layer.x;
+  Hessian& h = layer.h;
+  auto& w = layer.w;
   SparseGptOptions o;
   o.block_size = 32;
   auto r = sparse_gpt(w.data(), rows, n, h, o);
