@@ -87,14 +87,18 @@ stream::TransformOutput run(const PalettizeEntry& e, const blob::Record& record,
 
   stream::OutputBlob indices;
   blob::DType index_dtype = uint_dtype_for_bits(r.nbits);
-  indices.bytes.resize(blob::packed_size(index_dtype, r.indices.size()));
-  blob::pack_sub_byte(index_dtype, r.indices.data(), r.indices.size(), indices.bytes.data());
+  // Packed in place: the unpacked indices' buffer becomes the blob (no second multi-megabyte
+  // buffer to allocate and fault in per weight).
+  const size_t index_count = r.indices.size();
+  indices.bytes = std::move(r.indices);
+  blob::pack_sub_byte(index_dtype, indices.bytes.data(), index_count, indices.bytes.data());
+  indices.bytes.resize(blob::packed_size(index_dtype, index_count));
   if (e.ios16) {
     indices.dtype = blob::DType::UInt8;
     indices.element_count = indices.bytes.size();
   } else {
     indices.dtype = index_dtype;
-    indices.element_count = r.indices.size();
+    indices.element_count = index_count;
   }
   indices.inline_if_small = true;
 

@@ -149,7 +149,7 @@ bool all_in_range(DType dtype, unsigned bits, const uint8_t* values, uint64_t n)
 void pack_sub_byte(DType dtype, const uint8_t* values, uint64_t n, uint8_t* out) {
   unsigned bits = packable_bits(dtype, "pack");
   if (bits == 8) {
-    if (n) std::memcpy(out, values, n);
+    if (n && out != values) std::memmove(out, values, n);
     return;
   }
   if (!all_in_range(dtype, bits, values, n)) check_sub_byte_range(dtype, values, n);  // throws with the index

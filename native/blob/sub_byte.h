@@ -15,7 +15,9 @@ namespace cmo::blob {
 
 // Writes packed_size(dtype, n) bytes to `out`. Throws cmo::Error("ERANGE") naming the first
 // out-of-range value and its index (nothing useful is left in `out` then), cmo::Error("EWEIGHTS")
-// for a dtype that is neither sub-byte nor 8-bit.
+// for a dtype that is neither sub-byte nor 8-bit. `out` may be `values` itself (packing in place:
+// every byte is written at or before the values already read, and nothing is written before the
+// range check passes).
 void pack_sub_byte(DType dtype, const uint8_t* values, uint64_t n, uint8_t* out);
 // Reads packed_size(dtype, n) bytes from `packed`, writes n values one per byte.
 void unpack_sub_byte(DType dtype, const uint8_t* packed, uint64_t n, uint8_t* out);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "../util/byte_pool.h"
 #include "../util/error.h"
 #include "../util/fp16.h"
 #include "../util/thread_pool.h"
@@ -348,6 +349,7 @@ PalettizeResult palettize_tensor(const WeightView& w, const PalettizeParams& p, 
 
   res.indices_shape = w.shape;
   res.indices_shape[static_cast<size_t>(axis)] /= static_cast<int64_t>(V);
+  res.indices = BytePool::global().take(n_elem / V);  // recycled pages: no first-touch faults
   res.indices.assign(n_elem / V, 0);
   res.lut_shape.assign(rank + 2, 1);
   res.lut_shape[static_cast<size_t>(axis)] = static_cast<int64_t>(G);

@@ -4,16 +4,65 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <memory>
+#include <sys/mman.h>
 #include <thread>
 #include <utility>
 
+#include "../util/byte_pool.h"
 #include "../util/error.h"
+#include "../util/file_reader.h"
+#include "../util/huge_pages.h"
 #include "../util/thread_pool.h"
 
 namespace cmo::stream {
 
+namespace {
+
+// Record slices start on 64-byte boundaries, as records do in a blob file.
+constexpr uint64_t kSliceAlign = 64;
+size_t aligned(uint64_t bytes) { return static_cast<size_t>((bytes + kSliceAlign - 1) / kSliceAlign * kSliceAlign); }
+
+// Grow-only buffer, not zero-filled (every byte used is read from the file first), kept across
+// windows so that its pages are faulted in once per run, and 2 MB-aligned anonymous memory with
+// transparent huge pages asked for (util/huge_pages.h).
+class InputArena {
+ public:
+  ~InputArena() { release(); }
+  void reserve(size_t bytes) {
+    if (bytes <= capacity_) return;
+    release();  // the old window's inputs are no longer needed: do not hold both
+    const size_t mapped = bytes + kHugePageBytes;
+    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw Error("ENOMEM", "weight stream: cannot allocate " + std::to_string(bytes) + " bytes for inputs");
+    map_ = static_cast<uint8_t*>(p);
+    mapped_ = mapped;
+    data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1});
+    advise_huge_pages(data_, bytes);
+    capacity_ = bytes;
+  }
+  uint8_t* data() const { return data_; }
+
+ private:
+  void release() {
+    if (map_) ::munmap(map_, mapped_);
+    map_ = data_ = nullptr;
+    mapped_ = capacity_ = 0;
+  }
+  uint8_t* map_ = nullptr;
+  uint8_t* data_ = nullptr;
+  size_t mapped_ = 0, capacity_ = 0;
+};
+
+}  // namespace
+
 std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blob::StorageWriter& output,
                                            std::vector<Entry>& entries, const StreamOptions& options) {
+  // Buffers recycled between this job's weights are not held after it (util/byte_pool.h); declared
+  // first, so the pool is emptied after the writer thread has been joined.
+  struct EmptyPoolAtEnd {
+    ~EmptyPoolAtEnd() { BytePool::global().clear(); }
+  } empty_pool_at_end;
   std::vector<EntryResult> results(entries.size());
   std::vector<std::vector<blob::Record>> records(entries.size());
   std::vector<uint64_t> entry_bytes(entries.size(), 0);
@@ -86,7 +135,11 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
         r.info = std::move(out->info);
         r.passed_through = std::move(out->passed_through);
       }
-      if (out) *out = TransformOutput();  // free the window's memory as we go
+      if (out) {
+        // Blob buffers go back to the pool (pages already faulted in) for the next weights' use.
+        for (OutputBlob& b : out->blobs) BytePool::global().give(std::move(b.bytes));
+        *out = TransformOutput();  // free the window's memory as we go
+      }
       for (const auto& rec : records[i]) input.file().release(rec.data_offset, rec.size_in_bytes);
       done += static_cast<double>(entry_bytes[i]);
       if (options.progress) options.progress(done, total);
@@ -108,6 +161,10 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
     pending.join();
     if (pending.error) std::rethrow_exception(std::exchange(pending.error, nullptr));
   };
+  // Inputs of the transformed entries of a window, read with pread into one buffer reused for
+  // every window (util/file_reader.h: far cheaper than first touches of mapped pages).
+  const FileReader reader(input.path());
+  InputArena arena;
   size_t begin = 0;
   while (begin < entries.size()) {
     check_cancel();
@@ -119,19 +176,30 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
       window += entry_bytes[end];
       ++end;
     }
-    for (size_t i = begin; i < end; ++i)
-      if (entries[i].transform)
-        for (const auto& rec : records[i]) input.file().populate(rec.data_offset, rec.size_in_bytes);
     std::vector<TransformOutput> outputs(end - begin);
     std::vector<size_t> transformed;
-    for (size_t i = begin; i < end; ++i)
-      if (entries[i].transform) transformed.push_back(i);
-    // Big tensors parallelise inside their transform; many small ones parallelise here.
+    std::vector<size_t> slice;  // arena offset of each transformed entry's first record
+    size_t arena_bytes = 0;
+    for (size_t i = begin; i < end; ++i) {
+      if (!entries[i].transform) continue;
+      transformed.push_back(i);
+      slice.push_back(arena_bytes);
+      for (const auto& r : records[i]) arena_bytes += aligned(r.size_in_bytes);
+    }
+    arena.reserve(arena_bytes);
+    // Big tensors parallelise inside their transform; many small ones parallelise here. Each task
+    // reads its own records, so reading overlaps the other tasks' work.
     parallel_for(transformed.size(), [&](size_t t) {
       size_t i = transformed[t];
       if (options.cancelled && options.cancelled()) return;
       std::vector<Source> sources;
-      for (const auto& r : records[i]) sources.push_back({r, input.data(r)});
+      uint8_t* dst = arena.data() + slice[t];
+      for (const auto& r : records[i]) {
+        input.data(r);  // bounds check against the file (throws naming it)
+        reader.read_at(r.data_offset, static_cast<size_t>(r.size_in_bytes), dst);
+        sources.push_back({r, dst});
+        dst += aligned(r.size_in_bytes);
+      }
       outputs[i - begin] = entries[i].transform(sources);
     });
     finish_pending();

@@ -47,7 +47,8 @@ struct TransformOutput {
   std::string passed_through;
 };
 
-// One input record of an entry, as a view into the mapping.
+// One input record of an entry and its bytes (read into memory owned by the stream; valid during
+// the transform call).
 struct Source {
   blob::Record record;
   const uint8_t* data = nullptr;

@@ -1,5 +1,6 @@
 // Sub-byte packing and dtype table: spec §8.3 known answers, fast path vs the bit-at-a-time
 // reference on random data, range errors.
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -131,6 +132,30 @@ TEST(fast_pack_matches_reference_on_random_data) {
       CHECK_EQ(back_fast.back(), 0x77);
     }
   }
+}
+
+TEST(packing_in_place_matches_packing_to_another_buffer) {
+  std::mt19937_64 rng(4321);
+  for (DType t : kPackable) {
+    const unsigned bits = bits_of(t);
+    for (uint64_t n : {1ull, 7ull, 8ull, 9ull, 64ull, 65ull, 1000ull, 4099ull}) {
+      std::vector<uint8_t> values(n);
+      for (auto& v : values) {
+        const unsigned r = static_cast<unsigned>(rng() & ((1u << bits) - 1));
+        v = t == DType::Int4 ? static_cast<uint8_t>(static_cast<int>(r) - 8) : static_cast<uint8_t>(r);
+      }
+      std::vector<uint8_t> separate(packed_size(t, n));
+      pack_sub_byte_ref(t, values.data(), n, separate.data());
+      std::vector<uint8_t> in_place = values;
+      pack_sub_byte(t, in_place.data(), n, in_place.data());
+      CHECK(std::equal(separate.begin(), separate.end(), in_place.begin()));
+    }
+  }
+  // A range error is raised before anything is written: the values are left as they were.
+  std::vector<uint8_t> bad = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  const std::vector<uint8_t> before = bad;
+  CHECK_THROWS(pack_sub_byte(DType::UInt4, bad.data(), bad.size(), bad.data()));
+  CHECK(bad == before);
 }
 
 TEST(fast_unpack_matches_reference_on_arbitrary_bytes) {

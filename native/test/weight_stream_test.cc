@@ -90,6 +90,52 @@ TEST(copies_and_transforms_in_entry_order) {
   std::remove(out_path.c_str());
 }
 
+TEST(transforms_see_their_records_bytes) {
+  // Several transformed entries share a window (inputs read into one buffer, 64-byte aligned
+  // slices), one with an extra source: each transform must see exactly its records' bytes.
+  std::string in_path = temp_path("bytes_in"), out_path = temp_path("bytes_out");
+  auto offsets = make_input(in_path);
+  blob::StorageReader in(in_path);
+  blob::StorageWriter out(out_path);
+  std::vector<stream::Entry> entries(3);
+  entries[0].source_offset = offsets[1];
+  entries[1].source_offset = offsets[2];
+  entries[1].extra_sources = {offsets[0]};
+  entries[2].source_offset = offsets[0];
+  std::vector<std::vector<uint8_t>> seen(3);
+  for (size_t e = 0; e < entries.size(); ++e) {
+    entries[e].transform = [&seen, e](const std::vector<stream::Source>& sources) {
+      for (const auto& src : sources) {
+        CHECK_EQ(reinterpret_cast<uintptr_t>(src.data) % 64, uintptr_t(0));
+        seen[e].insert(seen[e].end(), src.data, src.data + src.record.size_in_bytes);
+      }
+      stream::TransformOutput t;
+      stream::OutputBlob b;
+      b.dtype = blob::DType::UInt8;
+      b.bytes = seen[e];
+      b.element_count = b.bytes.size();
+      t.blobs.push_back(std::move(b));
+      return t;
+    };
+  }
+  auto results = stream::run_weight_stream(in, out, entries, stream::StreamOptions());
+  out.close();
+  auto bytes_of = [&](uint64_t offset) {
+    const auto r = in.record(offset);
+    return std::vector<uint8_t>(in.data(r), in.data(r) + r.size_in_bytes);
+  };
+  std::vector<uint8_t> expect1 = bytes_of(offsets[2]), tail = bytes_of(offsets[0]);
+  expect1.insert(expect1.end(), tail.begin(), tail.end());
+  CHECK(seen[0] == bytes_of(offsets[1]));
+  CHECK(seen[1] == expect1);
+  CHECK(seen[2] == bytes_of(offsets[0]));
+  blob::StorageReader check(out_path);
+  const auto written = check.record(results[1].outputs[0].offset);
+  CHECK(std::equal(check.data(written), check.data(written) + written.size_in_bytes, expect1.begin()));
+  std::remove(in_path.c_str());
+  std::remove(out_path.c_str());
+}
+
 TEST(cancellation_stops_before_writing_more) {
   std::string in_path = temp_path("in2"), out_path = temp_path("out2");
   auto offsets = make_input(in_path);
