@@ -1,6 +1,6 @@
 // Micro-benchmark (not a test): CPU time of palettize_tensor on synthetic fp16 weights at SDXL
 // sizes, single thread. Build (from the repo root):
-//   g++ -O3 -std=c++17 -ffp-contract=off -fno-trapping-math -Inative bench/palettize_native.cc native/kernels/{kmeans1d,kmeans1d_penalized,kmeans1d_streams,kmeans_sklearn,palettize,lut_modes,vector_kmeans,synthetic}.cc native/util/*.cc -lpthread -o /tmp/palettize_native
+//   g++ -O3 -std=c++17 -ffp-contract=off -fno-trapping-math -Inative bench/palettize_native.cc native/kernels/{kmeans1d,kmeans1d_penalized,kmeans1d_streams,kmeans_sklearn,palettize,lut_modes,vector_kmeans,synthetic,fp16_histogram_simd}.cc native/util/*.cc -lpthread -o /tmp/palettize_native
 //   /tmp/palettize_native [rows cols nbits group_size cluster_dim]...
 // Prints CPU ns per weight (getrusage: the machine may be shared), the SSE and a hash of the indices
 // and LUT (equal hashes before and after a change: the same output). PALETTIZE_REPEAT=N: best of N.

@@ -1,5 +1,6 @@
 #include "kmeans1d.h"
 
+#include "fp16_histogram_simd.h"
 #include "kmeans1d_cost.h"
 #include "kmeans1d_penalized.h"
 #include "kmeans1d_streams.h"
@@ -1110,7 +1111,8 @@ constexpr size_t kKeyBlock = 4096;
 
 }  // namespace
 
-Fp16Histogram::Fp16Histogram() : counts_(65536 + 8, 0) {}
+Fp16Histogram::Fp16Histogram(bool vector_collect)
+    : counts_(65536 + 16, 0), vector_collect_(vector_collect && fp16_histogram_simd::avx512_supported()) {}
 
 void Fp16Histogram::add_one(uint16_t h) {
   if ((h & 0x7C00u) == 0x7C00u) throw_non_finite(h);
@@ -1171,6 +1173,21 @@ void Fp16Histogram::collect(DistinctValues& out, std::vector<uint16_t>* keys, ui
     out.values.clear();
     out.counts.clear();
     if (keys) keys->clear();
+    return;
+  }
+  if (vector_collect_) {
+    // AVX-512: 16 counters per test, compressed to (key, count) pairs, then expanded to values.
+    thread_local std::vector<uint32_t> found_keys, found_counts;
+    const size_t first = lo_ & ~size_t{15}, last = hi_;
+    found_keys.resize(last - first + 16);
+    found_counts.resize(last - first + 16);
+    const size_t m = fp16_histogram_simd::compact_nonzero_avx512(counts_.data(), first, last, found_keys.data(),
+                                                                 found_counts.data(), zero);
+    out.values.resize(m);
+    out.counts.resize(m);
+    if (keys) keys->resize(m);
+    fp16_histogram_simd::expand_avx512(found_keys.data(), found_counts.data(), m, out.values.data(), out.counts.data(),
+                                       keys ? keys->data() : nullptr);
     return;
   }
   thread_local std::vector<uint16_t> found;

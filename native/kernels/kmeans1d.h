@@ -113,7 +113,9 @@ uint32_t fp16_order_keys(const uint16_t* data, size_t n, uint16_t* keys);
 // eight counters per test, so a sparse range costs ~1 instruction per key of the range.
 class Fp16Histogram {
  public:
-  Fp16Histogram();
+  // vector_collect: distinct() compacts the counters with AVX-512 where the CPU has it (false: the
+  // portable loop, which the tests compare it with).
+  explicit Fp16Histogram(bool vector_collect = true);
   // Counts `n` values read at data[i*stride]. Throws cmo::Error("EINVAL") naming NaN/Inf.
   // keys_out (optional, n entries) receives each value's order key, for a caller that maps every
   // value again afterwards (palettization's indices) without recomputing the keys.
@@ -130,8 +132,9 @@ class Fp16Histogram {
  private:
   // zero: the counters to reset as they are read (take_distinct), or nullptr.
   void collect(DistinctValues& out, std::vector<uint16_t>* keys, uint32_t* zero) const;
-  std::vector<uint32_t> counts_;  // indexed by order key, 8 spare zero counters at the end
+  std::vector<uint32_t> counts_;  // indexed by order key, 16 spare zero counters at the end
   uint32_t lo_ = 65536, hi_ = 0;  // touched key range (empty when lo_ > hi_)
+  bool vector_collect_;
 };
 
 // Sorted distinct values of a float array with counts; ±0 merged; NaN/Inf → cmo::Error("EINVAL").

@@ -706,8 +706,9 @@ TEST(fp16_histogram_orders_values_and_merges_zero) {
 // The histogram's blocked key pass, key-range scan and clear against an independent reference
 // (values sorted as doubles, ±0 merged): dense weight-like groups, a few values spread over the
 // whole fp16 range, several add() calls (strided, add_one, more than one 4,096-key block), reuse
-// after clear(), and a NaN in a later block (the histogram is left empty and usable).
-TEST(fp16_histogram_matches_sorted_reference) {
+// after clear(), and a NaN in a later block (the histogram is left empty and usable). Both
+// collects: the portable loop and the AVX-512 one (where the CPU has it).
+static void check_fp16_histogram(bool vector_collect) {
   std::mt19937_64 rng(11);
   auto finite_bits = [&] {
     for (;;) {
@@ -716,13 +717,16 @@ TEST(fp16_histogram_matches_sorted_reference) {
     }
   };
   std::normal_distribution<double> nd(0, 0.02);
-  Fp16Histogram hist;
-  for (int round = 0; round < 6; ++round) {
+  Fp16Histogram hist(vector_collect);
+  for (int round = 0; round < 8; ++round) {
     std::vector<uint16_t> all;  // every value added this round
-    const size_t n = round % 3 == 0 ? 20000 : round % 3 == 1 ? 37 : 9000;
+    // Rounds 6 and 7: one value, then every finite pattern (the whole key range, all counters set).
+    const size_t n = round == 6 ? 1 : round == 7 ? 65536 : round % 3 == 0 ? 20000 : round % 3 == 1 ? 37 : 9000;
     std::vector<uint16_t> data(n * 3);
     for (uint16_t& h : data) h = round % 3 == 1 ? finite_bits() : double_to_half(nd(rng));
-    if (round % 3 == 2) {  // strided, then single values, then a plain block
+    if (round == 7)
+      for (size_t i = 0; i < n; ++i) data[i] = static_cast<uint16_t>((i & 0x7C00) == 0x7C00 ? 0x3C00 : i);
+    if (round % 3 == 2 && round < 6) {  // strided, then single values, then a plain block
       hist.add(data.data(), n, 3);
       for (size_t i = 0; i < n; ++i) all.push_back(data[i * 3]);
       for (size_t i = 0; i < 5; ++i) {
@@ -732,8 +736,10 @@ TEST(fp16_histogram_matches_sorted_reference) {
       hist.add(data.data() + 1, 4100);
       all.insert(all.end(), data.begin() + 1, data.begin() + 4101);
     } else {
-      data[7] = 0x8000;  // −0
-      data[8] = 0x0000;
+      if (n > 8) {
+        data[7] = 0x8000;  // −0
+        data[8] = 0x0000;
+      }
       hist.add(data.data(), n);
       all.assign(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
     }
@@ -792,6 +798,11 @@ TEST(fp16_histogram_matches_sorted_reference) {
   std::vector<uint16_t> finite(1000);
   for (uint16_t& h : finite) h = finite_bits();
   CHECK_EQ(fp16_order_keys(finite.data(), finite.size(), keys.data()), 0u);
+}
+
+TEST(fp16_histogram_matches_sorted_reference) {
+  check_fp16_histogram(false);
+  check_fp16_histogram(true);
 }
 
 TEST(double_to_half_is_correctly_rounded) {
