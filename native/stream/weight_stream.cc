@@ -5,14 +5,13 @@
 #include <exception>
 #include <map>
 #include <memory>
-#include <sys/mman.h>
 #include <thread>
 #include <utility>
 
 #include "../util/byte_pool.h"
 #include "../util/error.h"
 #include "../util/file_reader.h"
-#include "../util/huge_pages.h"
+#include "../util/free_memory.h"
 #include "../util/thread_pool.h"
 
 namespace cmo::stream {
@@ -23,35 +22,24 @@ namespace {
 constexpr uint64_t kSliceAlign = 64;
 size_t aligned(uint64_t bytes) { return static_cast<size_t>((bytes + kSliceAlign - 1) / kSliceAlign * kSliceAlign); }
 
-// Grow-only buffer, not zero-filled (every byte used is read from the file first), kept across
-// windows so that its pages are faulted in once per run, and 2 MB-aligned anonymous memory with
-// transparent huge pages asked for (util/huge_pages.h).
+// Grow-only buffer for a window's inputs, kept across windows so that its pages are faulted in
+// once per run; mapped 2 MiB-aligned with transparent huge pages asked for (ScratchFloats).
 class InputArena {
  public:
-  ~InputArena() { release(); }
   void reserve(size_t bytes) {
     if (bytes <= capacity_) return;
-    release();  // the old window's inputs are no longer needed: do not hold both
-    const size_t mapped = bytes + kHugePageBytes;
-    void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw Error("ENOMEM", "weight stream: cannot allocate " + std::to_string(bytes) + " bytes for inputs");
-    map_ = static_cast<uint8_t*>(p);
-    mapped_ = mapped;
-    data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) & ~uintptr_t{kHugePageBytes - 1});
-    advise_huge_pages(data_, bytes);
+    buffer_.reset();  // the old window's inputs are no longer needed: do not hold both
+    buffer_ = std::make_unique<ScratchFloats>((bytes + kSliceAlign + sizeof(float) - 1) / sizeof(float));
     capacity_ = bytes;
   }
-  uint8_t* data() const { return data_; }
+  uint8_t* data() const {  // 64-byte aligned (small buffers are not mapped, only new[]-aligned)
+    const uintptr_t p = reinterpret_cast<uintptr_t>(buffer_->data());
+    return reinterpret_cast<uint8_t*>((p + kSliceAlign - 1) & ~uintptr_t{kSliceAlign - 1});
+  }
 
  private:
-  void release() {
-    if (map_) ::munmap(map_, mapped_);
-    map_ = data_ = nullptr;
-    mapped_ = capacity_ = 0;
-  }
-  uint8_t* map_ = nullptr;
-  uint8_t* data_ = nullptr;
-  size_t mapped_ = 0, capacity_ = 0;
+  std::unique_ptr<ScratchFloats> buffer_;
+  size_t capacity_ = 0;
 };
 
 }  // namespace

@@ -2,7 +2,8 @@
 
 #include <utility>
 
-#include "huge_pages.h"
+#include "free_memory.h"
+
 
 namespace cmo {
 
@@ -29,7 +30,7 @@ std::vector<uint8_t> BytePool::take(size_t bytes) {
   }
   std::vector<uint8_t> v;
   v.reserve(bytes);
-  if (bytes >= kMinBytes) advise_huge_pages(v.data(), bytes);
+  advise_huge_pages(v.data(), bytes);  // most of it, where the allocation is big enough
   return v;
 }
 

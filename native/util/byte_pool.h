@@ -17,8 +17,7 @@ class BytePool {
  public:
   static BytePool& global();
 
-  // An empty vector with capacity >= bytes: a pooled one when there is one, else a new one (huge
-  // pages asked for where it is large).
+  // An empty vector with capacity >= bytes: a pooled one when there is one, else a new one.
   std::vector<uint8_t> take(size_t bytes);
   // Keeps `v`'s storage for a later take() when it is large enough to matter and the pool has room;
   // frees it otherwise.

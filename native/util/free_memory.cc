@@ -34,6 +34,18 @@ void release_free_memory() {
 #endif
 }
 
+void advise_huge_pages(void* p, size_t bytes) {
+#if defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = ScratchFloats::kHugePageBytes;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 ScratchFloats::ScratchFloats(size_t count) : count_(count) {
   if (count == 0) return;
 #if CMO_SCRATCH_MMAP
@@ -50,9 +62,7 @@ ScratchFloats::ScratchFloats(size_t count) : count_(count) {
     auto addr = reinterpret_cast<uintptr_t>(map_);
     if (huge) {
       addr = (addr + kHugePageBytes - 1) & ~(uintptr_t{kHugePageBytes} - 1);
-#if defined(MADV_HUGEPAGE)
-      madvise(reinterpret_cast<void*>(addr), span, MADV_HUGEPAGE);
-#endif
+      advise_huge_pages(reinterpret_cast<void*>(addr), span);
     }
     p_ = reinterpret_cast<float*>(addr);
     return;

@@ -7,13 +7,11 @@
 #include <new>
 #include <string>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "../../linalg/blas.h"
 #include "../../linalg/sgemm_kernels.h"
 #include "../../util/error.h"
+#include "../../util/free_memory.h"
 #include "../../util/thread_pool.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -402,7 +400,7 @@ float* alloc_uninitialized(size_t n) {
   if (bytes >= 2 * kHuge) {
     const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
     if (void* p = std::aligned_alloc(kHuge, rounded)) {
-      madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without THP it is plain memory
+      advise_huge_pages(p, rounded);  // advice only: without THP it is plain memory
       return static_cast<float*>(p);
     }
   }
