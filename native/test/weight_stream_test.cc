@@ -31,13 +31,29 @@ std::vector<uint64_t> make_input(const std::string& path) {
   return offsets;
 }
 
+// An input file from make_input, its reader, an output writer; both files removed at the end.
+struct StreamFiles {
+  std::string in_path, out_path;
+  std::vector<uint64_t> offsets;
+  blob::StorageReader in;
+  blob::StorageWriter out;
+  explicit StreamFiles(const char* tag)
+      : in_path(temp_path((std::string(tag) + "_in").c_str())),
+        out_path(temp_path((std::string(tag) + "_out").c_str())),
+        offsets(make_input(in_path)),
+        in(in_path),
+        out(out_path) {}
+  ~StreamFiles() {
+    std::remove(in_path.c_str());
+    std::remove(out_path.c_str());
+  }
+};
+
 }  // namespace
 
 TEST(copies_and_transforms_in_entry_order) {
-  std::string in_path = temp_path("in"), out_path = temp_path("out");
-  auto offsets = make_input(in_path);
-  blob::StorageReader in(in_path);
-  blob::StorageWriter out(out_path);
+  StreamFiles files("order");
+  auto& [in_path, out_path, offsets, in, out] = files;
   std::vector<stream::Entry> entries(3);
   entries[0].source_offset = offsets[2];  // copied verbatim, first
   entries[1].source_offset = offsets[1];  // transformed: a small immediate + a blob
@@ -86,17 +102,13 @@ TEST(copies_and_transforms_in_entry_order) {
   CHECK(std::equal(check.data(copied), check.data(copied) + copied.size_in_bytes, in.data(original)));
   auto big = check.record(results[1].outputs[1].offset);
   CHECK_EQ(big.size_in_bytes, uint64_t(64));
-  std::remove(in_path.c_str());
-  std::remove(out_path.c_str());
 }
 
 TEST(transforms_see_their_records_bytes) {
   // Several transformed entries share a window (inputs read into one buffer, 64-byte aligned
   // slices), one with an extra source: each transform must see exactly its records' bytes.
-  std::string in_path = temp_path("bytes_in"), out_path = temp_path("bytes_out");
-  auto offsets = make_input(in_path);
-  blob::StorageReader in(in_path);
-  blob::StorageWriter out(out_path);
+  StreamFiles files("bytes");
+  auto& [in_path, out_path, offsets, in, out] = files;
   std::vector<stream::Entry> entries(3);
   entries[0].source_offset = offsets[1];
   entries[1].source_offset = offsets[2];
@@ -132,15 +144,11 @@ TEST(transforms_see_their_records_bytes) {
   blob::StorageReader check(out_path);
   const auto written = check.record(results[1].outputs[0].offset);
   CHECK(std::equal(check.data(written), check.data(written) + written.size_in_bytes, expect1.begin()));
-  std::remove(in_path.c_str());
-  std::remove(out_path.c_str());
 }
 
 TEST(cancellation_stops_before_writing_more) {
-  std::string in_path = temp_path("in2"), out_path = temp_path("out2");
-  auto offsets = make_input(in_path);
-  blob::StorageReader in(in_path);
-  blob::StorageWriter out(out_path);
+  StreamFiles files("cancel");
+  auto& [in_path, out_path, offsets, in, out] = files;
   std::vector<stream::Entry> entries(3);
   for (size_t i = 0; i < 3; ++i) entries[i].source_offset = offsets[i];
   stream::StreamOptions opts;
@@ -150,15 +158,11 @@ TEST(cancellation_stops_before_writing_more) {
   CHECK_THROWS(stream::run_weight_stream(in, out, entries, opts));
   CHECK(out.count() < 3u);
   out.close();
-  std::remove(in_path.c_str());
-  std::remove(out_path.c_str());
 }
 
 TEST(bad_source_offset_is_reported_before_any_work) {
-  std::string in_path = temp_path("in3"), out_path = temp_path("out3");
-  make_input(in_path);
-  blob::StorageReader in(in_path);
-  blob::StorageWriter out(out_path);
+  StreamFiles files("bad_offset");
+  auto& [in_path, out_path, offsets, in, out] = files;
   std::vector<stream::Entry> entries(1);
   entries[0].source_offset = 12345;
   bool threw = false;
@@ -170,8 +174,6 @@ TEST(bad_source_offset_is_reported_before_any_work) {
   CHECK(threw);
   CHECK_EQ(out.count(), 0u);
   out.close();
-  std::remove(in_path.c_str());
-  std::remove(out_path.c_str());
 }
 
 CMO_TEST_MAIN()
