@@ -46,11 +46,11 @@ class InputArena {
 
 std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blob::StorageWriter& output,
                                            std::vector<Entry>& entries, const StreamOptions& options) {
-  // Buffers recycled between this job's weights are not held after it (util/byte_pool.h); declared
-  // first, so the pool is emptied after the writer thread has been joined.
-  struct EmptyPoolAtEnd {
-    ~EmptyPoolAtEnd() { BytePool::global().clear(); }
-  } empty_pool_at_end;
+  // Buffers recycled between this job's weights: at most BytePool::kIdleBytes stay pooled after it
+  // (util/byte_pool.h). Declared first, so the pool is trimmed after the writer thread has been joined.
+  struct TrimPoolAtEnd {
+    ~TrimPoolAtEnd() { BytePool::global().trim(BytePool::kIdleBytes); }
+  } trim_pool_at_end;
   std::vector<EntryResult> results(entries.size());
   std::vector<std::vector<blob::Record>> records(entries.size());
   std::vector<uint64_t> entry_bytes(entries.size(), 0);

@@ -1,4 +1,4 @@
-// BytePool: recycled storage comes back (same memory), bounds on what is kept, clear().
+// BytePool: recycled storage comes back (same memory), bounds on what is kept, trim().
 #include <vector>
 
 #include "check.h"
@@ -35,7 +35,7 @@ TEST(smallest_fitting_buffer_is_chosen) {
   CHECK(pool.take(1 << 20).data() == big_at);
 }
 
-TEST(small_buffers_and_overflow_are_freed_not_kept) {
+TEST(small_buffers_overflow_and_trimmed_ones_are_freed) {
   BytePool pool;
   std::vector<uint8_t> tiny(1000);
   pool.give(std::move(tiny));
@@ -47,7 +47,9 @@ TEST(small_buffers_and_overflow_are_freed_not_kept) {
   }
   for (auto& v : held) pool.give(std::move(v));
   CHECK_EQ(pool.pooled_bytes(), BytePool::kMaxBytes);  // 32 kept, 8 freed
-  pool.clear();
+  pool.trim(BytePool::kIdleBytes);  // what a finished job leaves
+  CHECK_EQ(pool.pooled_bytes(), BytePool::kIdleBytes);
+  pool.trim();
   CHECK_EQ(pool.pooled_bytes(), size_t{0});
 }
 

@@ -1,5 +1,6 @@
 #include "byte_pool.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "free_memory.h"
@@ -43,12 +44,14 @@ void BytePool::give(std::vector<uint8_t>&& v) {
   free_.push_back(std::move(dropped));
 }
 
-void BytePool::clear() {
-  std::vector<std::vector<uint8_t>> freed;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    freed.swap(free_);
-    bytes_ = 0;
+void BytePool::trim(size_t keep_bytes) {
+  std::vector<std::vector<uint8_t>> freed;  // freed outside the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  std::sort(free_.begin(), free_.end(), [](const auto& a, const auto& b) { return a.capacity() < b.capacity(); });
+  while (bytes_ > keep_bytes) {
+    bytes_ -= free_.back().capacity();
+    freed.push_back(std::move(free_.back()));
+    free_.pop_back();
   }
 }
 
