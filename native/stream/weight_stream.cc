@@ -81,12 +81,14 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
   const unsigned threads = ThreadPool::global()->size();
   double done = 0;
   // Appends one computed window to the output, in entry order (dedup, inline small blobs, copies of
-  // skipped entries), frees its buffers and releases its input pages.
+  // skipped entries), frees its buffers and releases the input pages the copies mapped in.
   auto write_window = [&](size_t wbegin, size_t wend, std::vector<TransformOutput>& outputs) {
     for (size_t i = wbegin; i < wend; ++i) {
       EntryResult& r = results[i];
       TransformOutput* out = entries[i].transform ? &outputs[i - wbegin] : nullptr;
-      if (!out || !out->skipped.empty()) {
+      // Only verbatim copies read the input through the map; transforms read it with pread.
+      const bool copied = !out || !out->skipped.empty();
+      if (copied) {
         for (const auto& rec : records[i]) {
           EntryOutput o;
           o.offset = output.copy_record(input, rec);
@@ -128,7 +130,8 @@ std::vector<EntryResult> run_weight_stream(const blob::StorageReader& input, blo
         for (OutputBlob& b : out->blobs) BytePool::global().give(std::move(b.bytes));
         *out = TransformOutput();  // free the window's memory as we go
       }
-      for (const auto& rec : records[i]) input.file().release(rec.data_offset, rec.size_in_bytes);
+      if (copied)
+        for (const auto& rec : records[i]) input.file().release(rec.data_offset, rec.size_in_bytes);
       done += static_cast<double>(entry_bytes[i]);
       if (options.progress) options.progress(done, total);
     }
