@@ -82,18 +82,6 @@ void MappedFile::advise_sequential(uint64_t offset, uint64_t length) const {
   ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_SEQUENTIAL);
 }
 
-void MappedFile::populate(uint64_t offset, uint64_t length) const {
-#if defined(MADV_POPULATE_READ)
-  if (!data_ || size_ == 0 || offset >= size_) return;
-  uint64_t start = page_floor(offset);
-  uint64_t end = offset + length > size_ ? size_ : offset + length;
-  ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_POPULATE_READ);  // best effort
-#else
-  (void)offset;
-  (void)length;
-#endif
-}
-
 void MappedFile::release(uint64_t offset, uint64_t length) const {
   if (!data_ || size_ == 0 || offset >= size_) return;
   uint64_t start = page_floor(offset);

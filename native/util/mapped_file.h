@@ -1,5 +1,6 @@
 // Read-only memory map of a whole file. Large weight files (> 4 GB) are never read into memory:
-// kernels work on views of the mapping and the OS pages data in and out as needed.
+// kernels work on views of the mapping (the compression stream reads its inputs with pread instead:
+// util/file_reader.h) and the OS pages data in and out as needed.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,9 +24,6 @@ class MappedFile {
 
   // Tells the kernel we read [offset, offset+length) once, front to back (streaming passes).
   void advise_sequential(uint64_t offset, uint64_t length) const;
-  // Maps [offset, offset+length) into the page tables in one call (Linux MADV_POPULATE_READ), so
-  // that reading it does not fault once per page; a no-op where the kernel lacks it.
-  void populate(uint64_t offset, uint64_t length) const;
   // Lets the kernel drop pages we are done with, bounding resident memory on huge files.
   void release(uint64_t offset, uint64_t length) const;
 
